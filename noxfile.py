@@ -1,0 +1,51 @@
+"""Every task of the project: `nox` runs lint, types, tests, infra and e2e.
+
+`nox -l` lists the sessions; arguments after `--` go to the tool a session
+runs (pytest, ruff, ...), e.g. `nox -s tests -- -k stripe`.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "types", "tests", "infra", "e2e"]
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+SOURCES = ["functions", "infra", "tests", "noxfile.py"]
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff: lint rules and the formatter's check, no changes written."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", *(session.posargs or SOURCES))
+    session.run("ruff", "format", "--check", *(session.posargs or SOURCES))
+
+
+@nox.session(python=PYTHON)
+def types(session: nox.Session) -> None:
+    """Mypy in strict mode over the functions and the Pulumi program."""
+    session.install("-e", ".[types,test,infra]")
+    session.run("mypy", *(session.posargs or ["functions", "infra"]))
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests (the integration tier starts the real emulators)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/unit", "tests/integration", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def infra(session: nox.Session) -> None:
+    """The Pulumi program under pulumi.runtime.set_mocks: security properties of the graph."""
+    session.install("-e", ".[test,infra]")
+    session.run("pytest", "tests/infra", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """End to end against a real WordPress, the emulators and both functions."""
+    session.install("-e", ".[test,e2e]")
+    session.run("pytest", "tests/e2e", *session.posargs)
