@@ -1,0 +1,1 @@
+"""The hookpress Pulumi program: one ComponentResource per concern, wired in ``__main__``."""

@@ -1,0 +1,44 @@
+"""What every hookpress component shares: its type token, child options, its dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+
+__all__ = ["Component"]
+
+
+class Component(pulumi.ComponentResource):
+    """A ComponentResource whose children are parented to it and wait for ``depends_on``.
+
+    Children do not inherit a component's ``depends_on`` by themselves, so the
+    APIs a component needs are passed in once and every child gets them through
+    :meth:`child`.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(f"hookpress:infra:{kind}", name, None, opts)
+        self._depends_on = list(depends_on)
+
+    def child(
+        self,
+        depends_on: Sequence[pulumi.Resource] = (),
+        ignore_changes: list[str] | None = None,
+        protect: bool | None = None,
+        delete_before_replace: bool | None = None,
+    ) -> pulumi.ResourceOptions:
+        """Options for a child resource: parent=self plus the component's dependencies."""
+        return pulumi.ResourceOptions(
+            parent=self,
+            depends_on=[*self._depends_on, *depends_on],
+            ignore_changes=ignore_changes,
+            protect=protect,
+            delete_before_replace=delete_before_replace,
+        )

@@ -1,0 +1,218 @@
+"""Configuration validation: a bad value stops the program with one sentence naming the key."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+from conftest import BASE_CONFIG, SECRET_KEYS
+
+from infra.config import ConfigError, Settings, load
+
+
+def _load(**overrides: str | None) -> Settings:
+    config = dict(BASE_CONFIG)
+    for key, value in overrides.items():
+        full = key if ":" in key else f"hookpress:{key}"
+        if value is None:
+            config.pop(full, None)
+        else:
+            config[full] = value
+    pulumi.runtime.set_all_config(config, SECRET_KEYS)
+    return load()
+
+
+def _refused(key: str, **overrides: str | None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        _load(**overrides)
+    message = str(caught.value)
+    assert key in message, message
+    assert message.endswith("."), message
+    assert "\n" not in message
+    return message
+
+
+def test_config_error_is_a_run_error() -> None:
+    """Pulumi prints a RunError as its message alone, without a stack trace."""
+    assert issubclass(ConfigError, pulumi.RunError)
+
+
+def test_defaults() -> None:
+    s = _load()
+    assert (s.push.min_backoff_s, s.push.max_backoff_s) == (10, 600)
+    assert s.push.max_delivery_attempts == 5
+    assert s.push.ack_deadline_s == s.deliver.sizing.timeout_s == 60
+    assert s.deliver.wp_concurrency_cap == 8
+    assert (s.deliver.sizing.max_instances, s.deliver.sizing.concurrency) == (8, 1)
+    assert (s.ingress.sizing.min_instances, s.ingress.sizing.concurrency) == (0, 16)
+    assert s.ingress.sizing.memory == "512Mi"
+    assert s.ingress.sizing.timeout_s == 60
+    assert s.deliver.wp_base_url == "https://wp.example.com/wp-json"
+
+
+@pytest.mark.parametrize("value", ["9", "601", "0", "-5"])
+def test_retry_min_backoff_must_be_within_10_and_600(value: str) -> None:
+    message = _refused("hookpress:retryMinBackoffS", retryMinBackoffS=value)
+    assert "between 10 and 600" in message
+
+
+@pytest.mark.parametrize("value", ["9", "601"])
+def test_retry_max_backoff_must_be_within_10_and_600(value: str) -> None:
+    message = _refused("hookpress:retryMaxBackoffS", retryMaxBackoffS=value)
+    assert "between 10 and 600" in message
+
+
+def test_retry_min_backoff_not_above_max() -> None:
+    _refused("hookpress:retryMinBackoffS", retryMinBackoffS="300", retryMaxBackoffS="200")
+
+
+@pytest.mark.parametrize("value", ["4", "101", "0"])
+def test_dead_letter_attempts_must_be_within_5_and_100(value: str) -> None:
+    message = _refused("hookpress:deadLetterMaxAttempts", deadLetterMaxAttempts=value)
+    assert "between 5 and 100" in message
+
+
+def test_retry_and_dead_letter_bounds_are_accepted() -> None:
+    s = _load(retryMinBackoffS="10", retryMaxBackoffS="600", deadLetterMaxAttempts="100")
+    assert (s.push.min_backoff_s, s.push.max_backoff_s, s.push.max_delivery_attempts) == (
+        10,
+        600,
+        100,
+    )
+
+
+def test_not_a_number_is_refused_with_the_key() -> None:
+    message = _refused("hookpress:deadLetterMaxAttempts", deadLetterMaxAttempts="five")
+    assert "whole number" in message
+
+
+def test_ack_deadline_must_cover_the_deliver_timeout() -> None:
+    _refused("hookpress:ackDeadlineS", deliverTimeoutS="120", ackDeadlineS="60")
+
+
+def test_ack_deadline_follows_the_deliver_timeout_by_default() -> None:
+    s = _load(deliverTimeoutS="120")
+    assert s.push.ack_deadline_s == 120
+
+
+def test_wordpress_timeouts_must_fit_in_the_deliver_timeout() -> None:
+    _refused("hookpress:deliverTimeoutS", deliverTimeoutS="30", wpReadTimeoutS="30")
+
+
+def test_concurrency_cap_must_divide_by_the_deliver_concurrency() -> None:
+    _refused("hookpress:wpConcurrencyCap", wpConcurrencyCap="8", deliverConcurrency="3")
+
+
+def test_fractional_cpu_cannot_serve_concurrent_requests() -> None:
+    _refused("hookpress:ingressCpu", ingressCpu="0.5", ingressConcurrency="16")
+
+
+def test_min_instances_not_above_max() -> None:
+    _refused("hookpress:ingressMinInstances", ingressMinInstances="5", ingressMaxInstances="2")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://wp.example.com/wp-json",
+        "https://user:pw@wp.example.com/wp-json",
+        "https://wp.example.com/wp-json?x=1",
+        "wp.example.com",
+    ],
+)
+def test_wordpress_url_must_be_plain_https(url: str) -> None:
+    _refused("hookpress:wpBaseUrl", wpBaseUrl=url)
+
+
+def test_wordpress_url_is_required() -> None:
+    _refused("hookpress:wpBaseUrl", wpBaseUrl=None)
+
+
+def test_project_is_required() -> None:
+    _refused("gcp:project", **{"gcp:project": None})
+
+
+def test_sources_are_required() -> None:
+    _refused("hookpress:sources", sources=None)
+
+
+def test_unknown_scheme_is_refused() -> None:
+    message = _refused("hookpress:sources", sources=json.dumps({"x": {"scheme": "md5"}}))
+    assert "stripe" in message  # the sentence lists the valid schemes
+
+
+def test_bad_source_name_is_refused() -> None:
+    _refused("hookpress:sources", sources=json.dumps({"Bad Name": {"scheme": "github"}}))
+
+
+def test_unknown_source_key_is_refused() -> None:
+    _refused(
+        "hookpress:sources",
+        sources=json.dumps({"gh": {"scheme": "github", "secretValue": "x"}}),
+    )
+
+
+def test_two_sources_cannot_share_a_secret() -> None:
+    _refused(
+        "hookpress:sources",
+        sources=json.dumps(
+            {"a": {"scheme": "github", "secret": "s"}, "b": {"scheme": "github", "secret": "s"}}
+        ),
+    )
+
+
+def test_raw_delete_must_come_after_cold() -> None:
+    _refused("hookpress:rawDeleteAfterDays", rawColdAfterDays="60", rawDeleteAfterDays="30")
+
+
+def test_raw_payloads_outlive_records() -> None:
+    _refused("hookpress:rawDeleteAfterDays", rawDeleteAfterDays="10", rawColdAfterDays="0")
+
+
+def test_soft_delete_window() -> None:
+    _refused("hookpress:rawSoftDeleteDays", rawSoftDeleteDays="3")
+
+
+def test_storage_class() -> None:
+    _refused("hookpress:rawColdStorageClass", rawColdStorageClass="STANDARD")
+
+
+def test_subnet_range() -> None:
+    _refused("hookpress:egressSubnetCidr", egressSubnetCidr="10.8.0.0/30")
+
+
+def test_egress_ip_count() -> None:
+    _refused("hookpress:egressIpCount", egressIpCount="0")
+
+
+def test_alert_email() -> None:
+    _refused("hookpress:alertEmails", alertEmails=json.dumps(["not-an-address"]))
+
+
+def test_schedule() -> None:
+    _refused("hookpress:reconcileSchedule", reconcileSchedule="every 5 minutes")
+
+
+def test_first_rotation_time() -> None:
+    _refused("hookpress:wpPasswordFirstRotation", wpPasswordFirstRotation="tomorrow")
+
+
+def test_name_prefix() -> None:
+    _refused("hookpress:namePrefix", namePrefix="Hook_Press")
+
+
+def test_wordpress_secret_differs_from_source_secrets() -> None:
+    _refused("hookpress:wpAppPasswordSecretId", wpAppPasswordSecretId="hookpress-source-stripe")
+
+
+def test_function_url_is_the_cloudfunctions_url() -> None:
+    s = _load()
+    assert s.function_url("deliver") == (
+        "https://europe-west1-hookpress-test.cloudfunctions.net/hookpress-deliver"
+    )
+
+
+def test_secret_values_are_read_only_when_managed() -> None:
+    assert _load(manageSecretValues="false").wp_app_password is None
+    assert _load(manageSecretValues="true").wp_app_password is not None
