@@ -1,0 +1,116 @@
+"""Each deployed archive imports with nothing but its own requirements.txt installed.
+
+The archive is built exactly as the program uploads it, unzipped into a
+fresh directory, and ``import main`` runs there in a fresh virtual
+environment holding only that function's requirements: a dependency that
+lives only in the developer's environment, or a core module left out of the
+archive, fails here instead of in the first cold start.
+
+A function whose folder does not exist yet in the repository is tested with
+a fixture folder (a minimal entry point importing the core), so the test
+names say which is which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import FUNCTIONS, REPO, write_function
+
+from infra import archive
+
+pytestmark = pytest.mark.slow
+
+CORE = REPO / "functions" / "hookpress"
+_VENVS: dict[str, Path] = {}
+
+
+def _source(name: str, tmp: Path) -> tuple[Path, str]:
+    if _kind(name) == "repository":
+        return REPO / "functions" / name, "repository"
+    fixture = tmp / "fixture" / name
+    write_function(fixture, name)
+    return fixture, "fixture"
+
+
+def _python() -> str:
+    return shutil.which("python3.11") or sys.executable
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def _venv(requirements: Path, root: Path) -> Path:
+    """One venv per distinct requirements.txt content, shared by the session."""
+    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    if key not in _VENVS:
+        venv = root / f"venv-{key}"
+        subprocess.run([_python(), "-m", "venv", str(venv)], check=True, timeout=120)
+        result = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(requirements)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=_clean_env(),
+        )
+        assert result.returncode == 0, f"pip install -r {requirements} failed:\n{result.stderr}"
+        _VENVS[key] = venv
+    return _VENVS[key]
+
+
+@pytest.fixture(scope="session")
+def venv_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("venvs")
+
+
+def _kind(name: str) -> str:
+    real = REPO / "functions" / name
+    has = (real / "main.py").is_file() and (real / "requirements.txt").is_file()
+    return "repository" if has else "fixture"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS, ids=[f"{n}-{_kind(n)}" for n in FUNCTIONS])
+def test_archive_imports_with_only_its_requirements(
+    name: str, tmp_path: Path, venv_root: Path
+) -> None:
+    source, kind = _source(name, tmp_path)
+    files = archive.collect(source, CORE)
+    unpacked = tmp_path / "unpacked"
+    zip_path = tmp_path / f"{name}.zip"
+    zip_path.write_bytes(archive.build_zip(files))
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(unpacked)
+    assert not (unpacked / "hookpress" / "local").exists()
+    assert not (unpacked / "hookpress" / "cli").exists()
+
+    venv = _venv(unpacked / "requirements.txt", venv_root)
+    probe = (
+        "import main, hookpress; "
+        "print(main.__file__); print(hookpress.__file__); "
+        f"assert callable(getattr(main, {name!r}))"
+    )
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-E", "-s", "-c", probe],
+        cwd=unpacked,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_clean_env(),
+    )
+    assert result.returncode == 0, (
+        f"{name} ({kind} folder) does not import from its archive:\n{result.stderr}"
+    )
+    main_file, core_file = result.stdout.split()[:2]
+    # Both come from the unzipped archive, not from anything installed.
+    assert Path(main_file).resolve().parent == unpacked.resolve()
+    assert Path(core_file).resolve().parent == (unpacked / "hookpress").resolve()
