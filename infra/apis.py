@@ -1,0 +1,69 @@
+"""The Google APIs the stack uses, and the Google-managed service agents it grants roles to."""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_gcp import projects
+
+from infra.base import Component
+
+__all__ = ["SERVICES", "Apis"]
+
+SERVICES = (
+    "artifactregistry.googleapis.com",  # images the function builds produce
+    "cloudbuild.googleapis.com",  # Cloud Run functions build with Cloud Build
+    "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",  # project-level IAM members
+    "cloudscheduler.googleapis.com",  # the reconciler's schedule
+    "compute.googleapis.com",  # VPC, Cloud Router, Cloud NAT, static addresses
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",  # gen2 functions are Cloud Run services
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+)
+
+
+class Apis(Component):
+    """Enables every API the program needs; exposes the Pub/Sub and Secret Manager agents.
+
+    APIs are left enabled when the stack is destroyed: turning an API off can
+    break other workloads in the same project.
+    """
+
+    def __init__(self, name: str, project: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("Apis", name, opts=opts)
+        self.services = [
+            projects.Service(
+                service.split(".")[0],
+                project=project,
+                service=service,
+                disable_on_destroy=False,
+                disable_dependent_services=False,
+                opts=self.child(),
+            )
+            for service in SERVICES
+        ]
+        # The service agents exist once their API is on; ServiceIdentity makes sure
+        # they do (a fresh project has none until first use) and yields their e-mail.
+        self.pubsub_agent = projects.ServiceIdentity(
+            "pubsub-agent",
+            project=project,
+            service="pubsub.googleapis.com",
+            opts=self.child(depends_on=self.services),
+        )
+        self.secretmanager_agent = projects.ServiceIdentity(
+            "secretmanager-agent",
+            project=project,
+            service="secretmanager.googleapis.com",
+            opts=self.child(depends_on=self.services),
+        )
+        self.register_outputs(
+            {
+                "pubsubAgent": self.pubsub_agent.email,
+                "secretManagerAgent": self.secretmanager_agent.email,
+            }
+        )

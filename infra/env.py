@@ -1,0 +1,104 @@
+"""The environment of each deployed function, from the stack settings.
+
+Ingress and deliver read exactly these variables through
+``hookpress.settings`` (``IngressSettings.from_env``/``DeliverSettings.from_env``);
+the infra tests parse the environments built here with those very functions.
+Secrets are named (Secret Manager secret ids), never included: the
+functions fetch the values at run time with their own identity. The secrets
+backend is left to its default, Secret Manager.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import pulumi
+
+from infra.config import Settings
+
+__all__ = ["deliver_env", "ingress_env", "reconcile_env", "rotate_env", "sources_json"]
+
+Env = Mapping[str, pulumi.Input[str]]
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def sources_json(settings: Settings) -> str:
+    """``HOOKPRESS_SOURCES``: each source's scheme and the *id* of its secret."""
+    return json.dumps(
+        {s.name: {"scheme": s.scheme, "secret": s.secret_id} for s in settings.sources},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def _common(settings: Settings) -> dict[str, pulumi.Input[str]]:
+    return {
+        "HOOKPRESS_PROJECT": settings.project,
+        "HOOKPRESS_FIRESTORE_DATABASE": settings.firestore_database,
+        "HOOKPRESS_EVENT_TTL_DAYS": str(settings.event_ttl_days),
+    }
+
+
+def ingress_env(
+    settings: Settings, *, raw_bucket: pulumi.Input[str], events_topic: pulumi.Input[str]
+) -> Env:
+    """What ``IngressSettings.from_env`` reads."""
+    return {
+        **_common(settings),
+        "HOOKPRESS_SOURCES": sources_json(settings),
+        "HOOKPRESS_RAW_BUCKET": raw_bucket,
+        "HOOKPRESS_EVENTS_TOPIC": events_topic,
+        "HOOKPRESS_MAX_BODY_BYTES": str(settings.ingress.max_body_bytes),
+        "HOOKPRESS_TIMESTAMP_TOLERANCE_S": str(settings.ingress.timestamp_tolerance_s),
+    }
+
+
+def _wordpress(settings: Settings) -> dict[str, pulumi.Input[str]]:
+    d = settings.deliver
+    return {
+        "HOOKPRESS_WP_BASE_URL": d.wp_base_url,
+        "HOOKPRESS_WP_USER": d.wp_user,
+        "HOOKPRESS_WP_APP_PASSWORD_SECRET": d.wp_app_password_secret_id,
+    }
+
+
+def _push(audience: str, push_account: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+    return {
+        "HOOKPRESS_PUSH_AUTH": "oidc",
+        "HOOKPRESS_PUSH_AUDIENCE": audience,
+        "HOOKPRESS_PUSH_SERVICE_ACCOUNT": push_account,
+    }
+
+
+def deliver_env(
+    settings: Settings, *, raw_bucket: pulumi.Input[str], push_account: pulumi.Input[str]
+) -> Env:
+    """What ``DeliverSettings.from_env`` reads; the audience is deliver's own URL."""
+    d = settings.deliver
+    return {
+        **_common(settings),
+        **_wordpress(settings),
+        **_push(settings.function_url("deliver"), push_account),
+        "HOOKPRESS_RAW_BUCKET": raw_bucket,
+        "HOOKPRESS_WP_CONNECT_TIMEOUT_S": _seconds(d.wp_connect_timeout_s),
+        "HOOKPRESS_WP_READ_TIMEOUT_S": _seconds(d.wp_read_timeout_s),
+        "HOOKPRESS_PAUSE_WP_DELIVERY": "true" if d.paused else "false",
+    }
+
+
+def reconcile_env(settings: Settings, *, events_topic: pulumi.Input[str]) -> Env:
+    """The reconciler: the records it sweeps and the topic it re-publishes to."""
+    return {**_common(settings), "HOOKPRESS_EVENTS_TOPIC": events_topic}
+
+
+def rotate_env(settings: Settings, *, push_account: pulumi.Input[str]) -> Env:
+    """The rotator: the WordPress it creates passwords on and the secret it stores them in."""
+    return {
+        "HOOKPRESS_PROJECT": settings.project,
+        **_wordpress(settings),
+        **_push(settings.function_url("rotate"), push_account),
+    }

@@ -1,0 +1,74 @@
+"""Firestore (native mode): the event records and their TTL.
+
+``events/{event_key}.expire_at`` is a TTL field: Firestore deletes a record
+some time after that instant. For schemes without a signed timestamp that
+horizon is also how long a replayed delivery is recognised as a duplicate.
+The field is exempt from indexing: a monotonically increasing timestamp
+index is a write hot spot and nothing queries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_gcp import firestore
+
+from infra.base import Component
+
+__all__ = ["EventStore", "EventStoreArgs"]
+
+
+@dataclass(frozen=True)
+class EventStoreArgs:
+    """Which database, where, and whether this stack creates it."""
+
+    project: str
+    location: str
+    database: str
+    create_database: bool
+    collection: str = "events"
+    ttl_field: str = "expire_at"
+
+
+class EventStore(Component):
+    """The Firestore database (optionally created here) and the TTL policy on the events."""
+
+    def __init__(
+        self,
+        name: str,
+        args: EventStoreArgs,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("EventStore", name, depends_on, opts)
+        self.database_name = args.database
+        self.database: firestore.Database | None = None
+        after: list[pulumi.Resource] = []
+        if args.create_database:
+            self.database = firestore.Database(
+                "database",
+                project=args.project,
+                name=args.database,
+                location_id=args.location,
+                type="FIRESTORE_NATIVE",
+                concurrency_mode="OPTIMISTIC",
+                point_in_time_recovery_enablement="POINT_IN_TIME_RECOVERY_ENABLED",
+                delete_protection_state="DELETE_PROTECTION_ENABLED",
+                # A destroyed stack leaves the records; delete the database by hand.
+                deletion_policy="ABANDON",
+                opts=self.child(),
+            )
+            after.append(self.database)
+        self.ttl = firestore.Field(
+            "events-ttl",
+            project=args.project,
+            database=args.database,
+            collection=args.collection,
+            field=args.ttl_field,
+            ttl_config=firestore.FieldTtlConfigArgs(),
+            index_config=firestore.FieldIndexConfigArgs(indexes=[]),
+            opts=self.child(depends_on=after),
+        )
+        self.register_outputs({"database": args.database})

@@ -1,0 +1,54 @@
+"""One service account per workload: each function, each caller of a function, the builds.
+
+No workload ever runs as the default compute service account, and no account
+is shared, so a grant to one never widens another. The roles each account
+holds are granted next to the resource they are on (see ``access.py``,
+``push.py``, ``schedule.py``, ``build.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pulumi
+from pulumi_gcp import serviceaccount
+
+from infra.base import Component
+
+__all__ = ["Identities"]
+
+
+class Identities(Component):
+    """Creates ``{prefix}-{role}`` service accounts for the roles given (description by role)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        project: str,
+        prefix: str,
+        roles: Mapping[str, str],
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("Identities", name, depends_on, opts)
+        self.accounts: dict[str, serviceaccount.Account] = {
+            role: serviceaccount.Account(
+                role,
+                project=project,
+                account_id=f"{prefix}-{role}",
+                display_name=f"hookpress {role}",
+                description=description,
+                opts=self.child(),
+            )
+            for role, description in roles.items()
+        }
+        self.register_outputs({role: sa.email for role, sa in self.accounts.items()})
+
+    def email(self, role: str) -> pulumi.Output[str]:
+        """The e-mail of the account for ``role``."""
+        return self.accounts[role].email
+
+    def member(self, role: str) -> pulumi.Output[str]:
+        """``serviceAccount:<email>`` of the account for ``role``, for IAM bindings."""
+        return self.accounts[role].member

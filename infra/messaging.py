@@ -1,0 +1,88 @@
+"""Pub/Sub topics: ``events`` (ingress → deliver) and ``events-dead`` with its pull subscription.
+
+Messages that exhaust their delivery attempts land on ``events-dead``; its
+pull subscription keeps them 7 days for ``hookpress`` tooling and alerting
+(the record itself stays in Firestore as ``dead`` and the payload in GCS, so
+replay does not depend on this backlog). Pub/Sub forwards dead letters as
+its own service agent, which therefore publishes to ``events-dead``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_gcp import pubsub
+
+from infra.base import Component
+
+__all__ = ["DEAD_LETTER_RETENTION", "Messaging", "MessagingArgs"]
+
+DEAD_LETTER_RETENTION = "604800s"  # 7 days, the longest Pub/Sub keeps unacked messages
+
+
+@dataclass(frozen=True)
+class MessagingArgs:
+    """Topic names and who forwards dead letters."""
+
+    project: str
+    pubsub_agent_member: pulumi.Input[str]
+    labels: dict[str, str]
+    events_topic: str = "events"
+    dead_topic: str = "events-dead"
+
+
+class Messaging(Component):
+    """The events topic, the dead-letter topic, its pull subscription and the agent's grant."""
+
+    def __init__(
+        self,
+        name: str,
+        args: MessagingArgs,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("Messaging", name, depends_on, opts)
+        self.events = pubsub.Topic(
+            "events",
+            project=args.project,
+            name=args.events_topic,
+            labels=args.labels,
+            opts=self.child(),
+        )
+        self.dead = pubsub.Topic(
+            "events-dead",
+            project=args.project,
+            name=args.dead_topic,
+            labels=args.labels,
+            opts=self.child(),
+        )
+        self.dead_pull = pubsub.Subscription(
+            "events-dead-pull",
+            project=args.project,
+            name=f"{args.dead_topic}-pull",
+            topic=self.dead.id,
+            ack_deadline_seconds=60,
+            message_retention_duration=DEAD_LETTER_RETENTION,
+            retain_acked_messages=False,
+            # Never expire for inactivity: a quiet dead-letter queue is the good case.
+            expiration_policy=pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
+            labels=args.labels,
+            opts=self.child(),
+        )
+        self.dead_publisher = pubsub.TopicIAMMember(
+            "events-dead-agent-publisher",
+            project=args.project,
+            topic=self.dead.name,
+            role="roles/pubsub.publisher",
+            member=args.pubsub_agent_member,
+            opts=self.child(),
+        )
+        self.register_outputs(
+            {
+                "eventsTopic": self.events.name,
+                "deadTopic": self.dead.name,
+                "deadSubscription": self.dead_pull.name,
+            }
+        )

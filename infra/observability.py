@@ -1,0 +1,346 @@
+"""Log-based metrics, alert policies, a dashboard and where alerts go.
+
+The functions log one structured JSON line per event (``hookpress.logs``):
+``component`` (ingress, deliver, ...), ``outcome`` and ``reason``. Metrics
+count those lines; labels are only ever extracted from bounded values
+(outcome, reason, and the source name of *accepted* events), never from
+what an anonymous caller put in the URL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_gcp import logging, monitoring
+
+from infra.base import Component
+
+__all__ = ["LOG_METRICS", "LogMetric", "Observability", "ObservabilityArgs"]
+
+
+@dataclass(frozen=True)
+class LogMetric:
+    """One counter over the functions' structured logs."""
+
+    key: str
+    description: str
+    component: str
+    outcome_filter: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+LOG_METRICS = (
+    LogMetric(
+        "accepted",
+        "Webhooks accepted: stored, recorded and published (202).",
+        "ingress",
+        'jsonPayload.outcome="accepted"',
+        (("source", "jsonPayload.source"),),
+    ),
+    LogMetric(
+        "duplicate",
+        "Webhooks seen before (200 duplicate).",
+        "ingress",
+        'jsonPayload.outcome="duplicate"',
+        (("source", "jsonPayload.source"),),
+    ),
+    LogMetric(
+        "rejected",
+        "Webhooks refused, by outcome and reason (4xx/5xx).",
+        "ingress",
+        'jsonPayload.outcome!="accepted" AND jsonPayload.outcome!="duplicate" '
+        'AND jsonPayload.outcome!="challenge"',
+        (("outcome", "jsonPayload.outcome"), ("reason", "jsonPayload.reason")),
+    ),
+    LogMetric(
+        "delivered",
+        "Events WordPress accepted (2xx).",
+        "deliver",
+        'jsonPayload.outcome="delivered"',
+    ),
+    LogMetric(
+        "failed",
+        "Events WordPress refused for good (permanent 4xx): acked, need a look.",
+        "deliver",
+        'jsonPayload.outcome="failed"',
+        (("reason", "jsonPayload.reason"),),
+    ),
+    LogMetric(
+        "dead",
+        "Events whose delivery attempts ran out (dead-lettered).",
+        "deliver",
+        'jsonPayload.outcome="dead"',
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    """What to watch and whom to tell."""
+
+    project: str
+    prefix: str
+    ingress_service: str
+    deliver_service: str
+    push_subscription: pulumi.Input[str]
+    dead_subscription: pulumi.Input[str]
+    alert_emails: Sequence[str]
+    notification_channels: Sequence[str]
+    oldest_unacked_alert_s: int
+    delivery_failures_threshold: int
+
+
+def _extractor(field: str) -> str:
+    return f"EXTRACT({field})"
+
+
+class Observability(Component):
+    """Log metrics, notification channels, four alert policies and one dashboard."""
+
+    def __init__(
+        self,
+        name: str,
+        args: ObservabilityArgs,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("Observability", name, depends_on, opts)
+        self.metrics: dict[str, logging.Metric] = {}
+        for metric in LOG_METRICS:
+            service = (
+                args.ingress_service if metric.component == "ingress" else args.deliver_service
+            )
+            self.metrics[metric.key] = logging.Metric(
+                f"metric-{metric.key}",
+                project=args.project,
+                name=self.metric_name(args.prefix, metric.key),
+                description=metric.description,
+                filter=(
+                    'resource.type="cloud_run_revision" '
+                    f'AND resource.labels.service_name="{service}" '
+                    f'AND jsonPayload.component="{metric.component}" '
+                    f"AND {metric.outcome_filter}"
+                ),
+                metric_descriptor=logging.MetricMetricDescriptorArgs(
+                    metric_kind="DELTA",
+                    value_type="INT64",
+                    unit="1",
+                    labels=[
+                        logging.MetricMetricDescriptorLabelArgs(key=key, value_type="STRING")
+                        for key, _ in metric.labels
+                    ],
+                ),
+                label_extractors={key: _extractor(field) for key, field in metric.labels} or None,
+                opts=self.child(),
+            )
+
+        self.channels = [
+            monitoring.NotificationChannel(
+                f"email-{index}",
+                project=args.project,
+                display_name=f"hookpress alerts: {email}",
+                type="email",
+                labels={"email_address": email},
+                opts=self.child(),
+            )
+            for index, email in enumerate(args.alert_emails)
+        ]
+        channel_ids: list[pulumi.Input[str]] = [c.id for c in self.channels]
+        channel_ids.extend(args.notification_channels)
+
+        def policy(
+            key: str,
+            title: str,
+            runbook: str,
+            metric_filter: pulumi.Input[str],
+            threshold: float,
+            aligner: str,
+            period_s: int,
+            severity: str,
+            after: Sequence[pulumi.Resource] = (),
+        ) -> monitoring.AlertPolicy:
+            return monitoring.AlertPolicy(
+                f"alert-{key}",
+                project=args.project,
+                display_name=f"{args.prefix}: {title}",
+                combiner="OR",
+                severity=severity,
+                notification_channels=channel_ids,
+                documentation=monitoring.AlertPolicyDocumentationArgs(
+                    mime_type="text/markdown", content=runbook
+                ),
+                conditions=[
+                    monitoring.AlertPolicyConditionArgs(
+                        display_name=title,
+                        condition_threshold=monitoring.AlertPolicyConditionConditionThresholdArgs(
+                            filter=metric_filter,
+                            comparison="COMPARISON_GT",
+                            threshold_value=threshold,
+                            duration="0s",
+                            aggregations=[
+                                monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                                    alignment_period=f"{period_s}s",
+                                    per_series_aligner=aligner,
+                                    cross_series_reducer="REDUCE_SUM"
+                                    if aligner == "ALIGN_SUM"
+                                    else "REDUCE_MAX",
+                                )
+                            ],
+                        ),
+                    )
+                ],
+                alert_strategy=monitoring.AlertPolicyAlertStrategyArgs(auto_close="86400s"),
+                opts=self.child(depends_on=after),
+            )
+
+        def subscription_filter(metric: str, subscription: pulumi.Input[str]) -> pulumi.Output[str]:
+            return pulumi.Output.from_input(subscription).apply(
+                lambda sub: (
+                    f'metric.type="pubsub.googleapis.com/subscription/{metric}" '
+                    f'AND resource.type="pubsub_subscription" '
+                    f'AND resource.labels.subscription_id="{sub}"'
+                )
+            )
+
+        failed = self.metrics["failed"]
+        self.alerts = [
+            policy(
+                "dead-letters",
+                "dead-letter backlog",
+                "Events exhausted their delivery attempts and sit on the dead-letter "
+                "subscription. See docs/runbook.md, 'Dead letters'.",
+                subscription_filter("num_undelivered_messages", args.dead_subscription),
+                0,
+                "ALIGN_MAX",
+                60,
+                "ERROR",
+            ),
+            policy(
+                "oldest-unacked",
+                "deliveries are stuck",
+                f"The oldest undelivered event is older than {args.oldest_unacked_alert_s} s: "
+                "WordPress is probably down or refusing. See docs/runbook.md, 'WordPress outage'.",
+                subscription_filter("oldest_unacked_message_age", args.push_subscription),
+                args.oldest_unacked_alert_s,
+                "ALIGN_MAX",
+                60,
+                "WARNING",
+            ),
+            policy(
+                "ingress-5xx",
+                "ingress answers 5xx",
+                "The ingress answered 5xx (a backend is failing; providers will retry). "
+                "See docs/runbook.md.",
+                'metric.type="run.googleapis.com/request_count" '
+                'AND resource.type="cloud_run_revision" '
+                f'AND resource.labels.service_name="{args.ingress_service}" '
+                'AND metric.labels.response_code_class="5xx"',
+                0,
+                "ALIGN_SUM",
+                300,
+                "ERROR",
+            ),
+            policy(
+                "delivery-failures",
+                "deliveries fail permanently",
+                "WordPress refused events for good (permanent 4xx); they are marked failed. "
+                "See docs/runbook.md, 'Failed deliveries'.",
+                failed.name.apply(
+                    lambda n: (
+                        f'metric.type="logging.googleapis.com/user/{n}" '
+                        'AND resource.type="cloud_run_revision"'
+                    )
+                ),
+                args.delivery_failures_threshold,
+                "ALIGN_SUM",
+                300,
+                "ERROR",
+                after=[failed],
+            ),
+        ]
+
+        self.dashboard = monitoring.Dashboard(
+            "dashboard",
+            project=args.project,
+            dashboard_json=pulumi.Output.all(args.push_subscription, args.dead_subscription).apply(
+                lambda subs: json.dumps(
+                    self.dashboard_spec(args, str(subs[0]), str(subs[1])), sort_keys=True
+                )
+            ),
+            opts=self.child(depends_on=list(self.metrics.values())),
+        )
+        self.register_outputs({"dashboard": self.dashboard.id})
+
+    @staticmethod
+    def metric_name(prefix: str, key: str) -> str:
+        """The log-based metric's name (``logging.googleapis.com/user/<name>``)."""
+        return f"{prefix}-{key}"
+
+    @classmethod
+    def dashboard_spec(
+        cls, args: ObservabilityArgs, push_sub: str, dead_sub: str
+    ) -> dict[str, Any]:
+        """The dashboard as the Monitoring API's JSON: one chart per line of the flow."""
+
+        def chart(title: str, metric_filter: str, aligner: str = "ALIGN_RATE") -> dict[str, Any]:
+            return {
+                "title": title,
+                "xyChart": {
+                    "dataSets": [
+                        {
+                            "plotType": "LINE",
+                            "timeSeriesQuery": {
+                                "timeSeriesFilter": {
+                                    "filter": metric_filter,
+                                    "aggregation": {
+                                        "alignmentPeriod": "60s",
+                                        "perSeriesAligner": aligner,
+                                    },
+                                }
+                            },
+                        }
+                    ]
+                },
+            }
+
+        def user(key: str) -> str:
+            return (
+                f'metric.type="logging.googleapis.com/user/{cls.metric_name(args.prefix, key)}" '
+                'AND resource.type="cloud_run_revision"'
+            )
+
+        def sub(metric: str, name: str) -> str:
+            return (
+                f'metric.type="pubsub.googleapis.com/subscription/{metric}" '
+                f'AND resource.type="pubsub_subscription" '
+                f'AND resource.labels.subscription_id="{name}"'
+            )
+
+        charts = [chart(f"{m.key} / s", user(m.key)) for m in LOG_METRICS]
+        charts += [
+            chart(
+                "ingress requests by status class",
+                'metric.type="run.googleapis.com/request_count" '
+                'AND resource.type="cloud_run_revision" '
+                f'AND resource.labels.service_name="{args.ingress_service}"',
+            ),
+            chart("undelivered events", sub("num_undelivered_messages", push_sub), "ALIGN_MAX"),
+            chart(
+                "oldest undelivered event (s)",
+                sub("oldest_unacked_message_age", push_sub),
+                "ALIGN_MAX",
+            ),
+            chart("dead letters waiting", sub("num_undelivered_messages", dead_sub), "ALIGN_MAX"),
+        ]
+        tiles = [
+            {"xPos": (i % 2) * 24, "yPos": (i // 2) * 16, "width": 24, "height": 16, "widget": c}
+            for i, c in enumerate(charts)
+        ]
+        return {
+            "displayName": f"{args.prefix}: webhooks",
+            "mosaicLayout": {"columns": 48, "tiles": tiles},
+        }

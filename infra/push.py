@@ -1,0 +1,107 @@
+"""A Pub/Sub push subscription into a private function, authenticated with OIDC.
+
+Pub/Sub signs each push with a Google-issued OIDC token for the push
+identity, with the function's URL as audience; Cloud Run checks the token
+and the identity's ``run.invoker`` (granted on the function, see
+``function.py``), and deliver checks audience and e-mail again itself.
+Failures back off exponentially; with a dead-letter topic, a message is
+forwarded after the configured number of attempts, which needs the Pub/Sub
+service agent to subscribe here (and to publish on the dead-letter topic,
+see ``messaging.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_gcp import pubsub, serviceaccount
+
+from infra.base import Component
+
+__all__ = ["PushSubscription", "PushSubscriptionArgs"]
+
+
+@dataclass(frozen=True)
+class PushSubscriptionArgs:
+    """Topic, endpoint, identity and the retry/dead-letter policy."""
+
+    project: str
+    name: str
+    topic: pulumi.Input[str]
+    endpoint: pulumi.Input[str]
+    audience: pulumi.Input[str]
+    push_account_email: pulumi.Input[str]
+    push_account_id: pulumi.Input[str]
+    pubsub_agent_member: pulumi.Input[str]
+    ack_deadline_s: int
+    min_backoff_s: int
+    max_backoff_s: int
+    labels: dict[str, str]
+    dead_letter_topic: pulumi.Input[str] | None = None
+    max_delivery_attempts: int = 5
+    filter: str | None = None
+    message_retention: str = "604800s"
+
+
+class PushSubscription(Component):
+    """The subscription and the grants Pub/Sub needs to sign pushes and dead-letter them."""
+
+    def __init__(
+        self,
+        name: str,
+        args: PushSubscriptionArgs,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("PushSubscription", name, depends_on, opts)
+        # Projects created before April 2021 need this for Pub/Sub to mint the OIDC
+        # token; it is scoped to the push identity, never the project.
+        self.token_creator = serviceaccount.IAMMember(
+            "agent-token-creator",
+            service_account_id=args.push_account_id,
+            role="roles/iam.serviceAccountTokenCreator",
+            member=args.pubsub_agent_member,
+            opts=self.child(),
+        )
+        self.subscription = pubsub.Subscription(
+            "subscription",
+            project=args.project,
+            name=args.name,
+            topic=args.topic,
+            ack_deadline_seconds=args.ack_deadline_s,
+            message_retention_duration=args.message_retention,
+            expiration_policy=pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
+            filter=args.filter,
+            push_config=pubsub.SubscriptionPushConfigArgs(
+                push_endpoint=args.endpoint,
+                oidc_token=pubsub.SubscriptionPushConfigOidcTokenArgs(
+                    service_account_email=args.push_account_email,
+                    audience=args.audience,
+                ),
+            ),
+            retry_policy=pubsub.SubscriptionRetryPolicyArgs(
+                minimum_backoff=f"{args.min_backoff_s}s",
+                maximum_backoff=f"{args.max_backoff_s}s",
+            ),
+            dead_letter_policy=pubsub.SubscriptionDeadLetterPolicyArgs(
+                dead_letter_topic=args.dead_letter_topic,
+                max_delivery_attempts=args.max_delivery_attempts,
+            )
+            if args.dead_letter_topic is not None
+            else None,
+            labels=args.labels,
+            opts=self.child(depends_on=[self.token_creator]),
+        )
+        self.agent_subscriber: pubsub.SubscriptionIAMMember | None = None
+        if args.dead_letter_topic is not None:
+            self.agent_subscriber = pubsub.SubscriptionIAMMember(
+                "agent-subscriber",
+                project=args.project,
+                subscription=self.subscription.name,
+                role="roles/pubsub.subscriber",
+                member=args.pubsub_agent_member,
+                opts=self.child(),
+            )
+        self.register_outputs({"subscription": self.subscription.name})

@@ -1,0 +1,105 @@
+"""The raw-payload bucket: the exact bytes every accepted webhook arrived with.
+
+Private by construction (uniform bucket-level access, public access
+prevention enforced); objects move to a colder class and are deleted on a
+schedule; soft delete keeps an accidental delete recoverable for a while.
+Replay reads from here, so the bucket is never force-destroyed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_gcp import storage
+
+from infra.base import Component
+
+__all__ = ["RawStore", "RawStoreArgs", "private_bucket"]
+
+
+@dataclass(frozen=True)
+class RawStoreArgs:
+    """Bucket name, location and lifecycle."""
+
+    project: str
+    name: str
+    location: str
+    cold_after_days: int
+    cold_storage_class: str
+    delete_after_days: int
+    soft_delete_days: int
+    labels: dict[str, str]
+
+
+def private_bucket(
+    resource_name: str,
+    *,
+    project: str,
+    name: str,
+    location: str,
+    labels: dict[str, str],
+    opts: pulumi.ResourceOptions,
+    lifecycle_rules: Sequence[storage.BucketLifecycleRuleArgs] = (),
+    soft_delete_days: int = 7,
+) -> storage.Bucket:
+    """A bucket nobody outside IAM can read: UBLA on, public access prevention enforced."""
+    return storage.Bucket(
+        resource_name,
+        project=project,
+        name=name,
+        location=location,
+        uniform_bucket_level_access=True,
+        public_access_prevention="enforced",
+        force_destroy=False,
+        labels=labels,
+        lifecycle_rules=list(lifecycle_rules),
+        soft_delete_policy=storage.BucketSoftDeletePolicyArgs(
+            retention_duration_seconds=soft_delete_days * 86_400
+        ),
+        opts=opts,
+    )
+
+
+class RawStore(Component):
+    """The raw-payload bucket with its lifecycle."""
+
+    def __init__(
+        self,
+        name: str,
+        args: RawStoreArgs,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("RawStore", name, depends_on, opts)
+        rules: list[storage.BucketLifecycleRuleArgs] = []
+        if args.cold_after_days:
+            rules.append(
+                storage.BucketLifecycleRuleArgs(
+                    action=storage.BucketLifecycleRuleActionArgs(
+                        type="SetStorageClass", storage_class=args.cold_storage_class
+                    ),
+                    condition=storage.BucketLifecycleRuleConditionArgs(
+                        age=args.cold_after_days, matches_storage_classes=["STANDARD"]
+                    ),
+                )
+            )
+        if args.delete_after_days:
+            rules.append(
+                storage.BucketLifecycleRuleArgs(
+                    action=storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                    condition=storage.BucketLifecycleRuleConditionArgs(age=args.delete_after_days),
+                )
+            )
+        self.bucket = private_bucket(
+            "raw",
+            project=args.project,
+            name=args.name,
+            location=args.location,
+            labels=args.labels,
+            lifecycle_rules=rules,
+            soft_delete_days=args.soft_delete_days,
+            opts=self.child(),
+        )
+        self.register_outputs({"bucket": self.bucket.name})
