@@ -1,0 +1,454 @@
+"""The hookpress stack: reads the config once and wires the components together.
+
+Nothing here creates a resource itself; each concern is a ComponentResource
+in its own module. ``main`` returns the stack outputs so the infra tests can
+run the very same wiring under ``pulumi.runtime.set_mocks``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+# Pulumi runs this folder as a script; make `infra` (and the shared core, for its
+# scheme list) importable as packages, as they are under mypy and pytest.
+_REPO = Path(__file__).resolve().parent.parent
+for _path in (_REPO, _REPO / "functions"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import pulumi  # noqa: E402
+
+from infra.access import Access, Grant  # noqa: E402
+from infra.apis import Apis  # noqa: E402
+from infra.build import BuildInfra, BuildInfraArgs  # noqa: E402
+from infra.config import FunctionSizing, Settings, load  # noqa: E402
+from infra.env import deliver_env, ingress_env, reconcile_env, rotate_env  # noqa: E402
+from infra.events_store import EventStore, EventStoreArgs  # noqa: E402
+from infra.function import CloudFunction, CloudFunctionArgs, FunctionSpec, VpcEgress  # noqa: E402
+from infra.identities import Identities  # noqa: E402
+from infra.messaging import Messaging, MessagingArgs  # noqa: E402
+from infra.network import Egress, EgressArgs  # noqa: E402
+from infra.observability import Observability, ObservabilityArgs  # noqa: E402
+from infra.push import PushSubscription, PushSubscriptionArgs  # noqa: E402
+from infra.schedule import Schedule, ScheduleArgs  # noqa: E402
+from infra.secrets import Secrets, SecretsArgs  # noqa: E402
+from infra.storage import RawStore, RawStoreArgs  # noqa: E402
+
+FUNCTIONS_ROOT = _REPO / "functions"
+CORE = "hookpress"
+
+INGRESS = FunctionSpec(
+    "ingress", "ingress", "hookpress: public webhook ingress (verify, store, publish)", public=True
+)
+DELIVER = FunctionSpec(
+    "deliver", "deliver", "hookpress: push-subscribed delivery into WordPress", vpc_egress=True
+)
+RECONCILE = FunctionSpec(
+    "reconcile", "reconcile", "hookpress: re-publishes events stuck in 'received'"
+)
+ROTATE = FunctionSpec(
+    "rotate", "rotate", "hookpress: rotates the WordPress application password", vpc_egress=True
+)
+
+# Small, fixed sizes: each runs rarely and one at a time.
+RECONCILE_SIZING = FunctionSizing(
+    min_instances=0, max_instances=1, concurrency=1, memory="256Mi", cpu="0.167", timeout_s=300
+)
+ROTATE_SIZING = FunctionSizing(
+    min_instances=0, max_instances=1, concurrency=1, memory="256Mi", cpu="0.167", timeout_s=120
+)
+
+# One service account per workload (see identities.py).
+IDENTITIES = {
+    "ingress": "Runs the public ingress function.",
+    "deliver": "Runs the deliver function.",
+    "reconcile": "Runs the reconcile function.",
+    "rotate": "Runs the rotate function.",
+    "push": "Signs Pub/Sub pushes to deliver (run.invoker on deliver only).",
+    "rotate-push": "Signs Pub/Sub pushes to rotate (run.invoker on rotate only).",
+    "scheduler": "Signs Cloud Scheduler calls to reconcile (run.invoker on reconcile only).",
+    "build": "Builds the function images (Cloud Build).",
+}
+
+
+def main(
+    settings: Settings, functions_root: Path = FUNCTIONS_ROOT
+) -> dict[str, pulumi.Input[object]]:
+    """Declare the whole stack; return its outputs."""
+    s = settings
+    project, region, labels = s.project, s.region, dict(s.labels)
+
+    apis = Apis("apis", project)
+    ready = apis.services
+    ids = Identities(
+        "identities", project=project, prefix=s.prefix, roles=IDENTITIES, depends_on=ready
+    )
+    egress = Egress(
+        "egress",
+        EgressArgs(
+            project=project,
+            region=region,
+            prefix=s.prefix,
+            subnet_cidr=s.network.subnet_cidr,
+            ip_count=s.network.egress_ip_count,
+            min_ports_per_vm=s.network.nat_min_ports_per_vm,
+        ),
+        depends_on=ready,
+    )
+    raw = RawStore(
+        "raw",
+        RawStoreArgs(
+            project=project,
+            name=f"{project}-{s.prefix}-raw",
+            location=s.bucket.location,
+            cold_after_days=s.bucket.cold_after_days,
+            cold_storage_class=s.bucket.cold_storage_class,
+            delete_after_days=s.bucket.delete_after_days,
+            soft_delete_days=s.bucket.soft_delete_days,
+            labels=labels,
+        ),
+        depends_on=ready,
+    )
+    store = EventStore(
+        "firestore",
+        EventStoreArgs(
+            project=project,
+            location=s.firestore_location,
+            database=s.firestore_database,
+            create_database=s.create_firestore_database,
+        ),
+        depends_on=ready,
+    )
+    messaging = Messaging(
+        "messaging",
+        MessagingArgs(project=project, pubsub_agent_member=apis.pubsub_agent.member, labels=labels),
+        depends_on=ready,
+    )
+    secrets = Secrets(
+        "secrets",
+        SecretsArgs(
+            project=project,
+            prefix=s.prefix,
+            sources=s.sources,
+            wp_secret_id=s.deliver.wp_app_password_secret_id,
+            rotation_period_days=s.rotation_period_days,
+            first_rotation=s.first_rotation,
+            secretmanager_agent_member=apis.secretmanager_agent.member,
+            labels=labels,
+            wp_app_password=s.wp_app_password,
+            source_values=s.source_secret_values,
+        ),
+        depends_on=ready,
+    )
+    build = BuildInfra(
+        "build",
+        BuildInfraArgs(
+            project=project,
+            region=region,
+            prefix=s.prefix,
+            bucket_name=f"{project}-{s.prefix}-sources",
+            build_member=ids.member("build"),
+            labels=labels,
+        ),
+        depends_on=ready,
+    )
+    vpc = VpcEgress(network=egress.network.name, subnetwork=egress.subnet.name)
+
+    def function(
+        spec: FunctionSpec,
+        sizing: FunctionSizing,
+        environment: Mapping[str, pulumi.Input[str]],
+        invokers: Mapping[str, pulumi.Input[str]] | None = None,
+    ) -> CloudFunction:
+        return CloudFunction(
+            spec.short_name,
+            CloudFunctionArgs(
+                spec=spec,
+                project=project,
+                region=region,
+                name=s.function_name(spec.short_name),
+                source_dir=functions_root / spec.short_name,
+                core_dir=functions_root / CORE,
+                sizing=sizing,
+                service_account_email=ids.email(spec.short_name),
+                build_service_account=ids.accounts["build"].name,
+                source_bucket=build.bucket.name,
+                docker_repository=build.repository.id,
+                environment=environment,
+                labels={**labels, "hookpress-function": spec.short_name},
+                vpc=vpc if spec.vpc_egress else None,
+                invokers=invokers or {},
+            ),
+            # The build grants must exist before the first build starts.
+            depends_on=[*ready, build],
+        )
+
+    ingress = function(
+        INGRESS,
+        s.ingress.sizing,
+        ingress_env(s, raw_bucket=raw.bucket.name, events_topic=messaging.events.name),
+    )
+    deliver = function(
+        DELIVER,
+        s.deliver.sizing,
+        deliver_env(s, raw_bucket=raw.bucket.name, push_account=ids.email("push")),
+        invokers={"push": ids.member("push")},
+    )
+    _check_url("deliver", deliver.url, s.function_url("deliver"))
+    push = PushSubscription(
+        "deliver-push",
+        PushSubscriptionArgs(
+            project=project,
+            name="events-deliver",
+            topic=messaging.events.id,
+            endpoint=deliver.url,
+            audience=deliver.url,
+            push_account_email=ids.email("push"),
+            push_account_id=ids.accounts["push"].name,
+            pubsub_agent_member=apis.pubsub_agent.member,
+            ack_deadline_s=s.push.ack_deadline_s,
+            min_backoff_s=s.push.min_backoff_s,
+            max_backoff_s=s.push.max_backoff_s,
+            dead_letter_topic=messaging.dead.id,
+            max_delivery_attempts=s.push.max_delivery_attempts,
+            labels=labels,
+        ),
+        depends_on=[*ready, deliver],
+    )
+
+    reconcile = function(
+        RECONCILE,
+        RECONCILE_SIZING,
+        reconcile_env(s, events_topic=messaging.events.name),
+        invokers={"scheduler": ids.member("scheduler")},
+    )
+    Schedule(
+        "reconcile-schedule",
+        ScheduleArgs(
+            project=project,
+            region=region,
+            name=s.function_name("reconcile"),
+            schedule=s.reconcile_schedule,
+            uri=reconcile.url,
+            caller_email=ids.email("scheduler"),
+            attempt_deadline_s=RECONCILE_SIZING.timeout_s,
+            description="hookpress: re-publish events stuck in 'received'",
+        ),
+        depends_on=[*ready, reconcile],
+    )
+
+    rotate: CloudFunction | None = None
+    if secrets.rotation_topic is not None:
+        rotate = function(
+            ROTATE,
+            ROTATE_SIZING,
+            rotate_env(s, push_account=ids.email("rotate-push")),
+            invokers={"rotate-push": ids.member("rotate-push")},
+        )
+        _check_url("rotate", rotate.url, s.function_url("rotate"))
+        PushSubscription(
+            "rotate-push",
+            PushSubscriptionArgs(
+                project=project,
+                name=f"{s.prefix}-secret-rotation-rotate",
+                topic=secrets.rotation_topic.id,
+                endpoint=rotate.url,
+                audience=rotate.url,
+                push_account_email=ids.email("rotate-push"),
+                push_account_id=ids.accounts["rotate-push"].name,
+                pubsub_agent_member=apis.pubsub_agent.member,
+                # Creating and checking a WordPress password takes a few round trips.
+                ack_deadline_s=ROTATE_SIZING.timeout_s,
+                min_backoff_s=60,
+                max_backoff_s=600,
+                # Secret Manager also announces added versions (the rotator's own) and
+                # topic changes; only a due rotation is work.
+                filter='attributes.eventType = "SECRET_ROTATE"',
+                labels=labels,
+            ),
+            depends_on=[*ready, rotate],
+        )
+
+    Access(
+        "access",
+        project=project,
+        grants=_grants(s, ids, raw, messaging, secrets, store),
+        depends_on=ready,
+    )
+    Observability(
+        "observability",
+        ObservabilityArgs(
+            project=project,
+            prefix=s.prefix,
+            ingress_service=ingress.function_name,
+            deliver_service=deliver.function_name,
+            push_subscription=push.subscription.name,
+            dead_subscription=messaging.dead_pull.name,
+            alert_emails=s.observability.alert_emails,
+            notification_channels=s.observability.notification_channels,
+            oldest_unacked_alert_s=s.observability.oldest_unacked_alert_s,
+            delivery_failures_threshold=s.observability.delivery_failures_alert_threshold,
+        ),
+        depends_on=ready,
+    )
+
+    functions = {"ingress": ingress, "deliver": deliver, "reconcile": reconcile}
+    if rotate is not None:
+        functions["rotate"] = rotate
+    return {
+        "ingressUrl": ingress.url,
+        "ingressUrls": ingress.url.apply(
+            lambda url: {src.name: f"{url}/{src.name}" for src in s.sources}
+        ),
+        "deliverUrl": deliver.url,
+        "functionUrls": {name: fn.url for name, fn in functions.items()},
+        "egressIps": egress.egress_ips,
+        "rawBucket": raw.bucket.name,
+        "sourceBucket": build.bucket.name,
+        "topics": {
+            "events": messaging.events.name,
+            "eventsDead": messaging.dead.name,
+            **(
+                {"secretRotation": secrets.rotation_topic.name}
+                if secrets.rotation_topic is not None
+                else {}
+            ),
+        },
+        "subscriptions": {
+            "deliverPush": push.subscription.name,
+            "eventsDeadPull": messaging.dead_pull.name,
+        },
+        "serviceAccounts": {role: ids.email(role) for role in IDENTITIES},
+        "secrets": {
+            "sources": {name: secret.secret_id for name, secret in secrets.sources.items()},
+            "wordpress": secrets.wordpress.secret_id,
+        },
+        "firestoreDatabase": s.firestore_database,
+    }
+
+
+def _check_url(name: str, actual: pulumi.Output[str], expected: str) -> None:
+    """Fail the update if a function's URL is not the one its environment was given."""
+
+    def check(url: str) -> None:
+        if url and url != expected:
+            raise pulumi.RunError(
+                f"The {name} function's URL is {url}, but its environment names {expected} as "
+                "the OIDC audience: update Settings.function_url to match and run pulumi up again."
+            )
+
+    actual.apply(check)
+
+
+def _grants(
+    s: Settings,
+    ids: Identities,
+    raw: RawStore,
+    messaging: Messaging,
+    secrets: Secrets,
+    store: EventStore,
+) -> list[Grant]:
+    """Every runtime permission, by workload: only what its code calls."""
+    bucket, events = raw.bucket.name, messaging.events.name
+    database = store.database.name if store.database is not None else s.firestore_database
+    wp = secrets.wordpress.secret_id
+    grants = [
+        # ingress: create raw objects (never read or overwrite), records, publish, its secrets.
+        Grant(
+            "ingress-raw-create",
+            "bucket",
+            bucket,
+            "roles/storage.objectCreator",
+            ids.member("ingress"),
+        ),
+        Grant(
+            "ingress-firestore",
+            "firestore",
+            database,
+            "roles/datastore.user",
+            ids.member("ingress"),
+        ),
+        Grant("ingress-publish", "topic", events, "roles/pubsub.publisher", ids.member("ingress")),
+        # deliver: read raw objects, update records, read the WordPress password.
+        Grant(
+            "deliver-raw-read",
+            "bucket",
+            bucket,
+            "roles/storage.objectViewer",
+            ids.member("deliver"),
+        ),
+        Grant(
+            "deliver-firestore",
+            "firestore",
+            database,
+            "roles/datastore.user",
+            ids.member("deliver"),
+        ),
+        Grant(
+            "deliver-wp-access",
+            "secret",
+            wp,
+            "roles/secretmanager.secretAccessor",
+            ids.member("deliver"),
+        ),
+        # Listing the enabled versions (rotation overlap) needs versions.list: viewer, no payloads.
+        Grant("deliver-wp-list", "secret", wp, "roles/secretmanager.viewer", ids.member("deliver")),
+        # reconcile: find stragglers, re-publish them.
+        Grant(
+            "reconcile-firestore",
+            "firestore",
+            database,
+            "roles/datastore.user",
+            ids.member("reconcile"),
+        ),
+        Grant(
+            "reconcile-publish", "topic", events, "roles/pubsub.publisher", ids.member("reconcile")
+        ),
+    ]
+    for name, secret in secrets.sources.items():
+        grants.append(
+            Grant(
+                f"ingress-secret-{name}",
+                "secret",
+                secret.secret_id,
+                "roles/secretmanager.secretAccessor",
+                ids.member("ingress"),
+            )
+        )
+        grants.append(
+            Grant(
+                f"ingress-secret-list-{name}",
+                "secret",
+                secret.secret_id,
+                "roles/secretmanager.viewer",
+                ids.member("ingress"),
+            )
+        )
+    if s.rotation_enabled:
+        # rotate: read the current password, add the new version, disable the old one.
+        grants.append(
+            Grant(
+                "rotate-wp-access",
+                "secret",
+                wp,
+                "roles/secretmanager.secretAccessor",
+                ids.member("rotate"),
+            )
+        )
+        grants.append(
+            Grant(
+                "rotate-wp-versions",
+                "secret",
+                wp,
+                "roles/secretmanager.secretVersionManager",
+                ids.member("rotate"),
+            )
+        )
+    return grants
+
+
+if __name__ == "__main__":
+    for _key, _value in main(load()).items():
+        pulumi.export(_key, _value)
