@@ -1,0 +1,53 @@
+"""Pulumi.yaml and the dev stack's config: the program accepts them, no secret is in clear."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from conftest import REPO, run_program
+
+from infra.config import load
+
+
+def _stack_config(path: Path) -> dict[str, str]:
+    """Stack YAML config as the language host hands it over: objects as JSON strings."""
+    data: dict[str, Any] = yaml.safe_load(path.read_text())["config"]
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+
+
+def test_project_file_points_at_the_infra_program() -> None:
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    assert project["name"] == "hookpress"
+    assert project["runtime"]["name"] == "python"
+    assert project["main"].rstrip("/") == "infra"
+    assert (REPO / "infra" / "__main__.py").is_file()
+
+
+def test_dev_stack_has_no_secret_in_clear() -> None:
+    raw = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
+    assert not [k for k, v in raw.items() if isinstance(v, dict) and "secure" in v]
+    for key in ("hookpress:wpAppPassword", "hookpress:sourceSecrets"):
+        assert key not in raw
+    text = (REPO / "Pulumi.dev.yaml").read_text()
+    assert "whsec_" not in text
+
+
+def test_dev_stack_config_is_valid() -> None:
+    pulumi.runtime.set_all_config(_stack_config(REPO / "Pulumi.dev.yaml"), [])
+    settings = load()
+    assert settings.project == "hookpress-dev"
+    assert {s.name for s in settings.sources} == {"stripe", "github", "openai"}
+    assert settings.manage_secret_values is False
+
+
+def test_dev_stack_builds(functions_root: Path) -> None:
+    graph = run_program(_stack_config(REPO / "Pulumi.dev.yaml"), functions_root)
+    service = graph.one("cloudfunctionsv2/function:Function", name="hookpress-deliver").get(
+        "serviceConfig"
+    )
+    assert service["maxInstanceCount"] * service["maxInstanceRequestConcurrency"] == 4
+    assert not graph.of("secretmanager/secretVersion:SecretVersion")
