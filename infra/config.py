@@ -490,7 +490,9 @@ def load() -> Settings:
         max_delivery_attempts=r.integer("deadLetterMaxAttempts", 5, 5, 100),
     )
 
-    cold_after = r.integer("rawColdAfterDays", 30, 0, 3650)
+    # Off by default: moving a small object costs a Class A operation at the colder
+    # class's price, which webhook-sized payloads never earn back (docs/deploy.md).
+    cold_after = r.integer("rawColdAfterDays", 0, 0, 3650)
     delete_after = r.integer("rawDeleteAfterDays", 365, 0, 36500)
     if cold_after and delete_after and delete_after <= cold_after:
         raise ConfigError(

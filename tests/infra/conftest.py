@@ -54,6 +54,7 @@ BASE_CONFIG: dict[str, str] = {
     "hookpress:wpBaseUrl": "https://wp.example.com/wp-json/",
     "hookpress:wpUser": "hookpress-ingest",
     "hookpress:egressIpCount": "2",
+    "hookpress:rawColdAfterDays": "30",
     "hookpress:alertEmails": json.dumps(["ops@example.com"]),
     "hookpress:manageSecretValues": "true",
     "hookpress:wpAppPassword": WP_PASSWORD,

@@ -49,6 +49,12 @@ def test_defaults() -> None:
     assert s.ingress.sizing.memory == "512Mi"
     assert s.ingress.sizing.timeout_s == 60
     assert s.deliver.wp_base_url == "https://wp.example.com/wp-json"
+    assert s.bucket.delete_after_days == 365
+    assert s.bucket.soft_delete_days == 7
+
+
+def test_cold_storage_is_off_unless_asked_for() -> None:
+    assert _load(rawColdAfterDays=None).bucket.cold_after_days == 0
 
 
 @pytest.mark.parametrize("value", ["9", "601", "0", "-5"])

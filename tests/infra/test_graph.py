@@ -273,6 +273,12 @@ def test_raw_bucket_lifecycle_and_soft_delete(graph: Graph) -> None:
     assert raw.get("softDeletePolicy.retentionDurationSeconds") == 7 * 86_400
 
 
+def test_raw_objects_stay_standard_by_default(run) -> None:
+    g = run(rawColdAfterDays="0")
+    raw = g.one("storage/bucket:Bucket", name=f"{PROJECT}-hookpress-raw")
+    assert [r["action"]["type"] for r in raw.get("lifecycleRules")] == ["Delete"]
+
+
 # --- Pub/Sub ------------------------------------------------------------------------------
 
 
