@@ -53,7 +53,6 @@ class EventStore(Component):
                 name=args.database,
                 location_id=args.location,
                 type="FIRESTORE_NATIVE",
-                concurrency_mode="OPTIMISTIC",
                 point_in_time_recovery_enablement="POINT_IN_TIME_RECOVERY_ENABLED",
                 delete_protection_state="DELETE_PROTECTION_ENABLED",
                 # A destroyed stack leaves the records; delete the database by hand.

@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import conftest
+import pulumi
 import pytest
 from conftest import (
     FUNCTIONS,
@@ -657,3 +659,18 @@ def test_apis_stay_enabled_on_destroy(graph: Graph) -> None:
         s.get("service") for s in services
     }
     assert all(s.get("disableOnDestroy") is False for s in services)
+
+
+def test_an_unexpected_deliver_url_fails_the_update(functions_root: Path, monkeypatch) -> None:
+    """deliver is told its URL before it exists; if Google returned another, pulumi up stops."""
+    original = conftest.Recorder.new_resource
+
+    def new_resource(self, args):
+        rid, out = original(self, args)
+        if args.typ.endswith(FUNCTION) and args.inputs["name"] == "hookpress-deliver":
+            out["url"] = "https://hookpress-deliver-xyz-ew.a.run.app"
+        return rid, out
+
+    monkeypatch.setattr(conftest.Recorder, "new_resource", new_resource)
+    with pytest.raises(pulumi.RunError, match="OIDC audience"):
+        conftest.run_program(conftest.BASE_CONFIG, functions_root, secret_keys=conftest.SECRET_KEYS)
