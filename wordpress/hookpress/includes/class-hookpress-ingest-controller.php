@@ -1,0 +1,637 @@
+<?php
+/**
+ * POST /wp-json/ai-guy/v1/ingest
+ *
+ * @package Hookpress
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+/**
+ * The ingest route: the only way events get into WordPress.
+ *
+ * A request passes, in this order: the IP allowlist (403), authentication and
+ * the ingest capability (401/403), the media type and size (415/413), the
+ * token bucket (429) — all before WordPress parses and validates arguments,
+ * so a caller that may not deliver learns nothing about the schema (the route
+ * is also left out of the /wp-json/ index) and costs nothing but the check —
+ * then the argument schema (400), the Idempotency-Key (replay, 409 in flight,
+ * 422 reused with another body) and the upsert.
+ */
+final class Hookpress_Ingest_Controller extends WP_REST_Controller {
+
+	const ROUTE_NAMESPACE = 'ai-guy/v1';
+	const ROUTE           = '/ingest';
+
+	const CAPABILITY = Hookpress_Installer::INGEST_CAP;
+
+	/** Whole request body; a generous bound above the sum of the field limits. */
+	const MAX_BODY_BYTES = 262144;
+
+	/** Metadata, as stored (compact JSON). */
+	const MAX_METADATA_BYTES = 65536;
+
+	const MAX_SUMMARY_CHARS = 2000;
+
+	const REPLAYED_HEADER = 'Idempotent-Replayed';
+
+	/** Fields the body must contain. */
+	const REQUIRED = array( 'source', 'external_id', 'status', 'occurred_at' );
+
+	/**
+	 * Sets the route base.
+	 */
+	public function __construct() {
+		$this->namespace = self::ROUTE_NAMESPACE;
+		$this->rest_base = ltrim( self::ROUTE, '/' );
+	}
+
+	/**
+	 * Registers hooks.
+	 */
+	public static function add_hooks() {
+		add_action( 'rest_api_init', array( __CLASS__, 'register' ) );
+		// Priority 5: ahead of core's OPTIONS handler (10), which would
+		// otherwise describe the route to anyone who asks.
+		add_filter( 'rest_pre_dispatch', array( __CLASS__, 'guard' ), 5, 3 );
+	}
+
+	/**
+	 * rest_api_init callback.
+	 */
+	public static function register() {
+		( new self() )->register_routes();
+	}
+
+	/**
+	 * Registers the route.
+	 */
+	public function register_routes() {
+		register_rest_route(
+			$this->namespace,
+			self::ROUTE,
+			array(
+				array(
+					'methods'             => WP_REST_Server::CREATABLE,
+					'callback'            => array( $this, 'create_item' ),
+					'permission_callback' => array( $this, 'create_item_permissions_check' ),
+					'args'                => $this->get_endpoint_args(),
+				),
+				'schema'        => array( $this, 'get_public_item_schema' ),
+				// Not listed in /wp-json/: the callers are configured, not discovered.
+				'show_in_index' => false,
+			)
+		);
+	}
+
+	/**
+	 * Checks everything that does not need the arguments, before WordPress
+	 * validates them (rest_pre_dispatch runs ahead of argument validation,
+	 * which in turn runs ahead of permission_callback).
+	 *
+	 * @param mixed           $result  A response already decided by another filter.
+	 * @param WP_REST_Server  $server  Server.
+	 * @param WP_REST_Request $request Request.
+	 * @return mixed
+	 */
+	public static function guard( $result, $server, $request ) {
+		if ( null !== $result || ! self::is_ingest_route( $request->get_route() ) ) {
+			return $result;
+		}
+
+		// phpcs:disable WordPress.Security.ValidatedSanitizedInput -- parsed as addresses, anything else is rejected.
+		$client = Hookpress_Ip::client_address(
+			isset( $_SERVER['REMOTE_ADDR'] ) ? (string) $_SERVER['REMOTE_ADDR'] : '',
+			isset( $_SERVER['HTTP_X_FORWARDED_FOR'] ) ? (string) $_SERVER['HTTP_X_FORWARDED_FOR'] : null,
+			Hookpress_Settings::trusted_proxies()
+		);
+		// phpcs:enable
+		if ( null === $client || ! Hookpress_Ip::in_ranges( $client, Hookpress_Settings::allowlist() ) ) {
+			$data = array( 'status' => 403 );
+			if ( defined( 'WP_DEBUG' ) && WP_DEBUG ) {
+				$data['client_address'] = Hookpress_Ip::to_text( $client );
+			}
+			return self::error_response(
+				new WP_Error( 'hookpress_address_forbidden', __( 'Requests from this address are not allowed.', 'hookpress' ), $data )
+			);
+		}
+
+		if ( ! is_user_logged_in() ) {
+			return self::error_response(
+				new WP_Error( 'rest_not_logged_in', __( 'Authentication is required: use an application password.', 'hookpress' ), array( 'status' => 401 ) )
+			);
+		}
+		if ( ! current_user_can( self::CAPABILITY ) ) {
+			return self::error_response( self::forbidden() );
+		}
+		if ( 'POST' !== $request->get_method() ) {
+			// Core answers other methods (404: no such route for the method).
+			return $result;
+		}
+
+		if ( ! $request->is_json_content_type() ) {
+			return self::error_response(
+				new WP_Error( 'hookpress_unsupported_media_type', __( 'The body must be JSON (Content-Type: application/json).', 'hookpress' ), array( 'status' => 415 ) )
+			);
+		}
+		if ( strlen( (string) $request->get_body() ) > self::MAX_BODY_BYTES ) {
+			return self::error_response(
+				new WP_Error( 'hookpress_payload_too_large', __( 'The request body is too large.', 'hookpress' ), array( 'status' => 413 ) )
+			);
+		}
+
+		$taken = Hookpress_Rate_Limiter::take();
+		if ( true !== $taken ) {
+			return self::error_response(
+				new WP_Error(
+					'hookpress_rate_limited',
+					__( 'Too many requests; retry after the number of seconds in Retry-After.', 'hookpress' ),
+					array(
+						'status'      => 429,
+						'retry_after' => $taken,
+					)
+				)
+			);
+		}
+
+		return $result;
+	}
+
+	/**
+	 * Checks the ingest capability (again: the guard is a filter, this is the
+	 * route's own contract, and it holds even if the guard is removed).
+	 *
+	 * @param WP_REST_Request $request Request.
+	 * @return true|WP_Error
+	 */
+	public function create_item_permissions_check( $request ) {
+		return current_user_can( self::CAPABILITY ) ? true : self::forbidden();
+	}
+
+	/**
+	 * Stores one event.
+	 *
+	 * @param WP_REST_Request $request Request.
+	 * @return WP_REST_Response
+	 */
+	public function create_item( $request ) {
+		// The JSON body is the whole request: a field must not be filled in
+		// from the query string, and a field we do not know is an error, not
+		// something to drop silently.
+		$body = $request->get_json_params();
+		if ( ! is_array( $body ) || ( $body && self::is_list( $body ) ) ) {
+			return self::error_response(
+				new WP_Error( 'rest_invalid_json', __( 'The body must be a JSON object.', 'hookpress' ), array( 'status' => 400 ) )
+			);
+		}
+		$valid = rest_validate_value_from_schema( $body, $this->get_body_schema(), 'body' );
+		if ( is_wp_error( $valid ) ) {
+			return self::error_response(
+				new WP_Error(
+					'rest_invalid_param',
+					$valid->get_error_message(),
+					array(
+						'status' => 400,
+						'reason' => $valid->get_error_code(),
+					)
+				)
+			);
+		}
+
+		$metadata = self::metadata_json( $request->get_body() );
+		if ( strlen( $metadata ) > self::MAX_METADATA_BYTES ) {
+			return self::error_response(
+				new WP_Error(
+					'hookpress_metadata_too_large',
+					/* translators: %d: limit in bytes */
+					sprintf( __( 'metadata must encode to at most %d bytes.', 'hookpress' ), self::MAX_METADATA_BYTES ),
+					array( 'status' => 413 )
+				)
+			);
+		}
+
+		$occurred = self::parse_time( (string) $request['occurred_at'] );
+		$event    = array(
+			'source'         => (string) $request['source'],
+			'external_id'    => (string) $request['external_id'],
+			'status'         => (string) $request['status'],
+			'summary'        => (string) $request['summary'],
+			'metadata'       => $metadata,
+			'occurred_at'    => $occurred['text'],
+			'occurred_at_us' => $occurred['us'],
+		);
+
+		$key_hash = null;
+		$key      = $request->get_header( 'idempotency_key' );
+		if ( null !== $key ) {
+			if ( ! preg_match( '/\A[\x21-\x7e]{1,255}\z/', $key ) ) {
+				return self::error_response(
+					new WP_Error( 'hookpress_invalid_idempotency_key', __( 'Idempotency-Key must be 1 to 255 visible ASCII characters.', 'hookpress' ), array( 'status' => 400 ) )
+				);
+			}
+			$key_hash = Hookpress_Idempotency::key_hash( get_current_user_id(), $key );
+			$claim    = Hookpress_Idempotency::claim( $key_hash, hash( 'sha256', (string) wp_json_encode( self::canonical( $body ) ) ) );
+			if ( is_wp_error( $claim ) ) {
+				return self::error_response( $claim );
+			}
+			if ( Hookpress_Idempotency::REPLAY === $claim['state'] ) {
+				$response = new WP_REST_Response( $claim['body'], $claim['status'] );
+				$response->header( self::REPLAYED_HEADER, 'true' );
+				return $response;
+			}
+			if ( Hookpress_Idempotency::IN_FLIGHT === $claim['state'] ) {
+				return self::error_response(
+					new WP_Error(
+						'hookpress_idempotency_in_flight',
+						__( 'A request with this Idempotency-Key is still being processed; retry shortly.', 'hookpress' ),
+						array(
+							'status'      => 409,
+							'retry_after' => 1,
+						)
+					)
+				);
+			}
+			if ( Hookpress_Idempotency::MISMATCH === $claim['state'] ) {
+				return self::error_response(
+					new WP_Error( 'hookpress_idempotency_key_reused', __( 'This Idempotency-Key was used with a different request body.', 'hookpress' ), array( 'status' => 422 ) )
+				);
+			}
+		}
+
+		$stored = null;
+		try {
+			$stored = Hookpress_Event_Store::upsert( $event );
+		} finally {
+			// Anything but a stored outcome gives the key back, so the caller's
+			// retry runs again instead of replaying a transient failure.
+			if ( null !== $key_hash && ( null === $stored || is_wp_error( $stored ) ) ) {
+				Hookpress_Idempotency::release( $key_hash );
+			}
+		}
+		if ( is_wp_error( $stored ) ) {
+			return self::error_response( $stored );
+		}
+
+		$status = Hookpress_Event_Store::CREATED === $stored['result'] ? 201 : 200;
+		$data   = array(
+			'id'          => $stored['id'],
+			'external_id' => $event['external_id'],
+			'source'      => $event['source'],
+			'result'      => $stored['result'],
+		);
+		if ( null !== $key_hash ) {
+			Hookpress_Idempotency::complete( $key_hash, $status, $data );
+		}
+		$response = new WP_REST_Response( $data, $status );
+		if ( 201 === $status ) {
+			$response->header( 'Location', rest_url( 'wp/v2/' . Hookpress_Post_Type::REST_BASE . '/' . $stored['id'] ) );
+		}
+		return $response;
+	}
+
+	/**
+	 * Argument schema of the route, with validate and sanitize callbacks.
+	 *
+	 * @param string $method Unused; the route only creates.
+	 * @return array
+	 */
+	public function get_endpoint_args_for_item_schema( $method = WP_REST_Server::CREATABLE ) {
+		return $this->get_endpoint_args();
+	}
+
+	/**
+	 * Argument schema of the route, with validate and sanitize callbacks.
+	 *
+	 * @return array
+	 */
+	public function get_endpoint_args() {
+		$args = array();
+		foreach ( self::properties() as $name => $schema ) {
+			$schema['required']          = in_array( $name, self::REQUIRED, true );
+			$schema['validate_callback'] = array( __CLASS__, 'validate_arg' );
+			$schema['sanitize_callback'] = array( __CLASS__, 'sanitize_arg' );
+			$args[ $name ]               = $schema;
+		}
+		return $args;
+	}
+
+	/**
+	 * The request body as one JSON Schema object.
+	 *
+	 * @return array
+	 */
+	public function get_body_schema() {
+		return array(
+			'$schema'              => 'http://json-schema.org/draft-04/schema#',
+			'title'                => 'hookpress-ingest-request',
+			'type'                 => 'object',
+			'properties'           => self::properties(),
+			'required'             => self::REQUIRED,
+			'additionalProperties' => false,
+		);
+	}
+
+	/**
+	 * Response schema.
+	 *
+	 * @return array
+	 */
+	public function get_item_schema() {
+		if ( $this->schema ) {
+			return $this->add_additional_fields_schema( $this->schema );
+		}
+		$this->schema = array(
+			'$schema'    => 'http://json-schema.org/draft-04/schema#',
+			'title'      => 'hookpress-ingest-result',
+			'type'       => 'object',
+			'properties' => array(
+				'id'          => array(
+					'description' => __( 'Id of the ai_event post.', 'hookpress' ),
+					'type'        => 'integer',
+					'readonly'    => true,
+				),
+				'external_id' => array(
+					'description' => __( 'External id of the event.', 'hookpress' ),
+					'type'        => 'string',
+					'readonly'    => true,
+				),
+				'source'      => array(
+					'description' => __( 'Source of the event.', 'hookpress' ),
+					'type'        => 'string',
+					'readonly'    => true,
+				),
+				'result'      => array(
+					'description' => __( 'created (201); updated, unchanged, or stale when the stored event is newer (200).', 'hookpress' ),
+					'type'        => 'string',
+					'enum'        => array( Hookpress_Event_Store::CREATED, Hookpress_Event_Store::UPDATED, Hookpress_Event_Store::UNCHANGED, Hookpress_Event_Store::STALE ),
+					'readonly'    => true,
+				),
+			),
+		);
+		return $this->add_additional_fields_schema( $this->schema );
+	}
+
+	/**
+	 * Validates one argument: the schema first, then what JSON Schema as
+	 * WordPress implements it cannot say.
+	 *
+	 * @param mixed           $value   Value.
+	 * @param WP_REST_Request $request Request.
+	 * @param string          $param   Name.
+	 * @return true|WP_Error
+	 */
+	public static function validate_arg( $value, $request, $param ) {
+		$valid = rest_validate_request_arg( $value, $request, $param );
+		if ( is_wp_error( $valid ) ) {
+			return $valid;
+		}
+		$problem = self::check_field( $param, $value );
+		if ( null === $problem ) {
+			return true;
+		}
+		return new WP_Error( 'rest_invalid_param', $problem, array( 'status' => 400 ) );
+	}
+
+	/**
+	 * Sanitizes one argument.
+	 *
+	 * @param mixed           $value   Value.
+	 * @param WP_REST_Request $request Request.
+	 * @param string          $param   Name.
+	 * @return mixed
+	 */
+	public static function sanitize_arg( $value, $request, $param ) {
+		$value = rest_sanitize_request_arg( $value, $request, $param );
+		switch ( $param ) {
+			case 'summary':
+				return self::sanitize_summary( $value );
+			case 'status':
+				return sanitize_text_field( (string) $value );
+			default:
+				// source is pattern-bound, external_id must round-trip exactly
+				// (it is matched, and escaped wherever it is shown), metadata
+				// is stored as the JSON the caller sent.
+				return $value;
+		}
+	}
+
+	/**
+	 * Plain text: tags (and script/style bodies) removed, control characters
+	 * other than tab and newline removed, invalid UTF-8 dropped.
+	 *
+	 * Not sanitize_textarea_field(): it also deletes anything that looks like a
+	 * percent-encoded octet, so "100% accurate" would lose "% ac".
+	 *
+	 * @param mixed $value Raw summary.
+	 * @return string
+	 */
+	public static function sanitize_summary( $value ) {
+		if ( ! is_string( $value ) ) {
+			return '';
+		}
+		$text = wp_check_invalid_utf8( $value );
+		$text = wp_strip_all_tags( $text );
+		$text = preg_replace( '/[\x00-\x08\x0b-\x1f\x7f]/', '', $text );
+		return trim( (string) $text );
+	}
+
+	/**
+	 * Parses an RFC 3339 date-time with a mandatory offset.
+	 *
+	 * WordPress's "date-time" format accepts a time without an offset, which
+	 * would be read in the server's time zone: the same event would order
+	 * differently on two servers. Fractions beyond microseconds are truncated.
+	 *
+	 * @param string $value Text.
+	 * @return array{text: string, us: int}|null UTC text and microseconds since the epoch.
+	 */
+	public static function parse_time( $value ) {
+		if ( ! is_string( $value ) || ! preg_match( '/\A(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))\z/', $value, $m ) ) {
+			return null;
+		}
+		list( , $year, $month, $day, $hour, $minute, $second ) = array_map( 'intval', array_slice( $m, 0, 7 ) );
+		if ( ! checkdate( $month, $day, $year ) || $hour > 23 || $minute > 59 || $second > 60 ) {
+			return null;
+		}
+		$fraction = isset( $m[7] ) ? substr( str_pad( $m[7], 6, '0' ), 0, 6 ) : '000000';
+		if ( 60 === $second ) {
+			// A leap second: the last representable instant of that minute.
+			$second   = 59;
+			$fraction = '999999';
+		}
+		$offset = 0;
+		if ( ! empty( $m[9] ) ) {
+			$offset_hours   = (int) $m[10];
+			$offset_minutes = (int) $m[11];
+			if ( $offset_hours > 23 || $offset_minutes > 59 ) {
+				return null;
+			}
+			$offset = ( '-' === $m[9] ? -1 : 1 ) * ( $offset_hours * 3600 + $offset_minutes * 60 );
+		}
+		$seconds = gmmktime( $hour, $minute, $second, $month, $day, $year ) - $offset;
+		$text    = gmdate( 'Y-m-d\TH:i:s', $seconds );
+		if ( '000000' !== $fraction ) {
+			$text .= '.' . rtrim( $fraction, '0' );
+		}
+		return array(
+			'text' => $text . 'Z',
+			'us'   => $seconds * 1000000 + (int) $fraction,
+		);
+	}
+
+	/**
+	 * Field schemas shared by the arguments and the body schema.
+	 *
+	 * @return array
+	 */
+	private static function properties() {
+		return array(
+			'source'      => array(
+				'description' => __( 'Source the event came from: lower-case letters, digits, "_" and "-".', 'hookpress' ),
+				'type'        => 'string',
+				'minLength'   => 1,
+				'maxLength'   => 64,
+				'pattern'     => '^[a-z0-9][a-z0-9_-]*$',
+			),
+			'external_id' => array(
+				'description' => __( 'The provider\'s id of the event; with source, the key of the upsert.', 'hookpress' ),
+				'type'        => 'string',
+				'minLength'   => 1,
+				'maxLength'   => 256,
+			),
+			'status'      => array(
+				'description' => __( 'Status reported by the provider.', 'hookpress' ),
+				'type'        => 'string',
+				'minLength'   => 1,
+				'maxLength'   => 64,
+			),
+			'summary'     => array(
+				'description' => __( 'Plain-text summary; HTML is stripped.', 'hookpress' ),
+				'type'        => array( 'string', 'null' ),
+				'maxLength'   => self::MAX_SUMMARY_CHARS,
+			),
+			'metadata'    => array(
+				'description'          => __( 'Any JSON object, at most 64 KiB encoded.', 'hookpress' ),
+				'type'                 => array( 'object', 'null' ),
+				'additionalProperties' => true,
+			),
+			'occurred_at' => array(
+				'description' => __( 'When the event happened: RFC 3339 with an offset, e.g. 2025-01-31T12:00:00Z.', 'hookpress' ),
+				'type'        => 'string',
+				'format'      => 'date-time',
+			),
+		);
+	}
+
+	/**
+	 * Checks beyond the schema. Returns a message, or null when fine.
+	 *
+	 * @param string $param Name.
+	 * @param mixed  $value Value (already of the schema's type).
+	 * @return string|null
+	 */
+	private static function check_field( $param, $value ) {
+		switch ( $param ) {
+			case 'source':
+			case 'external_id':
+			case 'status':
+				// "$" in the schema pattern also matches before a final newline.
+				if ( preg_match( '/[\x00-\x1f\x7f]/', (string) $value ) ) {
+					/* translators: %s: parameter name */
+					return sprintf( __( '%s must not contain control characters.', 'hookpress' ), $param );
+				}
+				return null;
+			case 'metadata':
+				if ( null === $value || ( is_array( $value ) && ( ! $value || ! self::is_list( $value ) ) ) ) {
+					return null;
+				}
+				return __( 'metadata must be a JSON object.', 'hookpress' );
+			case 'occurred_at':
+				if ( null === self::parse_time( $value ) ) {
+					return __( 'occurred_at must be an RFC 3339 date-time with a time zone offset, e.g. 2025-01-31T12:00:00Z.', 'hookpress' );
+				}
+				return null;
+			default:
+				return null;
+		}
+	}
+
+	/**
+	 * The metadata exactly as sent, as compact JSON ("{}" when absent).
+	 *
+	 * Decoded again from the raw body as objects, because the associative
+	 * decoding WordPress uses turns {} into [] and loses the difference.
+	 *
+	 * @param string $raw_body Request body.
+	 * @return string
+	 */
+	private static function metadata_json( $raw_body ) {
+		$decoded  = json_decode( (string) $raw_body );
+		$metadata = is_object( $decoded ) && isset( $decoded->metadata ) && is_object( $decoded->metadata ) ? $decoded->metadata : new stdClass();
+		return (string) wp_json_encode( $metadata, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE );
+	}
+
+	/**
+	 * Sorts object keys recursively, so a request hash does not depend on key order.
+	 *
+	 * @param mixed $value Decoded JSON.
+	 * @return mixed
+	 */
+	private static function canonical( $value ) {
+		if ( ! is_array( $value ) ) {
+			return $value;
+		}
+		if ( ! self::is_list( $value ) ) {
+			ksort( $value, SORT_STRING );
+		}
+		return array_map( array( __CLASS__, 'canonical' ), $value );
+	}
+
+	/**
+	 * Whether an array is a JSON list (keys 0..n-1 in order).
+	 *
+	 * @param array $value Array.
+	 * @return bool
+	 */
+	private static function is_list( array $value ) {
+		return array_keys( $value ) === range( 0, count( $value ) - 1 );
+	}
+
+	/**
+	 * Whether a route is this one (REST routes match case-insensitively).
+	 *
+	 * @param string $route Route of the request.
+	 * @return bool
+	 */
+	private static function is_ingest_route( $route ) {
+		return 0 === strcasecmp( untrailingslashit( (string) $route ), '/' . self::ROUTE_NAMESPACE . self::ROUTE );
+	}
+
+	/**
+	 * The error for a user without the ingest capability.
+	 *
+	 * @return WP_Error
+	 */
+	private static function forbidden() {
+		return new WP_Error(
+			'rest_forbidden',
+			__( 'Sorry, you are not allowed to deliver events.', 'hookpress' ),
+			array( 'status' => rest_authorization_required_code() )
+		);
+	}
+
+	/**
+	 * An error as a response, with Retry-After when the error says when.
+	 *
+	 * @param WP_Error $error Error.
+	 * @return WP_REST_Response
+	 */
+	private static function error_response( WP_Error $error ) {
+		$response = rest_convert_error_to_response( $error );
+		$data     = $error->get_error_data();
+		if ( is_array( $data ) && isset( $data['retry_after'] ) ) {
+			$response->header( 'Retry-After', (string) max( 1, (int) $data['retry_after'] ) );
+		}
+		return $response;
+	}
+}
