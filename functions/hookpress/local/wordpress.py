@@ -1,0 +1,859 @@
+"""A throwaway WordPress with the hookpress plugin, built from Debian's packages.
+
+One :class:`WordPressServer` owns one work directory and everything under it:
+a MariaDB data directory served on a unix socket (no TCP), a copy of Debian's
+``/usr/share/wordpress`` with its own ``wp-config.php`` and the plugin, and
+``php -S`` with several workers so requests really run concurrently. Logs go
+to ``<workdir>/logs``. :meth:`WordPressServer.stop` ends every process it
+started and frees the port; the context manager and an ``atexit`` hook call it.
+
+Used by the end-to-end tests and by the local stack (``nox -s dev``)::
+
+    with WordPressServer(Path(".hookpress/wordpress")) as server:
+        site = server.site
+        server.set_options(rate_per_minute=60, burst=10)
+
+Missing software raises :class:`WordPressError` naming the Debian package to
+install; nothing here skips.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+__all__ = [
+    "DEFAULT_ALLOWLIST",
+    "DEFAULT_BURST",
+    "DEFAULT_RATE_PER_MINUTE",
+    "DEFAULT_TRUSTED_PROXIES",
+    "WordPressError",
+    "WordPressServer",
+    "WordPressSite",
+]
+
+WORDPRESS_SOURCE: Final = Path("/usr/share/wordpress")
+PLUGIN_SLUG: Final = "hookpress"
+INGEST_ROLE: Final = "hookpress_ingest"
+
+#: Options every new site starts with, and that :meth:`WordPressServer.reset_options`
+#: restores: loopback only, no proxies, a rate no test reaches by accident.
+DEFAULT_ALLOWLIST: Final[tuple[str, ...]] = ("127.0.0.1", "::1")
+DEFAULT_TRUSTED_PROXIES: Final[tuple[str, ...]] = ()
+DEFAULT_RATE_PER_MINUTE: Final = 60000
+DEFAULT_BURST: Final = 10000
+
+# AF_UNIX paths are limited to 108 bytes on Linux, NUL included.
+_MAX_SOCKET_PATH: Final = 100
+_START_TIMEOUT: Final = 60.0
+_PHP_TIMEOUT: Final = 120.0
+
+
+class WordPressError(RuntimeError):
+    """The throwaway WordPress could not be started, configured or queried.
+
+    The message says what failed and, for missing software, which Debian
+    package provides it; start-up failures end with the tail of the log.
+    """
+
+
+@dataclass(frozen=True)
+class WordPressSite:
+    """How to reach a running site. The passwords are throwaway values."""
+
+    url: str
+    rest_base: str
+    admin_user: str
+    admin_password: str
+    admin_app_password: str
+    ingest_user: str
+    app_password: str
+
+    @property
+    def ingest_url(self) -> str:
+        """The plugin's ingest route."""
+        return f"{self.rest_base}/ai-guy/v1/ingest"
+
+
+@dataclass(frozen=True)
+class _Tools:
+    php: str
+    mariadbd: str
+    install_db: str
+
+
+def _default_plugin_dir() -> Path:
+    # functions/hookpress/local/wordpress.py -> repository root.
+    return Path(__file__).resolve().parents[3] / "wordpress" / PLUGIN_SLUG
+
+
+def _find(name: str, *fallbacks: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in fallbacks:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _require_tools() -> _Tools:
+    php = _find("php", "/usr/bin/php")
+    if php is None:
+        raise WordPressError("php not found: install the Debian package php-cli")
+    probe = subprocess.run(  # noqa: S603 - fixed arguments
+        [php, "-r", 'exit(extension_loaded("mysqli") ? 0 : 3);'],
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+    if probe.returncode != 0:
+        raise WordPressError("PHP has no mysqli extension: install the Debian package php-mysql")
+    mariadbd = _find("mariadbd", "/usr/sbin/mariadbd", "/usr/sbin/mysqld")
+    install_db = _find("mariadb-install-db", "/usr/bin/mariadb-install-db")
+    if mariadbd is None or install_db is None:
+        raise WordPressError(
+            "mariadbd or mariadb-install-db not found: install the Debian package mariadb-server"
+        )
+    if not (WORDPRESS_SOURCE / "wp-settings.php").is_file():
+        raise WordPressError(
+            f"{WORDPRESS_SOURCE} has no WordPress: install the Debian package wordpress"
+        )
+    return _Tools(php=php, mariadbd=mariadbd, install_db=install_db)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _php_string(value: str) -> str:
+    """A PHP single-quoted string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"({path} not readable)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class WordPressServer:
+    """MariaDB + WordPress + the hookpress plugin under one work directory.
+
+    ``workers`` is ``PHP_CLI_SERVER_WORKERS``: how many requests PHP serves at
+    once. ``plugin_dir`` defaults to ``wordpress/hookpress`` of this
+    repository; it is copied, so later edits need a restart.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        workers: int = 8,
+        plugin_dir: Path | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.workdir = Path(workdir).resolve()
+        self.logs_dir = self.workdir / "logs"
+        self._requested_port = port
+        self._workers = workers
+        self._plugin_dir = (plugin_dir or _default_plugin_dir()).resolve()
+        self._docroot = self.workdir / "docroot"
+        self._datadir = self.workdir / "mysql" / "data"
+        self._runtime = self.workdir / "run"
+        self._socket_dir: Path | None = None
+        self._tools: _Tools | None = None
+        self._mariadb: subprocess.Popen[bytes] | None = None
+        self._php: subprocess.Popen[bytes] | None = None
+        self._port: int | None = None
+        self._site: WordPressSite | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> WordPressServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def site(self) -> WordPressSite:
+        """The running site; raises if :meth:`start` has not succeeded."""
+        if self._site is None:
+            raise WordPressError("the WordPress server is not running")
+        return self._site
+
+    @property
+    def port(self) -> int:
+        """The HTTP port of the running site."""
+        if self._port is None:
+            raise WordPressError("the WordPress server is not running")
+        return self._port
+
+    def start(self) -> WordPressSite:
+        """Create the database, install WordPress, activate the plugin, serve it."""
+        if self._site is not None:
+            return self._site
+        self._tools = _require_tools()
+        if not (self._plugin_dir / f"{PLUGIN_SLUG}.php").is_file():
+            raise WordPressError(
+                f"no plugin at {self._plugin_dir}: pass plugin_dir= pointing at wordpress/hookpress"
+            )
+        atexit.register(self.stop)
+        try:
+            self._prepare_dirs()
+            self._start_mariadb()
+            self._build_docroot()
+            port = self._requested_port or _free_port()
+            self._write_config(port)
+            site = self._install(port)
+            self._start_php(port)
+            self._site = site
+            return site
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop PHP, then MariaDB; wait until both have exited. Idempotent."""
+        self._site = None
+        self._port = None
+        php, self._php = self._php, None
+        mariadb, self._mariadb = self._mariadb, None
+        if php is not None:
+            # SIGINT lets the PHP server master stop and reap its workers;
+            # whatever is left of its process group is killed after that.
+            _stop_group(php, signal.SIGINT, timeout=10)
+        if mariadb is not None:
+            _stop_group(mariadb, signal.SIGTERM, timeout=60)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
+        atexit.unregister(self.stop)
+
+    # -- configuration used by tests and the local stack -------------------
+
+    def set_options(
+        self,
+        *,
+        allowlist: Sequence[str] | None = None,
+        trusted_proxies: Sequence[str] | None = None,
+        rate_per_minute: int | None = None,
+        burst: int | None = None,
+    ) -> None:
+        """Update plugin options (through the plugin's own sanitizers).
+
+        Setting the rate or the burst also refills the token bucket.
+        """
+        args: dict[str, Any] = {}
+        if allowlist is not None:
+            args["allowlist"] = list(allowlist)
+        if trusted_proxies is not None:
+            args["trusted_proxies"] = list(trusted_proxies)
+        if rate_per_minute is not None:
+            args["rate_per_minute"] = rate_per_minute
+        if burst is not None:
+            args["burst"] = burst
+        if args:
+            self._wp("set-options", args)
+
+    def reset_options(self) -> None:
+        """Restore the options a new site starts with, and a full bucket."""
+        self.set_options(
+            allowlist=DEFAULT_ALLOWLIST,
+            trusted_proxies=DEFAULT_TRUSTED_PROXIES,
+            rate_per_minute=DEFAULT_RATE_PER_MINUTE,
+            burst=DEFAULT_BURST,
+        )
+
+    def create_user(self, login: str, role: str) -> str:
+        """Create a user with one role; return an application password for it."""
+        result = self._wp("create-user", {"login": login, "role": role})
+        return str(result["app_password"])
+
+    def run_php(self, code: str) -> str:
+        """Run PHP code with WordPress loaded (php-cli); return what it printed.
+
+        For tests and diagnostics only: it runs ``eval`` on the given code.
+        """
+        return str(self._wp("eval", {"code": code})["output"])
+
+    def uninstall_plugin(self) -> None:
+        """Deactivate the plugin, then run its uninstall.php, as wp-admin's Delete does."""
+        self._wp("deactivate", {})
+        self._wp("uninstall", {})
+
+    # -- start-up steps ----------------------------------------------------
+
+    def _prepare_dirs(self) -> None:
+        for stale in (self.workdir / "mysql", self._docroot, self._runtime):
+            shutil.rmtree(stale, ignore_errors=True)
+        for directory in (self._datadir, self._runtime, self.logs_dir, self.workdir / "mysql/tmp"):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def _socket(self) -> Path:
+        if self._socket_dir is None:
+            candidate = self.workdir / "mysql" / "mysqld.sock"
+            if len(os.fsencode(candidate)) <= _MAX_SOCKET_PATH:
+                self._socket_dir = None
+                return candidate
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="hookpress-db-"))
+        return self._socket_dir / "mysqld.sock"
+
+    def _user_args(self) -> list[str]:
+        # mariadbd refuses to run as root unless told to.
+        return ["--user=root"] if os.geteuid() == 0 else []
+
+    def _started_tools(self) -> _Tools:
+        if self._tools is None:
+            raise WordPressError("the WordPress server has not been started")
+        return self._tools
+
+    def _start_mariadb(self) -> None:
+        tools = self._started_tools()
+        log = self.logs_dir / "mariadb-install.log"
+        with log.open("wb") as out:
+            done = subprocess.run(  # noqa: S603 - fixed arguments
+                [
+                    tools.install_db,
+                    "--no-defaults",
+                    f"--datadir={self._datadir}",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                    "--skip-name-resolve",
+                    *self._user_args(),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+                timeout=_START_TIMEOUT * 2,
+            )
+        if done.returncode != 0:
+            raise WordPressError(f"mariadb-install-db failed:\n{_tail(log)}")
+
+        socket_path = self._socket
+        log = self.logs_dir / "mariadb.log"
+        self._mariadb = _spawn(
+            [
+                tools.mariadbd,
+                "--no-defaults",
+                f"--datadir={self._datadir}",
+                f"--socket={socket_path}",
+                f"--pid-file={self.workdir / 'mysql' / 'mysqld.pid'}",
+                f"--tmpdir={self.workdir / 'mysql' / 'tmp'}",
+                f"--log-error={log}",
+                "--skip-networking",
+                "--skip-name-resolve",
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_unicode_ci",
+                "--max-connections=300",
+                "--innodb-buffer-pool-size=64M",
+                # A throwaway database: durability traded for speed.
+                "--innodb-flush-log-at-trx-commit=0",
+                "--innodb-doublewrite=0",
+                "--sync-binlog=0",
+                *self._user_args(),
+            ],
+            self.logs_dir / "mariadb.out",
+            env=None,
+        )
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._mariadb.poll() is not None:
+                raise WordPressError(f"mariadbd exited at start-up:\n{_tail(log)}")
+            if socket_path.exists():
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    try:
+                        probe.connect(str(socket_path))
+                    except OSError:
+                        pass
+                    else:
+                        return
+            time.sleep(0.1)
+        raise WordPressError(f"mariadbd did not open {socket_path} in time:\n{_tail(log)}")
+
+    def _build_docroot(self) -> None:
+        # A real copy, not symlinks: PHP resolves symlinks in __FILE__, and
+        # WordPress finds wp-config.php next to the resolved wp-load.php,
+        # which would be Debian's (reading /etc/wordpress). The .htaccess
+        # symlink to /etc is left out so nothing here can write there.
+        def ignore(directory: str, names: list[str]) -> set[str]:
+            skip = {".htaccess", "wp-config.php"} if Path(directory) == WORDPRESS_SOURCE else set()
+            if Path(directory) == WORDPRESS_SOURCE / "wp-content":
+                skip |= {"languages", "plugins"}
+            return skip & set(names)
+
+        shutil.copytree(
+            WORDPRESS_SOURCE,
+            self._docroot,
+            ignore=ignore,
+            ignore_dangling_symlinks=True,
+        )
+        plugins = self._docroot / "wp-content" / "plugins"
+        plugins.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(self._plugin_dir, plugins / PLUGIN_SLUG)
+        (self._docroot / "wp-content" / "uploads").mkdir(exist_ok=True)
+        (self._runtime / "router.php").write_text(_ROUTER)
+        (self._runtime / "wp-tool.php").write_text(_WP_TOOL)
+
+    def _write_config(self, port: int) -> None:
+        url = f"http://127.0.0.1:{port}"
+        keys = "\n".join(
+            f"define( {_php_string(name)}, {_php_string(secrets.token_urlsafe(48))} );"
+            for name in (
+                "AUTH_KEY",
+                "SECURE_AUTH_KEY",
+                "LOGGED_IN_KEY",
+                "NONCE_KEY",
+                "AUTH_SALT",
+                "SECURE_AUTH_SALT",
+                "LOGGED_IN_SALT",
+                "NONCE_SALT",
+            )
+        )
+        (self._docroot / "wp-config.php").write_text(
+            _WP_CONFIG.format(
+                db_host=_php_string(f"localhost:{self._socket}"),
+                url=_php_string(url),
+                keys=keys,
+                debug_log=_php_string(str(self.logs_dir / "wp-debug.log")),
+            )
+        )
+
+    def _install(self, port: int) -> WordPressSite:
+        admin_user = "admin"
+        admin_password = secrets.token_urlsafe(18)
+        ingest_user = "hookpress-ingest"
+        url = f"http://127.0.0.1:{port}"
+        self._wp(
+            "install",
+            {
+                "socket": str(self._socket),
+                "title": "hookpress local",
+                "admin_user": admin_user,
+                "admin_password": admin_password,
+            },
+        )
+        configured = self._wp(
+            "configure",
+            {
+                "admin_user": admin_user,
+                "ingest_user": ingest_user,
+                "ingest_role": INGEST_ROLE,
+                "allowlist": list(DEFAULT_ALLOWLIST),
+                "trusted_proxies": list(DEFAULT_TRUSTED_PROXIES),
+                "rate_per_minute": DEFAULT_RATE_PER_MINUTE,
+                "burst": DEFAULT_BURST,
+            },
+        )
+        return WordPressSite(
+            url=url,
+            rest_base=f"{url}/wp-json",
+            admin_user=admin_user,
+            admin_password=admin_password,
+            admin_app_password=str(configured["admin_app_password"]),
+            ingest_user=ingest_user,
+            app_password=str(configured["ingest_app_password"]),
+        )
+
+    def _start_php(self, port: int) -> None:
+        tools = self._started_tools()
+        for attempt in range(3):
+            log = self.logs_dir / "php-server.log"
+            self._php = _spawn(
+                [
+                    tools.php,
+                    *self._php_ini(),
+                    "-S",
+                    f"127.0.0.1:{port}",
+                    "-t",
+                    str(self._docroot),
+                    str(self._runtime / "router.php"),
+                ],
+                log,
+                env={**os.environ, "PHP_CLI_SERVER_WORKERS": str(self._workers)},
+            )
+            if self._wait_http(self._php, port, log):
+                self._port = port
+                return
+            # Exited at once: most likely the port was taken after we chose it.
+            _stop_group(self._php, signal.SIGINT, timeout=10)
+            self._php = None
+            if self._requested_port is not None or attempt == 2:
+                raise WordPressError(f"php -S did not start on port {port}:\n{_tail(log)}")
+            port = _free_port()
+            self._write_config(port)
+            self._site = None
+        raise AssertionError("unreachable")
+
+    def _wait_http(self, php: subprocess.Popen[bytes], port: int, log: Path) -> bool:
+        deadline = time.monotonic() + _START_TIMEOUT
+        probe = f"http://127.0.0.1:{port}/wp-json/"
+        while time.monotonic() < deadline:
+            if php.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(probe, timeout=5) as response:
+                    if response.status == 200:
+                        return True
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise WordPressError(f"WordPress did not answer {probe} in time:\n{_tail(log)}")
+
+    def _php_ini(self) -> list[str]:
+        settings = {
+            "display_errors": "0",
+            "log_errors": "1",
+            "error_log": str(self.logs_dir / "php-error.log"),
+            "memory_limit": "256M",
+            "post_max_size": "8M",
+            # Compiled scripts are shared by the forked workers: WordPress
+            # loads hundreds of files per request.
+            "opcache.enable_cli": "1",
+        }
+        args: list[str] = []
+        for key, value in settings.items():
+            args += ["-d", f"{key}={value}"]
+        return args
+
+    # -- php-cli helper ----------------------------------------------------
+
+    def _wp(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run one command of the wp-tool.php helper; return its JSON result."""
+        tools = self._started_tools()
+        result_file = self._runtime / f"result-{secrets.token_hex(8)}.json"
+        log = self.logs_dir / "wp-tool.log"
+        with log.open("ab") as out:
+            out.write(f"--- {command}\n".encode())
+            out.flush()
+            try:
+                done = subprocess.run(  # noqa: S603 - fixed program, arguments are data
+                    [
+                        tools.php,
+                        "-d",
+                        "display_errors=stderr",
+                        "-d",
+                        "memory_limit=256M",
+                        str(self._runtime / "wp-tool.php"),
+                        str(self._docroot),
+                        command,
+                        json.dumps(args),
+                        str(result_file),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    check=False,
+                    timeout=_PHP_TIMEOUT,
+                )
+            except subprocess.TimeoutExpired as error:
+                raise WordPressError(f"wp-tool {command} timed out:\n{_tail(log)}") from error
+        try:
+            if done.returncode != 0 or not result_file.exists():
+                raise WordPressError(
+                    f"wp-tool {command} failed (exit {done.returncode}):\n{_tail(log)}"
+                )
+            result: dict[str, Any] = json.loads(result_file.read_text())
+            return result
+        finally:
+            result_file.unlink(missing_ok=True)
+
+
+def _spawn(command: list[str], log: Path, *, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+    """Start a process in its own process group, output appended to a log file."""
+    with log.open("ab") as out:
+        return subprocess.Popen(  # noqa: S603 - fixed program, arguments are ours
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def _stop_group(process: subprocess.Popen[bytes], sig: signal.Signals, *, timeout: float) -> None:
+    """Signal a process we started, wait for it, then make sure its group is gone."""
+    group = process.pid  # start_new_session made it the group leader
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+            process.wait(timeout=timeout)
+    # Children that outlived the leader (none, when it shuts down cleanly).
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)
+
+
+_WP_CONFIG: Final = """<?php
+// Written by hookpress.local.wordpress for a throwaway site. Not for production.
+define( 'DB_NAME', 'wordpress' );
+define( 'DB_USER', 'root' );
+define( 'DB_PASSWORD', '' );
+define( 'DB_HOST', {db_host} );
+define( 'DB_CHARSET', 'utf8mb4' );
+define( 'DB_COLLATE', '' );
+{keys}
+$table_prefix = 'wp_';
+
+define( 'WP_HOME', {url} );
+define( 'WP_SITEURL', {url} );
+// "local" lets application passwords work over plain HTTP.
+define( 'WP_ENVIRONMENT_TYPE', 'local' );
+define( 'WP_DEBUG', false );
+define( 'WP_DEBUG_LOG', {debug_log} );
+define( 'WP_DEBUG_DISPLAY', false );
+// No calls home (update checks, dashboard news): nothing here may leave the machine.
+define( 'WP_HTTP_BLOCK_EXTERNAL', true );
+define( 'AUTOMATIC_UPDATER_DISABLED', true );
+define( 'WP_AUTO_UPDATE_CORE', false );
+// Cron would fire loopback requests at random moments of a test.
+define( 'DISABLE_WP_CRON', true );
+define( 'FS_METHOD', 'direct' );
+
+if ( ! defined( 'ABSPATH' ) ) {{
+	define( 'ABSPATH', __DIR__ . '/' );
+}}
+require_once ABSPATH . 'wp-settings.php';
+"""
+
+_ROUTER: Final = r"""<?php
+// Router for php -S: files are served as they are, anything else goes to
+// WordPress's front controller, as Apache's rewrite rules would send it.
+$root = rtrim( $_SERVER['DOCUMENT_ROOT'], '/' );
+$path = rawurldecode( (string) parse_url( $_SERVER['REQUEST_URI'], PHP_URL_PATH ) );
+$file = realpath( $root . $path );
+if ( false !== $file && ( $file === $root || 0 === strpos( $file, $root . '/' ) ) ) {
+	if ( is_dir( $file ) ) {
+		if ( '/' !== substr( $path, -1 ) ) {
+			header( 'Location: ' . $path . '/', true, 301 );
+			return true;
+		}
+		if ( is_file( $file . '/index.php' ) ) {
+			return false;
+		}
+	} elseif ( is_file( $file ) ) {
+		return false;
+	}
+}
+$_SERVER['SCRIPT_NAME']     = '/index.php';
+$_SERVER['PHP_SELF']        = '/index.php';
+$_SERVER['SCRIPT_FILENAME'] = $root . '/index.php';
+chdir( $root );
+require $root . '/index.php';
+"""
+
+_WP_TOOL: Final = r"""<?php
+// Run with php-cli by hookpress.local.wordpress:
+//   php wp-tool.php DOCROOT COMMAND JSON_ARGS RESULT_FILE
+// Writes a JSON result to RESULT_FILE; anything else it prints is log.
+list( , $hp_docroot, $hp_command, $hp_args_json, $hp_result_file ) = $argv;
+$hp_args = json_decode( $hp_args_json, true );
+
+function hp_done( $result ) {
+	global $hp_result_file;
+	file_put_contents( $hp_result_file, json_encode( $result ) );
+	exit( 0 );
+}
+
+function hp_fail( $message ) {
+	fwrite( STDERR, "wp-tool: $message\n" );
+	exit( 1 );
+}
+
+// A throwaway site sends no mail: there is no MTA and nobody to read it.
+// Both are pluggable, so defining them first replaces WordPress's own.
+function wp_mail() {
+	return true;
+}
+function wp_new_blog_notification() {
+}
+
+$_SERVER['HTTP_HOST']       = '127.0.0.1';
+$_SERVER['SERVER_NAME']     = '127.0.0.1';
+$_SERVER['REQUEST_URI']     = '/';
+$_SERVER['REQUEST_METHOD']  = 'GET';
+$_SERVER['SERVER_PROTOCOL'] = 'HTTP/1.1';
+$_SERVER['REMOTE_ADDR']     = '127.0.0.1';
+
+if ( 'install' === $hp_command ) {
+	mysqli_report( MYSQLI_REPORT_OFF );
+	$hp_db = mysqli_init();
+	if ( ! @$hp_db->real_connect( 'localhost', 'root', '', '', 0, $hp_args['socket'] ) ) {
+		hp_fail( 'cannot connect to MariaDB: ' . mysqli_connect_error() );
+	}
+	$hp_create = 'CREATE DATABASE IF NOT EXISTS `wordpress`'
+		. ' CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci';
+	if ( ! $hp_db->query( $hp_create ) ) {
+		hp_fail( 'cannot create the database: ' . $hp_db->error );
+	}
+	$hp_db->close();
+	define( 'WP_INSTALLING', true );
+}
+
+require $hp_docroot . '/wp-load.php';
+require_once ABSPATH . 'wp-admin/includes/plugin.php';
+
+function hp_app_password( $user_id ) {
+	$created = WP_Application_Passwords::create_new_application_password(
+		$user_id,
+		array( 'name' => 'hookpress-local' )
+	);
+	if ( is_wp_error( $created ) ) {
+		hp_fail( 'application password: ' . $created->get_error_message() );
+	}
+	return $created[0];
+}
+
+function hp_user( $login, $role ) {
+	$user_id = wp_insert_user(
+		array(
+			'user_login' => $login,
+			'user_pass'  => wp_generate_password( 32, true, true ),
+			'user_email' => $login . '@example.invalid',
+			'role'       => $role,
+		)
+	);
+	if ( is_wp_error( $user_id ) ) {
+		hp_fail( "user $login: " . $user_id->get_error_message() );
+	}
+	$user = get_user_by( 'id', $user_id );
+	if ( array( $role ) !== array_values( $user->roles ) ) {
+		$roles = implode( ',', $user->roles );
+		hp_fail( "user $login has roles $roles, expected only $role" );
+	}
+	return $user_id;
+}
+
+function hp_set_options( $args ) {
+	$names = array(
+		'allowlist'       => 'hookpress_allowlist',
+		'trusted_proxies' => 'hookpress_trusted_proxies',
+		'rate_per_minute' => 'hookpress_rate_per_minute',
+		'burst'           => 'hookpress_burst',
+	);
+	foreach ( $names as $key => $option ) {
+		if ( array_key_exists( $key, $args ) ) {
+			update_option( $option, $args[ $key ] );
+		}
+	}
+	if ( array_key_exists( 'rate_per_minute', $args ) || array_key_exists( 'burst', $args ) ) {
+		Hookpress_Rate_Limiter::reset();
+	}
+}
+
+switch ( $hp_command ) {
+	case 'install':
+		require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+		if ( is_blog_installed() ) {
+			hp_fail( 'WordPress is already installed in this database' );
+		}
+		$hp_installed = wp_install(
+			'hookpress local',
+			$hp_args['admin_user'],
+			$hp_args['admin_user'] . '@example.invalid',
+			false,
+			'',
+			wp_slash( $hp_args['admin_password'] )
+		);
+		hp_done( array( 'user_id' => $hp_installed['user_id'] ) );
+		break;
+
+	case 'configure':
+		global $wp_rewrite;
+		$wp_rewrite->set_permalink_structure( '/%postname%/' );
+		$wp_rewrite->flush_rules( false );
+		$hp_activated = activate_plugin( 'hookpress/hookpress.php' );
+		if ( is_wp_error( $hp_activated ) ) {
+			hp_fail( 'activate hookpress: ' . $hp_activated->get_error_message() );
+		}
+		// The plugin was included after "init": register its settings (and
+		// their sanitizers) by hand for the options below.
+		Hookpress_Settings::register_settings();
+		$hp_admin  = get_user_by( 'login', $hp_args['admin_user'] );
+		$hp_ingest = hp_user( $hp_args['ingest_user'], $hp_args['ingest_role'] );
+		hp_set_options( $hp_args );
+		hp_done(
+			array(
+				'admin_app_password'  => hp_app_password( $hp_admin->ID ),
+				'ingest_app_password' => hp_app_password( $hp_ingest ),
+			)
+		);
+		break;
+
+	case 'set-options':
+		hp_set_options( $hp_args );
+		hp_done( array() );
+		break;
+
+	case 'create-user':
+		$hp_user = hp_user( $hp_args['login'], $hp_args['role'] );
+		hp_done( array( 'app_password' => hp_app_password( $hp_user ) ) );
+		break;
+
+	case 'eval':
+		ob_start();
+		eval( $hp_args['code'] ); // phpcs:ignore Squiz.PHP.Eval -- test harness only.
+		hp_done( array( 'output' => ob_get_clean() ) );
+		break;
+
+	case 'deactivate':
+		deactivate_plugins( 'hookpress/hookpress.php', true );
+		hp_done( array() );
+		break;
+
+	case 'uninstall':
+		if ( is_plugin_active( 'hookpress/hookpress.php' ) ) {
+			hp_fail( 'deactivate the plugin before uninstalling it' );
+		}
+		if ( ! uninstall_plugin( 'hookpress/hookpress.php' ) ) {
+			hp_fail( 'uninstall_plugin() did not run uninstall.php' );
+		}
+		hp_done( array() );
+		break;
+
+	default:
+		hp_fail( "unknown command $hp_command" );
+}
+"""
