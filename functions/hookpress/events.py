@@ -1,0 +1,105 @@
+"""The event: its key, its Firestore record and its status machine.
+
+``event_key`` = sha256 hex of ``{source}:{provider_event_id}``. It names the
+Firestore document, the GCS object and the WordPress ``Idempotency-Key``.
+The provider id is the scheme's delivery-id header, else the payload's id
+field, else the sha256 of the body.
+
+Status machine (DESIGN.md)::
+
+    received ─publish─▶ published ─2xx─▶ delivered
+                           ├─permanent 4xx─▶ failed
+                           ├─paused────────▶ held
+                           └─attempts exhausted (DLQ)─▶ dead
+    failed | held | dead ─replay─▶ published
+    received (publish lost) ─reconciler─▶ published
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from hookpress.signatures import valid_id
+
+__all__ = [
+    "InvalidPayloadId",
+    "Status",
+    "event_key",
+    "new_record",
+    "provider_event_id",
+    "raw_object_name",
+]
+
+
+class Status(StrEnum):
+    """Where an event is in its life."""
+
+    RECEIVED = "received"
+    PUBLISHED = "published"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    HELD = "held"
+    DEAD = "dead"
+
+
+class InvalidPayloadId(ValueError):
+    """The payload's id field is present but not a usable id (too long, control characters)."""
+
+
+def provider_event_id(
+    delivery_id: str | None, payload: dict[str, Any], body: bytes, id_field: str = "id"
+) -> str:
+    """The provider's id for this event: delivery header, else payload id, else body hash."""
+    if delivery_id:
+        return delivery_id
+    value = payload.get(id_field)
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, int):
+        value = str(value)
+    if isinstance(value, str):
+        if not valid_id(value):
+            raise InvalidPayloadId(id_field)
+        return value
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def event_key(source: str, provider_id: str) -> str:
+    """sha256 hex of ``{source}:{provider_event_id}``."""
+    return hashlib.sha256(f"{source}:{provider_id}".encode()).hexdigest()
+
+
+def raw_object_name(source: str, key: str, received_at: datetime) -> str:
+    """``raw/{source}/{yyyy}/{mm}/{dd}/{event_key}.json``."""
+    day = received_at.astimezone(UTC)
+    return f"raw/{source}/{day:%Y}/{day:%m}/{day:%d}/{key}.json"
+
+
+def new_record(
+    *,
+    source: str,
+    provider_id: str,
+    received_at: datetime,
+    raw_uri: str,
+    body_sha256: str,
+    ttl_days: int,
+) -> dict[str, Any]:
+    """A fresh Firestore record in status ``received``."""
+    return {
+        "source": source,
+        "provider_event_id": provider_id,
+        "received_at": received_at,
+        "raw_uri": raw_uri,
+        "body_sha256": body_sha256,
+        "status": Status.RECEIVED.value,
+        "attempts": 0,
+        "last_error": None,
+        "downstream_status": None,
+        "wp_post_id": None,
+        "delivered_at": None,
+        "updated_at": received_at,
+        "expire_at": received_at + timedelta(days=ttl_days),
+    }
