@@ -27,9 +27,7 @@ __all__ = [
     "SourceConfig",
 ]
 
-SCHEMES = frozenset(
-    {"hmac-timestamp", "standard-webhooks", "stripe", "github", "slack", "shopify"}
-)
+SCHEMES = frozenset({"hmac-timestamp", "standard-webhooks", "stripe", "github", "slack", "shopify"})
 SecretsBackend = Literal["secretmanager", "env", "file"]
 
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -229,9 +227,7 @@ class IngressSettings:
             event_ttl_days=_int(env, "HOOKPRESS_EVENT_TTL_DAYS", 30, 1, 3_650),
             backend_timeout_s=_float(env, "HOOKPRESS_BACKEND_TIMEOUT_S", 10.0, 0.1, 120.0),
             retry_after_s=_int(env, "HOOKPRESS_RETRY_AFTER_S", 30, 1, 3_600),
-            publish_max_latency_s=_float(
-                env, "HOOKPRESS_PUBLISH_MAX_LATENCY_S", 0.005, 0.0, 1.0
-            ),
+            publish_max_latency_s=_float(env, "HOOKPRESS_PUBLISH_MAX_LATENCY_S", 0.005, 0.0, 1.0),
             secrets=_secrets(env),
         )
 
@@ -265,7 +261,11 @@ class DeliverSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DeliverSettings:
         """Read and validate the deliver configuration; raise SettingsError if invalid."""
-        base = _require(env, "HOOKPRESS_WP_BASE_URL", "the WordPress REST base, e.g. https://example.com/wp-json")
+        base = _require(
+            env,
+            "HOOKPRESS_WP_BASE_URL",
+            "the WordPress REST base, e.g. https://example.com/wp-json",
+        )
         if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", base):
             raise SettingsError(
                 "HOOKPRESS_WP_BASE_URL must be an http(s) URL without query or fragment."

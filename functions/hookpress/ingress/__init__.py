@@ -1,0 +1,95 @@
+"""The ingress function's core: build the runtime once per instance, answer requests.
+
+``functions/ingress/main.py`` is a thin shim over :func:`handle_request`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from hookpress.backends.firestore import EventRecords
+from hookpress.backends.gcs import RawStore
+from hookpress.backends.pubsub import EventPublisher
+from hookpress.backends.secrets import CachedSecrets, build_secret_values
+from hookpress.ingress._http import handle, respond
+from hookpress.ingress._pipeline import Ingestor, Outcome, Result
+from hookpress.logs import Logger
+from hookpress.settings import IngressSettings, SettingsError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from flask import Request, Response
+
+__all__ = [
+    "Ingestor",
+    "Outcome",
+    "Result",
+    "build_ingestor",
+    "handle_request",
+    "install",
+]
+
+_log = Logger("ingress")
+_lock = threading.Lock()
+_ingestor: Ingestor | None = None
+
+
+def build_ingestor(env: Mapping[str, str], log: Logger = _log) -> Ingestor:
+    """Read the settings and wire the adapters (clients are built on first use)."""
+    settings = IngressSettings.from_env(env)
+    timeout = settings.backend_timeout_s
+    values = build_secret_values(settings.secrets, settings.project, env, timeout)
+    return Ingestor(
+        settings,
+        secrets=CachedSecrets(
+            values,
+            ttl_s=settings.secrets.cache_ttl_s,
+            min_refresh_interval_s=settings.secrets.min_refresh_interval_s,
+        ),
+        raw=RawStore(settings.project, settings.raw_bucket, timeout),
+        records=EventRecords(
+            settings.project, settings.firestore_database, settings.events_collection, timeout
+        ),
+        publisher=EventPublisher(
+            settings.project, settings.events_topic, timeout, settings.publish_max_latency_s
+        ),
+        pool=ThreadPoolExecutor(max_workers=32, thread_name_prefix="ingress-gcs"),
+        log=log,
+    )
+
+
+def install(ingestor: Ingestor | None) -> None:
+    """Use ``ingestor`` for the following requests (tests inject faults this way)."""
+    global _ingestor
+    with _lock:
+        _ingestor = ingestor
+
+
+def _current() -> Ingestor:
+    global _ingestor
+    if _ingestor is not None:
+        return _ingestor
+    with _lock:
+        if _ingestor is None:
+            _ingestor = build_ingestor(os.environ)
+            _log.info(
+                "ingress ready",
+                sources=len(_ingestor.settings.sources),
+                secrets_backend=_ingestor.settings.secrets.backend,
+            )
+        return _ingestor
+
+
+def handle_request(request: Request) -> Response:
+    """The functions-framework entry point's whole body."""
+    try:
+        ingestor = _current()
+    except SettingsError as exc:
+        # Misconfigured: say which variable, and let providers retry once it is fixed.
+        _log.critical(f"ingress is misconfigured: {exc}", outcome="misconfigured")
+        return respond(Result(Outcome.UNAVAILABLE, reason="settings"), 60, body_consumed=False)
+    return handle(ingestor, request, _log)

@@ -1,0 +1,254 @@
+"""The ingress use case: verify, parse, store durably, dedupe, publish.
+
+``Ingestor.ingest`` is everything between "these bytes arrived for this
+source" and "this is what to answer". It never sees Flask; the HTTP mapping
+lives in ``_http.py``.
+
+Durability order (DESIGN.md): the raw bytes go to GCS (create-only) while the
+record is created in Firestore (create-only); only when both are stored is the
+key published, and only once it is published is the answer 202. A record left
+``received`` by a failed publish is published by the provider's retry (seen
+here as a duplicate) or by the reconciler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from hookpress.backends import BackendError
+from hookpress.backends.firestore import EventRecords, Snapshot
+from hookpress.backends.gcs import RawStore
+from hookpress.backends.pubsub import EventPublisher
+from hookpress.backends.secrets import CachedSecrets
+from hookpress.events import (
+    InvalidPayloadId,
+    Status,
+    event_key,
+    new_record,
+    provider_event_id,
+    raw_object_name,
+)
+from hookpress.jsonstrict import MalformedBody, parse_object
+from hookpress.logs import Logger
+from hookpress.settings import IngressSettings, SourceConfig
+from hookpress.signatures import SCHEMES, SignatureError, Verified
+
+__all__ = ["Ingestor", "Outcome", "Result"]
+
+
+class Outcome(StrEnum):
+    """What happened to a request; the HTTP layer maps each to one status code."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    CHALLENGE = "challenge"
+    MALFORMED = "malformed"
+    UNAUTHORIZED = "unauthorized"
+    UNKNOWN_SOURCE = "unknown_source"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_ENCODING = "unsupported_encoding"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome, and what the log and the answer need to know about it."""
+
+    outcome: Outcome
+    event_key: str | None = None
+    reason: str | None = None
+    republished: bool = False
+    challenge: str | None = None
+
+
+class Ingestor:
+    """One per function instance; safe to call from many threads."""
+
+    def __init__(
+        self,
+        settings: IngressSettings,
+        *,
+        secrets: CachedSecrets,
+        raw: RawStore,
+        records: EventRecords,
+        publisher: EventPublisher,
+        pool: Executor,
+        log: Logger,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.secrets = secrets
+        self.raw = raw
+        self.records = records
+        self.publisher = publisher
+        self.pool = pool
+        self.log = log
+        self.clock = clock
+        # A claim outlives the request that took it by at most this long: the
+        # publish and the status write each give up after the backend timeout.
+        self.publish_lease_s = 2 * settings.backend_timeout_s + 1
+
+    # -- verification -------------------------------------------------------
+
+    def _verify(
+        self, source: SourceConfig, headers: Mapping[str, str], body: bytes, now: float
+    ) -> Verified:
+        scheme = SCHEMES[source.scheme]
+        tolerance = self.settings.timestamp_tolerance_s
+        secrets = self.secrets.get(source.secret)
+        try:
+            return scheme.verify(body, headers, secrets, now=now, tolerance=tolerance)
+        except SignatureError as exc:
+            if exc.reason not in {"no_match", "no_secret"}:
+                raise
+            # Maybe the secret was just rotated: re-read it (rate-limited) and try once more.
+            fresh = self.secrets.refresh_after_failure(source.secret)
+            if fresh is None:
+                raise
+            return scheme.verify(body, headers, fresh, now=now, tolerance=tolerance)
+
+    # -- the use case ---------------------------------------------------------
+
+    def ingest(self, source: SourceConfig, headers: Mapping[str, str], body: bytes) -> Result:
+        """Handle one delivery of ``body`` for ``source``."""
+        now = self.clock()
+        try:
+            verified = self._verify(source, headers, body, now)
+        except SignatureError as exc:
+            return Result(Outcome.UNAUTHORIZED, reason=exc.reason)
+        except BackendError as exc:
+            return Result(Outcome.UNAVAILABLE, reason=exc.backend)
+
+        try:
+            payload = parse_object(body)
+        except MalformedBody as exc:
+            return Result(Outcome.MALFORMED, reason=exc.reason)
+
+        if source.scheme == "slack" and payload.get("type") == "url_verification":
+            # Slack's one-off handshake when the URL is registered: echo, store nothing.
+            challenge = payload.get("challenge")
+            if isinstance(challenge, str) and 0 < len(challenge) <= 256:
+                return Result(Outcome.CHALLENGE, challenge=challenge)
+            return Result(Outcome.MALFORMED, reason="bad_challenge")
+
+        scheme = SCHEMES[source.scheme]
+        try:
+            pid = provider_event_id(verified.delivery_id, payload, body, scheme.payload_id_field)
+        except InvalidPayloadId:
+            return Result(Outcome.MALFORMED, reason="invalid_id")
+        key = event_key(source.name, pid)
+        try:
+            return self._store_and_publish(source, pid, key, body, now)
+        except BackendError as exc:
+            return Result(Outcome.UNAVAILABLE, event_key=key, reason=exc.backend)
+
+    def _store_and_publish(
+        self, source: SourceConfig, pid: str, key: str, body: bytes, now: float
+    ) -> Result:
+        received_at = datetime.fromtimestamp(now, UTC)
+        name = raw_object_name(source.name, key, received_at)
+        record = new_record(
+            source=source.name,
+            provider_id=pid,
+            received_at=received_at,
+            raw_uri=self.raw.uri(name),
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            ttl_days=self.settings.event_ttl_days,
+        )
+        record["publish_claimed_at"] = received_at  # the creator publishes; see _republish
+        # Both writes are create-only, so they can run at the same time and a
+        # retry of either is harmless. A duplicate still writes GCS: if the first
+        # attempt stored the record but not the bytes, this attempt repairs it.
+        stored = self.pool.submit(self.raw.put, name, body)
+        try:
+            created = self.records.create(key, record)
+        except BackendError:
+            wait([stored])  # never leave a write running unobserved
+            raise
+        try:
+            stored.result()
+        except BackendError:
+            if created is not None:
+                self._release(key, created)  # the retry must not wait out our claim
+            raise
+
+        if created is not None:
+            self._publish_claimed(key, source.name, created, now)
+            return Result(Outcome.ACCEPTED, event_key=key)
+
+        snapshot = self.records.get(key)
+        if snapshot is None:
+            # Expired (TTL) between create and get: let the provider try again.
+            raise BackendError("firestore", "record vanished")
+        if snapshot.data.get("status") != Status.RECEIVED.value:
+            return Result(Outcome.DUPLICATE, event_key=key)
+        republished = self._republish(snapshot, source.name, self.raw.uri(name), now)
+        return Result(
+            Outcome.DUPLICATE,
+            event_key=key,
+            reason="republished" if republished else "publish_in_progress",
+            republished=republished,
+        )
+
+    def _publish_claimed(self, key: str, source: str, claim: datetime, now: float) -> None:
+        """Publish a record this request holds the claim on, then mark it ``published``.
+
+        ``claim`` is the record's update time when the claim was taken (its
+        creation, or a duplicate's claim); both writes are conditional on it.
+        """
+        try:
+            self.publisher.publish(key, source)
+        except BackendError:
+            self._release(key, claim)
+            raise
+        stamp = datetime.fromtimestamp(now, UTC)
+        try:
+            # Conditional: if delivery already moved the record on, leave it there.
+            self.records.transition(
+                key,
+                claim,
+                {"status": Status.PUBLISHED.value, "published_at": stamp, "updated_at": stamp},
+            )
+        except BackendError as exc:
+            # The message is out, so the event is safe; the reconciler may publish it
+            # again, which delivery deduplicates.
+            self.log.warning(
+                "published but could not mark the record", event_key=key, reason=exc.backend
+            )
+
+    def _release(self, key: str, claim: datetime) -> None:
+        """Give up a claim so the provider's next retry publishes at once.
+
+        If this write fails too, the lease runs out on its own and the
+        reconciler is the backstop.
+        """
+        with contextlib.suppress(BackendError):
+            self.records.transition(key, claim, {"publish_claimed_at": None})
+
+    def _republish(self, snapshot: Snapshot, source: str, raw_uri: str, now: float) -> bool:
+        """Publish a record still ``received``, exactly once among concurrent retries.
+
+        The record's creator holds a claim (``publish_claimed_at``) while it
+        publishes; a duplicate arriving meanwhile leaves it alone. A claim older
+        than the lease belongs to a request that died: take it over.
+        """
+        claimed = snapshot.data.get("publish_claimed_at")
+        if isinstance(claimed, datetime) and now - claimed.timestamp() < self.publish_lease_s:
+            return False
+        fields: dict[str, Any] = {"publish_claimed_at": datetime.fromtimestamp(now, UTC)}
+        if snapshot.data.get("raw_uri") != raw_uri:
+            fields["raw_uri"] = raw_uri  # this attempt has just made sure these bytes exist
+        claim = self.records.transition(snapshot.key, snapshot.update_time, fields)
+        if claim is None:
+            return False  # another request claimed it first
+        self._publish_claimed(snapshot.key, source, claim, now)
+        return True

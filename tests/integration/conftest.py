@@ -1,0 +1,160 @@
+"""The ingress under functions-framework against the real emulators."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.api_core import exceptions as gexc
+from google.cloud import firestore, pubsub_v1, storage
+
+from hookpress import ingress
+from hookpress.local.emulators import Emulators, ensure_bucket, ensure_topic
+from hookpress.signatures import SCHEMES
+from tests.conftest import FUNCTIONS
+
+BUCKET = "hookpress-raw-test"
+TOPIC = "events"
+SECRETS = {
+    "hmac-timestamp": ["provider-secret-new", "provider-secret-old"],
+    "standard-webhooks": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    "stripe": ["whsec_stripe_test_secret"],
+    "github": ["It's a Secret to Everybody"],
+    "slack": ["8f742231b10e8888abcd99yyyzzz85a5"],
+    "shopify": ["shpss_test_secret"],
+}
+
+
+@pytest.fixture(scope="session")
+def ingress_env(emulators: Emulators, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The ingress configuration: one source per scheme, named after it; secrets from a file."""
+    secrets_file = tmp_path_factory.mktemp("secrets") / "secrets.json"
+    secrets_file.write_text(json.dumps({f"src-{k}": v for k, v in SECRETS.items()}))
+    ensure_topic(emulators.project, TOPIC)
+    ensure_bucket(emulators.project, BUCKET)
+    return {
+        "HOOKPRESS_PROJECT": emulators.project,
+        "HOOKPRESS_SOURCES": json.dumps(
+            {name: {"scheme": name, "secret": f"src-{name}"} for name in SECRETS}
+        ),
+        "HOOKPRESS_RAW_BUCKET": BUCKET,
+        "HOOKPRESS_EVENTS_TOPIC": TOPIC,
+        "HOOKPRESS_SECRETS_BACKEND": "file",
+        "HOOKPRESS_SECRETS_FILE": str(secrets_file),
+        "HOOKPRESS_BACKEND_TIMEOUT_S": "5",
+    }
+
+
+@pytest.fixture(scope="session")
+def ingestor(ingress_env: dict[str, str]) -> ingress.Ingestor:
+    return ingress.build_ingestor(ingress_env)
+
+
+@pytest.fixture(scope="session")
+def app(ingress_env: dict[str, str]) -> Any:
+    import functions_framework
+
+    return functions_framework.create_app(
+        target="ingress", source=str(FUNCTIONS / "ingress" / "main.py")
+    )
+
+
+@pytest.fixture
+def client(app: Any, ingestor: ingress.Ingestor) -> Iterator[Any]:
+    """The real entry point's test client, wired to the emulators."""
+    ingress.install(ingestor)
+    yield app.test_client()
+    ingress.install(None)
+
+
+@dataclass
+class Backends:
+    """What landed where: the bucket, the events collection, the topic."""
+
+    project: str
+    subscription: str
+    subscriber: pubsub_v1.SubscriberClient
+    db: firestore.Client
+    bucket: storage.Bucket
+
+    def record(self, key: str) -> dict[str, Any] | None:
+        snap = self.db.collection("events").document(key).get()
+        return snap.to_dict() if snap.exists else None
+
+    def object(self, name: str) -> bytes | None:
+        try:
+            data: bytes = self.bucket.blob(name).download_as_bytes()
+        except gexc.NotFound:
+            return None
+        return data
+
+    def object_names(self) -> set[str]:
+        return {b.name for b in self.bucket.list_blobs()}
+
+    def record_keys(self) -> set[str]:
+        return {d.id for d in self.db.collection("events").list_documents()}
+
+    def messages(self, settle_s: float = 1.0) -> list[pubsub_v1.types.PubsubMessage]:
+        """Every message published since the test began (pulled and acked)."""
+        received: list[Any] = []
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline:
+            try:
+                resp = self.subscriber.pull(
+                    request={"subscription": self.subscription, "max_messages": 100},
+                    timeout=settle_s,
+                )
+            except gexc.DeadlineExceeded:
+                continue
+            if resp.received_messages:
+                received.extend(m.message for m in resp.received_messages)
+                self.subscriber.acknowledge(
+                    request={
+                        "subscription": self.subscription,
+                        "ack_ids": [m.ack_id for m in resp.received_messages],
+                    }
+                )
+                deadline = time.monotonic() + settle_s
+            else:
+                time.sleep(0.05)
+        return received
+
+
+@pytest.fixture
+def backends(emulators: Emulators, ingress_env: dict[str, str], request: Any) -> Iterator[Backends]:
+    """A fresh pull subscription on the topic, so the test sees only its own messages."""
+    subscriber = pubsub_v1.SubscriberClient()
+    name = f"test-{abs(hash(request.node.nodeid)) % 10**12}-{time.monotonic_ns()}"
+    path = subscriber.subscription_path(emulators.project, name)
+    subscriber.create_subscription(
+        request={"name": path, "topic": f"projects/{emulators.project}/topics/{TOPIC}"}
+    )
+    yield Backends(
+        project=emulators.project,
+        subscription=path,
+        subscriber=subscriber,
+        db=firestore.Client(project=emulators.project),
+        bucket=storage.Client(project=emulators.project).bucket(BUCKET),
+    )
+    subscriber.delete_subscription(request={"subscription": path})
+
+
+def signed(source: str, body: bytes, *, now: float | None = None, **kw: Any) -> dict[str, str]:
+    """Headers a provider of ``source``'s scheme would send."""
+    headers = SCHEMES[source].sign(body, SECRETS[source][0], now=now or time.time(), **kw)
+    return {"Content-Type": "application/json", **headers}
+
+
+def unique_body(tag: str = "evt", **fields: Any) -> bytes:
+    return json.dumps(
+        {"id": f"{tag}_{time.monotonic_ns()}", "type": "test.event", **fields}
+    ).encode()
+
+
+def repo_path(*parts: str) -> Path:
+    return FUNCTIONS.parent.joinpath(*parts)

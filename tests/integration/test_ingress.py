@@ -1,0 +1,310 @@
+"""The ingress status table, row by row, through the real entry point and real emulators.
+
+Each test asserts what landed in each backend: the object's bytes and sha256,
+the Firestore record, the published message - or that nothing landed at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from hookpress.events import event_key
+from tests.integration.conftest import SECRETS, Backends, signed, unique_body
+
+ALL_SCHEMES = sorted(SECRETS)
+
+
+def post(client: Any, source: str, body: bytes, headers: dict[str, str], **kw: Any) -> Any:
+    return client.post(f"/{source}", data=body, headers=headers, **kw)
+
+
+# -- 202 accepted ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ALL_SCHEMES)
+def test_accepted_event_is_durable_and_published(client, backends: Backends, source: str):
+    body = unique_body(source, data={"amount": 4200})
+    resp = post(client, source, body, signed(source, body))
+
+    assert resp.status_code == 202
+    answer = resp.get_json()
+    assert answer["status"] == "accepted"
+    key = answer["event_id"]
+
+    # the key is sha256(source:provider id): the delivery header where the scheme has one
+    record = backends.record(key)
+    assert record is not None
+    assert key == event_key(source, record["provider_event_id"])
+    if source in {"standard-webhooks", "github", "shopify"}:
+        assert record["provider_event_id"] != json.loads(body)["id"]
+    elif source != "slack":
+        assert record["provider_event_id"] == json.loads(body)["id"]
+
+    # GCS holds exactly the bytes received, under raw/{source}/{yyyy}/{mm}/{dd}/{key}.json
+    day = time.strftime("%Y/%m/%d", time.gmtime())
+    name = f"raw/{source}/{day}/{key}.json"
+    assert record["raw_uri"] == f"gs://hookpress-raw-test/{name}"
+    stored = backends.object(name)
+    assert stored == body
+    assert hashlib.sha256(stored).hexdigest() == record["body_sha256"]
+
+    # the record is past "received": it was published before the 202
+    assert record["status"] == "published"
+    assert record["attempts"] == 0
+    assert record["source"] == source
+    assert (record["expire_at"] - record["received_at"]).days == 30
+
+    messages = backends.messages()
+    assert [json.loads(m.data) for m in messages] == [{"event_key": key}]
+    assert messages[0].attributes["source"] == source
+
+
+def test_slack_uses_event_id_and_answers_the_url_handshake(client, backends: Backends):
+    body = json.dumps({"type": "event_callback", "event_id": f"Ev{time.monotonic_ns()}"}).encode()
+    resp = post(client, "slack", body, signed("slack", body))
+    assert resp.status_code == 202
+    record = backends.record(resp.get_json()["event_id"])
+    assert record["provider_event_id"] == json.loads(body)["event_id"]
+
+    before = backends.record_keys()
+    hello = json.dumps({"type": "url_verification", "challenge": "3eZbrw1a"}).encode()
+    resp = post(client, "slack", hello, signed("slack", hello))
+    assert resp.status_code == 200
+    assert resp.get_json() == {"challenge": "3eZbrw1a"}
+    assert backends.record_keys() == before
+
+
+# -- 200 duplicate -------------------------------------------------------------------
+
+
+def test_same_event_again_is_a_duplicate_and_not_republished(client, backends: Backends):
+    body = unique_body()
+    headers = signed("stripe", body)
+    first = post(client, "stripe", body, headers)
+    second = post(client, "stripe", body, headers)
+    # a re-signed copy (new timestamp) is the same event too
+    third = post(client, "stripe", body, signed("stripe", body, now=time.time() + 5))
+    assert first.status_code == 202
+    assert second.status_code == 200
+    assert third.status_code == 200
+    key = first.get_json()["event_id"]
+    assert second.get_json() == {"status": "duplicate", "event_id": key}
+    assert third.get_json()["event_id"] == key
+    assert len(backends.messages()) == 1
+
+
+def test_concurrent_copies_publish_once(app, ingestor, backends: Backends):
+    from hookpress import ingress
+
+    ingress.install(ingestor)
+    body = unique_body()
+    headers = signed("github", body, delivery_id=f"d-{time.monotonic_ns()}")
+
+    def send(_: int) -> int:
+        return int(app.test_client().post("/github", data=body, headers=headers).status_code)
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(send, range(8)))
+    ingress.install(None)
+    assert codes == [200] * 7 + [202]
+    assert len(backends.messages()) == 1
+
+
+# -- 4xx: nothing stored, nothing published -----------------------------------------
+
+
+def assert_nothing_landed(backends: Backends, before: tuple[set[str], set[str]]) -> None:
+    assert (backends.object_names(), backends.record_keys()) == before
+    assert backends.messages(settle_s=0.5) == []
+
+
+def snapshot(backends: Backends) -> tuple[set[str], set[str]]:
+    return backends.object_names(), backends.record_keys()
+
+
+MALFORMED = {
+    "not json": b"this is not json",
+    "array": b'[{"id": "a"}]',
+    "string": b'"evt"',
+    "nested 10,000 deep": b'{"a":' * 10_000 + b"1" + b"}" * 10_000,
+    "duplicate keys": b'{"id": "a", "id": "b"}',
+    "NaN": b'{"id": "a", "x": NaN}',
+    "Infinity": b'{"id": "a", "x": Infinity}',
+    "lone surrogate": b'{"id": "a", "x": "\\ud800"}',
+    "invalid utf-8": b'{"id": "\xff"}',
+    "CR/LF in the payload id": b'{"id": "a\\r\\nb"}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_body_is_400(client, backends: Backends, case: str):
+    before = snapshot(backends)
+    body = MALFORMED[case]
+    resp = post(client, "stripe", body, signed("stripe", body))
+    assert resp.status_code == 400
+    assert resp.get_json() == {"status": "rejected", "error": "malformed body"}
+    assert_nothing_landed(backends, before)
+
+
+def sw(body: bytes, **override: str) -> dict[str, str]:
+    headers = signed("standard-webhooks", body, delivery_id="msg_fixed")
+    headers.update(override)
+    return {k: v for k, v in headers.items() if v != "<drop>"}
+
+
+NOW = int(time.time())
+UNAUTHORIZED = {
+    "v1 without comma": {"webhook-signature": "v1"},
+    "v1,a,b": {"webhook-signature": "v1,a,b"},
+    "invalid base64": {"webhook-signature": "v1,!!!not-base64!!!"},
+    "wrong signature": {"webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="},
+    "timestamp non-numeric": {"webhook-timestamp": "soon"},
+    "timestamp float": {"webhook-timestamp": f"{NOW}.5"},
+    "timestamp negative": {"webhook-timestamp": f"-{NOW}"},
+    "timestamp too old": {"webhook-timestamp": str(NOW - 3600)},
+    "timestamp in the future": {"webhook-timestamp": str(NOW + 3600)},
+    "missing signature": {"webhook-signature": "<drop>"},
+    "missing timestamp": {"webhook-timestamp": "<drop>"},
+    "missing id": {"webhook-id": "<drop>"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNAUTHORIZED))
+def test_signature_failures_are_one_generic_401(client, backends: Backends, case: str):
+    before = snapshot(backends)
+    body = unique_body()
+    resp = post(client, "standard-webhooks", body, sw(body, **UNAUTHORIZED[case]))
+    assert resp.status_code == 401
+    assert resp.get_json() == {"status": "rejected", "error": "invalid signature"}
+    assert_nothing_landed(backends, before)
+
+
+@pytest.mark.parametrize("source", ALL_SCHEMES)
+def test_missing_headers_are_401_for_every_scheme(client, backends: Backends, source: str):
+    before = snapshot(backends)
+    body = unique_body()
+    resp = post(client, source, body, {"Content-Type": "application/json"})
+    assert resp.status_code == 401
+    assert_nothing_landed(backends, before)
+
+
+def test_signature_is_checked_over_the_raw_bytes(client, backends: Backends):
+    before = snapshot(backends)
+    body = unique_body()
+    headers = signed("stripe", body)
+    reformatted = json.dumps(json.loads(body), indent=2).encode()  # same JSON, other bytes
+    assert post(client, "stripe", reformatted, headers).status_code == 401
+    assert_nothing_landed(backends, before)
+
+
+def test_unknown_source_is_404(client, backends: Backends):
+    before = snapshot(backends)
+    body = unique_body()
+    for path in ("/nope", "/", "/stripe/extra", "/../stripe"):
+        resp = client.post(path, data=body, headers=signed("stripe", body))
+        assert resp.status_code == 404, path
+        assert resp.get_json() == {"status": "rejected", "error": "unknown source"}
+    assert_nothing_landed(backends, before)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_other_methods_are_405(client, method: str):
+    resp = client.open("/stripe", method=method)
+    assert resp.status_code == 405
+    assert resp.headers["Allow"] == "POST"
+
+
+def test_body_over_the_limit_is_413_from_content_length(client, backends: Backends):
+    before = snapshot(backends)
+    body = b'{"id": "big", "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    resp = post(client, "stripe", body, signed("stripe", body))
+    assert resp.status_code == 413
+    assert_nothing_landed(backends, before)
+
+
+class CountingStream(io.RawIOBase):
+    """A 16 MiB body that counts what the server read from it."""
+
+    def __init__(self, size: int = 16 * 1024 * 1024) -> None:
+        self.read_total = 0
+        self.size = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.size - self.read_total)
+        buffer[:n] = b"x" * n
+        self.read_total += n
+        return n
+
+
+@pytest.mark.parametrize("declared", [None, "100"])
+def test_body_over_the_limit_is_413_while_reading_even_when_the_length_lies(
+    app, client, backends: Backends, declared: str | None
+):
+    """Chunked (no Content-Length) or a Content-Length that understates the body."""
+    before = snapshot(backends)
+    stream = CountingStream()
+    headers = {"Content-Type": "application/json", "Stripe-Signature": "t=1,v1=" + "a" * 64}
+    # Built by hand: werkzeug's test client would measure the stream and fix the length.
+    environ = EnvironBuilder(path="/stripe", method="POST", headers=headers).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    if declared:
+        environ["CONTENT_LENGTH"] = declared
+    environ["wsgi.input"] = stream
+    environ["wsgi.input_terminated"] = True  # what gunicorn sets: it, not werkzeug, bounds reads
+    app_iter, status, _ = run_wsgi_app(app, environ)
+    read_by_us = stream.read_total  # before werkzeug drains the rest on close
+    b"".join(app_iter)
+    app_iter.close()
+    assert status.startswith("413")
+    assert read_by_us <= 1024 * 1024 + 64 * 1024  # stopped just past the limit
+    assert_nothing_landed(backends, before)
+
+
+def test_compressed_body_is_415(client, backends: Backends):
+    import gzip
+
+    before = snapshot(backends)
+    body = gzip.compress(unique_body())
+    headers = {**signed("stripe", body), "Content-Encoding": "gzip"}
+    resp = post(client, "stripe", body, headers)
+    assert resp.status_code == 415
+    assert_nothing_landed(backends, before)
+    body = unique_body()
+    resp = post(client, "stripe", body, {**signed("stripe", body), "Content-Encoding": "identity"})
+    assert resp.status_code == 202
+
+
+def test_rotation_takes_effect_without_a_restart(client, ingress_env, backends: Backends):
+    """A secret added to the store is accepted at once: a failed check re-reads the secret."""
+    from pathlib import Path
+
+    path = Path(ingress_env["HOOKPRESS_SECRETS_FILE"])
+    original = path.read_text()
+    data = json.loads(original)
+    data["src-shopify"] = ["shpss_rotated", *data["src-shopify"]]
+    path.write_text(json.dumps(data))
+    try:
+        from hookpress.signatures import SCHEMES
+
+        body = unique_body()
+        headers = {"Content-Type": "application/json"}
+        headers.update(SCHEMES["shopify"].sign(body, "shpss_rotated", now=time.time()))
+        # the cache may be fresher than the minimum refresh interval: wait it out if so
+        deadline = time.monotonic() + 40
+        while (resp := post(client, "shopify", body, headers)).status_code == 401:
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        assert resp.status_code == 202
+    finally:
+        path.write_text(original)

@@ -1,0 +1,200 @@
+"""Backend failures: 503 + Retry-After, never a 202 for an event that is not durable,
+and a publish lost after the record was created is recovered by the provider's retry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hookpress import ingress
+from hookpress.backends import BackendError
+from hookpress.backends.gcs import RawStore
+from hookpress.ingress import Ingestor
+from tests.conftest import FUNCTIONS
+from tests.integration.conftest import Backends, signed, unique_body
+
+
+class Flaky:
+    """Wraps a real adapter; its next ``failures`` calls of ``method`` raise BackendError."""
+
+    def __init__(self, inner: Any, method: str, backend: str, failures: int = 1) -> None:
+        self._inner = inner
+        self._method = method
+        self._backend = backend
+        self.failures = failures
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != self._method:
+            return attr
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.failures > 0:
+                self.failures -= 1
+                raise BackendError(self._backend, "injected")
+            return attr(*args, **kwargs)
+
+        return wrapped
+
+
+def variant(base: Ingestor, **parts: Any) -> Ingestor:
+    deps = {
+        "secrets": base.secrets,
+        "raw": base.raw,
+        "records": base.records,
+        "publisher": base.publisher,
+        "pool": base.pool,
+        "log": base.log,
+    }
+    deps.update(parts)
+    return Ingestor(base.settings, **deps)
+
+
+@pytest.fixture
+def use(ingestor: Ingestor) -> Iterator[Any]:
+    def install(**parts: Any) -> Ingestor:
+        chosen = variant(ingestor, **parts)
+        ingress.install(chosen)
+        return chosen
+
+    yield install
+    ingress.install(None)
+
+
+def send(app: Any, body: bytes, source: str = "stripe") -> Any:
+    return app.test_client().post(f"/{source}", data=body, headers=signed(source, body))
+
+
+def assert_unavailable(resp: Any) -> None:
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "30"
+    assert resp.get_json() == {"status": "unavailable", "error": "temporarily unavailable"}
+
+
+def test_publish_lost_after_create_is_republished_exactly_once_by_the_retry(
+    app, ingestor, use, backends: Backends
+):
+    body = unique_body()
+    publisher = Flaky(ingestor.publisher, "publish", "pubsub")
+    use(publisher=publisher)
+
+    first = send(app, body)
+    assert_unavailable(first)
+    assert backends.messages(settle_s=0.5) == []
+    keys = backends.record_keys()
+    key = next(k for k in keys if backends.record(k)["provider_event_id"] == json.loads(body)["id"])
+    record = backends.record(key)
+    assert record["status"] == "received"  # durable, not yet published
+    assert backends.object(record["raw_uri"].split("/", 3)[3]) == body
+
+    retry = send(app, body)  # the provider's retry
+    assert retry.status_code == 200
+    assert retry.get_json() == {"status": "duplicate", "event_id": key}
+    assert backends.record(key)["status"] == "published"
+    messages = backends.messages()
+    assert [json.loads(m.data)["event_key"] for m in messages] == [key]
+
+    again = send(app, body)  # and once published, never again
+    assert again.status_code == 200
+    assert backends.messages(settle_s=0.5) == []
+
+
+def test_gcs_failure_is_503_and_the_retry_stores_the_bytes(app, ingestor, use, backends):
+    body = unique_body()
+    use(raw=Flaky(ingestor.raw, "put", "gcs"))
+    assert_unavailable(send(app, body))
+    assert backends.messages(settle_s=0.5) == []
+
+    use()  # GCS is back
+    resp = send(app, body)
+    assert resp.status_code == 200  # the record was created: a duplicate, still received
+    key = resp.get_json()["event_id"]
+    record = backends.record(key)
+    assert record["status"] == "published"
+    assert backends.object(record["raw_uri"].split("/", 3)[3]) == body
+    assert len(backends.messages()) == 1
+
+
+def test_a_missing_bucket_is_503_not_500(app, ingestor, use, backends):
+    use(raw=RawStore(ingestor.settings.project, "no-such-bucket", 5))
+    before = backends.record_keys()
+    assert_unavailable(send(app, unique_body()))
+    assert backends.messages(settle_s=0.5) == []
+    assert len(backends.record_keys() - before) <= 1  # maybe a received record, never published
+
+
+def test_firestore_failure_is_503_and_nothing_is_published(app, ingestor, use, backends):
+    records = Flaky(ingestor.records, "create", "firestore")
+    use(records=records)
+    body = unique_body()
+    assert_unavailable(send(app, body))
+    assert backends.messages(settle_s=0.5) == []
+    assert send(app, body).status_code == 202  # the provider's retry goes through
+
+
+def test_secret_store_failure_is_503(app, ingestor, use, backends):
+    from hookpress.backends.secrets import CachedSecrets
+
+    class Down:
+        def fetch(self, name: str) -> tuple[str, ...]:
+            raise BackendError("secretmanager", "Unavailable")
+
+    use(secrets=CachedSecrets(Down(), ttl_s=300, min_refresh_interval_s=30))
+    assert_unavailable(send(app, unique_body()))
+    assert backends.messages(settle_s=0.5) == []
+
+
+def test_misconfiguration_is_503_with_a_log_line_naming_the_variable(app, capsys):
+    ingress.install(None)
+    saved = os.environ.pop("HOOKPRESS_SOURCES", None)
+    try:
+        resp = app.test_client().post("/stripe", data=b"{}")
+    finally:
+        if saved is not None:
+            os.environ["HOOKPRESS_SOURCES"] = saved
+    assert resp.status_code == 503
+    assert "Retry-After" in resp.headers
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert any(
+        r["severity"] == "CRITICAL" and "HOOKPRESS_SOURCES is not set" in r["message"]
+        for r in lines
+    )
+
+
+def test_importing_main_reads_no_environment_and_builds_no_client(tmp_path):
+    """functions-framework imports main at start-up; nothing may happen there."""
+    probe = textwrap.dedent(
+        f"""
+        import os, sys
+        read = []
+        class Watch(dict):
+            def __getitem__(self, k):
+                read.append(k); return super().__getitem__(k)
+            def get(self, k, d=None):
+                read.append(k); return super().get(k, d)
+        os.environ = Watch(os.environ)
+        sys.path.insert(0, {str(FUNCTIONS / "ingress")!r})
+        import main
+        from google.cloud import firestore, storage, pubsub_v1
+        ours = [k for k in read if k.startswith(("HOOKPRESS", "GOOGLE_CLOUD", "PAUSE"))]
+        assert not ours, ours
+        import hookpress.ingress as ing
+        assert ing._ingestor is None
+        print("ok")
+        """
+    )
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(FUNCTIONS)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
