@@ -8,6 +8,7 @@ the defaults back afterwards, so the order of tests does not matter.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,8 +21,13 @@ from hookpress.local.wordpress import WordPressServer, WordPressSite
 
 @pytest.fixture(scope="session")
 def wordpress_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WordPressServer]:
-    """A running WordPress for the whole session."""
-    with WordPressServer(tmp_path_factory.mktemp("wordpress")) as server:
+    """A running WordPress for the whole session.
+
+    HOOKPRESS_WP_DEBUG=1 starts it with WP_DEBUG on (notices logged under the
+    work directory's logs/), to investigate a failure.
+    """
+    debug = os.environ.get("HOOKPRESS_WP_DEBUG") == "1"
+    with WordPressServer(tmp_path_factory.mktemp("wordpress"), debug=debug) as server:
         yield server
 
 

@@ -163,7 +163,9 @@ class WordPressServer:
 
     ``workers`` is ``PHP_CLI_SERVER_WORKERS``: how many requests PHP serves at
     once. ``plugin_dir`` defaults to ``wordpress/hookpress`` of this
-    repository; it is copied, so later edits need a restart.
+    repository; it is copied, so later edits need a restart. ``debug`` turns on
+    ``WP_DEBUG``: notices go to ``logs/wp-debug.log`` and error responses carry
+    internal detail, as they would on a developer's site.
     """
 
     def __init__(
@@ -173,6 +175,7 @@ class WordPressServer:
         port: int | None = None,
         workers: int = 8,
         plugin_dir: Path | None = None,
+        debug: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -180,6 +183,7 @@ class WordPressServer:
         self.logs_dir = self.workdir / "logs"
         self._requested_port = port
         self._workers = workers
+        self._debug = debug
         self._plugin_dir = (plugin_dir or _default_plugin_dir()).resolve()
         self._docroot = self.workdir / "docroot"
         self._datadir = self.workdir / "mysql" / "data"
@@ -447,6 +451,7 @@ class WordPressServer:
                 db_host=_php_string(f"localhost:{self._socket}"),
                 url=_php_string(url),
                 keys=keys,
+                debug="true" if self._debug else "false",
                 debug_log=_php_string(str(self.logs_dir / "wp-debug.log")),
             )
         )
@@ -641,7 +646,7 @@ define( 'WP_HOME', {url} );
 define( 'WP_SITEURL', {url} );
 // "local" lets application passwords work over plain HTTP.
 define( 'WP_ENVIRONMENT_TYPE', 'local' );
-define( 'WP_DEBUG', false );
+define( 'WP_DEBUG', {debug} );
 define( 'WP_DEBUG_LOG', {debug_log} );
 define( 'WP_DEBUG_DISPLAY', false );
 // No calls home (update checks, dashboard news): nothing here may leave the machine.
