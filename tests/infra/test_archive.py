@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, write_function
+from infra_harness import REPO, write_function
 
 from infra import archive
 

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FUNCTIONS, REPO, write_function
+from infra_harness import FUNCTIONS, REPO, write_function
 
 from infra import archive
 

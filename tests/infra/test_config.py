@@ -6,7 +6,7 @@ import json
 
 import pulumi
 import pytest
-from conftest import BASE_CONFIG, SECRET_KEYS
+from infra_harness import BASE_CONFIG, SECRET_KEYS
 
 from infra.config import ConfigError, Settings, load
 

@@ -6,10 +6,10 @@ import json
 import re
 from pathlib import Path
 
-import conftest
+import infra_harness
 import pulumi
 import pytest
-from conftest import (
+from infra_harness import (
     FUNCTIONS,
     PROJECT,
     REPO,
@@ -663,7 +663,7 @@ def test_apis_stay_enabled_on_destroy(graph: Graph) -> None:
 
 def test_an_unexpected_deliver_url_fails_the_update(functions_root: Path, monkeypatch) -> None:
     """deliver is told its URL before it exists; if Google returned another, pulumi up stops."""
-    original = conftest.Recorder.new_resource
+    original = infra_harness.Recorder.new_resource
 
     def new_resource(self, args):
         rid, out = original(self, args)
@@ -671,6 +671,8 @@ def test_an_unexpected_deliver_url_fails_the_update(functions_root: Path, monkey
             out["url"] = "https://hookpress-deliver-xyz-ew.a.run.app"
         return rid, out
 
-    monkeypatch.setattr(conftest.Recorder, "new_resource", new_resource)
+    monkeypatch.setattr(infra_harness.Recorder, "new_resource", new_resource)
     with pytest.raises(pulumi.RunError, match="OIDC audience"):
-        conftest.run_program(conftest.BASE_CONFIG, functions_root, secret_keys=conftest.SECRET_KEYS)
+        infra_harness.run_program(
+            infra_harness.BASE_CONFIG, functions_root, secret_keys=infra_harness.SECRET_KEYS
+        )

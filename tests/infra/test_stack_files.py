@@ -8,7 +8,7 @@ from typing import Any
 
 import pulumi
 import yaml
-from conftest import REPO, run_program
+from infra_harness import REPO, run_program
 
 from infra.config import load
 
