@@ -11,10 +11,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-# Pulumi runs this folder as a script; make `infra` (and the shared core, for its
-# scheme list) importable as packages, as they are under mypy and pytest.
+# Pulumi runs this folder as a script, which puts the folder itself first on
+# sys.path: its modules would then shadow top-level ones of the same name. Import
+# `infra` (and the shared core, for its scheme list) as packages instead, as
+# mypy and pytest do.
 _REPO = Path(__file__).resolve().parent.parent
-for _path in (_REPO, _REPO / "functions"):
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _HERE]
+for _path in (_REPO / "functions", _REPO):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
@@ -33,7 +37,7 @@ from infra.network import Egress, EgressArgs  # noqa: E402
 from infra.observability import Observability, ObservabilityArgs  # noqa: E402
 from infra.push import PushSubscription, PushSubscriptionArgs  # noqa: E402
 from infra.schedule import Schedule, ScheduleArgs  # noqa: E402
-from infra.secrets import Secrets, SecretsArgs  # noqa: E402
+from infra.secret_store import Secrets, SecretsArgs  # noqa: E402
 from infra.storage import RawStore, RawStoreArgs  # noqa: E402
 
 FUNCTIONS_ROOT = _REPO / "functions"

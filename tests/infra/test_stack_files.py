@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import runpy
+import sys
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
-from infra_harness import REPO, run_program
+from infra_harness import FUNCTIONS, REPO, Recorder, run_program
 
+from infra import archive
 from infra.config import load
 
 
@@ -51,3 +54,43 @@ def test_dev_stack_builds(functions_root: Path) -> None:
     )
     assert service["maxInstanceCount"] * service["maxInstanceRequestConcurrency"] == 4
     assert not graph.of("secretmanager/secretVersion:SecretVersion")
+
+
+def test_program_runs_the_way_pulumi_runs_it() -> None:
+    """``runpy.run_path('infra', run_name='__main__')`` as the Python language host does.
+
+    Against the repository's real functions/ folder: either the whole stack is
+    declared, or, while a function folder is still missing, the program stops with
+    one sentence naming the missing file (never a stack trace from deep inside).
+    """
+    infra_dir = str(REPO / "infra")
+    pulumi.runtime.set_all_config(_stack_config(REPO / "Pulumi.dev.yaml"), [])
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project="hookpress", stack="dev", preview=False)
+    sys.path.insert(0, infra_dir)  # what runpy does for a directory
+    outcome: list[BaseException] = []
+
+    @pulumi.runtime.test
+    def go() -> None:
+        try:
+            runpy.run_path(infra_dir, run_name="__main__")
+        except archive.ArchiveError as exc:
+            outcome.append(exc)
+
+    try:
+        go()
+        # The program folder is not left first on sys.path, where infra/*.py would
+        # shadow top-level modules of the same name.
+        assert infra_dir not in sys.path
+    finally:
+        if infra_dir in sys.path:
+            sys.path.remove(infra_dir)
+    if outcome:
+        message = str(outcome[0])
+        assert "is missing: every function folder needs main.py and requirements.txt" in message
+        assert message.startswith(str(REPO / "functions"))
+    else:
+        functions = {
+            r.get("name") for r in recorder.resources if r.type.endswith("function:Function")
+        }
+        assert functions == {f"hookpress-{name}" for name in FUNCTIONS}
