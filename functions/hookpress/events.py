@@ -81,16 +81,25 @@ def raw_object_name(source: str, key: str, received_at: datetime) -> str:
 def new_record(
     *,
     source: str,
+    scheme: str,
     provider_id: str,
     received_at: datetime,
     raw_uri: str,
     body_sha256: str,
     ttl_days: int,
+    event_type: str | None = None,
 ) -> dict[str, Any]:
-    """A fresh Firestore record in status ``received``."""
+    """A fresh Firestore record in status ``received``.
+
+    ``event_type`` is kept for schemes that send the type in a header rather
+    than the body (GitHub's X-GitHub-Event, Shopify's X-Shopify-Topic), since
+    only the body is stored.
+    """
     return {
         "source": source,
+        "scheme": scheme,
         "provider_event_id": provider_id,
+        "event_type": event_type,
         "received_at": received_at,
         "raw_uri": raw_uri,
         "body_sha256": body_sha256,

@@ -151,6 +151,8 @@ class Scheme(Protocol):
     id_header: str | None
     #: the payload field holding the provider's event id (when no id header)
     payload_id_field: str
+    #: the header naming the event's type, for schemes that keep it out of the body
+    type_header: str | None
     #: whether the scheme signs a timestamp (else dedupe is the replay guard)
     has_timestamp: bool
 
@@ -179,6 +181,7 @@ class HmacTimestamp:
     name = "hmac-timestamp"
     id_header: str | None = None
     payload_id_field = "id"
+    type_header: str | None = None
     has_timestamp = True
 
     def verify(
@@ -213,6 +216,7 @@ class StandardWebhooks:
     name = "standard-webhooks"
     id_header: str | None = "webhook-id"
     payload_id_field = "id"
+    type_header: str | None = None
     has_timestamp = True
     PREFIX = "whsec_"
 
@@ -275,6 +279,7 @@ class Stripe:
     name = "stripe"
     id_header: str | None = None
     payload_id_field = "id"
+    type_header: str | None = None
     has_timestamp = True
 
     def verify(
@@ -321,6 +326,7 @@ class GitHub:
     name = "github"
     id_header: str | None = "x-github-delivery"
     payload_id_field = "id"
+    type_header: str | None = "x-github-event"
     has_timestamp = False
 
     def verify(
@@ -344,6 +350,7 @@ class GitHub:
         self, body: bytes, secret: str, *, now: float, delivery_id: str | None = None
     ) -> dict[str, str]:
         headers = {"X-Hub-Signature-256": "sha256=" + _mac(secret.encode(), body).hex()}
+        headers["X-GitHub-Event"] = "ping"
         headers["X-GitHub-Delivery"] = delivery_id or hashlib.sha256(body).hexdigest()[:32]
         return headers
 
@@ -355,6 +362,7 @@ class Slack:
     id_header: str | None = None
     # Slack's Events API carries its id as event_id; there is no top-level "id".
     payload_id_field = "event_id"
+    type_header: str | None = None
     has_timestamp = True
 
     def verify(
@@ -389,6 +397,7 @@ class Shopify:
     name = "shopify"
     id_header: str | None = "x-shopify-webhook-id"
     payload_id_field = "id"
+    type_header: str | None = "x-shopify-topic"
     has_timestamp = False
 
     def verify(
@@ -412,6 +421,7 @@ class Shopify:
         return {
             "X-Shopify-Hmac-SHA256": base64.b64encode(digest).decode(),
             "X-Shopify-Webhook-Id": delivery_id or hashlib.sha256(body).hexdigest()[:32],
+            "X-Shopify-Topic": "orders/create",
         }
 
 

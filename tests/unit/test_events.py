@@ -48,13 +48,13 @@ def test_raw_object_name_is_dated_in_utc():
 def test_new_record_has_every_field_of_the_contract():
     when = datetime(2026, 1, 2, tzinfo=UTC)
     record = new_record(
-        source="s", provider_id="p", received_at=when, raw_uri="gs://b/o",
+        source="s", scheme="stripe", provider_id="p", received_at=when, raw_uri="gs://b/o",
         body_sha256="h", ttl_days=30,
     )  # fmt: skip
     assert set(record) == {
-        "source", "provider_event_id", "received_at", "raw_uri", "body_sha256", "status",
-        "attempts", "last_error", "downstream_status", "wp_post_id", "delivered_at",
-        "updated_at", "expire_at",
+        "source", "scheme", "provider_event_id", "event_type", "received_at", "raw_uri",
+        "body_sha256", "status", "attempts", "last_error", "downstream_status", "wp_post_id",
+        "delivered_at", "updated_at", "expire_at",
     }  # fmt: skip
     assert record["status"] == Status.RECEIVED
     assert record["expire_at"] == when + timedelta(days=30)

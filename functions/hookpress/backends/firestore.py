@@ -132,3 +132,34 @@ class EventRecords:
             )
         except _ERRORS as exc:
             raise BackendError("firestore", type(exc).__name__) from None
+
+    @staticmethod
+    def increment(n: int) -> Any:
+        """A server-side increment, for ``set``/``update`` fields."""
+        from google.cloud import firestore
+
+        return firestore.Increment(n)
+
+    def update_unless(self, key: str, fields: dict[str, Any], *, unless_status: str) -> bool:
+        """Update ``key`` in a transaction unless its status is ``unless_status``.
+
+        False when the record is missing or already in that status (for
+        instance: a failure must never overwrite a concurrent ``delivered``).
+        """
+        from google.cloud import firestore
+
+        client = self.client
+        ref = self.collection().document(key)
+
+        @firestore.transactional
+        def run(transaction: Any) -> bool:
+            snap = ref.get(transaction=transaction)
+            if not snap.exists or (snap.to_dict() or {}).get("status") == unless_status:
+                return False
+            transaction.update(ref, fields)
+            return True
+
+        try:
+            return bool(run(client.transaction()))
+        except _ERRORS as exc:
+            raise BackendError("firestore", type(exc).__name__) from None

@@ -39,7 +39,7 @@ from hookpress.events import (
 from hookpress.jsonstrict import MalformedBody, parse_object
 from hookpress.logs import Logger
 from hookpress.settings import IngressSettings, SourceConfig
-from hookpress.signatures import SCHEMES, SignatureError, Verified
+from hookpress.signatures import SCHEMES, SignatureError, Verified, valid_id
 
 __all__ = ["Ingestor", "Outcome", "Result"]
 
@@ -146,23 +146,34 @@ class Ingestor:
         except InvalidPayloadId:
             return Result(Outcome.MALFORMED, reason="invalid_id")
         key = event_key(source.name, pid)
+        event_type = headers.get(scheme.type_header) if scheme.type_header else None
+        if event_type is not None and not valid_id(event_type):
+            event_type = None  # a label only: never worth refusing a verified event for
         try:
-            return self._store_and_publish(source, pid, key, body, now)
+            return self._store_and_publish(source, pid, key, body, now, event_type)
         except BackendError as exc:
             return Result(Outcome.UNAVAILABLE, event_key=key, reason=exc.backend)
 
     def _store_and_publish(
-        self, source: SourceConfig, pid: str, key: str, body: bytes, now: float
+        self,
+        source: SourceConfig,
+        pid: str,
+        key: str,
+        body: bytes,
+        now: float,
+        event_type: str | None,
     ) -> Result:
         received_at = datetime.fromtimestamp(now, UTC)
         name = raw_object_name(source.name, key, received_at)
         record = new_record(
             source=source.name,
+            scheme=source.scheme,
             provider_id=pid,
             received_at=received_at,
             raw_uri=self.raw.uri(name),
             body_sha256=hashlib.sha256(body).hexdigest(),
             ttl_days=self.settings.event_ttl_days,
+            event_type=event_type,
         )
         record["publish_claimed_at"] = received_at  # the creator publishes; see _republish
         # Both writes are create-only, so they can run at the same time and a

@@ -1,0 +1,78 @@
+"""HTTP for the deliver function: a Pub/Sub push endpoint.
+
+``POST /`` delivers; ``POST /dead`` is the dead-letter topic's push
+subscription, which marks the event ``dead``. 2xx (204) acknowledges the
+message; any other status makes Pub/Sub redeliver it with backoff. (The
+Pub/Sub emulator counts a 202 as a failure, so success is always 204.)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from hookpress.deliver._envelope import MalformedEnvelope, parse_envelope
+from hookpress.deliver._oidc import OidcVerifier, PushAuthError
+from hookpress.deliver._pipeline import Deliverer, Outcome
+from hookpress.logs import Logger, trace_field
+
+if TYPE_CHECKING:
+    from flask import Request, Response
+
+__all__ = ["handle"]
+
+MAX_ENVELOPE_BYTES = 1024 * 1024
+_ALERT = {Outcome.FAILED, Outcome.DEAD}
+
+
+def _answer(status: int, text: str = "") -> Response:
+    from flask import Response
+
+    return Response(text, status=status, mimetype="text/plain")
+
+
+def handle(
+    deliverer: Deliverer, verifier: OidcVerifier | None, request: Request, log: Logger
+) -> Response:
+    """Answer one push request and write its log line."""
+    started = time.perf_counter()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    trace = trace_field(deliverer.settings.project, headers)
+    if request.method != "POST":
+        return _answer(405)
+    if verifier is not None:
+        try:
+            verifier.verify(headers.get("authorization"))
+        except PushAuthError as exc:
+            log.warning("push refused", outcome="unauthenticated", reason=exc.reason, trace=trace)
+            return _answer(exc.status)
+    if (request.content_length or 0) > MAX_ENVELOPE_BYTES:
+        return _answer(413)
+    body = request.stream.read(MAX_ENVELOPE_BYTES + 1)
+    try:
+        if len(body) > MAX_ENVELOPE_BYTES:
+            raise MalformedEnvelope("too_large")
+        message = parse_envelope(body)
+    except MalformedEnvelope as exc:
+        log.warning("push refused", outcome="malformed_envelope", reason=str(exc), trace=trace)
+        return _answer(400, "malformed push envelope")
+
+    dead_letter = request.path.rstrip("/").endswith("/dead")
+    result = deliverer.deliver(message, dead_letter=dead_letter)
+    status = 204 if result.outcome.ack else 503
+    severity = "ERROR" if result.outcome in _ALERT else "INFO" if status == 204 else "WARNING"
+    log.log(
+        severity,
+        f"deliver {result.outcome.value}",
+        event_key=message.event_key,
+        source=message.attributes.get("source"),
+        outcome=result.outcome.value,
+        reason=result.reason,
+        downstream_status=result.downstream_status,
+        wp_post_id=result.wp_post_id,
+        delivery_attempt=message.delivery_attempt,
+        http_status=status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        trace=trace,
+    )
+    return _answer(status)

@@ -1,0 +1,234 @@
+"""The deliver use case: one pushed event key in, one WordPress write (at most) out.
+
+``Deliverer.deliver`` loads the record and the raw payload, builds the
+WordPress record, posts it with the event key as ``Idempotency-Key``, and
+records the outcome on the event. What it returns tells the HTTP layer
+whether Pub/Sub should consider the message done (ack) or try again (nack).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from hookpress.backends import BackendError
+from hookpress.backends.firestore import EventRecords, Snapshot
+from hookpress.backends.gcs import RawStore
+from hookpress.backends.secrets import CachedSecrets
+from hookpress.deliver._breaker import Breaker
+from hookpress.deliver._envelope import PushMessage
+from hookpress.deliver._errors import (
+    AuthenticationFailed,
+    DeliveryError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
+from hookpress.deliver._wordpress import Delivered, WordPressClient
+from hookpress.deliver.transforms import Event, build_record
+from hookpress.events import Status
+from hookpress.jsonstrict import MalformedBody, parse_object
+from hookpress.logs import Logger
+from hookpress.settings import DeliverSettings
+
+__all__ = ["CONTROL_DOCUMENT", "Deliverer", "Outcome", "Result"]
+
+CONTROL_DOCUMENT = "delivery"  # control/{this}: {"paused": bool, ...}
+_CONTROL_TTL_S = 5.0
+
+
+class Outcome(StrEnum):
+    """What became of a pushed message."""
+
+    DELIVERED = "delivered"
+    ALREADY_DELIVERED = "already_delivered"
+    HELD = "held"
+    FAILED = "failed"
+    DEAD = "dead"
+    RETRY = "retry"
+    BREAKER_OPEN = "breaker_open"
+    UNKNOWN_EVENT = "unknown_event"
+    UNAVAILABLE = "unavailable"
+
+    @property
+    def ack(self) -> bool:
+        """Whether Pub/Sub should consider the message done."""
+        return self not in {Outcome.RETRY, Outcome.BREAKER_OPEN, Outcome.UNAVAILABLE}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome and what the log line needs."""
+
+    outcome: Outcome
+    reason: str | None = None
+    downstream_status: int | None = None
+    wp_post_id: int | None = None
+
+
+class Deliverer:
+    """One per function instance; safe to call from many threads."""
+
+    def __init__(
+        self,
+        settings: DeliverSettings,
+        *,
+        records: EventRecords,
+        raw: RawStore,
+        secrets: CachedSecrets,
+        wordpress: WordPressClient,
+        breaker: Breaker,
+        log: Logger,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.records = records
+        self.raw = raw
+        self.secrets = secrets
+        self.wordpress = wordpress
+        self.breaker = breaker
+        self.log = log
+        self.clock = clock
+        self._control: tuple[float, bool] | None = None
+        self._control_lock = threading.Lock()
+
+    # -- the pause switch -------------------------------------------------------
+
+    def paused(self) -> bool:
+        """The environment switch, or the control document (re-read every few seconds)."""
+        if self.settings.paused:
+            return True
+        now = time.monotonic()
+        cached = self._control
+        if cached is not None and now - cached[0] < _CONTROL_TTL_S:
+            return cached[1]
+        with self._control_lock:
+            snap = self.records.get(CONTROL_DOCUMENT, collection=self.settings.control_collection)
+            paused = bool(snap and snap.data.get("paused"))
+            self._control = (now, paused)
+            return paused
+
+    # -- the use case -------------------------------------------------------------
+
+    def deliver(self, message: PushMessage, *, dead_letter: bool = False) -> Result:
+        """Handle one push; ``dead_letter`` when it comes from the dead-letter topic."""
+        try:
+            snapshot = self.records.get(message.event_key)
+            if snapshot is None:
+                # Nothing to deliver (expired by TTL, or never ours): retrying cannot help.
+                return Result(Outcome.UNKNOWN_EVENT, reason="no_record")
+            status = snapshot.data.get("status")
+            if status == Status.DELIVERED.value:
+                return Result(Outcome.ALREADY_DELIVERED)
+            if dead_letter:
+                self._settle(snapshot, Status.DEAD, last_error="attempts_exhausted")
+                return Result(Outcome.DEAD, reason="attempts_exhausted")
+            if self.paused():
+                self._settle(snapshot, Status.HELD, last_error="paused")
+                return Result(Outcome.HELD, reason="paused")
+            if not self.breaker.allow():
+                return Result(Outcome.BREAKER_OPEN, reason="breaker_open")
+            return self._attempt(snapshot)
+        except BackendError as exc:
+            return Result(Outcome.UNAVAILABLE, reason=exc.backend)
+
+    def _wp_record(self, snapshot: Snapshot) -> dict[str, Any]:
+        data = snapshot.data
+        try:
+            name = self.raw.name_of(str(data.get("raw_uri", "")))
+        except ValueError:
+            raise PermanentDeliveryError("raw_uri_not_in_bucket") from None
+        body = self.raw.get(name)
+        if body is None:
+            raise PermanentDeliveryError("raw_payload_missing")
+        try:
+            payload = parse_object(body)
+        except MalformedBody as exc:
+            raise PermanentDeliveryError(f"raw_payload_{exc.reason}") from None
+        received = data.get("received_at")
+        event = Event(
+            source=str(data.get("source")),
+            scheme=str(data.get("scheme", "")),
+            provider_event_id=str(data.get("provider_event_id")),
+            event_type=data.get("event_type"),
+            payload=payload,
+            received_at=received if isinstance(received, datetime) else datetime.now(UTC),
+        )
+        return build_record(event)
+
+    def _post(self, record: dict[str, Any], key: str) -> Delivered:
+        secret = self.settings.wp_app_password_secret
+        passwords = self.secrets.get(secret)
+        if not passwords:
+            raise BackendError("secrets", "no application password")
+        try:
+            return self.wordpress.post(record, key, passwords[0])
+        except AuthenticationFailed:
+            # Perhaps rotated a moment ago: re-read (rate-limited) and try once more.
+            fresh = self.secrets.refresh_after_failure(secret)
+            if not fresh:
+                raise
+            return self.wordpress.post(record, key, fresh[0])
+
+    def _attempt(self, snapshot: Snapshot) -> Result:
+        key = snapshot.key
+        try:
+            record = self._wp_record(snapshot)
+            delivered = self._post(record, key)
+        except RetryableDeliveryError as exc:
+            self.breaker.failure()
+            self._settle(snapshot, None, error=exc)
+            return Result(Outcome.RETRY, reason=exc.reason, downstream_status=exc.status)
+        except PermanentDeliveryError as exc:
+            self.breaker.success()  # WordPress answered (or never needed asking)
+            self._settle(snapshot, Status.FAILED, error=exc)
+            return Result(Outcome.FAILED, reason=exc.reason, downstream_status=exc.status)
+        except BackendError:
+            self.breaker.abandon()  # GCS, Firestore or secrets failed: no verdict on WordPress
+            raise
+        self.breaker.success()
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        self.records.set(
+            key,
+            {
+                "status": Status.DELIVERED.value,
+                "attempts": self.records.increment(1),
+                "last_error": None,
+                "downstream_status": delivered.status,
+                "downstream_body": delivered.body,
+                "wp_post_id": delivered.post_id,
+                "delivered_at": now,
+                "updated_at": now,
+            },
+        )
+        return Result(
+            Outcome.DELIVERED, downstream_status=delivered.status, wp_post_id=delivered.post_id
+        )
+
+    def _settle(
+        self,
+        snapshot: Snapshot,
+        status: Status | None,
+        *,
+        error: DeliveryError | None = None,
+        last_error: str | None = None,
+    ) -> None:
+        """Record a non-delivery on the event, unless it was delivered meanwhile."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        fields: dict[str, Any] = {"updated_at": now}
+        if status is not None:
+            fields["status"] = status.value
+        elif snapshot.data.get("status") == Status.RECEIVED.value:
+            fields["status"] = Status.PUBLISHED.value  # it was published: here it is
+        if error is not None:
+            fields["attempts"] = self.records.increment(1)
+            fields["last_error"] = str(error)[:500]
+            fields["downstream_status"] = error.status
+            fields["downstream_body"] = error.body
+        elif last_error is not None:
+            fields["last_error"] = last_error
+        self.records.update_unless(snapshot.key, fields, unless_status=Status.DELIVERED.value)

@@ -1,0 +1,232 @@
+"""From a provider's payload to the WordPress record.
+
+The WordPress endpoint takes ``{source, external_id, status, summary,
+metadata, occurred_at}``. ``external_id`` is always the provider event id
+and ``source`` the source name; the rest comes from a transform:
+
+- a per-source hook, registered with :func:`register` (the place to put a
+  mapping for one integration), else
+- the default for the source's scheme (Stripe, GitHub, Slack, Shopify,
+  Standard Webhooks / OpenAI), else
+- the generic mapping: ``status`` from the payload's ``status`` or ``type``,
+  ``summary`` from ``summary``/``description``/``message``, ``metadata`` from
+  ``metadata``, ``occurred_at`` from ``occurred_at``/``created_at``/``created``.
+
+Whatever a transform returns is normalised by :func:`build_record`: the
+summary cut to 2,000 characters, the status to 64, the metadata to a JSON
+object of bounded size, ``occurred_at`` to RFC 3339 UTC. A URL in a payload is
+data like any other string: nothing here fetches anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["Event", "Transform", "build_record", "register"]
+
+SUMMARY_CHARS = 2_000
+STATUS_CHARS = 64
+METADATA_BYTES = 32 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What a transform sees: the record's facts and the parsed payload."""
+
+    source: str
+    scheme: str
+    provider_event_id: str
+    event_type: str | None
+    payload: dict[str, Any]
+    received_at: datetime
+
+
+# A transform returns any of status, summary, metadata, occurred_at.
+Transform = Callable[[Event], dict[str, Any]]
+
+_BY_SOURCE: dict[str, Transform] = {}
+
+
+def register(source: str) -> Callable[[Transform], Transform]:
+    """Decorator: use ``fn`` for events of ``source`` instead of the scheme default."""
+
+    def add(fn: Transform) -> Transform:
+        _BY_SOURCE[source] = fn
+        return fn
+
+    return add
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _dig(data: Any, *path: str) -> Any:
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _when(value: Any) -> datetime | None:
+    """Epoch seconds (int, float or numeric string) or an ISO 8601 string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def generic(event: Event) -> dict[str, Any]:
+    """The original mapping, for payloads that carry their own status and summary."""
+    p = event.payload
+    status = _str(p.get("status")) or _str(p.get("type")) or event.event_type or "received"
+    summary = (
+        _str(p.get("summary"))
+        or _str(p.get("description"))
+        or _str(p.get("message"))
+        or f"{status} {event.provider_event_id}"
+    )
+    metadata = _obj(p.get("metadata"))
+    occurred = _when(p.get("occurred_at")) or _when(p.get("created_at")) or _when(p.get("created"))
+    return {"status": status, "summary": summary, "metadata": metadata, "occurred_at": occurred}
+
+
+def stripe(event: Event) -> dict[str, Any]:
+    """Stripe events: ``type`` is the status, ``data.object`` what it is about."""
+    p = event.payload
+    obj = _obj(_dig(p, "data", "object"))
+    kind = _str(p.get("type")) or "stripe.event"
+    label = " ".join(x for x in (_str(obj.get("object")), _str(obj.get("id"))) if x)
+    return {
+        "status": kind,
+        "summary": f"{kind}: {label}" if label else kind,
+        "metadata": {
+            "object": obj.get("object"),
+            "object_id": obj.get("id"),
+            "livemode": p.get("livemode"),
+            "api_version": p.get("api_version"),
+            **({"amount": obj["amount"]} if isinstance(obj.get("amount"), int) else {}),
+            **({"currency": obj["currency"]} if _str(obj.get("currency")) else {}),
+        },
+        "occurred_at": _when(p.get("created")),
+    }
+
+
+def standard_webhooks(event: Event) -> dict[str, Any]:
+    """Standard Webhooks senders (OpenAI, Replicate, Svix): ``type`` + ``data``."""
+    p = event.payload
+    kind = _str(p.get("type")) or _str(p.get("status")) or "event"
+    data = _obj(p.get("data"))
+    subject = _str(data.get("id"))
+    base = generic(event)
+    return {
+        "status": kind,
+        "summary": _str(p.get("summary")) or (f"{kind}: {subject}" if subject else kind),
+        "metadata": base["metadata"] or {"data_id": subject, "object": p.get("object")},
+        "occurred_at": _when(p.get("created_at")) or _when(p.get("timestamp")),
+    }
+
+
+def github(event: Event) -> dict[str, Any]:
+    """GitHub: the event type comes from X-GitHub-Event, refined by ``action``."""
+    p = event.payload
+    kind = event.event_type or "github"
+    action = _str(p.get("action"))
+    repo = _str(_dig(p, "repository", "full_name"))
+    sender = _str(_dig(p, "sender", "login"))
+    status = f"{kind}.{action}" if action else kind
+    summary = " ".join(x for x in (status, repo and f"on {repo}", sender and f"by {sender}") if x)
+    return {
+        "status": status,
+        "summary": summary,
+        "metadata": {"repository": repo, "sender": sender, "action": action},
+        "occurred_at": None,  # GitHub sends no event time; the receipt time stands in
+    }
+
+
+def slack(event: Event) -> dict[str, Any]:
+    """Slack Events API: ``event.type`` and ``event_time``."""
+    p = event.payload
+    inner = _obj(p.get("event"))
+    kind = _str(inner.get("type")) or _str(p.get("type")) or "slack.event"
+    return {
+        "status": kind,
+        "summary": _str(inner.get("text")) or kind,
+        "metadata": {"team_id": p.get("team_id"), "channel": inner.get("channel")},
+        "occurred_at": _when(p.get("event_time")),
+    }
+
+
+def shopify(event: Event) -> dict[str, Any]:
+    """Shopify: the topic comes from X-Shopify-Topic."""
+    p = event.payload
+    kind = event.event_type or "shopify"
+    name = _str(p.get("name")) or _str(str(p.get("id"))) or ""
+    return {
+        "status": kind,
+        "summary": f"{kind} {name}".strip(),
+        "metadata": {"admin_graphql_api_id": p.get("admin_graphql_api_id")},
+        "occurred_at": _when(p.get("updated_at")) or _when(p.get("created_at")),
+    }
+
+
+BY_SCHEME: dict[str, Transform] = {
+    "stripe": stripe,
+    "standard-webhooks": standard_webhooks,
+    "github": github,
+    "slack": slack,
+    "shopify": shopify,
+    "hmac-timestamp": generic,
+}
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {}
+    clean = {str(k): v for k, v in value.items() if v is not None}
+    if len(json.dumps(clean, default=str).encode()) > METADATA_BYTES:
+        return {"truncated": True}
+    plain: dict[str, Any] = json.loads(json.dumps(clean, default=str))  # JSON types only
+    return plain
+
+
+def build_record(event: Event) -> dict[str, Any]:
+    """The body POSTed to ``ai-guy/v1/ingest``."""
+    transform = _BY_SOURCE.get(event.source) or BY_SCHEME.get(event.scheme, generic)
+    out = transform(event)
+    status = _str(out.get("status")) or "received"
+    summary = _str(out.get("summary")) or ""
+    occurred = out.get("occurred_at")
+    if not isinstance(occurred, datetime):
+        occurred = _when(occurred) or event.received_at
+    return {
+        "source": event.source,
+        "external_id": event.provider_event_id,
+        "status": status[:STATUS_CHARS],
+        "summary": summary[:SUMMARY_CHARS],
+        "metadata": _metadata(out.get("metadata")),
+        "occurred_at": occurred.astimezone(UTC).isoformat(timespec="seconds"),
+    }

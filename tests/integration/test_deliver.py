@@ -1,0 +1,369 @@
+"""The deliver function against the real emulators, with WordPress behind httpx.MockTransport.
+
+Events are created by the real ingress path first, so the record and the raw
+object are exactly what production would hand to delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hookpress import deliver
+from hookpress.deliver import CONTROL_DOCUMENT, Runtime
+from tests.conftest import FUNCTIONS
+from tests.integration.conftest import BUCKET, Backends, signed, unique_body
+
+WP_BASE = "https://wp.example/wp-json"
+INGEST_URL = WP_BASE + "/ai-guy/v1/ingest"
+
+
+class FakeWordPress:
+    """Answers from a script (status codes, or exceptions to raise) and records every request."""
+
+    def __init__(self) -> None:
+        self.script: list[int | Exception | Callable[[httpx.Request], httpx.Response]] = []
+        self.requests: list[httpx.Request] = []
+        self.next_id = 100
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        step = self.script.pop(0) if self.script else 201
+        if isinstance(step, Exception):
+            raise step
+        if callable(step):
+            return step(request)
+        if step in (200, 201):
+            self.next_id += 1
+            return httpx.Response(step, json={"id": self.next_id, "result": "created"})
+        if 300 <= step < 400:
+            return httpx.Response(step, headers={"Location": "https://elsewhere.example/steal"})
+        return httpx.Response(step, json={"code": "error", "message": "nope " * 2000})
+
+    def posted(self, i: int = -1) -> dict[str, Any]:
+        return json.loads(self.requests[i].content)
+
+
+@pytest.fixture
+def wp() -> FakeWordPress:
+    return FakeWordPress()
+
+
+@pytest.fixture
+def deliver_env(ingress_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    secrets = tmp_path / "wp-secrets.json"
+    secrets.write_text(json.dumps({"wp-app-password": ["pw-1"]}))
+    return {
+        "HOOKPRESS_PROJECT": ingress_env["HOOKPRESS_PROJECT"],
+        "HOOKPRESS_RAW_BUCKET": BUCKET,
+        "HOOKPRESS_WP_BASE_URL": WP_BASE,
+        "HOOKPRESS_WP_USER": "hookpress-ingest",
+        "HOOKPRESS_WP_APP_PASSWORD_SECRET": "wp-app-password",
+        "HOOKPRESS_PUSH_AUTH": "none",
+        "HOOKPRESS_SECRETS_BACKEND": "file",
+        "HOOKPRESS_SECRETS_FILE": str(secrets),
+        "HOOKPRESS_SECRET_MIN_REFRESH_S": "0",
+        "HOOKPRESS_BREAKER_THRESHOLD": "3",
+        "HOOKPRESS_BREAKER_COOLDOWN_S": "60",
+    }
+
+
+@pytest.fixture(scope="session")
+def deliver_app() -> Any:
+    import functions_framework
+
+    return functions_framework.create_app(
+        target="deliver", source=str(FUNCTIONS / "deliver" / "main.py")
+    )
+
+
+@pytest.fixture
+def runtime(deliver_env, wp: FakeWordPress) -> Iterator[Callable[..., Runtime]]:
+    def make(**env: str) -> Runtime:
+        rt = deliver.build_runtime(
+            {**deliver_env, **env}, transport=httpx.MockTransport(wp.handler)
+        )
+        deliver.install(rt)
+        return rt
+
+    make()
+    yield make
+    deliver.install(None)
+
+
+def push(app: Any, key: str, path: str = "/", **headers: str) -> int:
+    data = base64.b64encode(json.dumps({"event_key": key}).encode()).decode()
+    envelope = {
+        "message": {"data": data, "messageId": "1", "attributes": {"event_key": key}},
+        "subscription": "projects/hookpress-local/subscriptions/events-deliver",
+    }
+    resp = app.test_client().post(path, json=envelope, headers=headers)
+    return int(resp.status_code)
+
+
+@pytest.fixture
+def event(client, backends: Backends) -> Callable[..., str]:
+    """Send a webhook through the real ingress; return its event key."""
+
+    def make(source: str = "stripe", body: bytes | None = None) -> str:
+        body = body or unique_body(
+            "evt",
+            type="payment_intent.succeeded",
+            created=1_700_000_000,
+            data={"object": {"object": "payment_intent", "id": "pi_9", "amount": 5}},
+        )
+        resp = client.post(f"/{source}", data=body, headers=signed(source, body))
+        assert resp.status_code == 202
+        return str(resp.get_json()["event_id"])
+
+    return make
+
+
+def test_delivers_and_records_everything(deliver_app, runtime, wp, event, backends):
+    key = event()
+    assert push(deliver_app, key) == 204
+
+    request = wp.requests[0]
+    assert str(request.url) == INGEST_URL
+    assert request.headers["Idempotency-Key"] == key
+    user, password = (
+        base64.b64decode(request.headers["Authorization"].split()[1]).decode().split(":")
+    )
+    assert (user, password) == ("hookpress-ingest", "pw-1")
+    posted = wp.posted()
+    record = backends.record(key)
+    assert posted == {
+        "source": "stripe",
+        "external_id": record["provider_event_id"],
+        "status": "payment_intent.succeeded",
+        "summary": "payment_intent.succeeded: payment_intent pi_9",
+        "metadata": {"object": "payment_intent", "object_id": "pi_9", "amount": 5},
+        "occurred_at": "2023-11-14T22:13:20+00:00",
+    }
+    assert record["status"] == "delivered"
+    assert record["attempts"] == 1
+    assert record["downstream_status"] == 201
+    assert record["wp_post_id"] == wp.next_id
+    assert json.loads(record["downstream_body"])["result"] == "created"
+    assert record["delivered_at"] is not None
+    assert record["last_error"] is None
+
+
+def test_an_already_delivered_event_is_acked_without_calling_wordpress(
+    deliver_app, runtime, wp, event
+):
+    key = event()
+    assert push(deliver_app, key) == 204
+    assert push(deliver_app, key) == 204
+    assert len(wp.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "failure", [503, 500, 429, 408, 409, 425, httpx.ReadTimeout("slow"), httpx.ConnectError("down")]
+)
+def test_retryable_failures_nack_and_record_the_attempt(
+    deliver_app, runtime, wp, event, backends, failure
+):
+    key = event()
+    wp.script = [failure]
+    assert push(deliver_app, key) == 503
+    record = backends.record(key)
+    assert record["status"] == "published"
+    assert record["attempts"] == 1
+    assert record["last_error"]
+    if isinstance(failure, int):
+        assert record["downstream_status"] == failure
+        assert len(record["downstream_body"]) <= 4000
+
+    assert push(deliver_app, key) == 204  # Pub/Sub's redelivery, WordPress has recovered
+    record = backends.record(key)
+    assert (record["status"], record["attempts"]) == ("delivered", 2)
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 422])
+def test_permanent_4xx_fails_and_acks(deliver_app, runtime, wp, event, backends, status):
+    key = event()
+    wp.script = [status]
+    assert push(deliver_app, key) == 204
+    record = backends.record(key)
+    assert record["status"] == "failed"
+    assert record["downstream_status"] == status
+    assert len(record["downstream_body"]) == 4000  # the first 4,000 characters are kept
+    assert len(wp.requests) == 1
+
+
+def test_a_redirect_is_a_failure_and_never_followed(deliver_app, runtime, wp, event, backends):
+    key = event()
+    wp.script = [302]
+    assert push(deliver_app, key) == 204
+    assert backends.record(key)["status"] == "failed"
+    assert [r.url.host for r in wp.requests] == ["wp.example"]
+
+
+def test_a_url_in_the_payload_is_data(deliver_app, runtime, wp, event, backends):
+    body = unique_body(
+        "evt",
+        summary="see http://169.254.169.254/computeMetadata/v1/",
+        metadata={"callback_url": "https://attacker.example/hook", "wp_base": "https://evil/"},
+    )
+    key = event("hmac-timestamp", body)
+    assert push(deliver_app, key) == 204
+    assert [str(r.url) for r in wp.requests] == [INGEST_URL]
+    assert wp.posted()["metadata"]["callback_url"] == "https://attacker.example/hook"
+
+
+def test_a_rotated_application_password_is_picked_up(
+    deliver_app, runtime, wp, event, backends, deliver_env
+):
+    key = event()
+    seen: list[str] = []
+
+    def only_new_password(request: httpx.Request) -> httpx.Response:
+        password = base64.b64decode(request.headers["Authorization"].split()[1]).decode()
+        seen.append(password.split(":")[1])
+        if password.endswith(":pw-2"):
+            return httpx.Response(201, json={"id": 7})
+        return httpx.Response(401, json={"code": "invalid_application_password"})
+
+    runtime()
+    assert push(deliver_app, event()) == 204  # this instance now holds pw-1
+    wp.script = [only_new_password, only_new_password]
+    Path(deliver_env["HOOKPRESS_SECRETS_FILE"]).write_text(
+        json.dumps({"wp-app-password": ["pw-2", "pw-1"]})
+    )
+    assert push(deliver_app, key) == 204
+    assert seen == ["pw-1", "pw-2"]
+    assert backends.record(key)["status"] == "delivered"
+
+
+def test_pause_by_environment_holds_and_acks(deliver_app, runtime, wp, event, backends):
+    runtime(PAUSE_WP_DELIVERY="1")
+    key = event()
+    assert push(deliver_app, key) == 204
+    assert backends.record(key)["status"] == "held"
+    assert wp.requests == []
+
+
+def test_pause_by_control_document_then_resume(deliver_app, runtime, wp, event, backends):
+    control = backends.db.collection("control").document(CONTROL_DOCUMENT)
+    control.set({"paused": True})
+    try:
+        runtime()  # a fresh instance: no cached switch
+        key = event()
+        assert push(deliver_app, key) == 204
+        assert backends.record(key)["status"] == "held"
+        assert wp.requests == []
+    finally:
+        control.set({"paused": False})
+    runtime()
+    assert push(deliver_app, key) == 204  # what replay/resume does: publish it again
+    assert backends.record(key)["status"] == "delivered"
+
+
+def test_the_breaker_stops_calling_a_failing_wordpress(deliver_app, runtime, wp, event, backends):
+    keys = [event() for _ in range(5)]
+    wp.script = [503, 503, 503]
+    codes = [push(deliver_app, k) for k in keys]
+    assert codes == [503] * 5
+    assert len(wp.requests) == 3  # threshold 3: the last two never reached WordPress
+    assert backends.record(keys[4])["attempts"] == 0
+
+
+def test_the_dead_letter_push_marks_the_event_dead(deliver_app, runtime, wp, event, backends):
+    key = event()
+    wp.script = [503]
+    assert push(deliver_app, key) == 503
+    assert push(deliver_app, key, path="/dead") == 204
+    record = backends.record(key)
+    assert record["status"] == "dead"
+    assert record["last_error"] == "attempts_exhausted"
+    assert len(wp.requests) == 1
+
+
+def test_a_delivered_event_is_never_marked_dead(deliver_app, runtime, wp, event, backends):
+    key = event()
+    assert push(deliver_app, key) == 204
+    assert push(deliver_app, key, path="/dead") == 204
+    assert backends.record(key)["status"] == "delivered"
+
+
+def test_a_missing_raw_payload_is_a_permanent_failure(deliver_app, runtime, wp, event, backends):
+    key = event()
+    backends.bucket.blob(backends.record(key)["raw_uri"].split("/", 3)[3]).delete()
+    assert push(deliver_app, key) == 204
+    record = backends.record(key)
+    assert (record["status"], record["last_error"]) == ("failed", "raw_payload_missing")
+    assert wp.requests == []
+
+
+def test_an_unknown_key_is_acked(deliver_app, runtime, wp):
+    assert push(deliver_app, "0" * 64) == 204
+    assert wp.requests == []
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"{}", b'{"message": {"data": "bm90IGpzb24="}}', b'{"message": {}}']
+)
+def test_a_malformed_envelope_is_400(deliver_app, runtime, body):
+    resp = deliver_app.test_client().post("/", data=body)
+    assert resp.status_code == 400
+
+
+def test_only_post(deliver_app, runtime):
+    assert deliver_app.test_client().get("/").status_code == 405
+
+
+def test_oidc_is_enforced_at_the_entry_point(deliver_app, deliver_env, wp, event):
+    from tests.unit.test_oidc import AUDIENCE, PUSH_SA, Keys
+
+    keys = Keys("kid-1")
+    env = {
+        **deliver_env,
+        "HOOKPRESS_PUSH_AUTH": "oidc",
+        "HOOKPRESS_PUSH_AUDIENCE": AUDIENCE,
+        "HOOKPRESS_PUSH_SERVICE_ACCOUNT": PUSH_SA,
+    }
+    certs = deliver.CertsCache(lambda: ({"kid-1": keys.cert_pem}, 3600.0))
+    deliver.install(
+        deliver.build_runtime(env, transport=httpx.MockTransport(wp.handler), certs=certs)
+    )
+    try:
+        key = event()
+        assert push(deliver_app, key) == 401
+        assert push(deliver_app, key, Authorization="Bearer junk") == 401
+        other = keys.token(email="other@proj.iam.gserviceaccount.com")
+        assert push(deliver_app, key, Authorization=f"Bearer {other}") == 403
+        assert wp.requests == []
+        assert push(deliver_app, key, Authorization=f"Bearer {keys.token()}") == 204
+        assert len(wp.requests) == 1
+    finally:
+        deliver.install(None)
+
+
+def test_push_auth_off_is_logged_loudly(deliver_env, capsys):
+    deliver.build_runtime(deliver_env)
+    out = capsys.readouterr().out
+    assert "PUSH AUTHENTICATION IS OFF" in out
+    assert json.loads(out.splitlines()[0])["severity"] == "WARNING"
+
+
+def test_concurrent_updates_never_undo_delivered(deliver_app, runtime, wp, event, backends):
+    """A failure recorded late (a duplicate push that timed out) cannot overwrite delivered."""
+    key = event()
+    assert push(deliver_app, key) == 204
+    rt = runtime()
+    snapshot = rt.deliverer.records.get(key)
+    # pretend an older snapshot from a concurrent attempt settles a failure now
+    stale = type(snapshot)(
+        key=key, data={**snapshot.data, "status": "published"}, update_time=snapshot.update_time
+    )
+    rt.deliverer._settle(stale, None, last_error="late failure")
+    time.sleep(0.1)
+    assert backends.record(key)["status"] == "delivered"

@@ -1,0 +1,149 @@
+"""Push authentication: Google ID tokens, verified against keys the test controls."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from google.auth import crypt, jwt
+
+from hookpress.deliver import CertsCache, OidcVerifier, PushAuthError
+
+AUDIENCE = "https://deliver-abc-ew.a.run.app"
+PUSH_SA = "push@proj.iam.gserviceaccount.com"
+
+
+class Keys:
+    """An RSA key with a self-signed certificate, like Google's published ones."""
+
+    def __init__(self, kid: str) -> None:
+        self.kid = kid
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(1)
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .sign(self.key, hashes.SHA256())
+        )
+        self.cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self.signer = crypt.RSASigner.from_string(pem, key_id=kid)
+
+    def token(self, **overrides: object) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": "https://accounts.google.com",
+            "aud": AUDIENCE,
+            "email": PUSH_SA,
+            "email_verified": True,
+            "sub": "1234",
+            "iat": now,
+            "exp": now + 3600,
+        }
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return jwt.encode(self.signer, claims).decode()
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    return Keys("k1")
+
+
+@pytest.fixture
+def fetches() -> list[int]:
+    return []
+
+
+@pytest.fixture
+def verifier(keys: Keys, fetches: list[int]) -> OidcVerifier:
+    def fetch():
+        fetches.append(1)
+        return {keys.kid: keys.cert_pem}, 3600.0
+
+    return OidcVerifier(AUDIENCE, PUSH_SA, CertsCache(fetch))
+
+
+def refused(verifier: OidcVerifier, header: str | None) -> tuple[int, str]:
+    with pytest.raises(PushAuthError) as info:
+        verifier.verify(header)
+    return info.value.status, info.value.reason
+
+
+def test_a_valid_token_passes_and_certs_are_cached(verifier, keys, fetches):
+    claims = verifier.verify(f"Bearer {keys.token()}")
+    assert claims["email"] == PUSH_SA
+    verifier.verify(f"Bearer {keys.token()}")
+    assert len(fetches) == 1
+
+
+def test_missing_or_not_bearer_is_401(verifier, keys):
+    assert refused(verifier, None) == (401, "missing_token")
+    assert refused(verifier, "") == (401, "missing_token")
+    assert refused(verifier, f"Basic {keys.token()}")[0] == 401
+    assert refused(verifier, "Bearer not.a.jwt")[0] == 401
+
+
+def test_wrong_audience_is_401(verifier, keys):
+    assert refused(verifier, f"Bearer {keys.token(aud='https://elsewhere')}")[0] == 401
+
+
+def test_expired_is_401(verifier, keys):
+    old = int(time.time()) - 7200
+    assert refused(verifier, f"Bearer {keys.token(iat=old, exp=old + 3600)}")[0] == 401
+
+
+def test_signed_by_another_key_is_401(verifier):
+    stranger = Keys("k1")  # same key id, different key
+    assert refused(verifier, f"Bearer {stranger.token()}")[0] == 401
+
+
+def test_unknown_key_id_refetches_once_then_401(verifier, fetches):
+    other = Keys("k2")
+    assert refused(verifier, f"Bearer {other.token()}")[0] == 401
+    assert len(fetches) == 2
+
+
+def test_tampered_payload_is_401(verifier, keys):
+    header, payload, signature = keys.token().split(".")
+    forged = keys.token(email="attacker@evil.example").split(".")[1]
+    assert refused(verifier, f"Bearer {header}.{forged}.{signature}")[0] == 401
+    assert payload != forged
+
+
+def test_wrong_issuer_is_401(verifier, keys):
+    assert refused(verifier, f"Bearer {keys.token(iss='https://evil.example')}") == (
+        401,
+        "wrong_issuer",
+    )
+
+
+def test_another_service_account_is_403(verifier, keys):
+    token = keys.token(email="someone@proj.iam.gserviceaccount.com")
+    assert refused(verifier, f"Bearer {token}") == (403, "wrong_service_account")
+
+
+def test_unverified_email_is_403(verifier, keys):
+    assert refused(verifier, f"Bearer {keys.token(email_verified=False)}") == (
+        403,
+        "email_not_verified",
+    )
+    assert refused(verifier, f"Bearer {keys.token(email_verified=None)}") == (
+        403,
+        "email_not_verified",
+    )
