@@ -222,6 +222,29 @@ def main(
         depends_on=[*ready, deliver],
     )
 
+    # Dead letters are also pushed to deliver's /dead path, which marks their records
+    # `dead` (same identity and audience); the pull subscription keeps a copy for
+    # inspection and replay.
+    dead_push = PushSubscription(
+        "dead-letter-push",
+        PushSubscriptionArgs(
+            project=project,
+            name="events-dead-deliver",
+            topic=messaging.dead.id,
+            endpoint=deliver.url.apply(lambda url: f"{url}/dead"),
+            audience=deliver.url,
+            push_account_email=ids.email("push"),
+            push_account_id=ids.accounts["push"].name,
+            pubsub_agent_member=apis.pubsub_agent.member,
+            ack_deadline_s=s.push.ack_deadline_s,
+            min_backoff_s=s.push.min_backoff_s,
+            max_backoff_s=s.push.max_backoff_s,
+            labels=labels,
+            grant_token_creator=False,  # granted with events-deliver
+        ),
+        depends_on=[*ready, push],
+    )
+
     reconcile = function(
         RECONCILE,
         RECONCILE_SIZING,
@@ -322,6 +345,7 @@ def main(
         },
         "subscriptions": {
             "deliverPush": push.subscription.name,
+            "deadLetterPush": dead_push.subscription.name,
             "eventsDeadPull": messaging.dead_pull.name,
         },
         "serviceAccounts": {role: ids.email(role) for role in IDENTITIES},

@@ -43,6 +43,9 @@ class PushSubscriptionArgs:
     max_delivery_attempts: int = 5
     filter: str | None = None
     message_retention: str = "604800s"
+    # False when another subscription already grants it for the same push identity:
+    # two IAM members for one binding would remove it for both when one goes.
+    grant_token_creator: bool = True
 
 
 class PushSubscription(Component):
@@ -58,13 +61,17 @@ class PushSubscription(Component):
         super().__init__("PushSubscription", name, depends_on, opts)
         # Projects created before April 2021 need this for Pub/Sub to mint the OIDC
         # token; it is scoped to the push identity, never the project.
-        self.token_creator = serviceaccount.IAMMember(
-            "agent-token-creator",
-            service_account_id=args.push_account_id,
-            role="roles/iam.serviceAccountTokenCreator",
-            member=args.pubsub_agent_member,
-            opts=self.child(),
-        )
+        self.token_creator: serviceaccount.IAMMember | None = None
+        after: list[pulumi.Resource] = []
+        if args.grant_token_creator:
+            self.token_creator = serviceaccount.IAMMember(
+                "agent-token-creator",
+                service_account_id=args.push_account_id,
+                role="roles/iam.serviceAccountTokenCreator",
+                member=args.pubsub_agent_member,
+                opts=self.child(),
+            )
+            after.append(self.token_creator)
         self.subscription = pubsub.Subscription(
             "subscription",
             project=args.project,
@@ -92,7 +99,7 @@ class PushSubscription(Component):
             if args.dead_letter_topic is not None
             else None,
             labels=args.labels,
-            opts=self.child(depends_on=[self.token_creator]),
+            opts=self.child(depends_on=after),
         )
         self.agent_subscriber: pubsub.SubscriptionIAMMember | None = None
         if args.dead_letter_topic is not None:

@@ -174,6 +174,21 @@ def test_firestore_access_is_limited_to_the_stack_database(graph: Graph) -> None
         )
 
 
+def test_no_iam_binding_is_declared_twice(graph: Graph) -> None:
+    """Two IAM member resources for one binding: deleting either removes it for both."""
+    seen: set[tuple[str, str, str, str]] = set()
+    for res in graph.resources:
+        if not res.get("role") or not res.get("member"):
+            continue
+        target = json.dumps(
+            {k: v for k, v in res.inputs.items() if k not in {"role", "member", "condition"}},
+            sort_keys=True,
+        )
+        key = (res.type, target, res.get("role"), res.get("member"))
+        assert key not in seen, f"{res.type} {res.name} repeats a binding"
+        seen.add(key)
+
+
 def test_token_creator_only_on_push_identities(graph: Graph) -> None:
     grants = graph.of("serviceaccount/iAMMember:IAMMember")
     assert {r.get("role") for r in grants} == {"roles/iam.serviceAccountTokenCreator"}
@@ -334,6 +349,21 @@ def test_dead_letter_topic_has_a_pull_subscription_kept_seven_days(graph: Graph)
     assert sub.get("topic") == f"projects/{PROJECT}/topics/events-dead"
     assert sub.get("messageRetentionDuration") == "604800s"
     assert sub.get("pushConfig") is None
+    assert sub.get("expirationPolicy") == {"ttl": ""}
+
+
+def test_dead_letters_are_pushed_to_deliver_dead_with_the_same_identity(graph: Graph) -> None:
+    sub = graph.one(SUBSCRIPTION, name="events-dead-deliver")
+    deliver_url = graph.function("deliver").outputs["url"]
+    assert sub.get("topic") == f"projects/{PROJECT}/topics/events-dead"
+    assert sub.get("pushConfig.pushEndpoint") == f"{deliver_url}/dead"
+    # deliver checks one audience: its URL, whatever the path.
+    assert sub.get("pushConfig.oidcToken") == {
+        "serviceAccountEmail": graph.account_email("push"),
+        "audience": deliver_url,
+    }
+    assert sub.get("retryPolicy") == {"minimumBackoff": "10s", "maximumBackoff": "600s"}
+    assert sub.get("deadLetterPolicy") is None
     assert sub.get("expirationPolicy") == {"ttl": ""}
 
 
@@ -638,6 +668,7 @@ def test_stack_outputs(graph: Graph) -> None:
     }
     assert out["subscriptions"] == {
         "deliverPush": "events-deliver",
+        "deadLetterPush": "events-dead-deliver",
         "eventsDeadPull": "events-dead-pull",
     }
     assert set(out["serviceAccounts"]) == {
