@@ -270,3 +270,28 @@ def test_fifty_concurrent_requests_against_a_limit_of_ten(
     assert 1 <= len(passed) <= 10, [r.status_code for r in responses]
     assert len(passed) + len(limited) == 50, [(r.status_code, r.text) for r in responses]
     assert all(int(r.headers["Retry-After"]) >= 1 for r in limited)
+
+
+def test_events_are_not_on_the_public_site(
+    ingest_client: httpx.Client, wordpress: WordPressSite, new_event: NewEvent
+) -> None:
+    secret = f"secret-summary-{uuid.uuid4().hex}"
+    body = new_event(summary=secret)
+    created = ingest_client.post(wordpress.ingest_url, json=body)
+    assert created.status_code == 201, created.text
+    post_id = created.json()["id"]
+
+    paths = [
+        f"/?p={post_id}",
+        f"/?post_type=ai_event&p={post_id}",
+        "/?post_type=ai_event",
+        "/feed/?post_type=ai_event",
+        f"/?s={secret[:20]}",
+        f"/wp-json/wp/v2/search?search={secret[:20]}",
+        "/wp-sitemap.xml",
+    ]
+    with httpx.Client(base_url=wordpress.url, timeout=60, follow_redirects=True) as anonymous:
+        for path in paths:
+            response = anonymous.get(path)
+            assert secret not in response.text, path
+            assert body["external_id"] not in response.text, path

@@ -273,3 +273,53 @@ def test_body_must_be_json(ingest_client: httpx.Client, wordpress: WordPressSite
     response = ingest_client.post(wordpress.ingest_url, data={"source": "e2e"})
 
     assert response.status_code == 415, response.text
+
+
+def test_event_deleted_in_wp_admin_is_created_again_on_redelivery(
+    ingest_client: httpx.Client,
+    wordpress: WordPressSite,
+    wordpress_server: WordPressServer,
+    new_event: NewEvent,
+    find_events: FindEvents,
+) -> None:
+    body = new_event()
+    first = ingest_client.post(wordpress.ingest_url, json=body)
+    assert first.status_code == 201, first.text
+
+    # What "Delete Permanently" in the list does.
+    wordpress_server.run_php(f"wp_delete_post({first.json()['id']}, true);")
+    again = ingest_client.post(wordpress.ingest_url, json=body)
+
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] != first.json()["id"]
+    assert [event["id"] for event in find_events(body["external_id"])] == [again.json()["id"]]
+
+
+def test_trashed_event_stays_in_the_trash_when_updated(
+    ingest_client: httpx.Client,
+    admin_client: httpx.Client,
+    wordpress: WordPressSite,
+    wordpress_server: WordPressServer,
+    new_event: NewEvent,
+) -> None:
+    body = new_event(occurred_at="2026-01-01T00:00:00Z")
+    first = ingest_client.post(wordpress.ingest_url, json=body)
+    assert first.status_code == 201, first.text
+    post_id = first.json()["id"]
+    wordpress_server.run_php(f"wp_trash_post({post_id});")
+
+    newer = ingest_client.post(
+        wordpress.ingest_url,
+        json={**body, "status": "later", "occurred_at": "2026-01-02T00:00:00Z"},
+    )
+
+    assert newer.status_code == 200, newer.text
+    assert newer.json() == {**first.json(), "result": "updated"}
+    trashed = admin_client.get(
+        f"{wordpress.rest_base}/wp/v2/ai-events",
+        params={"external_id": body["external_id"], "status": "trash"},
+    )
+    assert trashed.status_code == 200, trashed.text
+    assert [(event["id"], event["meta"]["status"]) for event in trashed.json()] == [
+        (post_id, "later")
+    ]

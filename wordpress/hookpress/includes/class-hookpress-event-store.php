@@ -111,8 +111,10 @@ final class Hookpress_Event_Store {
 			}
 
 			// Same or newer time with different content: the latest delivery wins.
+			// The status stays: an event an administrator trashed stays in the trash.
 			$fields       = self::post_fields( $event );
 			$fields['ID'] = (int) $post->ID;
+			unset( $fields['post_status'] );
 			$updated      = wp_update_post( wp_slash( $fields ), true );
 			if ( is_wp_error( $updated ) ) {
 				return self::store_error( $updated->get_error_message() );

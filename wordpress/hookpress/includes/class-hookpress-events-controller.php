@@ -48,11 +48,15 @@ final class Hookpress_Events_Controller extends WP_REST_Posts_Controller {
 	/**
 	 * Per-post read check, also used to filter collections and embeds.
 	 *
+	 * Whoever may read events may read each of them, whatever its status (the
+	 * status parameter itself is checked by the parent). The parent's check
+	 * would fall back to edit_post for a trashed event, which nobody has.
+	 *
 	 * @param WP_Post $post Post.
 	 * @return bool
 	 */
 	public function check_read_permission( $post ) {
-		return $this->can_read_events() && parent::check_read_permission( $post );
+		return $this->can_read_events() && $post instanceof WP_Post && $this->post_type === $post->post_type;
 	}
 
 	/**
