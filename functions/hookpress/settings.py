@@ -255,6 +255,7 @@ class DeliverSettings:
     wp_read_timeout_s: float = 30.0
     breaker_threshold: int = 5
     breaker_cooldown_s: float = 30.0
+    control_ttl_s: float = 5.0
     event_ttl_days: int = 30
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
 
@@ -307,6 +308,7 @@ class DeliverSettings:
             wp_read_timeout_s=_float(env, "HOOKPRESS_WP_READ_TIMEOUT_S", 30.0, 0.1, 300.0),
             breaker_threshold=_int(env, "HOOKPRESS_BREAKER_THRESHOLD", 5, 1, 1_000),
             breaker_cooldown_s=_float(env, "HOOKPRESS_BREAKER_COOLDOWN_S", 30.0, 0.0, 3_600.0),
+            control_ttl_s=_float(env, "HOOKPRESS_CONTROL_TTL_S", 5.0, 0.0, 300.0),
             event_ttl_days=_int(env, "HOOKPRESS_EVENT_TTL_DAYS", 30, 1, 3_650),
             secrets=_secrets(env),
         )

@@ -38,7 +38,6 @@ from hookpress.settings import DeliverSettings
 __all__ = ["CONTROL_DOCUMENT", "Deliverer", "Outcome", "Result"]
 
 CONTROL_DOCUMENT = "delivery"  # control/{this}: {"paused": bool, ...}
-_CONTROL_TTL_S = 5.0
 
 
 class Outcome(StrEnum):
@@ -104,7 +103,7 @@ class Deliverer:
             return True
         now = time.monotonic()
         cached = self._control
-        if cached is not None and now - cached[0] < _CONTROL_TTL_S:
+        if cached is not None and now - cached[0] < self.settings.control_ttl_s:
             return cached[1]
         with self._control_lock:
             snap = self.records.get(CONTROL_DOCUMENT, collection=self.settings.control_collection)

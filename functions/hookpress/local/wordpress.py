@@ -254,8 +254,7 @@ class WordPressServer:
         php, self._php = self._php, None
         mariadb, self._mariadb = self._mariadb, None
         if php is not None:
-            # SIGINT lets the PHP server master stop and reap its workers;
-            # whatever is left of its process group is killed after that.
+            # SIGINT is how the PHP server shuts down (master and workers).
             _stop_group(php, signal.SIGINT, timeout=10)
         if mariadb is not None:
             _stop_group(mariadb, signal.SIGTERM, timeout=60)
@@ -610,25 +609,54 @@ def _spawn(command: list[str], log: Path, *, env: dict[str, str] | None) -> subp
 
 
 def _stop_group(process: subprocess.Popen[bytes], sig: signal.Signals, *, timeout: float) -> None:
-    """Signal a process we started, wait for it, then make sure its group is gone."""
+    """Stop a process we started and everything in its process group.
+
+    The signal goes to the whole group, as a terminal's Ctrl-C would: the PHP
+    server's master only exits once its workers have, and it reaps them, so no
+    worker is orphaned. An orphan would be handed to init, and not every init
+    (a container's, a sandbox's) reaps, which leaves zombies behind.
+    """
     group = process.pid  # start_new_session made it the group leader
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, sig)
+            os.killpg(group, sig)
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-            process.wait(timeout=timeout)
-    # Children that outlived the leader (none, when it shuts down cleanly).
+            # Children first, so the leader can still reap them; then the leader.
+            for pid in _group_members(group):
+                if pid != group:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            try:
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout)
+    # Anything of the group still running (none after a clean shutdown).
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            return
+    while (members := _group_members(group)) and time.monotonic() < deadline:
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
+
+
+def _group_members(group: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, read from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may contain spaces and ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[2]) == group:
+            members.append(int(entry.name))
+    return members
 
 
 _WP_CONFIG: Final = """<?php

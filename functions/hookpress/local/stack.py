@@ -1,0 +1,391 @@
+"""The whole pipeline on one machine, with the code that deploys.
+
+:class:`LocalStack` starts (or reuses) the Pub/Sub, Firestore and GCS
+emulators and a real WordPress with the plugin, puts a fault proxy in front
+of WordPress, runs both functions under functions-framework (gunicorn, as in
+the cloud), and wires what the Pulumi program wires in the cloud: the bucket,
+the ``events`` topic with its push subscription (retry policy, dead-letter
+policy), the ``events-dead`` topic with a pull subscription kept 7 days and a
+push subscription that marks events ``dead``.
+
+Differences from the cloud, each explicit: secrets come from a local file
+(``HOOKPRESS_SECRETS_BACKEND=file``) because there is no Secret Manager
+emulator, and push authentication is off (``HOOKPRESS_PUSH_AUTH=none``)
+because the Pub/Sub emulator sends no OIDC token.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from hookpress.local.emulators import (
+    EmulatorError,
+    Emulators,
+    ensure_bucket,
+    ensure_topic,
+    free_port,
+)
+from hookpress.local.faultproxy import FaultProxy
+from hookpress.local.wordpress import WordPressServer, WordPressSite
+from hookpress.settings import SCHEMES
+
+__all__ = ["FunctionProcess", "LocalStack", "StackOptions", "generate_secret"]
+
+REPO = Path(__file__).resolve().parents[3]
+FUNCTIONS = REPO / "functions"
+BUCKET = "hookpress-raw"
+EVENTS_TOPIC = "events"
+DEAD_TOPIC = "events-dead"
+PUSH_SUBSCRIPTION = "events-deliver"
+DEAD_PULL_SUBSCRIPTION = "events-dead-hold"
+DEAD_PUSH_SUBSCRIPTION = "events-dead-mark"
+WP_SECRET = "wordpress-app-password"  # noqa: S105 - a secret id, not a value
+
+
+def generate_secret(scheme: str) -> str:
+    """A fresh signing secret in the form the scheme's providers hand out."""
+    if scheme == "standard-webhooks":
+        return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    if scheme == "stripe":
+        return "whsec_" + secrets.token_hex(16)
+    return secrets.token_hex(16)
+
+
+def wait_tcp(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise EmulatorError(f"the process for port {port} exited ({proc.returncode})")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise EmulatorError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f} s")
+
+
+@dataclass
+class FunctionProcess:
+    """One function under functions-framework (gunicorn), in its own process group."""
+
+    name: str
+    target: str
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    _proc: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The gunicorn master's pid, while running."""
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        """Start and wait for the port."""
+        source = FUNCTIONS / self.name / "main.py"
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            [
+                sys.executable, "-m", "functions_framework",
+                "--target", self.target, "--source", str(source),
+                "--host", "127.0.0.1", "--port", str(self.port),
+            ],
+            env={**os.environ, **self.env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_tcp(self.port, 30, self._proc)
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: an instance dying mid-request."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a grace period."""
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@dataclass
+class StackOptions:
+    """Knobs of the local stack; the defaults suit a developer, tests tighten them."""
+
+    project: str = "hookpress-local"
+    sources: dict[str, str] = field(default_factory=lambda: {s: s for s in sorted(SCHEMES)})
+    retry_min_s: float = 1.0
+    retry_max_s: float = 10.0
+    max_attempts: int = 5
+    ack_deadline_s: int = 60
+    wp_read_timeout_s: float = 10.0
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 10.0
+    threads: int = 8
+    extra_ingress_env: dict[str, str] = field(default_factory=dict)
+    extra_deliver_env: dict[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    """Start, inspect, and stop the local pipeline."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        options: StackOptions | None = None,
+        *,
+        emulators: Emulators | None = None,
+        wordpress: WordPressServer | None = None,
+    ) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.options = options or StackOptions()
+        self._own_emulators = emulators is None
+        self._own_wordpress = wordpress is None
+        self.emulators = emulators or Emulators(self.workdir / "emulators", self.options.project)
+        self.wordpress = wordpress or WordPressServer(self.workdir / "wordpress")
+        self.proxy: FaultProxy | None = None
+        self.ingress: FunctionProcess | None = None
+        self.deliver: FunctionProcess | None = None
+        self.source_secrets: dict[str, list[str]] = {}
+        self.secrets_file = self.workdir / "secrets.json"
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        """Bring everything up; on any failure, stop what was started and re-raise."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        try:
+            if self._own_emulators:
+                self.emulators.start()
+            os.environ.update(self.emulators.env)  # this process talks to them too
+            site = self.wordpress.start()
+            self.proxy = FaultProxy(site.url).start()
+            self._write_secrets(site)
+            self._wire_backends()
+            self.deliver = FunctionProcess(
+                "deliver", "deliver", self.deliver_env(), self.workdir / "logs" / "deliver.log"
+            )
+            self.deliver.start()
+            self._wire_subscriptions()
+            self.ingress = FunctionProcess(
+                "ingress", "ingress", self.ingress_env(), self.workdir / "logs" / "ingress.log"
+            )
+            self.ingress.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything this stack started (in reverse order). Idempotent."""
+        for proc in (self.ingress, self.deliver):
+            if proc is not None:
+                proc.stop()
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
+        if self._own_wordpress:
+            self.wordpress.stop()
+        if self._own_emulators:
+            self.emulators.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def restart_deliver(self, *, kill: bool = True) -> None:
+        """Kill (or stop) the deliver process and start a new one on the same port."""
+        if self.deliver is None:
+            raise EmulatorError("the stack is not running")
+        if kill:
+            self.deliver.kill()
+        else:
+            self.deliver.stop()
+        self.deliver.start()
+
+    # -- configuration -------------------------------------------------------------
+
+    @property
+    def site(self) -> WordPressSite:
+        """The WordPress site."""
+        return self.wordpress.site
+
+    def _write_secrets(self, site: WordPressSite) -> None:
+        self.source_secrets = {
+            name: [generate_secret(scheme)] for name, scheme in self.options.sources.items()
+        }
+        data: dict[str, list[str]] = {
+            f"hookpress-source-{name}": values for name, values in self.source_secrets.items()
+        }
+        data[WP_SECRET] = [site.app_password]
+        self.secrets_file.write_text(json.dumps(data, indent=2))
+        self.secrets_file.chmod(0o600)
+
+    def _common_env(self) -> dict[str, str]:
+        return {
+            **self.emulators.env,
+            "HOOKPRESS_PROJECT": self.options.project,
+            "HOOKPRESS_RAW_BUCKET": BUCKET,
+            "HOOKPRESS_SECRETS_BACKEND": "file",
+            "HOOKPRESS_SECRETS_FILE": str(self.secrets_file),
+            "HOOKPRESS_SECRET_MIN_REFRESH_S": "1",
+            "THREADS": str(self.options.threads),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def ingress_env(self) -> dict[str, str]:
+        """The ingress function's environment."""
+        sources = {
+            name: {"scheme": scheme, "secret": f"hookpress-source-{name}"}
+            for name, scheme in self.options.sources.items()
+        }
+        return {
+            **self._common_env(),
+            "HOOKPRESS_SOURCES": json.dumps(sources),
+            "HOOKPRESS_EVENTS_TOPIC": EVENTS_TOPIC,
+            **self.options.extra_ingress_env,
+        }
+
+    def deliver_env(self) -> dict[str, str]:
+        """The deliver function's environment (WordPress reached through the fault proxy)."""
+        if self.proxy is None:
+            raise EmulatorError("the fault proxy is not running")
+        return {
+            **self._common_env(),
+            "HOOKPRESS_WP_BASE_URL": f"{self.proxy.url}/wp-json",
+            "HOOKPRESS_WP_USER": self.site.ingest_user,
+            "HOOKPRESS_WP_APP_PASSWORD_SECRET": WP_SECRET,
+            "HOOKPRESS_PUSH_AUTH": "none",
+            "HOOKPRESS_WP_READ_TIMEOUT_S": str(self.options.wp_read_timeout_s),
+            "HOOKPRESS_BREAKER_THRESHOLD": str(self.options.breaker_threshold),
+            "HOOKPRESS_BREAKER_COOLDOWN_S": str(self.options.breaker_cooldown_s),
+            **self.options.extra_deliver_env,
+        }
+
+    def _wire_backends(self) -> None:
+        project = self.options.project
+        ensure_bucket(project, BUCKET)
+        ensure_topic(project, EVENTS_TOPIC)
+        ensure_topic(project, DEAD_TOPIC)
+
+    def _wire_subscriptions(self) -> None:
+        from google.api_core import exceptions as gexc
+        from google.cloud import pubsub_v1
+        from google.protobuf import duration_pb2
+
+        if self.deliver is None:
+            raise EmulatorError("the deliver function is not running")
+        project, opts = self.options.project, self.options
+        client = pubsub_v1.SubscriberClient()
+        topic = f"projects/{project}/topics/{EVENTS_TOPIC}"
+        dead = f"projects/{project}/topics/{DEAD_TOPIC}"
+
+        def seconds(value: float) -> duration_pb2.Duration:
+            return duration_pb2.Duration(seconds=int(value), nanos=int((value % 1) * 1e9))
+
+        subscriptions: list[dict[str, Any]] = [
+            {
+                "name": client.subscription_path(project, PUSH_SUBSCRIPTION),
+                "topic": topic,
+                "push_config": {"push_endpoint": f"{self.deliver.url}/"},
+                "ack_deadline_seconds": opts.ack_deadline_s,
+                "retry_policy": {
+                    "minimum_backoff": seconds(opts.retry_min_s),
+                    "maximum_backoff": seconds(opts.retry_max_s),
+                },
+                "dead_letter_policy": {
+                    "dead_letter_topic": dead,
+                    "max_delivery_attempts": opts.max_attempts,
+                },
+            },
+            {
+                "name": client.subscription_path(project, DEAD_PULL_SUBSCRIPTION),
+                "topic": dead,
+                "message_retention_duration": seconds(7 * 24 * 3600),
+                "ack_deadline_seconds": 60,
+            },
+            {
+                "name": client.subscription_path(project, DEAD_PUSH_SUBSCRIPTION),
+                "topic": dead,
+                "push_config": {"push_endpoint": f"{self.deliver.url}/dead"},
+                "ack_deadline_seconds": 30,
+            },
+        ]
+        for request in subscriptions:
+            with contextlib.suppress(gexc.AlreadyExists):
+                client.create_subscription(request=request)
+
+    # -- what tools read -----------------------------------------------------------
+
+    def local_json(self) -> dict[str, Any]:
+        """The content of ``.hookpress/local.json`` (DESIGN.md "Local stack")."""
+        if self.ingress is None or self.deliver is None or self.proxy is None:
+            raise EmulatorError("the stack is not running")
+        site = self.site
+        env = self.emulators.env
+        return {
+            "project": self.options.project,
+            "ingress_url": self.ingress.url,
+            "deliver_url": self.deliver.url,
+            "sources": {
+                name: {"scheme": scheme, "secrets": self.source_secrets[name]}
+                for name, scheme in self.options.sources.items()
+            },
+            "wordpress": {
+                "url": site.url,
+                "rest_base": site.rest_base,
+                "admin_user": site.admin_user,
+                "admin_password": site.admin_password,
+                "ingest_user": site.ingest_user,
+                "app_password": site.app_password,
+            },
+            "emulators": {
+                "pubsub": env["PUBSUB_EMULATOR_HOST"],
+                "firestore": env["FIRESTORE_EMULATOR_HOST"],
+                "storage": env["STORAGE_EMULATOR_HOST"],
+            },
+            "bucket": BUCKET,
+            "topics": {"events": EVENTS_TOPIC, "dead": DEAD_TOPIC},
+            "subscriptions": {
+                "push": PUSH_SUBSCRIPTION,
+                "dead_pull": DEAD_PULL_SUBSCRIPTION,
+                "dead_push": DEAD_PUSH_SUBSCRIPTION,
+            },
+            "fault_proxy": self.proxy.url,
+            "secrets_file": str(self.secrets_file),
+            "logs": str(self.workdir / "logs"),
+        }

@@ -1,0 +1,244 @@
+"""The whole pipeline against real parts: signed webhook in, one WordPress post out.
+
+Ingress and deliver run under functions-framework (gunicorn) as separate
+processes; Pub/Sub pushes to deliver with a retry policy and a dead-letter
+policy (5 attempts); deliver reaches the real WordPress through a fault proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from google.cloud import firestore, pubsub_v1
+
+from hookpress.backends.pubsub import EventPublisher
+from hookpress.local.emulators import Emulators
+from hookpress.local.stack import DEAD_PULL_SUBSCRIPTION, LocalStack, StackOptions
+from hookpress.local.wordpress import WordPressServer
+from hookpress.signatures import SCHEMES
+
+WAIT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def stack(
+    emulators: Emulators,
+    wordpress_server: WordPressServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LocalStack]:
+    options = StackOptions(
+        retry_min_s=1,
+        retry_max_s=2,
+        wp_read_timeout_s=3,
+        breaker_threshold=1000,  # the breaker has its own tests; here it would slow recovery
+        extra_deliver_env={"HOOKPRESS_CONTROL_TTL_S": "0.5"},
+    )
+    local = LocalStack(
+        tmp_path_factory.mktemp("stack"), options, emulators=emulators, wordpress=wordpress_server
+    )
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_faults(stack: LocalStack) -> Iterator[None]:
+    assert stack.proxy is not None
+    stack.proxy.clear()
+    yield
+    stack.proxy.clear()
+
+
+@pytest.fixture(scope="module")
+def db(stack: LocalStack) -> firestore.Client:
+    return firestore.Client(project=stack.options.project)
+
+
+def send(stack: LocalStack, source: str, body: bytes, **sign: Any) -> httpx.Response:
+    secret = stack.source_secrets[source][0]
+    headers = SCHEMES[stack.options.sources[source]].sign(body, secret, now=time.time(), **sign)
+    assert stack.ingress is not None
+    return httpx.post(
+        f"{stack.ingress.url}/{source}",
+        content=body,
+        headers={**headers, "Content-Type": "application/json"},
+        timeout=30,
+    )
+
+
+def webhook(**fields: Any) -> tuple[str, bytes]:
+    external_id = f"evt_{time.monotonic_ns()}"
+    body = {"id": external_id, "status": "completed", "summary": "Batch finished", **fields}
+    return external_id, json.dumps(body).encode()
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def record(db: firestore.Client, key: str) -> dict[str, Any]:
+    return db.collection("events").document(key).get().to_dict() or {}
+
+
+def status_is(db: firestore.Client, key: str, status: str) -> Callable[[], bool]:
+    return lambda: record(db, key).get("status") == status
+
+
+def test_a_signed_webhook_becomes_one_post_with_the_right_fields(stack, db, find_events):
+    external_id, body = webhook(
+        summary="Batch finished: 3 of 3",
+        metadata={"model": "gpt-x", "batch": 7},
+        occurred_at="2026-03-04T05:06:07Z",
+    )
+    resp = send(stack, "hmac-timestamp", body)
+    assert resp.status_code == 202, resp.text
+    key = resp.json()["event_id"]
+
+    posts = wait_for(lambda: find_events(external_id), "the post")
+    assert len(posts) == 1
+    meta = posts[0]["meta"]
+    assert meta["external_id"] == external_id
+    assert meta["source"] == "hmac-timestamp"
+    assert meta["status"] == "completed"
+    assert meta["summary"] == "Batch finished: 3 of 3"
+    assert meta["occurred_at"] == "2026-03-04T05:06:07Z"
+    assert json.loads(meta["metadata"]) == {"model": "gpt-x", "batch": 7}
+
+    wait_for(status_is(db, key, "delivered"), "status delivered")
+    rec = record(db, key)
+    assert rec["wp_post_id"] == posts[0]["id"]
+    assert rec["downstream_status"] == 201
+    assert rec["attempts"] == 1
+
+
+@pytest.mark.parametrize("source", ["stripe", "standard-webhooks", "github", "slack", "shopify"])
+def test_every_scheme_arrives(stack, db, source):
+    body = json.dumps(
+        {"id": f"evt_{time.monotonic_ns()}", "event_id": f"Ev{time.monotonic_ns()}", "type": "x.y"}
+    ).encode()
+    resp = send(stack, source, body)
+    assert resp.status_code == 202, resp.text
+    key = resp.json()["event_id"]
+    wait_for(status_is(db, key, "delivered"), f"{source} delivered")
+
+
+def test_the_same_webhook_five_times_sequentially_and_concurrently_is_one_post(
+    stack, db, find_events
+):
+    external_id, body = webhook()
+    codes = [send(stack, "stripe", body).status_code for _ in range(5)]
+    assert codes == [202, 200, 200, 200, 200]
+
+    external_id2, body2 = webhook()
+    with ThreadPoolExecutor(5) as pool:
+        concurrent = sorted(
+            r.status_code for r in pool.map(lambda _: send(stack, "stripe", body2), range(5))
+        )
+    assert concurrent == [200, 200, 200, 200, 202]
+
+    for eid in (external_id, external_id2):
+        wait_for(lambda eid=eid: find_events(eid), f"post for {eid}")
+    time.sleep(2)  # any stray duplicate delivery would land by now
+    assert len(find_events(external_id)) == 1
+    assert len(find_events(external_id2)) == 1
+
+
+def test_wordpress_failing_for_a_while_is_delivered_after_it_recovers(stack, db, find_events):
+    """A 503, then a timeout, then a 429, then WordPress is back: four attempts, one post."""
+    external_id, body = webhook()
+    stack.proxy.set(fail_next=1, fail_status=503)
+    key = send(stack, "hmac-timestamp", body).json()["event_id"]
+    # Each next fault is armed as soon as the previous attempt is recorded, well
+    # within Pub/Sub's minimum backoff (1 s here).
+    wait_for(lambda: record(db, key).get("attempts", 0) >= 1, "the first attempt")
+    stack.proxy.set(hang_next=1, hang_s=5)  # deliver reads for 3 s: a timeout
+    wait_for(lambda: record(db, key).get("attempts", 0) >= 2, "the second attempt")
+    stack.proxy.set(fail_next=1, fail_status=429)
+    wait_for(status_is(db, key, "delivered"), "delivery after recovery")
+    rec = record(db, key)
+    assert rec["attempts"] == 4
+    assert rec["downstream_status"] == 201
+    assert rec["last_error"] is None
+    assert len(find_events(external_id)) == 1
+    assert stack.proxy.snapshot()["injected"] == {"503": 1, "hang": 1, "429": 1}
+
+
+def test_a_permanent_4xx_fails_without_retries(stack, db, find_events):
+    stack.proxy.set(fail_next=1, fail_status=422)
+    external_id, body = webhook()
+    key = send(stack, "hmac-timestamp", body).json()["event_id"]
+    wait_for(status_is(db, key, "failed"), "status failed")
+    time.sleep(3)  # longer than the retry backoff: a retry would have happened by now
+    rec = record(db, key)
+    assert rec["status"] == "failed"
+    assert rec["attempts"] == 1
+    assert rec["downstream_status"] == 422
+    assert find_events(external_id) == []
+    assert stack.proxy.snapshot()["injected"] == {"422": 1}
+
+
+def test_always_failing_lands_in_the_dead_letter_subscription_as_dead(stack, db, find_events):
+    stack.proxy.set(always_status=503)
+    external_id, body = webhook()
+    key = send(stack, "hmac-timestamp", body).json()["event_id"]
+    wait_for(status_is(db, key, "dead"), "status dead", timeout_s=120)
+    rec = record(db, key)
+    assert rec["attempts"] == 5
+    assert rec["last_error"] == "attempts_exhausted"
+    assert find_events(external_id) == []
+
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(stack.options.project, DEAD_PULL_SUBSCRIPTION)
+
+    def dead_letter() -> bool:
+        resp = subscriber.pull(request={"subscription": path, "max_messages": 100}, timeout=5)
+        found = False
+        for m in resp.received_messages:
+            if json.loads(m.message.data)["event_key"] == key:
+                found = True
+                subscriber.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id]})
+        return found
+
+    wait_for(dead_letter, "the message in the dead-letter subscription")
+
+
+def test_pause_holds_and_resume_delivers(stack, db, find_events):
+    control = db.collection("control").document("delivery")
+    control.set({"paused": True})
+    try:
+        time.sleep(1)  # past the deliver function's control cache (0.5 s here)
+        external_id, body = webhook()
+        key = send(stack, "hmac-timestamp", body).json()["event_id"]
+        wait_for(status_is(db, key, "held"), "status held")
+        assert find_events(external_id) == []
+    finally:
+        control.set({"paused": False})
+    time.sleep(1)
+    # resume re-publishes what is held
+    EventPublisher(stack.options.project, "events", 10).publish(key, "hmac-timestamp")
+    wait_for(status_is(db, key, "delivered"), "delivered after resume")
+    assert len(find_events(external_id)) == 1
+
+
+def test_script_in_the_summary_arrives_sanitized(stack, db, find_events, wordpress_server):
+    external_id, body = webhook(summary='Done <script>alert("x")</script> ok')
+    key = send(stack, "hmac-timestamp", body).json()["event_id"]
+    wait_for(status_is(db, key, "delivered"), "delivered")
+    post = find_events(external_id)[0]
+    assert "<script" not in post["meta"]["summary"].lower()
+    stored = wordpress_server.run_php(
+        f"$p = get_post({post['id']}); echo $p->post_content, '|', $p->post_title;"
+    )
+    assert "<script" not in stored.lower()
