@@ -1,4 +1,4 @@
-"""Every task of the project: `nox` runs lint, types, tests, infra and e2e.
+"""Every task of the project: `nox` runs lint, types, secrets, tests, infra and e2e.
 
 `nox -l` lists the sessions; arguments after `--` go to the tool a session
 runs (pytest, ruff, ...), e.g. `nox -s tests -- -k stripe`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "types", "tests", "infra", "e2e"]
+nox.options.sessions = ["lint", "types", "secrets", "tests", "infra", "e2e"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -28,6 +28,15 @@ def types(session: nox.Session) -> None:
     """Mypy in strict mode over the functions and the Pulumi program."""
     session.install("-e", ".[types,test,infra]")
     session.run("mypy", *(session.posargs or ["functions", "infra"]))
+
+
+@nox.session(python=PYTHON)
+def secrets(session: nox.Session) -> None:
+    """detect-secrets over every tracked file; a find not in the reviewed baseline fails."""
+    session.install("detect-secrets==1.5.0")
+    files = session.run("git", "ls-files", "-z", external=True, silent=True) or ""
+    tracked = [f for f in str(files).split("\0") if f and f != ".secrets.baseline"]
+    session.run("detect-secrets-hook", "--baseline", ".secrets.baseline", *tracked)
 
 
 @nox.session(python=PYTHON)

@@ -49,8 +49,8 @@ BUCKET = "hookpress-raw"
 EVENTS_TOPIC = "events"
 DEAD_TOPIC = "events-dead"
 PUSH_SUBSCRIPTION = "events-deliver"
-DEAD_PULL_SUBSCRIPTION = "events-dead-hold"
-DEAD_PUSH_SUBSCRIPTION = "events-dead-mark"
+DEAD_PULL_SUBSCRIPTION = "events-dead-pull"
+DEAD_PUSH_SUBSCRIPTION = "events-dead-deliver"
 WP_SECRET = "wordpress-app-password"  # noqa: S105 - a secret id, not a value
 
 
