@@ -12,7 +12,7 @@ nox.options.sessions = ["lint", "types", "secrets", "tests", "infra", "e2e"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
-SOURCES = ["functions", "infra", "tests", "noxfile.py"]
+SOURCES = ["functions", "infra", "tests", "bench", "noxfile.py"]
 
 
 @nox.session(python=PYTHON)
@@ -43,7 +43,7 @@ def secrets(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit and integration tests (the integration tier starts the real emulators)."""
     session.install("-e", ".[test]")
-    session.run("pytest", "tests/unit", "tests/integration", *session.posargs)
+    session.run("pytest", "tests/unit", "tests/integration", "tests/fuzz", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -58,3 +58,31 @@ def e2e(session: nox.Session) -> None:
     """End to end against a real WordPress, the emulators and both functions."""
     session.install("-e", ".[test,e2e]")
     session.run("pytest", "tests/e2e", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def dev(session: nox.Session) -> None:
+    """The whole pipeline on this machine: emulators, WordPress, both functions. Ctrl-C stops."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "hookpress.local.dev", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """Faults, kills and duplicates against the local stack: nothing lost, nothing applied twice."""
+    session.install("-e", ".[test,bench]")
+    session.run("python", "-m", "bench.chaos", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Hostile requests against the ingress, 100,000 cases (the suite runs 10,000)."""
+    session.install("-e", ".[test,bench]")
+    session.run("python", "-m", "bench.fuzz", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Throughput, latency, CPU and drain figures as ratios to floors measured in the same run."""
+    session.install("-e", ".[test,bench]")
+    session.run("python", "-m", "bench.run", *session.posargs)

@@ -18,6 +18,7 @@ Status machine (DESIGN.md)::
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from hookpress.signatures import valid_id
 
 __all__ = [
+    "RAW_NAME",
     "InvalidPayloadId",
     "Status",
     "event_key",
@@ -70,6 +72,12 @@ def provider_event_id(
 def event_key(source: str, provider_id: str) -> str:
     """sha256 hex of ``{source}:{provider_event_id}``."""
     return hashlib.sha256(f"{source}:{provider_id}".encode()).hexdigest()
+
+
+RAW_NAME = re.compile(
+    r"^raw/(?P<source>[a-z0-9][a-z0-9_-]{0,62})/(?P<yyyy>\d{4})/(?P<mm>\d{2})/(?P<dd>\d{2})/"
+    r"(?P<key>[0-9a-f]{64})\.json$"
+)
 
 
 def raw_object_name(source: str, key: str, received_at: datetime) -> str:

@@ -55,6 +55,10 @@ def test_accepted_event_is_durable_and_published(client, backends: Backends, sou
     stored = backends.object(name)
     assert stored == body
     assert hashlib.sha256(stored).hexdigest() == record["body_sha256"]
+    # enough to rebuild the record from the bucket alone (replay from GCS)
+    metadata = backends.bucket.get_blob(name).metadata
+    assert metadata["provider_event_id"] == record["provider_event_id"]
+    assert metadata["scheme"] == source
 
     # the record is past "received": it was published before the 202
     assert record["status"] == "published"

@@ -58,13 +58,16 @@ class RawStore:
 
         return DEFAULT_RETRY.with_timeout(self._timeout)
 
-    def put(self, name: str, data: bytes) -> bool:
+    def put(self, name: str, data: bytes, metadata: dict[str, str] | None = None) -> bool:
         """Store ``data`` once under ``name``: True if written now, False if it already existed.
 
         ``if_generation_match=0`` makes the write a create-only precondition:
-        a retry can never replace the bytes first received.
+        a retry can never replace the bytes first received. ``metadata`` is
+        stored with the object (in the same request).
         """
         blob = self._get_bucket().blob(name)
+        if metadata:
+            blob.metadata = metadata
         try:
             blob.upload_from_string(
                 data,
@@ -89,6 +92,19 @@ class RawStore:
         except _ERRORS as exc:
             raise BackendError("gcs", type(exc).__name__) from None
         return data
+
+    def get_with_metadata(self, name: str) -> tuple[bytes, dict[str, str]] | None:
+        """The object's bytes and custom metadata, or None if it does not exist."""
+        try:
+            blob = self._get_bucket().get_blob(name, timeout=self._timeout, retry=self._retry())
+            if blob is None:
+                return None
+            data: bytes = blob.download_as_bytes(timeout=self._timeout, retry=self._retry())
+        except gexc.NotFound:
+            return None
+        except _ERRORS as exc:
+            raise BackendError("gcs", type(exc).__name__) from None
+        return data, dict(blob.metadata or {})
 
     def list(self, prefix: str) -> list[str]:
         """Names of the objects under ``prefix``."""

@@ -13,7 +13,6 @@ here as a duplicate) or by the reconciler.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Mapping
@@ -21,10 +20,9 @@ from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from hookpress.backends import BackendError
-from hookpress.backends.firestore import EventRecords, Snapshot
+from hookpress.backends.firestore import EventRecords
 from hookpress.backends.gcs import RawStore
 from hookpress.backends.pubsub import EventPublisher
 from hookpress.backends.secrets import CachedSecrets
@@ -38,6 +36,7 @@ from hookpress.events import (
 )
 from hookpress.jsonstrict import MalformedBody, parse_object
 from hookpress.logs import Logger
+from hookpress.publication import Publication
 from hookpress.settings import IngressSettings, SourceConfig
 from hookpress.signatures import SCHEMES, SignatureError, Verified, valid_id
 
@@ -95,7 +94,9 @@ class Ingestor:
         self.clock = clock
         # A claim outlives the request that took it by at most this long: the
         # publish and the status write each give up after the backend timeout.
-        self.publish_lease_s = 2 * settings.backend_timeout_s + 1
+        self.publication = Publication(
+            records, publisher, lease_s=2 * settings.backend_timeout_s + 1, log=log
+        )
 
     # -- verification -------------------------------------------------------
 
@@ -175,11 +176,15 @@ class Ingestor:
             ttl_days=self.settings.event_ttl_days,
             event_type=event_type,
         )
-        record["publish_claimed_at"] = received_at  # the creator publishes; see _republish
+        record["publish_claimed_at"] = received_at  # the creator publishes: see publication.py
         # Both writes are create-only, so they can run at the same time and a
         # retry of either is harmless. A duplicate still writes GCS: if the first
         # attempt stored the record but not the bytes, this attempt repairs it.
-        stored = self.pool.submit(self.raw.put, name, body)
+        # What a rebuild from GCS alone needs, and the body cannot tell (see replay).
+        metadata = {"provider_event_id": pid, "scheme": source.scheme}
+        if event_type:
+            metadata["event_type"] = event_type
+        stored = self.pool.submit(self.raw.put, name, body, metadata)
         try:
             created = self.records.create(key, record)
         except BackendError:
@@ -189,11 +194,11 @@ class Ingestor:
             stored.result()
         except BackendError:
             if created is not None:
-                self._release(key, created)  # the retry must not wait out our claim
+                self.publication.release(key, created)  # the retry must not wait out our claim
             raise
 
         if created is not None:
-            self._publish_claimed(key, source.name, created, now)
+            self.publication.publish_claimed(key, source.name, created, now)
             return Result(Outcome.ACCEPTED, event_key=key)
 
         snapshot = self.records.get(key)
@@ -202,64 +207,15 @@ class Ingestor:
             raise BackendError("firestore", "record vanished")
         if snapshot.data.get("status") != Status.RECEIVED.value:
             return Result(Outcome.DUPLICATE, event_key=key)
-        republished = self._republish(snapshot, source.name, self.raw.uri(name), now)
+        # This attempt has just made sure the bytes exist under its own name: if the
+        # record points elsewhere (a first attempt whose GCS write failed, on
+        # another day), repair it with the claim.
+        uri = self.raw.uri(name)
+        repair = {"raw_uri": uri} if snapshot.data.get("raw_uri") != uri else None
+        republished = self.publication.publish_received(snapshot, now, repair)
         return Result(
             Outcome.DUPLICATE,
             event_key=key,
             reason="republished" if republished else "publish_in_progress",
             republished=republished,
         )
-
-    def _publish_claimed(self, key: str, source: str, claim: datetime, now: float) -> None:
-        """Publish a record this request holds the claim on, then mark it ``published``.
-
-        ``claim`` is the record's update time when the claim was taken (its
-        creation, or a duplicate's claim); both writes are conditional on it.
-        """
-        try:
-            self.publisher.publish(key, source)
-        except BackendError:
-            self._release(key, claim)
-            raise
-        stamp = datetime.fromtimestamp(now, UTC)
-        try:
-            # Conditional: if delivery already moved the record on, leave it there.
-            self.records.transition(
-                key,
-                claim,
-                {"status": Status.PUBLISHED.value, "published_at": stamp, "updated_at": stamp},
-            )
-        except BackendError as exc:
-            # The message is out, so the event is safe; the reconciler may publish it
-            # again, which delivery deduplicates.
-            self.log.warning(
-                "published but could not mark the record", event_key=key, reason=exc.backend
-            )
-
-    def _release(self, key: str, claim: datetime) -> None:
-        """Give up a claim so the provider's next retry publishes at once.
-
-        If this write fails too, the lease runs out on its own and the
-        reconciler is the backstop.
-        """
-        with contextlib.suppress(BackendError):
-            self.records.transition(key, claim, {"publish_claimed_at": None})
-
-    def _republish(self, snapshot: Snapshot, source: str, raw_uri: str, now: float) -> bool:
-        """Publish a record still ``received``, exactly once among concurrent retries.
-
-        The record's creator holds a claim (``publish_claimed_at``) while it
-        publishes; a duplicate arriving meanwhile leaves it alone. A claim older
-        than the lease belongs to a request that died: take it over.
-        """
-        claimed = snapshot.data.get("publish_claimed_at")
-        if isinstance(claimed, datetime) and now - claimed.timestamp() < self.publish_lease_s:
-            return False
-        fields: dict[str, Any] = {"publish_claimed_at": datetime.fromtimestamp(now, UTC)}
-        if snapshot.data.get("raw_uri") != raw_uri:
-            fields["raw_uri"] = raw_uri  # this attempt has just made sure these bytes exist
-        claim = self.records.transition(snapshot.key, snapshot.update_time, fields)
-        if claim is None:
-            return False  # another request claimed it first
-        self._publish_claimed(snapshot.key, source, claim, now)
-        return True

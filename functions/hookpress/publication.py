@@ -1,0 +1,135 @@
+"""Getting an event key onto the ``events`` topic, exactly once per need.
+
+Three callers publish: the ingress (a new event, or a provider's retry of one
+left ``received``), the reconciler (records stuck in ``received``), and replay
+(``held``, ``failed``, ``dead``). They share these rules:
+
+- **Claims.** A ``received`` record is published by whoever holds its claim
+  (``publish_claimed_at``): its creator, or a later caller that finds no live
+  claim (older than the lease: that request died). Taking a claim is a
+  conditional write, so among concurrent callers one wins.
+- **Publish, then mark.** The message goes out before the record says
+  ``published``; a crash in between leaves a record that is re-published
+  (harmless: delivery deduplicates), never one that says ``published``
+  without a message.
+- **Never backwards.** Every status write is conditional on the update time
+  the caller read, so a record delivered meanwhile stays delivered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hookpress.backends import BackendError
+from hookpress.backends.firestore import EventRecords, Snapshot
+from hookpress.backends.pubsub import EventPublisher
+from hookpress.events import Status
+from hookpress.logs import Logger
+
+__all__ = ["REPLAYABLE", "Publication"]
+
+#: statuses replay may send again (``received`` goes through the claim instead)
+REPLAYABLE = frozenset({Status.HELD.value, Status.FAILED.value, Status.DEAD.value})
+
+
+def _stamp(now: float) -> datetime:
+    return datetime.fromtimestamp(now, UTC)
+
+
+@dataclass
+class Publication:
+    """Publishes keys and moves records to ``published``; thread-safe."""
+
+    records: EventRecords
+    publisher: EventPublisher
+    lease_s: float
+    log: Logger
+
+    def publish_claimed(self, key: str, source: str, claim: datetime, now: float) -> None:
+        """Publish a record this caller holds the claim on, then mark it ``published``.
+
+        ``claim`` is the record's update time when the claim was taken; both
+        writes are conditional on it. On a publish failure the claim is
+        released and the BackendError re-raised.
+        """
+        try:
+            self.publisher.publish(key, source)
+        except BackendError:
+            self.release(key, claim)
+            raise
+        self._mark_published(key, claim, now)
+
+    def release(self, key: str, claim: datetime) -> None:
+        """Give up a claim so the next caller publishes at once.
+
+        If this write fails too, the lease runs out on its own.
+        """
+        with contextlib.suppress(BackendError):
+            self.records.transition(key, claim, {"publish_claimed_at": None})
+
+    def claim_live(self, snapshot: Snapshot, now: float) -> bool:
+        """Whether someone holds an unexpired claim on this record."""
+        claimed = snapshot.data.get("publish_claimed_at")
+        return isinstance(claimed, datetime) and now - claimed.timestamp() < self.lease_s
+
+    def publish_received(
+        self, snapshot: Snapshot, now: float, extra: dict[str, Any] | None = None
+    ) -> bool:
+        """Publish a ``received`` record unless another caller holds or wins its claim.
+
+        ``extra`` fields are written with the claim (the ingress repairs
+        ``raw_uri`` this way). True if this call published.
+        """
+        if snapshot.data.get("status") != Status.RECEIVED.value or self.claim_live(snapshot, now):
+            return False
+        fields: dict[str, Any] = {"publish_claimed_at": _stamp(now), **(extra or {})}
+        claim = self.records.transition(snapshot.key, snapshot.update_time, fields)
+        if claim is None:
+            return False  # another caller claimed it first
+        self.publish_claimed(snapshot.key, str(snapshot.data.get("source", "")), claim, now)
+        return True
+
+    def replay(self, snapshot: Snapshot, now: float) -> bool:
+        """Send a ``held``/``failed``/``dead`` record to delivery again (or a stuck ``received``).
+
+        True if a message was published. ``delivered`` and ``published``
+        records are left alone: they are done, or on their way.
+        """
+        status = snapshot.data.get("status")
+        if status == Status.RECEIVED.value:
+            return self.publish_received(snapshot, now)
+        if status not in REPLAYABLE:
+            return False
+        self.publisher.publish(snapshot.key, str(snapshot.data.get("source", "")))
+        stamp = _stamp(now)
+        with contextlib.suppress(BackendError):
+            # Conditional: if delivery already took it from here, that status stands.
+            self.records.transition(
+                snapshot.key,
+                snapshot.update_time,
+                {
+                    "status": Status.PUBLISHED.value,
+                    "replayed_at": stamp,
+                    "replayed_from": status,
+                    "updated_at": stamp,
+                },
+            )
+        return True
+
+    def _mark_published(self, key: str, claim: datetime, now: float) -> None:
+        stamp = _stamp(now)
+        try:
+            self.records.transition(
+                key,
+                claim,
+                {"status": Status.PUBLISHED.value, "published_at": stamp, "updated_at": stamp},
+            )
+        except BackendError as exc:
+            # The message is out, so the event is safe; it may be published again
+            # later, which delivery deduplicates.
+            self.log.warning(
+                "published but could not mark the record", event_key=key, reason=exc.backend
+            )
