@@ -557,12 +557,16 @@ class WordPressServer:
     def _wp(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
         """Run one command of the wp-tool.php helper; return its JSON result."""
         tools = self._started_tools()
-        result_file = self._runtime / f"result-{secrets.token_hex(8)}.json"
+        token = secrets.token_hex(8)
+        args_file = self._runtime / f"args-{token}.json"
+        result_file = self._runtime / f"result-{token}.json"
+        # Arguments go through a file: a command line is limited in length.
+        args_file.write_text(json.dumps(args))
         log = self.logs_dir / "wp-tool.log"
-        with log.open("ab") as out:
-            out.write(f"--- {command}\n".encode())
-            out.flush()
-            try:
+        try:
+            with log.open("ab") as out:
+                out.write(f"--- {command}\n".encode())
+                out.flush()
                 done = subprocess.run(  # noqa: S603 - fixed program, arguments are data
                     [
                         tools.php,
@@ -573,7 +577,7 @@ class WordPressServer:
                         str(self._runtime / "wp-tool.php"),
                         str(self._docroot),
                         command,
-                        json.dumps(args),
+                        str(args_file),
                         str(result_file),
                     ],
                     stdin=subprocess.DEVNULL,
@@ -582,17 +586,17 @@ class WordPressServer:
                     check=False,
                     timeout=_PHP_TIMEOUT,
                 )
-            except subprocess.TimeoutExpired as error:
-                raise WordPressError(f"wp-tool {command} timed out:\n{_tail(log)}") from error
-        try:
             if done.returncode != 0 or not result_file.exists():
                 raise WordPressError(
                     f"wp-tool {command} failed (exit {done.returncode}):\n{_tail(log)}"
                 )
             result: dict[str, Any] = json.loads(result_file.read_text())
             return result
+        except subprocess.TimeoutExpired as error:
+            raise WordPressError(f"wp-tool {command} timed out:\n{_tail(log)}") from error
         finally:
             result_file.unlink(missing_ok=True)
+            args_file.unlink(missing_ok=True)
 
 
 def _spawn(command: list[str], log: Path, *, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
@@ -719,10 +723,10 @@ require $root . '/index.php';
 
 _WP_TOOL: Final = r"""<?php
 // Run with php-cli by hookpress.local.wordpress:
-//   php wp-tool.php DOCROOT COMMAND JSON_ARGS RESULT_FILE
+//   php wp-tool.php DOCROOT COMMAND ARGS_FILE RESULT_FILE
 // Writes a JSON result to RESULT_FILE; anything else it prints is log.
-list( , $hp_docroot, $hp_command, $hp_args_json, $hp_result_file ) = $argv;
-$hp_args = json_decode( $hp_args_json, true );
+list( , $hp_docroot, $hp_command, $hp_args_file, $hp_result_file ) = $argv;
+$hp_args = json_decode( file_get_contents( $hp_args_file ), true );
 
 function hp_done( $result ) {
 	global $hp_result_file;
