@@ -22,6 +22,8 @@ from typing import Literal
 __all__ = [
     "DeliverSettings",
     "IngressSettings",
+    "ReconcileSettings",
+    "RotateSettings",
     "SecretsConfig",
     "SettingsError",
     "SourceConfig",
@@ -235,6 +237,51 @@ class IngressSettings:
 PushAuth = Literal["oidc", "none"]
 
 
+def _wp_base_url(env: Mapping[str, str]) -> str:
+    base = _require(
+        env, "HOOKPRESS_WP_BASE_URL", "the WordPress REST base, e.g. https://example.com/wp-json"
+    )
+    if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", base):
+        raise SettingsError(
+            "HOOKPRESS_WP_BASE_URL must be an http(s) URL without query or fragment."
+        )
+    return base.rstrip("/")
+
+
+def _wp_user(env: Mapping[str, str]) -> str:
+    return _require(env, "HOOKPRESS_WP_USER", "the WordPress ingest user")
+
+
+def _wp_secret(env: Mapping[str, str]) -> str:
+    return _require(
+        env,
+        "HOOKPRESS_WP_APP_PASSWORD_SECRET",
+        "the secret holding the WordPress application password",
+    )
+
+
+def _push_auth(env: Mapping[str, str]) -> tuple[PushAuth, str | None, str | None]:
+    """HOOKPRESS_PUSH_AUTH and, for oidc, the audience and service account it requires."""
+    auth = _get(env, "HOOKPRESS_PUSH_AUTH") or "oidc"
+    if auth not in {"oidc", "none"}:
+        raise SettingsError(f"HOOKPRESS_PUSH_AUTH must be oidc or none, got {auth[:32]!r}.")
+    audience = _get(env, "HOOKPRESS_PUSH_AUDIENCE")
+    account = _get(env, "HOOKPRESS_PUSH_SERVICE_ACCOUNT")
+    if auth == "none":
+        return "none", audience, account
+    if audience is None:
+        raise SettingsError(
+            "HOOKPRESS_PUSH_AUDIENCE is not set: it must name the audience of the "
+            "push subscription's OIDC token (this function's URL)."
+        )
+    if account is None:
+        raise SettingsError(
+            "HOOKPRESS_PUSH_SERVICE_ACCOUNT is not set: it must name the e-mail of "
+            "the push subscription's service account."
+        )
+    return "oidc", audience, account
+
+
 @dataclass(frozen=True, slots=True)
 class DeliverSettings:
     """Everything the private deliver function reads from its environment."""
@@ -262,42 +309,15 @@ class DeliverSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DeliverSettings:
         """Read and validate the deliver configuration; raise SettingsError if invalid."""
-        base = _require(
-            env,
-            "HOOKPRESS_WP_BASE_URL",
-            "the WordPress REST base, e.g. https://example.com/wp-json",
-        )
-        if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", base):
-            raise SettingsError(
-                "HOOKPRESS_WP_BASE_URL must be an http(s) URL without query or fragment."
-            )
-        auth = _get(env, "HOOKPRESS_PUSH_AUTH") or "oidc"
-        if auth not in {"oidc", "none"}:
-            raise SettingsError(f"HOOKPRESS_PUSH_AUTH must be oidc or none, got {auth[:32]!r}.")
-        audience = _get(env, "HOOKPRESS_PUSH_AUDIENCE")
-        account = _get(env, "HOOKPRESS_PUSH_SERVICE_ACCOUNT")
-        if auth == "oidc":
-            if audience is None:
-                raise SettingsError(
-                    "HOOKPRESS_PUSH_AUDIENCE is not set: it must name the audience of the "
-                    "push subscription's OIDC token (the deliver URL)."
-                )
-            if account is None:
-                raise SettingsError(
-                    "HOOKPRESS_PUSH_SERVICE_ACCOUNT is not set: it must name the e-mail of "
-                    "the push subscription's service account."
-                )
+        base = _wp_base_url(env)
+        auth, audience, account = _push_auth(env)
         return cls(
             project=_project(env),
             raw_bucket=_require(env, "HOOKPRESS_RAW_BUCKET", "the bucket for raw payloads"),
-            wp_base_url=base.rstrip("/"),
-            wp_user=_require(env, "HOOKPRESS_WP_USER", "the WordPress ingest user"),
-            wp_app_password_secret=_require(
-                env,
-                "HOOKPRESS_WP_APP_PASSWORD_SECRET",
-                "the secret holding the WordPress application password",
-            ),
-            push_auth=auth,  # type: ignore[arg-type]  # checked against the Literal above
+            wp_base_url=base,
+            wp_user=_wp_user(env),
+            wp_app_password_secret=_wp_secret(env),
+            push_auth=auth,
             push_audience=audience,
             push_service_account=account,
             events_collection=_get(env, "HOOKPRESS_EVENTS_COLLECTION") or "events",
@@ -310,5 +330,64 @@ class DeliverSettings:
             breaker_cooldown_s=_float(env, "HOOKPRESS_BREAKER_COOLDOWN_S", 30.0, 0.0, 3_600.0),
             control_ttl_s=_float(env, "HOOKPRESS_CONTROL_TTL_S", 5.0, 0.0, 300.0),
             event_ttl_days=_int(env, "HOOKPRESS_EVENT_TTL_DAYS", 30, 1, 3_650),
+            secrets=_secrets(env),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    """The reconciler: which records count as stuck, and where to re-publish them."""
+
+    project: str
+    events_topic: str = "events"
+    events_collection: str = "events"
+    firestore_database: str = "(default)"
+    stuck_after_s: int = 300
+    stale_after_s: int = 3_600
+    batch: int = 500
+    backend_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReconcileSettings:
+        """Read and validate the reconciler configuration; raise SettingsError if invalid."""
+        return cls(
+            project=_project(env),
+            events_topic=_get(env, "HOOKPRESS_EVENTS_TOPIC") or "events",
+            events_collection=_get(env, "HOOKPRESS_EVENTS_COLLECTION") or "events",
+            firestore_database=_get(env, "HOOKPRESS_FIRESTORE_DATABASE") or "(default)",
+            stuck_after_s=_int(env, "HOOKPRESS_RECONCILE_STUCK_AFTER_S", 300, 1, 86_400),
+            stale_after_s=_int(env, "HOOKPRESS_RECONCILE_STALE_AFTER_S", 3_600, 1, 604_800),
+            batch=_int(env, "HOOKPRESS_RECONCILE_BATCH", 500, 1, 10_000),
+            backend_timeout_s=_float(env, "HOOKPRESS_BACKEND_TIMEOUT_S", 10.0, 0.1, 120.0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RotateSettings:
+    """The rotator: the WordPress it rotates the application password on, and the secret."""
+
+    project: str
+    wp_base_url: str
+    wp_user: str
+    wp_app_password_secret: str
+    push_auth: PushAuth = "oidc"
+    push_audience: str | None = None
+    push_service_account: str | None = None
+    wp_timeout_s: float = 30.0
+    secrets: SecretsConfig = field(default_factory=SecretsConfig)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RotateSettings:
+        """Read and validate the rotator configuration; raise SettingsError if invalid."""
+        auth, audience, account = _push_auth(env)
+        return cls(
+            project=_project(env),
+            wp_base_url=_wp_base_url(env),
+            wp_user=_wp_user(env),
+            wp_app_password_secret=_wp_secret(env),
+            push_auth=auth,
+            push_audience=audience,
+            push_service_account=account,
+            wp_timeout_s=_float(env, "HOOKPRESS_WP_READ_TIMEOUT_S", 30.0, 0.1, 300.0),
             secrets=_secrets(env),
         )

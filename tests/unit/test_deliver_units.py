@@ -49,9 +49,11 @@ def test_other_4xx_are_permanent(status: int):
     assert not isinstance(info.value, RetryableDeliveryError)
 
 
-def test_401_is_permanent_but_distinguishable():
-    with pytest.raises(AuthenticationFailed):
+def test_401_is_retried_not_failed():
+    """A rotation in flight, or a password fixed later: never lose the event to a 401."""
+    with pytest.raises(AuthenticationFailed) as info:
         classify(401, "")
+    assert isinstance(info.value, RetryableDeliveryError)
 
 
 # -- the breaker -----------------------------------------------------------------------

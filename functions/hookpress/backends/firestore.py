@@ -124,6 +124,28 @@ class EventRecords:
         update_time: datetime = result.update_time
         return update_time
 
+    def with_status(self, status: str, updated_before: datetime, limit: int) -> list[Snapshot]:
+        """Records in ``status`` not updated since ``updated_before``, oldest first.
+
+        Needs the composite index (status, updated_at) the Pulumi program creates.
+        """
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = (
+            self.collection()
+            .where(filter=FieldFilter("status", "==", status))
+            .where(filter=FieldFilter("updated_at", "<", updated_before))
+            .order_by("updated_at")
+            .limit(limit)
+        )
+        try:
+            return [
+                Snapshot(key=doc.id, data=doc.to_dict() or {}, update_time=doc.update_time)
+                for doc in query.stream(timeout=self._timeout, retry=self._retry())
+            ]
+        except _ERRORS as exc:
+            raise BackendError("firestore", type(exc).__name__) from None
+
     def set(self, key: str, fields: dict[str, Any], collection: str | None = None) -> None:
         """Merge ``fields`` into the document (created if absent)."""
         try:

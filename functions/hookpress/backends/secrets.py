@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hookpress.backends._errors import BackendError
 from hookpress.settings import SecretsConfig, SettingsError
@@ -31,10 +31,14 @@ if TYPE_CHECKING:
 __all__ = [
     "CachedSecrets",
     "EnvValues",
+    "FileSecretWriter",
     "FileValues",
     "SecretManagerValues",
+    "SecretManagerWriter",
     "SecretValues",
+    "SecretWriter",
     "build_secret_values",
+    "build_secret_writer",
 ]
 
 
@@ -207,3 +211,98 @@ class CachedSecrets:
             before = cached[1] if cached else None
             values = self._load(name)
             return None if values == before else values
+
+
+class SecretWriter(Protocol):
+    """Adds and retires secret versions (rotation)."""
+
+    def add_version(self, name: str, value: str) -> str:
+        """Store ``value`` as the newest enabled version; return its version id."""
+        ...
+
+    def disable_older(self, name: str, keep: int = 1) -> list[str]:
+        """Disable every enabled version but the ``keep`` newest; return what was disabled."""
+        ...
+
+
+class SecretManagerWriter(SecretManagerValues):
+    """Secret Manager: add a version, disable old ones (never destroys: disabling is reversible)."""
+
+    def add_version(self, name: str, value: str) -> str:
+        from google.api_core import exceptions as gexc
+
+        client = self._get_client()
+        try:
+            version = client.add_secret_version(
+                request={
+                    "parent": f"projects/{self._project}/secrets/{name}",
+                    "payload": {"data": value.encode("utf-8")},
+                },
+                timeout=self._timeout,
+            )
+        except gexc.GoogleAPICallError as exc:
+            raise BackendError("secretmanager", type(exc).__name__) from None
+        return str(version.name.rsplit("/", 1)[1])
+
+    def disable_older(self, name: str, keep: int = 1) -> list[str]:
+        from google.api_core import exceptions as gexc
+
+        client = self._get_client()
+        parent = f"projects/{self._project}/secrets/{name}"
+        try:
+            names = [
+                v.name
+                for v in client.list_secret_versions(
+                    request={"parent": parent, "filter": "state:ENABLED"}, timeout=self._timeout
+                )
+            ]
+            names.sort(key=lambda n: int(n.rsplit("/", 1)[1]), reverse=True)
+            for version in names[keep:]:
+                client.disable_secret_version(request={"name": version}, timeout=self._timeout)
+        except gexc.GoogleAPICallError as exc:
+            raise BackendError("secretmanager", type(exc).__name__) from None
+        return [n.rsplit("/", 1)[1] for n in names[keep:]]
+
+
+class FileSecretWriter(FileValues):
+    """The local secrets file: newest first; written atomically (readers never see half a file)."""
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self._path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BackendError("secrets-file", type(exc).__name__) from None
+        return data if isinstance(data, dict) else {}
+
+    def _save(self, data: dict[str, Any]) -> None:
+        tmp = self._path.with_suffix(self._path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        tmp.chmod(0o600)
+        tmp.replace(self._path)
+
+    def add_version(self, name: str, value: str) -> str:
+        data = self._load()
+        current = data.get(name, [])
+        values = [current] if isinstance(current, str) else list(current)
+        data[name] = [value, *values]
+        self._save(data)
+        return str(len(data[name]))
+
+    def disable_older(self, name: str, keep: int = 1) -> list[str]:
+        data = self._load()
+        values = data.get(name, [])
+        values = [values] if isinstance(values, str) else list(values)
+        data[name] = values[:keep]
+        self._save(data)
+        return [str(len(values) - i) for i in range(keep, len(values))]
+
+
+def build_secret_writer(config: SecretsConfig, project: str, timeout_s: float) -> SecretWriter:
+    """Where rotated secrets are written: Secret Manager, or the local file."""
+    if config.backend == "secretmanager":
+        return SecretManagerWriter(project, timeout_s)
+    if config.backend == "file" and config.file is not None:
+        return FileSecretWriter(config.file)
+    raise SettingsError(
+        "HOOKPRESS_SECRETS_BACKEND=env cannot store rotated secrets: use secretmanager or file."
+    )

@@ -21,10 +21,10 @@ from hookpress.deliver._errors import (
     RetryableDeliveryError,
 )
 from hookpress.deliver._http import handle
-from hookpress.deliver._oidc import CertsCache, OidcVerifier, PushAuthError
 from hookpress.deliver._pipeline import CONTROL_DOCUMENT, Deliverer, Outcome, Result
 from hookpress.deliver._wordpress import WordPressClient, classify
 from hookpress.logs import Logger
+from hookpress.pushauth import CertsCache, OidcVerifier, PushAuthError
 from hookpress.settings import DeliverSettings, SettingsError
 
 if TYPE_CHECKING:

@@ -17,9 +17,12 @@ PermanentDeliveryError(DeliveryError)
     missing raw payload. The event is marked ``failed``, the message acked,
     and the failure logged at ERROR for alerting.
 
-AuthenticationFailed(PermanentDeliveryError)
+AuthenticationFailed(RetryableDeliveryError)
     WordPress answered 401. The caller re-reads the application password
-    once (it may have just been rotated) before treating it as permanent.
+    once (it may have just been rotated); if that does not help, it is still
+    retried rather than failed: during a rotation an instance may hold the
+    revoked password until its cache refreshes, and a password fixed later
+    should find the events still queued (or dead-lettered, for replay).
 """
 
 from __future__ import annotations
@@ -50,5 +53,5 @@ class PermanentDeliveryError(DeliveryError):
     """Do not try again."""
 
 
-class AuthenticationFailed(PermanentDeliveryError):
+class AuthenticationFailed(RetryableDeliveryError):
     """WordPress refused the credentials (401)."""

@@ -12,9 +12,9 @@ import time
 from typing import TYPE_CHECKING
 
 from hookpress.deliver._envelope import MalformedEnvelope, parse_envelope
-from hookpress.deliver._oidc import OidcVerifier, PushAuthError
 from hookpress.deliver._pipeline import Deliverer, Outcome
 from hookpress.logs import Logger, trace_field
+from hookpress.pushauth import OidcVerifier, PushAuthError
 
 if TYPE_CHECKING:
     from flask import Request, Response
