@@ -5,6 +5,10 @@ some time after that instant. For schemes without a signed timestamp that
 horizon is also how long a replayed delivery is recognised as a duplicate.
 The field is exempt from indexing: a monotonically increasing timestamp
 index is a write hot spot and nothing queries it.
+
+Two composite indexes serve the queries by status: the reconciler's sweep
+(status, updated_at) and ``hookpress events list`` / ``replay --status``
+(status, received_at).
 """
 
 from __future__ import annotations
@@ -70,4 +74,19 @@ class EventStore(Component):
             index_config=firestore.FieldIndexConfigArgs(indexes=[]),
             opts=self.child(depends_on=after),
         )
+        self.indexes = [
+            firestore.Index(
+                f"events-status-{field.replace('_', '-')}",
+                project=args.project,
+                database=args.database,
+                collection=args.collection,
+                query_scope="COLLECTION",
+                fields=[
+                    firestore.IndexFieldArgs(field_path="status", order="ASCENDING"),
+                    firestore.IndexFieldArgs(field_path=field, order="ASCENDING"),
+                ],
+                opts=self.child(depends_on=after),
+            )
+            for field in ("updated_at", "received_at")
+        ]
         self.register_outputs({"database": args.database})

@@ -603,6 +603,19 @@ def test_firestore_is_native_with_a_ttl_on_expire_at(graph: Graph) -> None:
     assert field.get("indexConfig") == {"indexes": []} or field.get("indexConfig") == {}
 
 
+def test_the_status_queries_have_composite_indexes(graph: Graph) -> None:
+    """The reconciler's sweep and the CLI's listings query by status and a time field."""
+    found = {
+        tuple((f["fieldPath"], f["order"]) for f in index.get("fields"))
+        for index in graph.of("firestore/index:Index")
+        if index.get("collection") == "events"
+    }
+    assert found == {
+        (("status", "ASCENDING"), ("updated_at", "ASCENDING")),
+        (("status", "ASCENDING"), ("received_at", "ASCENDING")),
+    }
+
+
 def test_reconcile_runs_on_a_schedule_with_oidc(graph: Graph) -> None:
     job = graph.one("cloudscheduler/job:Job")
     url = graph.function("reconcile").outputs["url"]
