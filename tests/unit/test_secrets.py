@@ -99,3 +99,87 @@ def test_env_values():
     assert values.fetch("hookpress-source-a") == ("n", "o")
     assert values.fetch("b") == ("plain",)
     assert values.fetch("c") == ()
+
+
+class FakeSecretManager:
+    """The four Secret Manager calls the adapters make, over an in-memory store."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, list[tuple[int, str, str]]] = {}  # secret -> (id, state, value)
+        self.fail = False
+
+    def _check(self) -> None:
+        if self.fail:
+            from google.api_core import exceptions as gexc
+
+            raise gexc.ServiceUnavailable("down")
+
+    def list_secret_versions(self, request: dict, timeout: float) -> list:
+        self._check()
+        from types import SimpleNamespace
+
+        parent = request["parent"]
+        assert request["filter"] == "state:ENABLED"
+        return [
+            SimpleNamespace(name=f"{parent}/versions/{v}")
+            for v, state, _ in self.versions.get(parent, [])
+            if state == "ENABLED"
+        ]
+
+    def access_secret_version(self, request: dict, timeout: float):
+        self._check()
+        from types import SimpleNamespace
+
+        parent, _, version = request["name"].rpartition("/versions/")
+        value = next(val for v, _, val in self.versions[parent] if str(v) == version)
+        return SimpleNamespace(payload=SimpleNamespace(data=value.encode()))
+
+    def add_secret_version(self, request: dict, timeout: float):
+        self._check()
+        from types import SimpleNamespace
+
+        parent = request["parent"]
+        versions = self.versions.setdefault(parent, [])
+        version = len(versions) + 1
+        versions.append((version, "ENABLED", request["payload"]["data"].decode()))
+        return SimpleNamespace(name=f"{parent}/versions/{version}")
+
+    def disable_secret_version(self, request: dict, timeout: float) -> None:
+        self._check()
+        parent, _, version = request["name"].rpartition("/versions/")
+        self.versions[parent] = [
+            (v, "DISABLED" if str(v) == version else s, val) for v, s, val in self.versions[parent]
+        ]
+
+
+def test_secret_manager_values_are_every_enabled_version_newest_first():
+    from hookpress.backends.secrets import SecretManagerValues, SecretManagerWriter
+
+    fake = FakeSecretManager()
+    writer = SecretManagerWriter("p", 5, client=fake)  # type: ignore[arg-type]
+    for value in ("v1", "v2", "v3"):
+        writer.add_version("s", value)
+    for i in range(4, 11):  # ids past 9 sort as numbers, not strings
+        writer.add_version("s", f"v{i}")
+    values = SecretManagerValues("p", 5, client=fake)  # type: ignore[arg-type]
+    assert values.fetch("s")[:3] == ("v10", "v9", "v8")
+    assert writer.disable_older("s", keep=2) == [str(i) for i in range(8, 0, -1)]
+    assert values.fetch("s") == ("v10", "v9")
+    fake.fail = True
+    with pytest.raises(BackendError):
+        values.fetch("s")
+    with pytest.raises(BackendError):
+        writer.add_version("s", "x")
+
+
+def test_file_writer_adds_newest_first_and_retires(tmp_path):
+    from hookpress.backends.secrets import FileSecretWriter
+
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"s": ["a"]}))
+    writer = FileSecretWriter(path)
+    writer.add_version("s", "b")
+    assert writer.fetch("s") == ("b", "a")
+    writer.disable_older("s", keep=1)
+    assert writer.fetch("s") == ("b",)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
