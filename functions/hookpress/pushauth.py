@@ -23,7 +23,9 @@ import httpx
 from google.auth import exceptions as auth_exc
 from google.auth import jwt
 
-__all__ = ["GOOGLE_CERTS_URL", "CertsCache", "OidcVerifier", "PushAuthError"]
+from hookpress.logs import Logger
+
+__all__ = ["GOOGLE_CERTS_URL", "CertsCache", "OidcVerifier", "PushAuthError", "push_verifier"]
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
@@ -125,3 +127,21 @@ class OidcVerifier:
         if claims.get("email_verified") is not True:
             raise PushAuthError(403, "email_not_verified")
         return claims
+
+
+def push_verifier(
+    auth: str,
+    audience: str | None,
+    service_account: str | None,
+    log: Logger,
+    certs: CertsCache | None = None,
+) -> OidcVerifier | None:
+    """The verifier the settings ask for; None (and a loud warning) when turned off."""
+    if auth == "oidc" and audience and service_account:
+        return OidcVerifier(audience, service_account, certs or CertsCache())
+    log.warning(
+        f"PUSH AUTHENTICATION IS OFF (HOOKPRESS_PUSH_AUTH=none): any caller that reaches "
+        f"this {log.component} function is trusted. Only the local stack may run like this.",
+        outcome="push_auth_disabled",
+    )
+    return None

@@ -188,7 +188,7 @@ def test_importing_main_reads_no_environment_and_builds_no_client(tmp_path):
         ours = [k for k in read if k.startswith(("HOOKPRESS", "GOOGLE_CLOUD", "PAUSE"))]
         assert not ours, ours
         import hookpress.ingress as ing
-        assert ing._ingestor is None
+        assert not ing._instance.built
         print("ok")
         """
     )

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,8 +22,9 @@ from hookpress.deliver._errors import (
 from hookpress.deliver._http import handle
 from hookpress.deliver._pipeline import CONTROL_DOCUMENT, Deliverer, Outcome, Result
 from hookpress.deliver._wordpress import WordPressClient, classify
+from hookpress.instance import Instance
 from hookpress.logs import Logger
-from hookpress.pushauth import CertsCache, OidcVerifier, PushAuthError
+from hookpress.pushauth import CertsCache, OidcVerifier, PushAuthError, push_verifier
 from hookpress.settings import DeliverSettings, SettingsError
 
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 _log = Logger("deliver")
-_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +63,6 @@ class Runtime:
 
     deliverer: Deliverer
     verifier: OidcVerifier | None
-
-
-_runtime: Runtime | None = None
 
 
 def build_runtime(
@@ -101,38 +97,22 @@ def build_runtime(
         breaker=Breaker(settings.breaker_threshold, settings.breaker_cooldown_s),
         log=log,
     )
-    verifier: OidcVerifier | None = None
-    if settings.push_audience and settings.push_service_account and settings.push_auth == "oidc":
-        verifier = OidcVerifier(
-            settings.push_audience, settings.push_service_account, certs or CertsCache()
-        )
-    else:
-        log.warning(
-            "PUSH AUTHENTICATION IS OFF (HOOKPRESS_PUSH_AUTH=none): any caller that reaches "
-            "this function can trigger deliveries. Only the local stack may run like this.",
-            outcome="push_auth_disabled",
-        )
+    verifier = push_verifier(
+        settings.push_auth, settings.push_audience, settings.push_service_account, log, certs
+    )
     if settings.paused:
         log.warning("deliveries are paused by PAUSE_WP_DELIVERY", outcome="paused")
     return Runtime(deliverer, verifier)
 
 
-def install(runtime: Runtime | None) -> None:
-    """Use ``runtime`` for the following requests (tests inject adapters this way)."""
-    global _runtime
-    with _lock:
-        _runtime = runtime
+def _build() -> Runtime:
+    runtime = build_runtime(os.environ)
+    _log.info("deliver ready", wordpress=runtime.deliverer.wordpress.url)
+    return runtime
 
 
-def _current() -> Runtime:
-    global _runtime
-    if _runtime is not None:
-        return _runtime
-    with _lock:
-        if _runtime is None:
-            _runtime = build_runtime(os.environ)
-            _log.info("deliver ready", wordpress=_runtime.deliverer.wordpress.url)
-        return _runtime
+_instance: Instance[Runtime] = Instance(_build)
+install = _instance.install
 
 
 def handle_request(request: Request) -> Response:
@@ -140,7 +120,7 @@ def handle_request(request: Request) -> Response:
     from flask import Response
 
     try:
-        runtime = _current()
+        runtime = _instance.get()
     except SettingsError as exc:
         _log.critical(f"deliver is misconfigured: {exc}", outcome="misconfigured")
         return Response("misconfigured", status=503, mimetype="text/plain")

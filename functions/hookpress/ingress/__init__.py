@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from hookpress.backends.pubsub import EventPublisher
 from hookpress.backends.secrets import CachedSecrets, build_secret_values
 from hookpress.ingress._http import handle, respond
 from hookpress.ingress._pipeline import Ingestor, Outcome, Result
+from hookpress.instance import Instance
 from hookpress.logs import Logger
 from hookpress.settings import IngressSettings, SettingsError
 
@@ -34,8 +34,6 @@ __all__ = [
 ]
 
 _log = Logger("ingress")
-_lock = threading.Lock()
-_ingestor: Ingestor | None = None
 
 
 def build_ingestor(env: Mapping[str, str], log: Logger = _log) -> Ingestor:
@@ -62,32 +60,24 @@ def build_ingestor(env: Mapping[str, str], log: Logger = _log) -> Ingestor:
     )
 
 
-def install(ingestor: Ingestor | None) -> None:
-    """Use ``ingestor`` for the following requests (tests inject faults this way)."""
-    global _ingestor
-    with _lock:
-        _ingestor = ingestor
+def _build() -> Ingestor:
+    ingestor = build_ingestor(os.environ)
+    _log.info(
+        "ingress ready",
+        sources=len(ingestor.settings.sources),
+        secrets_backend=ingestor.settings.secrets.backend,
+    )
+    return ingestor
 
 
-def _current() -> Ingestor:
-    global _ingestor
-    if _ingestor is not None:
-        return _ingestor
-    with _lock:
-        if _ingestor is None:
-            _ingestor = build_ingestor(os.environ)
-            _log.info(
-                "ingress ready",
-                sources=len(_ingestor.settings.sources),
-                secrets_backend=_ingestor.settings.secrets.backend,
-            )
-        return _ingestor
+_instance: Instance[Ingestor] = Instance(_build)
+install = _instance.install
 
 
 def handle_request(request: Request) -> Response:
     """The functions-framework entry point's whole body."""
     try:
-        ingestor = _current()
+        ingestor = _instance.get()
     except SettingsError as exc:
         # Misconfigured: say which variable, and let providers retry once it is fixed.
         _log.critical(f"ingress is misconfigured: {exc}", outcome="misconfigured")

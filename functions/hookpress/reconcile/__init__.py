@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ from hookpress.backends import BackendError
 from hookpress.backends.firestore import EventRecords
 from hookpress.backends.pubsub import EventPublisher
 from hookpress.events import Status
+from hookpress.instance import Instance
 from hookpress.logs import Logger
 from hookpress.publication import Publication
 from hookpress.settings import ReconcileSettings, SettingsError
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["Reconciler", "Report", "build_reconciler", "handle_request", "install"]
 
 _log = Logger("reconcile")
-_lock = threading.Lock()
 _SAMPLE = 20
 
 
@@ -129,27 +128,17 @@ def build_reconciler(env: Mapping[str, str], log: Logger = _log) -> Reconciler:
     )
 
 
-_reconciler: Reconciler | None = None
-
-
-def install(reconciler: Reconciler | None) -> None:
-    """Use ``reconciler`` for the following requests (tests)."""
-    global _reconciler
-    with _lock:
-        _reconciler = reconciler
+_instance: Instance[Reconciler] = Instance(lambda: build_reconciler(os.environ))
+install = _instance.install
 
 
 def handle_request(request: Request) -> Response:
     """The functions-framework entry point's whole body."""
     from flask import Response
 
-    global _reconciler
     started = time.perf_counter()
     try:
-        with _lock:
-            if _reconciler is None:
-                _reconciler = build_reconciler(os.environ)
-            reconciler = _reconciler
+        reconciler = _instance.get()
     except SettingsError as exc:
         _log.critical(f"reconcile is misconfigured: {exc}", outcome="misconfigured")
         return Response("misconfigured", status=503, mimetype="text/plain")

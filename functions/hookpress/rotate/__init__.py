@@ -24,7 +24,6 @@ import base64
 import binascii
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,8 +36,9 @@ from hookpress.backends.secrets import (
     build_secret_values,
     build_secret_writer,
 )
+from hookpress.instance import Instance
 from hookpress.logs import Logger
-from hookpress.pushauth import CertsCache, OidcVerifier, PushAuthError
+from hookpress.pushauth import CertsCache, OidcVerifier, PushAuthError, push_verifier
 from hookpress.rotate._wordpress import AppPasswords, RotationError
 from hookpress.settings import RotateSettings, SettingsError
 
@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 _log = Logger("rotate")
-_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +166,6 @@ class Runtime:
     verifier: OidcVerifier | None
 
 
-_runtime: Runtime | None = None
-
-
 def build_runtime(
     env: Mapping[str, str],
     *,
@@ -188,33 +184,14 @@ def build_runtime(
         ),
         log=log,
     )
-    verifier: OidcVerifier | None = None
-    if settings.push_auth == "oidc" and settings.push_audience and settings.push_service_account:
-        verifier = OidcVerifier(
-            settings.push_audience, settings.push_service_account, certs or CertsCache()
-        )
-    else:
-        log.warning(
-            "PUSH AUTHENTICATION IS OFF (HOOKPRESS_PUSH_AUTH=none): only the local stack and "
-            "tests may run like this.",
-            outcome="push_auth_disabled",
-        )
+    verifier = push_verifier(
+        settings.push_auth, settings.push_audience, settings.push_service_account, log, certs
+    )
     return Runtime(rotator, verifier)
 
 
-def install(runtime: Runtime | None) -> None:
-    """Use ``runtime`` for the following requests (tests)."""
-    global _runtime
-    with _lock:
-        _runtime = runtime
-
-
-def _current() -> Runtime:
-    global _runtime
-    with _lock:
-        if _runtime is None:
-            _runtime = build_runtime(os.environ)
-        return _runtime
+_instance: Instance[Runtime] = Instance(lambda: build_runtime(os.environ))
+install = _instance.install
 
 
 def handle_request(request: Request) -> Response:
@@ -226,7 +203,7 @@ def handle_request(request: Request) -> Response:
 
     started = time.perf_counter()
     try:
-        runtime = _current()
+        runtime = _instance.get()
     except SettingsError as exc:
         _log.critical(f"rotate is misconfigured: {exc}", outcome="misconfigured")
         return answer(503)
