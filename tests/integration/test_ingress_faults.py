@@ -198,3 +198,46 @@ def test_importing_main_reads_no_environment_and_builds_no_client(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+class Slow:
+    """Wraps a real adapter; ``method`` takes ``delay`` seconds longer, and records when it ran."""
+
+    def __init__(self, inner: Any, method: str, delay: float) -> None:
+        self._inner, self._method, self._delay = inner, method, delay
+        self.spans: list[tuple[float, float]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != self._method:
+            return attr
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            import time
+
+            start = time.monotonic()
+            time.sleep(self._delay)
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                self.spans.append((start, time.monotonic()))
+
+        return wrapped
+
+
+def test_the_gcs_write_and_the_firestore_create_overlap(app, ingestor, use, backends):
+    raw = Slow(ingestor.raw, "put", 0.4)
+    records = Slow(ingestor.records, "create", 0.4)
+    use(raw=raw, records=records)
+    assert send(app, unique_body()).status_code == 202
+    (gcs_start, gcs_end), (fs_start, fs_end) = raw.spans[0], records.spans[0]
+    assert gcs_start < fs_end
+    assert fs_start < gcs_end  # the two intervals intersect: they ran at the same time
+
+
+def test_the_raw_object_is_create_only(ingestor, backends):
+    """if_generation_match=0: a second write of the same name is refused, the first bytes stay."""
+    name = "raw/stripe/2026/01/01/" + "ab" * 32 + ".json"
+    assert ingestor.raw.put(name, b'{"first": true}') is True
+    assert ingestor.raw.put(name, b'{"second": true}') is False
+    assert backends.object(name) == b'{"first": true}'
