@@ -1,0 +1,28 @@
+"""The README documents every setting the code reads (a drift guard)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_every_environment_variable_the_functions_read_is_documented():
+    settings = (ROOT / "functions" / "hookpress" / "settings.py").read_text()
+    names = set(re.findall(r'"((?:HOOKPRESS|PAUSE)_[A-Z_]+)"', settings))
+    assert names, "no variables found: the pattern is stale"
+    missing = sorted(n for n in names if f"`{n}`" not in README)
+    assert missing == []
+
+
+def test_every_pulumi_config_key_is_documented():
+    config = (ROOT / "infra" / "config.py").read_text()
+    keys = set(re.findall(r'\b(?:r|gcp)\.\w+\(\s*"([a-z][A-Za-z]+)"', config))
+    keys |= set(re.findall(r'_\w+\(r, "([a-z][A-Za-z]+)"', config))
+    keys |= set(re.findall(r'require_secret(?:_object)?\("([a-z][A-Za-z]+)"\)', config))
+    assert {"wpBaseUrl", "ingressConcurrency", "project"} <= keys, "the pattern is stale"
+    section = README[README.index("### Pulumi configuration") :]
+    missing = sorted(k for k in keys if f"`{k}`" not in section and f"`gcp:{k}`" not in section)
+    assert missing == []
