@@ -178,6 +178,7 @@ class LocalStack:
         self.ingress: FunctionProcess | None = None
         self.deliver: FunctionProcess | None = None
         self.source_secrets: dict[str, list[str]] = {}
+        self._subscriptions: list[str] = []
         self.secrets_file = self.workdir / "secrets.json"
 
     # -- lifecycle ---------------------------------------------------------------
@@ -210,6 +211,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything this stack started (in reverse order). Idempotent."""
+        self._unwire_subscriptions()
         for proc in (self.ingress, self.deliver):
             if proc is not None:
                 proc.stop()
@@ -220,6 +222,19 @@ class LocalStack:
             self.wordpress.stop()
         if self._own_emulators:
             self.emulators.stop()
+
+    def _unwire_subscriptions(self) -> None:
+        """Delete this stack's subscriptions (on a shared emulator, nothing else pushes to us)."""
+        names, self._subscriptions = self._subscriptions, []
+        if not names or self.emulators.pubsub is None or not self.emulators.pubsub.running:
+            return
+        from google.api_core import exceptions as gexc
+        from google.cloud import pubsub_v1
+
+        client = pubsub_v1.SubscriberClient()
+        for name in names:
+            with contextlib.suppress(gexc.GoogleAPIError):
+                client.delete_subscription(request={"subscription": name}, timeout=5)
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -346,8 +361,12 @@ class LocalStack:
             },
         ]
         for request in subscriptions:
-            with contextlib.suppress(gexc.AlreadyExists):
-                client.create_subscription(request=request)
+            # This stack owns these names: a subscription left by an earlier stack on the
+            # same emulator would push to that stack's (dead) deliver function.
+            with contextlib.suppress(gexc.NotFound):
+                client.delete_subscription(request={"subscription": request["name"]})
+            client.create_subscription(request=request)
+        self._subscriptions = [r["name"] for r in subscriptions]
 
     # -- what tools read -----------------------------------------------------------
 
