@@ -199,9 +199,7 @@ class Target:
         if overrides.ingress_url:
             base = overrides.ingress_url.rstrip("/")
             changes["ingress_url"] = base
-            changes["sources"] = {
-                n: replace(s, url=f"{base}/{n}") for n, s in self.sources.items()
-            }
+            changes["sources"] = {n: replace(s, url=f"{base}/{n}") for n, s in self.sources.items()}
         return replace(self, **changes) if changes else self
 
 
