@@ -641,6 +641,7 @@ def _replayer(ctx: Context, *, rate: str, dry_run: bool, with_raw: bool) -> Any:
         dry_run=dry_run,
         schemes={n: s.scheme for n, s in target.sources.items() if s.scheme},
         ttl_days=target.event_ttl_days,
+        created_at=target.object_times().created_at if with_raw else None,
         clock=ctx.clock,
     )
 
@@ -716,10 +717,7 @@ def cmd_replay(ctx: Context) -> ExitCode:
                 )
             report = replayer.replay_selection(selection, progress)
         elif args.dead_letters:
-            from hookpress.ops.deadletters import PubSubDeadLetters
-
-            queue = PubSubDeadLetters(target.project, target.dead_subscription, target.timeout_s)
-            report = replayer.replay_dead_letters(queue, args.limit, progress)
+            report = replayer.replay_dead_letters(target.dead_letters(), args.limit, progress)
         else:
             report = replayer.replay_gcs(_prefixes(ctx, target), tuple(args.source or ()), progress)
     return _report(ctx, report, "replay")

@@ -68,10 +68,14 @@ class PubSubDeadLetters:
         subscription: str,
         timeout_s: float,
         client: SubscriberClient | None = None,
+        *,
+        pull_wait_s: float = 5.0,
     ) -> None:
         self._project = project
         self._subscription = subscription
         self._timeout = timeout_s
+        # A pull with nothing waiting returns empty only when this runs out.
+        self._pull_wait = pull_wait_s
         self._client = client
         self._path: str | None = None
         self._lock = threading.Lock()
@@ -91,9 +95,10 @@ class PubSubDeadLetters:
         from google.auth import exceptions as auth_exc
 
         client, path = self._get()
+        timeout = self._pull_wait if method == "pull" else self._timeout
         try:
             return getattr(client, method)(
-                request={"subscription": path, **request}, timeout=self._timeout
+                request={"subscription": path, **request}, timeout=timeout
             )
         except gexc.DeadlineExceeded:
             if method == "pull":

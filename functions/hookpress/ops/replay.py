@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -161,6 +161,9 @@ class Replayer:
     dry_run: bool = False
     schemes: Mapping[str, str] = field(default_factory=dict)  # source → scheme, for old objects
     ttl_days: int = 30
+    # When a raw object was created (see hookpress.ops.rawtimes), for objects whose
+    # metadata lacks received_at.
+    created_at: Callable[[str], datetime | None] | None = None
     clock: Callable[[], float] = time.time
     max_consecutive_errors: int = 5
     _errors: int = field(default=0, init=False, repr=False)
@@ -367,7 +370,7 @@ class Replayer:
             return Item(key, Action.WOULD_REBUILD, source=source)
         self.limiter.wait()
         now = self.clock()
-        received_at = datetime.fromtimestamp(now, UTC)
+        received_at = self._received_at(name, metadata) or datetime.fromtimestamp(now, UTC)
         record = new_record(
             source=source,
             scheme=scheme or "",
@@ -378,9 +381,15 @@ class Replayer:
             ttl_days=self.ttl_days,
             event_type=metadata.get("event_type"),
         )
+        # The original receipt time keeps the WordPress record identical to the first
+        # delivery's; the lifetime starts now, or a rebuilt old event would expire at once.
+        stamp = datetime.fromtimestamp(now, UTC)
+        record["expire_at"] = stamp + timedelta(days=self.ttl_days)
+        record["updated_at"] = stamp
         # Held by this caller while it publishes, as the ingress does (see publication.py).
-        record["publish_claimed_at"] = received_at
+        record["publish_claimed_at"] = stamp
         record["rebuilt_from"] = self.raw.uri(name)
+        record["rebuilt_at"] = stamp
         created = self.records.create(key, record)
         if created is None:
             snapshot = self.records.get(key)  # someone recreated it meanwhile
@@ -389,6 +398,17 @@ class Replayer:
             return self._replay_snapshot(snapshot)
         self.publication.publish_claimed(key, source, created, now)
         return Item(key, Action.REBUILT, Status.RECEIVED.value, source)
+
+    def _received_at(self, name: str, metadata: Mapping[str, str]) -> datetime | None:
+        text = metadata.get("received_at")
+        if text:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return self.created_at(name) if self.created_at is not None else None
 
     def _dead_letter(self, key: str | None) -> Item:
         if key is None:

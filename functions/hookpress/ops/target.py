@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from hookpress.backends.gcs import RawStore
     from hookpress.backends.pubsub import EventPublisher
     from hookpress.backends.secrets import SecretValues, SecretWriter
+    from hookpress.ops.deadletters import PubSubDeadLetters
+    from hookpress.ops.rawtimes import ObjectTimes
 
 __all__ = [
     "EMULATOR_VARIABLES",
@@ -109,6 +111,7 @@ class Target:
     emulators: Mapping[str, str] = field(default_factory=dict)
     local_file: Path | None = None
     timeout_s: float = 30.0
+    pull_wait_s: float = 5.0  # how long an empty pull of the dead-letter subscription waits
     event_ttl_days: int = 30
     control_ttl_s: float = 5.0
 
@@ -164,6 +167,20 @@ class Target:
         from hookpress.backends.gcs import RawStore
 
         return RawStore(self.project, self.require_bucket(), self.timeout_s)
+
+    def object_times(self) -> ObjectTimes:
+        """Creation times of raw objects (for rebuilding records)."""
+        from hookpress.ops.rawtimes import ObjectTimes
+
+        return ObjectTimes(self.project, self.require_bucket(), self.timeout_s)
+
+    def dead_letters(self) -> PubSubDeadLetters:
+        """The dead-letter pull subscription."""
+        from hookpress.ops.deadletters import PubSubDeadLetters
+
+        return PubSubDeadLetters(
+            self.project, self.dead_subscription, self.timeout_s, pull_wait_s=self.pull_wait_s
+        )
 
     def publisher(self) -> EventPublisher:
         """Publishes event keys to the events topic."""
@@ -292,6 +309,7 @@ def load_local(path: Path, env: Mapping[str, str] | None = None) -> Target:
         emulators={k: v for k, v in variables.items() if v is not None},
         local_file=path,
         timeout_s=10.0,
+        pull_wait_s=2.0,  # the emulator answers at once when messages wait
         event_ttl_days=_int(env, "HOOKPRESS_EVENT_TTL_DAYS", 30),
         control_ttl_s=_float(env, "HOOKPRESS_CONTROL_TTL_S", 5.0),
     )
