@@ -1,0 +1,215 @@
+"""The ``hookpress`` command against a real local stack, run as an operator runs it.
+
+The runbook's scenarios (dead letters, outages, pause, rotation, replay from
+GCS) are in test_runbook.py; this module covers the rest of the command:
+every scheme through ``send``, ``sign`` for curl, ``events``, replay by key,
+and the exit codes a script sees.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from google.cloud import firestore
+
+from hookpress.events import event_key
+from hookpress.local.emulators import Emulators, free_port
+from hookpress.local.stack import LocalStack, StackOptions
+from hookpress.local.wordpress import WordPressServer
+from hookpress.settings import SCHEMES
+from tests.e2e.cli_harness import Cli, WordPressReader, local_json, wait_for
+
+PROJECT = "hookpress-cli"
+SOURCES = {f"cli-{scheme}": scheme for scheme in sorted(SCHEMES)}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    emulators: Emulators,
+    wordpress_server: WordPressServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LocalStack]:
+    options = StackOptions(
+        project=PROJECT,
+        sources=SOURCES,
+        retry_min_s=1,
+        retry_max_s=2,
+        wp_read_timeout_s=3,
+        breaker_threshold=1000,
+    )
+    local = LocalStack(
+        tmp_path_factory.mktemp("cli"), options, emulators=emulators, wordpress=wordpress_server
+    )
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def local_file(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli-local") / "local.json"
+    path.write_text(json.dumps(local_json(stack)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli(local_file: Path) -> Cli:
+    return Cli(local_file)
+
+
+@pytest.fixture(scope="module")
+def db(stack: LocalStack) -> firestore.Client:
+    return firestore.Client(project=PROJECT)
+
+
+@pytest.fixture(scope="module")
+def wordpress(local_file: Path) -> WordPressReader:
+    return WordPressReader.from_local_json(json.loads(local_file.read_text()))
+
+
+@pytest.fixture(autouse=True)
+def no_faults(stack: LocalStack) -> Iterator[None]:
+    assert stack.proxy is not None
+    stack.proxy.clear()
+    yield
+    stack.proxy.clear()
+
+
+def status_of(db: firestore.Client, key: str) -> Any:
+    return (db.collection("events").document(key).get().to_dict() or {}).get("status")
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_send_signs_each_scheme_and_the_event_arrives_in_wordpress(cli, db, wordpress, source):
+    sent = cli.json("send", source, "--example")
+    assert sent["http_status"] == 202
+    assert sent["status"] == "accepted"
+    assert sent["event_id"] == event_key(source, sent["provider_id"]), "the key printed is stored"
+    wait_for(lambda: status_of(db, sent["event_id"]) == "delivered", f"{source} delivered")
+    posts = wordpress.find(sent["provider_id"])
+    assert len(posts) == 1
+    assert posts[0]["meta"]["source"] == source
+
+
+def test_send_reads_a_file_or_stdin_and_a_repeat_is_a_duplicate_with_exit_0(cli, tmp_path):
+    body = json.dumps({"id": "evt_cli_file_1", "status": "completed", "summary": "from a file"})
+    payload = tmp_path / "event.json"
+    payload.write_text(body)
+    first = cli.ok("send", "cli-hmac-timestamp", str(payload))
+    assert re.match(r"202 accepted\s+event_id=[0-9a-f]{64}", first.stdout), first.stdout
+    again = cli.ok("send", "cli-hmac-timestamp", "-", stdin=body)
+    assert again.stdout.startswith("200 duplicate")
+    assert again.stdout.split("event_id=")[1] == first.stdout.split("event_id=")[1]
+
+
+def test_refusals_have_exit_codes_a_script_can_use(cli, local_file, tmp_path):
+    wrong = cli.run("send", "cli-stripe", "--example", "--secret", "whsec_wrong")
+    assert wrong.returncode == 1
+    assert "401" in wrong.stdout
+    assert "invalid signature" in wrong.stdout
+
+    unknown = cli.run("send", "nope", "--example")
+    assert unknown.returncode == 3
+    assert "unknown source 'nope'" in unknown.stderr
+    assert "cli-stripe" in unknown.stderr, "the error lists the known sources"
+
+    no_body = cli.run("send", "cli-stripe", "/does/not/exist.json")
+    assert no_body.returncode == 2
+
+    # The stack's ingress is gone: a script should retry later.
+    down = json.loads(local_file.read_text())
+    down["ingress_url"] = f"http://127.0.0.1:{free_port()}"
+    down_file = tmp_path / "down.json"
+    down_file.write_text(json.dumps(down))
+    unavailable = Cli(down_file).run("send", "cli-stripe", "--example")
+    assert unavailable.returncode == 5
+    assert "did not answer" in unavailable.stderr
+
+
+def test_sign_prints_headers_that_curl_or_any_client_can_post(cli, stack, db, tmp_path):
+    body = json.dumps({"id": "evt_cli_signed_1", "type": "invoice.paid"}).encode()
+    payload = tmp_path / "event.json"
+    payload.write_bytes(body)
+    signed = cli.ok("sign", "cli-stripe", str(payload))
+    headers = dict(line.split(": ", 1) for line in signed.stdout.splitlines())
+    assert set(headers) == {"Stripe-Signature", "Content-Type"}
+    assert stack.ingress is not None
+    response = httpx.post(f"{stack.ingress.url}/cli-stripe", content=body, headers=headers)
+    assert response.status_code == 202, response.text
+
+    as_json = cli.json("sign", "cli-github", "-", stdin=body)
+    assert as_json["url"].endswith("/cli-github")
+    assert as_json["event_key"] == event_key("cli-github", as_json["provider_id"])
+    response = httpx.post(as_json["url"], content=body, headers=as_json["headers"])
+    assert response.status_code == 202, response.text
+    assert response.json()["event_id"] == as_json["event_key"]
+
+
+def test_events_show_and_list(cli, db):
+    sent = cli.json("send", "cli-slack", "--example")
+    key = sent["event_id"]
+    wait_for(lambda: status_of(db, key) == "delivered", "delivered")
+
+    by_key = cli.json("events", "show", key)
+    by_id = cli.json(
+        "events", "show", "--source", "cli-slack", "--provider-id", sent["provider_id"]
+    )
+    assert by_key == by_id
+    assert by_key["status"] == "delivered"
+    assert by_key["scheme"] == "slack"
+    assert by_key["downstream_status"] in {200, 201}
+    text = cli.ok("events", "show", key).stdout
+    assert key in text
+    assert "delivered" in text
+
+    listed = cli.json("events", "list", "--status", "delivered", "--source", "cli-slack")
+    assert key in [e["event_key"] for e in listed]
+    assert {e["source"] for e in listed} == {"cli-slack"}
+    assert cli.json("events", "list", "--status", "dead", "--source", "cli-slack") == []
+    table = cli.ok("events", "list", "--since", "1h", "--limit", "500").stdout
+    assert key in table, "the table never cuts a key"
+
+    missing = cli.run("events", "show", "0" * 64)
+    assert missing.returncode == 3
+    assert cli.run("events", "show", "not-a-key").returncode == 2
+    assert cli.run("events", "list", "--status", "lost").returncode == 2
+
+
+def test_replay_by_key_dry_run_then_for_real_then_again_is_harmless(cli, stack, db, wordpress):
+    stack.proxy.set(fail_next=1, fail_status=422)
+    sent = cli.json("send", "cli-hmac-timestamp", "--example")
+    key = sent["event_id"]
+    wait_for(lambda: status_of(db, key) == "failed", "failed")
+
+    dry = cli.json("replay", key, "--dry-run")
+    assert dry["counts"] == {"would_replay": 1}
+    assert dry["dry_run"] is True
+    assert status_of(db, key) == "failed", "a dry run changes nothing"
+
+    done = cli.json("replay", key)
+    assert done["counts"] == {"replayed": 1}
+    assert done["items"][0]["status"] == "failed"
+    wait_for(lambda: status_of(db, key) == "delivered", "delivered after replay")
+
+    again = cli.json("replay", key)
+    assert again["counts"] == {"delivered": 1}
+    assert again["ok"] is True
+    assert len(wordpress.find(sent["provider_id"])) == 1
+
+    missing = cli.run("replay", "f" * 64, "--json")
+    assert missing.returncode == 1, "a key with no record is not replayed: exit 1"
+    assert json.loads(missing.stdout)["counts"] == {"missing": 1}
+
+
+def test_replay_refuses_ambiguous_selections(cli):
+    assert cli.run("replay").returncode == 2
+    assert cli.run("replay", "a" * 64, "--dead-letters").returncode == 2
+    assert cli.run("replay", "--status", "delivered").returncode == 2
+    assert cli.run("replay", "--dead-letters", "--source", "x").returncode == 2
+    assert cli.run("replay", "--status", "failed", "--rate", "fast").returncode == 2
