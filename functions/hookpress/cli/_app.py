@@ -12,7 +12,7 @@ import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -619,13 +619,12 @@ def cmd_events_list(ctx: Context) -> ExitCode:
     return ExitCode.OK
 
 
-def _replayer(ctx: Context, *, rate: str, dry_run: bool, with_raw: bool) -> Any:
+def _replayer(ctx: Context, *, per_second: float, dry_run: bool, with_raw: bool) -> Any:
     from hookpress.logs import Logger
     from hookpress.ops.replay import RateLimiter, Replayer
     from hookpress.publication import Publication
 
     target = ctx.target()
-    per_second = _parsed(lambda: parse_rate(rate))
     records = target.records()
     publication = Publication(
         records,
@@ -699,14 +698,17 @@ def cmd_replay(ctx: Context) -> ExitCode:
     for key in args.keys:
         if not _KEY.match(key):
             raise _usage(f"{key!r} is not an event key (64 hex characters)")
+    # Everything the operator typed is checked before any stack is touched.
+    per_second = _parsed(lambda: parse_rate(args.rate))
+    selection = _selection(ctx, since_default=None, limit=args.limit) if by_selection else None
+    day = _parsed(lambda: parse_day(args.day, ctx.now().date())) if args.day else None
     target = ctx.target()
-    replayer = _replayer(ctx, rate=args.rate, dry_run=args.dry_run, with_raw=by_gcs)
+    replayer = _replayer(ctx, per_second=per_second, dry_run=args.dry_run, with_raw=by_gcs)
     ctx.out.note(f"[dim]{target.describe()}[/]")
     with ReplayProgress(ctx.out, "replay") as progress:
         if args.keys:
             report = replayer.replay_keys(args.keys, progress)
-        elif by_selection:
-            selection = _selection(ctx, since_default=None, limit=args.limit)
+        elif selection is not None:
             if not selection.statuses:
                 selection = Selection(
                     statuses=("held", "failed", "dead", "received"),
@@ -719,15 +721,15 @@ def cmd_replay(ctx: Context) -> ExitCode:
         elif args.dead_letters:
             report = replayer.replay_dead_letters(target.dead_letters(), args.limit, progress)
         else:
-            report = replayer.replay_gcs(_prefixes(ctx, target), tuple(args.source or ()), progress)
+            prefixes = _prefixes(ctx, target, day)
+            report = replayer.replay_gcs(prefixes, tuple(args.source or ()), progress)
     return _report(ctx, report, "replay")
 
 
-def _prefixes(ctx: Context, target: Target) -> list[str]:
+def _prefixes(ctx: Context, target: Target, day: date | None) -> list[str]:
     args = ctx.args
-    if args.gcs_prefix:
-        return list(args.gcs_prefix)
-    day = _parsed(lambda: parse_day(args.day, ctx.now().date()))
+    if args.gcs_prefix or day is None:
+        return list(args.gcs_prefix or ())
     sources = list(args.source or target.sources)
     if not sources:
         raise CliError(
@@ -779,6 +781,7 @@ def cmd_resume(ctx: Context) -> ExitCode:
     """``hookpress resume``."""
     from hookpress.ops.control import set_paused
 
+    per_second = _parsed(lambda: parse_rate(ctx.args.rate))
     target = ctx.target()
     records = target.records()
     state = set_paused(
@@ -800,7 +803,7 @@ def cmd_resume(ctx: Context) -> ExitCode:
         ctx.out.result(f"[green]Deliveries resumed[/] on the {target.describe()}.")
         ctx.out.note(f"waiting {settle:g} s for every deliver instance to notice, then replaying")
     time.sleep(max(settle, 0.0))
-    replayer = _replayer(ctx, rate=ctx.args.rate, dry_run=False, with_raw=False)
+    replayer = _replayer(ctx, per_second=per_second, dry_run=False, with_raw=False)
     with ReplayProgress(ctx.out, "held") as progress:
         report = replayer.replay_selection(Selection(statuses=("held",)), progress)
     if ctx.out.json_mode:
@@ -946,8 +949,17 @@ def _local_hint(ctx: Context) -> str | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None) -> int:
-    """Run one command; return its exit code."""
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    target: Target | None = None,
+) -> int:
+    """Run one command; return its exit code.
+
+    ``env`` replaces the process environment and ``target`` the stack the
+    command would resolve (for scripts and tests that already hold one).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -955,6 +967,9 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return int(exc.code or 0) if not isinstance(exc.code, str) else ExitCode.USAGE
     out = Output(json_mode=bool(getattr(args, "json", False)))
     ctx = Context(args=args, out=out, env=os.environ if env is None else env, cwd=Path.cwd())
+    if target is not None:
+        target.activate()
+        ctx._target = target
     run: Callable[[Context], ExitCode] = args.run
     try:
         return int(run(ctx))

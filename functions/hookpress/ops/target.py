@@ -114,6 +114,8 @@ class Target:
     pull_wait_s: float = 5.0  # how long an empty pull of the dead-letter subscription waits
     event_ttl_days: int = 30
     control_ttl_s: float = 5.0
+    #: a Secret Manager client to use instead of building one (scripts, tests)
+    secret_client: Any = field(default=None, compare=False, repr=False)
 
     # -- facts --------------------------------------------------------------------
 
@@ -190,14 +192,18 @@ class Target:
 
     def secret_values(self) -> SecretValues:
         """Reads the enabled values of a secret."""
-        from hookpress.backends.secrets import build_secret_values
+        from hookpress.backends.secrets import SecretManagerValues, build_secret_values
 
+        if self.secrets.backend == "secretmanager":
+            return SecretManagerValues(self.project, self.timeout_s, client=self.secret_client)
         return build_secret_values(self.secrets, self.project, {}, self.timeout_s)
 
     def secret_writer(self) -> SecretWriter:
         """Adds and disables secret versions."""
-        from hookpress.backends.secrets import build_secret_writer
+        from hookpress.backends.secrets import SecretManagerWriter, build_secret_writer
 
+        if self.secrets.backend == "secretmanager":
+            return SecretManagerWriter(self.project, self.timeout_s, client=self.secret_client)
         return build_secret_writer(self.secrets, self.project, self.timeout_s)
 
     def with_overrides(self, overrides: Overrides) -> Target:
