@@ -122,12 +122,30 @@ def _alive(processes: list[psutil.Process]) -> list[str]:
     return left
 
 
-def _listening(ports: set[int]) -> set[int]:
+def _listening(ports: set[int], processes: list[psutil.Process]) -> set[int]:
+    """Those of the stack's ports still listening, in a process of the stack.
+
+    A freed port may be taken at once by anything else on the machine (other
+    test runs pick free ports too): that is not the stack's.
+    """
+    pids = {p.pid for p in processes}
     return {
         c.laddr.port
         for c in psutil.net_connections(kind="tcp")
-        if c.status == psutil.CONN_LISTEN and c.laddr.port in ports
+        if c.status == psutil.CONN_LISTEN and c.laddr.port in ports and c.pid in pids | {None}
     }
+
+
+def _gone(dev: Dev, processes: list[psutil.Process], ports: set[int]) -> None:
+    """Wait until no process and no listening port of the stack is left; say what is."""
+    try:
+        wait_for(lambda: not _alive(processes), "every process of the stack to end", STOP_S)
+        wait_for(lambda: not _listening(ports, processes), "every port to close", 30)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\nalive: {_alive(processes)}\nlistening: {_listening(ports, processes)}\n"
+            f"{dev.output()}"
+        ) from None
 
 
 def _stop_and_check(dev: Dev, stop: Any) -> None:
@@ -140,10 +158,8 @@ def _stop_and_check(dev: Dev, stop: Any) -> None:
     except subprocess.TimeoutExpired:
         dev.proc.kill()
         raise AssertionError(f"dev did not stop:\n{dev.output()}") from None
-    wait_for(lambda: not _alive(processes), "every process of the stack to end", timeout_s=STOP_S)
+    _gone(dev, processes, ports)
     assert code == 0, dev.output()
-    assert not _alive(processes)
-    wait_for(lambda: not _listening(ports), "every port of the stack to close", timeout_s=30)
     assert not dev.local_file.exists(), "local.json must not outlive the stack"
     assert "stopped; local.json removed" in dev.output()
 
@@ -251,6 +267,6 @@ def test_a_killed_launcher_still_stops_everything(tmp_path, cleanup):
     processes, ports = dev.owned()
     dev.proc.kill()
     dev.proc.wait(timeout=10)
-    wait_for(lambda: not _alive(processes), "the supervisor to stop the stack", timeout_s=STOP_S)
-    wait_for(lambda: not _listening(ports), "every port of the stack to close", timeout_s=30)
-    assert not dev.local_file.exists()
+    _gone(dev, processes, ports)
+    assert not dev.local_file.exists(), dev.output()
+    assert "stopped; local.json removed" in dev.output()
