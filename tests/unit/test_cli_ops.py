@@ -398,3 +398,21 @@ def test_post_reads_the_ingress_answer():
         assert send("/html").status == "http 502"
         with pytest.raises(BackendError, match="ingress"):
             send("/down")
+
+
+def test_ops_imports_without_rich_or_httpx():
+    """hookpress.ops ships in every function archive, whose requirements have neither."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('rich', 'httpx', 'flask'): sys.modules[name] = None\n"
+        "import hookpress.ops.control, hookpress.ops.deadletters, hookpress.ops.rawtimes\n"
+        "import hookpress.ops.replay, hookpress.ops.rotation, hookpress.ops.selection\n"
+        "import hookpress.ops.sending, hookpress.ops.target\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
