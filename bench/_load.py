@@ -1,0 +1,267 @@
+"""Load for the benchmark: functions-framework servers, pre-signed requests, an async client.
+
+The client is asyncio over raw keep-alive HTTP/1.1 connections, so that on a
+2-core machine it takes as little CPU from the server as a Python client can;
+every request is built and signed before the clock starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from bench._common import summary
+from hookpress.local.emulators import free_port
+from hookpress.local.stack import wait_tcp
+from hookpress.signatures import SCHEMES
+
+__all__ = ["LoadResult", "Server", "build_requests", "run_load"]
+
+
+@dataclass
+class LoadResult:
+    """One load run: latencies, statuses, wall time, and the server's CPU and memory."""
+
+    concurrency: int
+    latencies_s: list[float]
+    statuses: dict[int, int]
+    wall_s: float
+    cpu_s: float = 0.0
+    peak_rss_mib: float = 0.0
+
+    @property
+    def throughput(self) -> float:
+        """Requests per second."""
+        return len(self.latencies_s) / self.wall_s if self.wall_s else 0.0
+
+    def figures(self) -> dict[str, float | int | dict[int, int]]:
+        """JSON-ready figures."""
+        n = len(self.latencies_s)
+        return {
+            "concurrency": self.concurrency,
+            "requests": n,
+            "throughput_rps": round(self.throughput, 1),
+            **summary(self.latencies_s),
+            "cpu_ms_per_request": round(1000 * self.cpu_s / n, 3) if n else 0.0,
+            "peak_rss_mib": round(self.peak_rss_mib, 1),
+            "statuses": self.statuses,
+        }
+
+
+@dataclass
+class Server:
+    """A functions-framework server (gunicorn) in its own process group."""
+
+    source: Path
+    target: str
+    env: Mapping[str, str]
+    workers: int = 1
+    threads: int = 8
+    port: int = field(default_factory=free_port)
+    _proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Start; return the seconds until the port accepted connections."""
+        started = time.perf_counter()
+        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            [
+                sys.executable, "-m", "functions_framework",
+                "--target", self.target, "--source", str(self.source),
+                "--host", "127.0.0.1", "--port", str(self.port),
+            ],
+            env={
+                **os.environ,
+                **self.env,
+                "WORKERS": str(self.workers),
+                "THREADS": str(self.threads),
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_tcp(self.port, 60, self._proc)
+        return time.perf_counter() - started
+
+    @property
+    def pid(self) -> int:
+        """The master's pid."""
+        if self._proc is None:
+            raise RuntimeError("not started")
+        return self._proc.pid
+
+    def tree(self) -> list[psutil.Process]:
+        """The master and its workers."""
+        master = psutil.Process(self.pid)
+        return [master, *master.children(recursive=True)]
+
+    def cpu_s(self) -> float:
+        """user + sys of the whole tree so far."""
+        total = 0.0
+        for proc in self.tree():
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def rss_mib(self) -> float:
+        """Resident memory of the whole tree."""
+        total = 0
+        for proc in self.tree():
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        return total / (1024 * 1024)
+
+    def stop(self) -> None:
+        """Stop the group."""
+        import signal
+
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def signed_request(source: str, scheme: str, secret: str, body: bytes, delivery_id: str) -> bytes:
+    """A complete HTTP/1.1 request, signed now."""
+    headers = SCHEMES[scheme].sign(body, secret, now=time.time(), delivery_id=delivery_id)
+    lines = [
+        f"POST /{source} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def build_requests(
+    n: int, tag: str, secrets: Mapping[str, str], schemes: Mapping[str, str], size: int = 600
+) -> list[bytes]:
+    """N distinct signed events over the sources, each about ``size`` bytes."""
+    sources = sorted(secrets)
+    out = []
+    for i in range(n):
+        source = sources[i % len(sources)]
+        ident = f"bench-{tag}-{i:06d}"
+        payload = {"id": ident, "event_id": ident, "type": "bench.event", "status": "completed"}
+        payload["padding"] = "x" * max(0, size - len(json.dumps(payload)) - 14)
+        body = json.dumps(payload).encode()
+        out.append(signed_request(source, schemes[source], secrets[source], body, ident))
+    return out
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    close = False
+    chunked = False
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value.strip())
+        elif name == "connection" and value.strip().lower() == "close":
+            close = True
+        elif name == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    if chunked:
+        while True:
+            size = int((await reader.readline()).strip() or b"0", 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length:
+        await reader.readexactly(length)
+    return status, close
+
+
+async def _connection(
+    port: int, requests: Sequence[bytes], latencies: list[float], statuses: dict[int, int]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for raw in requests:
+            started = time.perf_counter()
+            writer.write(raw)
+            await writer.drain()
+            try:
+                status, close = await _read_response(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                status, close = 599, True
+            latencies.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+            if close:
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    finally:
+        writer.close()
+
+
+def run_load(
+    port: int, requests: Sequence[bytes], concurrency: int, server: Server | None = None
+) -> LoadResult:
+    """Send ``requests`` over ``concurrency`` keep-alive connections; measure."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    shares = [requests[i::concurrency] for i in range(concurrency)]
+    peak = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set() and server is not None:
+            with contextlib.suppress(psutil.Error):
+                peak[0] = max(peak[0], server.rss_mib())
+            stop.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    cpu_before = server.cpu_s() if server else 0.0
+    sampler.start()
+
+    async def main() -> None:
+        await asyncio.gather(*(_connection(port, s, latencies, statuses) for s in shares if s))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    wall = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    cpu = (server.cpu_s() - cpu_before) if server else 0.0
+    return LoadResult(concurrency, latencies, statuses, wall, cpu, peak[0])
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    """Start, yield, stop."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
