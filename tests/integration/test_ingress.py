@@ -11,6 +11,7 @@ import io
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -59,6 +60,7 @@ def test_accepted_event_is_durable_and_published(client, backends: Backends, sou
     metadata = backends.bucket.get_blob(name).metadata
     assert metadata["provider_event_id"] == record["provider_event_id"]
     assert metadata["scheme"] == source
+    assert datetime.fromisoformat(metadata["received_at"]) == record["received_at"]
 
     # the record is past "received": it was published before the 202
     assert record["status"] == "published"

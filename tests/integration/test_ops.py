@@ -26,7 +26,6 @@ from hookpress.local.emulators import Emulators, ensure_bucket, ensure_topic
 from hookpress.logs import Logger
 from hookpress.ops.control import read_control, set_paused
 from hookpress.ops.deadletters import PubSubDeadLetters
-from hookpress.ops.rawtimes import ObjectTimes
 from hookpress.ops.replay import Action, RateLimiter, Replayer
 from hookpress.ops.selection import Selection, select
 from hookpress.publication import Publication
@@ -245,13 +244,12 @@ def test_replay_from_gcs_rebuilds_missing_records_from_the_objects(env):
     delivered, _ = _store(env, source, "evt_done", metadata={"provider_event_id": "evt_done"})
     env.record(delivered, "delivered", source=source)
     prefix = f"raw/{source}/"
-    times = ObjectTimes(PROJECT, BUCKET, 10)
 
     dry = env.replayer(dry_run=True, schemes={source: "hmac-timestamp"}).replay_gcs([prefix])
     assert dry.counts == {Action.WOULD_REBUILD: 2, Action.ERROR: 1, Action.DELIVERED: 1}
     assert env.records.get(with_meta) is None, "a dry run creates nothing"
 
-    replayer = env.replayer(schemes={source: "hmac-timestamp"}, created_at=times.created_at)
+    replayer = env.replayer(schemes={source: "hmac-timestamp"})
     report = replayer.replay_gcs([prefix])
     actions = {i.key: i.action for i in report.items}
     assert actions == {
@@ -276,8 +274,8 @@ def test_replay_from_gcs_rebuilds_missing_records_from_the_objects(env):
     plain = env.records.get(no_meta).data
     assert plain["scheme"] == "hmac-timestamp", "the source's scheme, from the stack"
     assert plain["provider_event_id"] == "evt_plain", "the payload's id makes the key"
-    created = times.created_at(plain["raw_uri"].split(f"gs://{BUCKET}/", 1)[1])
-    assert plain["received_at"] == created, "no received_at in metadata: the creation time"
+    stored = env.raw.get_with_metadata(plain["raw_uri"].split(f"gs://{BUCKET}/", 1)[1])
+    assert plain["received_at"] == stored.created, "no received_at in metadata: creation time"
 
     again = replayer.replay_gcs([prefix])
     assert again.counts == {Action.IN_FLIGHT: 2, Action.ERROR: 1, Action.DELIVERED: 1}
@@ -370,5 +368,5 @@ def test_the_pause_switch_is_the_control_document(env):
     assert read_control(env.records, control).paused is False
 
 
-def test_object_times_of_a_missing_object(env):
-    assert ObjectTimes(PROJECT, BUCKET, 10).created_at("raw/none/2026/01/01/x.json") is None
+def test_a_missing_object_is_none(env):
+    assert env.raw.get_with_metadata("raw/none/2026/01/01/x.json") is None

@@ -408,7 +408,7 @@ def test_ops_imports_without_rich_or_httpx():
     code = (
         "import sys\n"
         "for name in ('rich', 'httpx', 'flask'): sys.modules[name] = None\n"
-        "import hookpress.ops.control, hookpress.ops.deadletters, hookpress.ops.rawtimes\n"
+        "import hookpress.ops.control, hookpress.ops.deadletters\n"
         "import hookpress.ops.replay, hookpress.ops.rotation, hookpress.ops.selection\n"
         "import hookpress.ops.sending, hookpress.ops.target\n"
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import requests
@@ -14,9 +16,18 @@ from hookpress.backends._errors import BackendError
 if TYPE_CHECKING:
     from google.cloud.storage import Bucket, Client
 
-__all__ = ["RawStore"]
+__all__ = ["RawObject", "RawStore"]
 
 _ERRORS = (gexc.GoogleAPIError, requests.RequestException, auth_exc.GoogleAuthError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class RawObject:
+    """A stored raw payload with what GCS keeps beside it."""
+
+    data: bytes
+    metadata: dict[str, str]
+    created: datetime | None  # when GCS stored it
 
 
 class RawStore:
@@ -93,8 +104,8 @@ class RawStore:
             raise BackendError("gcs", type(exc).__name__) from None
         return data
 
-    def get_with_metadata(self, name: str) -> tuple[bytes, dict[str, str]] | None:
-        """The object's bytes and custom metadata, or None if it does not exist."""
+    def get_with_metadata(self, name: str) -> RawObject | None:
+        """The object's bytes, custom metadata and creation time, or None if it does not exist."""
         try:
             blob = self._get_bucket().get_blob(name, timeout=self._timeout, retry=self._retry())
             if blob is None:
@@ -104,7 +115,7 @@ class RawStore:
             return None
         except _ERRORS as exc:
             raise BackendError("gcs", type(exc).__name__) from None
-        return data, dict(blob.metadata or {})
+        return RawObject(data, dict(blob.metadata or {}), blob.time_created)
 
     def list(self, prefix: str) -> list[str]:
         """Names of the objects under ``prefix``."""

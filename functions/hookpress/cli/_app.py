@@ -236,7 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
         "  hookpress replay --day 2026-01-02 --source stripe --rate 50/s",
     )
     replay.add_argument("keys", nargs="*", metavar="KEY", help="event keys")
-    replay.add_argument("--status", help="held, failed, dead (comma-separated)")
+    replay.add_argument(
+        "--status",
+        help="held, failed, dead, received; published only with --stale-after (comma-separated)",
+    )
+    replay.add_argument(
+        "--stale-after",
+        metavar="DURATION",
+        help="with --status published: replay published events untouched this long "
+        "(e.g. 1h): their message was lost",
+    )
     replay.add_argument("--since", help="received at or after (2h, 1d, 2026-01-02, ISO time)")
     replay.add_argument("--until", help="received before")
     replay.add_argument("--source", action="append", help="only this source (repeatable)")
@@ -640,7 +649,6 @@ def _replayer(ctx: Context, *, per_second: float, dry_run: bool, with_raw: bool)
         dry_run=dry_run,
         schemes={n: s.scheme for n, s in target.sources.items() if s.scheme},
         ttl_days=target.event_ttl_days,
-        created_at=target.object_times().created_at if with_raw else None,
         clock=ctx.clock,
     )
 
@@ -689,12 +697,17 @@ def cmd_replay(ctx: Context) -> ExitCode:
         raise _usage("--gcs-prefix and --day both name raw objects: give one")
     if args.status:
         statuses = _parsed(lambda: parse_statuses(args.status))
-        bad = [s for s in statuses if s not in {"held", "failed", "dead", "received"}]
+        allowed = {"held", "failed", "dead", "received"}
+        if args.stale_after:
+            allowed.add("published")
+        bad = [s for s in statuses if s not in allowed]
         if bad:
             raise _usage(
                 f"{', '.join(bad)} events are not replayed (delivered is done, published is on "
-                "its way): use held, failed, dead or received"
+                "its way unless --stale-after says otherwise): use held, failed, dead or received"
             )
+    if args.stale_after and not (args.status and "published" in args.status):
+        raise _usage("--stale-after applies to --status published only")
     for key in args.keys:
         if not _KEY.match(key):
             raise _usage(f"{key!r} is not an event key (64 hex characters)")
@@ -704,6 +717,10 @@ def cmd_replay(ctx: Context) -> ExitCode:
     day = _parsed(lambda: parse_day(args.day, ctx.now().date())) if args.day else None
     target = ctx.target()
     replayer = _replayer(ctx, per_second=per_second, dry_run=args.dry_run, with_raw=by_gcs)
+    if args.stale_after:
+        now = ctx.now()
+        cutoff = _parsed(lambda: parse_when(args.stale_after, now))
+        replayer.stale_published_s = max(0.0, (now - cutoff).total_seconds())
     ctx.out.note(f"[dim]{target.describe()}[/]")
     with ReplayProgress(ctx.out, "replay") as progress:
         if args.keys:

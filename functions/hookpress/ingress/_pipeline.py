@@ -181,7 +181,11 @@ class Ingestor:
         # retry of either is harmless. A duplicate still writes GCS: if the first
         # attempt stored the record but not the bytes, this attempt repairs it.
         # What a rebuild from GCS alone needs, and the body cannot tell (see replay).
-        metadata = {"provider_event_id": pid, "scheme": source.scheme}
+        metadata = {
+            "provider_event_id": pid,
+            "scheme": source.scheme,
+            "received_at": received_at.isoformat(),
+        }
         if event_type:
             metadata["event_type"] = event_type
         stored = self.pool.submit(self.raw.put, name, body, metadata)

@@ -161,9 +161,8 @@ class Replayer:
     dry_run: bool = False
     schemes: Mapping[str, str] = field(default_factory=dict)  # source → scheme, for old objects
     ttl_days: int = 30
-    # When a raw object was created (see hookpress.ops.rawtimes), for objects whose
-    # metadata lacks received_at.
-    created_at: Callable[[str], datetime | None] | None = None
+    # Replay ``published`` records untouched this long (None: never touch published ones).
+    stale_published_s: float | None = None
     clock: Callable[[], float] = time.time
     max_consecutive_errors: int = 5
     _errors: int = field(default=0, init=False, repr=False)
@@ -315,19 +314,28 @@ class Replayer:
 
         if status == Status.DELIVERED.value:
             return item(Action.DELIVERED)
-        if status == Status.PUBLISHED.value:
-            return item(Action.IN_FLIGHT, "published, on its way to WordPress")
         now = self.clock()
+        if status == Status.PUBLISHED.value and not self._stale(snapshot, now):
+            return item(Action.IN_FLIGHT, "published, on its way to WordPress")
         if status == Status.RECEIVED.value and self.publication.claim_live(snapshot, now):
             return item(Action.IN_FLIGHT, "being published")
-        if status != Status.RECEIVED.value and status not in REPLAYABLE:
+        if status not in {Status.RECEIVED.value, Status.PUBLISHED.value} | REPLAYABLE:
             return item(Action.ERROR, f"unknown status {status!r}")
         if self.dry_run:
             return item(Action.WOULD_REPLAY)
         self.limiter.wait()
-        if self.publication.replay(snapshot, self.clock()):
+        if self.publication.replay(
+            snapshot, self.clock(), stale_published_s=self.stale_published_s
+        ):
             return item(Action.REPLAYED)
         return item(Action.IN_FLIGHT, "another caller published it first")
+
+    def _stale(self, snapshot: Snapshot, now: float) -> bool:
+        if self.stale_published_s is None:
+            return False
+        updated = snapshot.data.get("updated_at")
+        when = updated if isinstance(updated, datetime) else snapshot.update_time
+        return now - when.timestamp() >= self.stale_published_s
 
     def _replay_raw(self, name: str, key: str, source: str) -> Item:
         def decide() -> Item:
@@ -347,7 +355,7 @@ class Replayer:
         found = self.raw.get_with_metadata(name)
         if found is None:
             return Item(key, Action.MISSING, source=source, detail="raw object vanished")
-        body, metadata = found
+        body, metadata = found.data, found.metadata
         scheme = metadata.get("scheme") or self.schemes.get(source)
         pid = metadata.get("provider_event_id")
         if not pid:
@@ -370,7 +378,7 @@ class Replayer:
             return Item(key, Action.WOULD_REBUILD, source=source)
         self.limiter.wait()
         now = self.clock()
-        received_at = self._received_at(name, metadata) or datetime.fromtimestamp(now, UTC)
+        received_at = _received_at(metadata) or found.created or datetime.fromtimestamp(now, UTC)
         record = new_record(
             source=source,
             scheme=scheme or "",
@@ -399,17 +407,6 @@ class Replayer:
         self.publication.publish_claimed(key, source, created, now)
         return Item(key, Action.REBUILT, Status.RECEIVED.value, source)
 
-    def _received_at(self, name: str, metadata: Mapping[str, str]) -> datetime | None:
-        text = metadata.get("received_at")
-        if text:
-            try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                parsed = None
-            if parsed is not None:
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        return self.created_at(name) if self.created_at is not None else None
-
     def _dead_letter(self, key: str | None) -> Item:
         if key is None:
             return Item("-", Action.ERROR, detail="a message without an event key")
@@ -424,3 +421,15 @@ class Replayer:
             return item
 
         return self._guard(key, decide)
+
+
+def _received_at(metadata: Mapping[str, str]) -> datetime | None:
+    """The ingress's receipt time, kept in the object's metadata."""
+    text = metadata.get("received_at")
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from hookpress.backends.pubsub import EventPublisher
     from hookpress.backends.secrets import SecretValues, SecretWriter
     from hookpress.ops.deadletters import PubSubDeadLetters
-    from hookpress.ops.rawtimes import ObjectTimes
 
 __all__ = [
     "EMULATOR_VARIABLES",
@@ -169,12 +168,6 @@ class Target:
         from hookpress.backends.gcs import RawStore
 
         return RawStore(self.project, self.require_bucket(), self.timeout_s)
-
-    def object_times(self) -> ObjectTimes:
-        """Creation times of raw objects (for rebuilding records)."""
-        from hookpress.ops.rawtimes import ObjectTimes
-
-        return ObjectTimes(self.project, self.require_bucket(), self.timeout_s)
 
     def dead_letters(self) -> PubSubDeadLetters:
         """The dead-letter pull subscription."""
@@ -382,6 +375,7 @@ def load_cloud(
     project = (
         overrides.project
         or _text(env.get("HOOKPRESS_PROJECT"))
+        or _text(outputs.get("project"))
         or _project_from_accounts(outputs)
         or _text(env.get("GOOGLE_CLOUD_PROJECT"))
     )
@@ -395,9 +389,10 @@ def load_cloud(
     urls = _map(outputs.get("ingressUrls"))
     secret_ids = _map(_map(outputs.get("secrets")).get("sources"))
     declared = _env_sources(env)
+    described = _map(outputs.get("sources"))  # name -> {scheme, secret}
     sources: dict[str, Source] = {}
-    for name in sorted(set(urls) | set(secret_ids) | set(declared)):
-        spec = declared.get(name, {})
+    for name in sorted(set(urls) | set(secret_ids) | set(declared) | set(described)):
+        spec = {**_map(described.get(name)), **declared.get(name, {})}
         scheme = _text(spec.get("scheme")) or (name if name in SCHEMES else None)
         url = _text(urls.get(name)) if not overrides.ingress_url else None
         sources[name] = Source(
