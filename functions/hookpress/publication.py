@@ -35,6 +35,12 @@ __all__ = ["REPLAYABLE", "Publication"]
 REPLAYABLE = frozenset({Status.HELD.value, Status.FAILED.value, Status.DEAD.value})
 
 
+def _updated(snapshot: Snapshot) -> float:
+    """When the record last changed (its ``updated_at``, else Firestore's update time)."""
+    updated = snapshot.data.get("updated_at")
+    return (updated if isinstance(updated, datetime) else snapshot.update_time).timestamp()
+
+
 def _stamp(now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC)
 
@@ -92,16 +98,26 @@ class Publication:
         self.publish_claimed(snapshot.key, str(snapshot.data.get("source", "")), claim, now)
         return True
 
-    def replay(self, snapshot: Snapshot, now: float) -> bool:
+    def replay(
+        self, snapshot: Snapshot, now: float, *, stale_published_s: float | None = None
+    ) -> bool:
         """Send a ``held``/``failed``/``dead`` record to delivery again (or a stuck ``received``).
 
-        True if a message was published. ``delivered`` and ``published``
-        records are left alone: they are done, or on their way.
+        True if a message was published. ``delivered`` records are done.
+        ``published`` ones are on their way and left alone, unless
+        ``stale_published_s`` is given and the record has not changed for that
+        long (no delivery attempt: its message was lost, e.g. with a deleted
+        subscription); those are published again.
         """
         status = snapshot.data.get("status")
         if status == Status.RECEIVED.value:
             return self.publish_received(snapshot, now)
-        if status not in REPLAYABLE:
+        stale = (
+            status == Status.PUBLISHED.value
+            and stale_published_s is not None
+            and now - _updated(snapshot) >= stale_published_s
+        )
+        if status not in REPLAYABLE and not stale:
             return False
         self.publisher.publish(snapshot.key, str(snapshot.data.get("source", "")))
         stamp = _stamp(now)

@@ -169,3 +169,19 @@ def test_a_backend_failure_is_503(ingress_env):
         assert app.test_client().post("/", json={}).status_code == 503
     finally:
         reconcile.install(None)
+
+
+def test_replay_republishes_a_published_record_only_when_stale(
+    client, ingestor, reconciler, backends: Backends
+):
+    body = unique_body()
+    key = client.post("/stripe", data=body, headers=signed("stripe", body)).get_json()["event_id"]
+    assert len(backends.messages()) == 1
+    publication = reconciler.publication
+    snapshot = ingestor.records.get(key)
+    now = time.time()
+    assert publication.replay(snapshot, now) is False  # published: on its way
+    assert publication.replay(snapshot, now, stale_published_s=3600) is False  # not stale yet
+    assert publication.replay(snapshot, now + 3601, stale_published_s=3600) is True
+    assert [json.loads(m.data)["event_key"] for m in backends.messages()] == [key]
+    assert backends.record(key)["replayed_from"] == "published"
