@@ -325,6 +325,9 @@ def main(
     if rotate is not None:
         functions["rotate"] = rotate
     return {
+        "project": s.project,
+        # What a tool needs to sign for a source: its scheme and the id of its secret.
+        "sources": {src.name: {"scheme": src.scheme, "secret": src.secret_id} for src in s.sources},
         "ingressUrl": ingress.url,
         "ingressUrls": ingress.url.apply(
             lambda url: {src.name: f"{url}/{src.name}" for src in s.sources}

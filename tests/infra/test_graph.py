@@ -669,6 +669,10 @@ def test_dashboard_is_valid_json(graph: Graph) -> None:
 
 def test_stack_outputs(graph: Graph) -> None:
     out = graph.outputs
+    assert out["project"] == PROJECT
+    assert set(out["sources"]) == {"stripe", "github", "openai"}
+    assert out["sources"]["openai"]["scheme"] == "standard-webhooks"
+    assert out["sources"]["stripe"]["secret"] == "hookpress-source-stripe"
     ingress_url = graph.function("ingress").outputs["url"]
     assert out["ingressUrl"] == ingress_url
     assert out["ingressUrls"] == {s: f"{ingress_url}/{s}" for s in ("stripe", "github", "openai")}

@@ -342,14 +342,8 @@ def _write_local_json(path: Path, content: dict[str, Any]) -> None:
 
 def _describe(stack: Any, local_file: Path) -> dict[str, Any]:
     content: dict[str, Any] = stack.local_json()
-    site = stack.site
     content["pid"] = os.getpid()
     content["started_at"] = datetime.now(UTC).isoformat()
-    # The admin's application password: WordPress's REST API takes Basic auth
-    # only with an application password, not with the login password.
-    content["wordpress"]["admin_app_password"] = site.admin_app_password
-    for name, source in content["sources"].items():
-        source.setdefault("secret", f"hookpress-source-{name}")
     content["local_file"] = str(local_file)
     return content
 

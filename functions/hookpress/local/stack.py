@@ -381,7 +381,11 @@ class LocalStack:
             "ingress_url": self.ingress.url,
             "deliver_url": self.deliver.url,
             "sources": {
-                name: {"scheme": scheme, "secrets": self.source_secrets[name]}
+                name: {
+                    "scheme": scheme,
+                    "secret": f"hookpress-source-{name}",
+                    "secrets": self.source_secrets[name],
+                }
                 for name, scheme in self.options.sources.items()
             },
             "wordpress": {
@@ -389,6 +393,8 @@ class LocalStack:
                 "rest_base": site.rest_base,
                 "admin_user": site.admin_user,
                 "admin_password": site.admin_password,
+                # WordPress's REST API takes Basic auth only with an application password.
+                "admin_app_password": site.admin_app_password,
                 "ingest_user": site.ingest_user,
                 "app_password": site.app_password,
             },
