@@ -38,8 +38,11 @@ _HOP_BY_HOP = {
 
 @dataclass
 class Faults:
-    """What to inject. Counted faults (``fail_next``) come first, then rates."""
+    """What to inject: the ``script`` first, then counted faults (``fail_next``), then rates."""
 
+    script: list[int | str] = field(
+        default_factory=list
+    )  # next requests, in order: a status or "hang"
     fail_next: int = 0  # the next N requests get ``fail_status``
     fail_status: int = 503
     hang_next: int = 0  # the next N requests hang for ``hang_s`` then drop
@@ -96,6 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
         proxy = self.server.proxy
         with proxy.lock:
             faults = proxy.faults
+            if faults.script:
+                step = faults.script.pop(0)
+                return "hang" if step == "hang" else int(step)
             if faults.hang_next > 0:
                 faults.hang_next -= 1
                 return "hang"
