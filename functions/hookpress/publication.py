@@ -19,6 +19,7 @@ left ``received``), the reconciler (records stuck in ``received``), and replay
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,19 +55,33 @@ class Publication:
     lease_s: float
     log: Logger
 
-    def publish_claimed(self, key: str, source: str, claim: datetime, now: float) -> None:
+    def publish_claimed(
+        self,
+        key: str,
+        source: str,
+        claim: datetime,
+        now: float,
+        mark_in: Executor | None = None,
+    ) -> None:
         """Publish a record this caller holds the claim on, then mark it ``published``.
 
         ``claim`` is the record's update time when the claim was taken; both
         writes are conditional on it. On a publish failure the claim is
-        released and the BackendError re-raised.
+        released and the BackendError re-raised. With ``mark_in``, the mark is
+        written there, off the caller's path: once the message is out the
+        event is safe, and a lost mark only means a record still ``received``
+        that a later duplicate or the reconciler publishes again (delivery
+        deduplicates).
         """
         try:
             self.publisher.publish(key, source)
         except BackendError:
             self.release(key, claim)
             raise
-        self._mark_published(key, claim, now)
+        if mark_in is None:
+            self._mark_published(key, claim, now)
+        else:
+            mark_in.submit(self._mark_published, key, claim, now)
 
     def release(self, key: str, claim: datetime) -> None:
         """Give up a claim so the next caller publishes at once.

@@ -86,6 +86,17 @@ class Backends:
         snap = self.db.collection("events").document(key).get()
         return snap.to_dict() if snap.exists else None
 
+    def wait_status(self, key: str, status: str, timeout_s: float = 10.0) -> dict[str, Any]:
+        """The record once it has ``status`` (the ingress marks ``published`` off its path)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = self.record(key)
+            if record is not None and record.get("status") == status:
+                return record
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{key} is {record and record.get('status')}, not {status}")
+            time.sleep(0.05)
+
     def object(self, name: str) -> bytes | None:
         try:
             data: bytes = self.bucket.blob(name).download_as_bytes()

@@ -109,6 +109,7 @@ def test_stale_published_records_are_reported(
 ):
     body = unique_body()
     key = client.post("/stripe", data=body, headers=signed("stripe", body)).get_json()["event_id"]
+    backends.wait_status(key, "published")
     capsys.readouterr()
     clock.offset = 3601
     report = reconciler.sweep()
@@ -177,6 +178,7 @@ def test_replay_republishes_a_published_record_only_when_stale(
     body = unique_body()
     key = client.post("/stripe", data=body, headers=signed("stripe", body)).get_json()["event_id"]
     assert len(backends.messages()) == 1
+    backends.wait_status(key, "published")
     publication = reconciler.publication
     snapshot = ingestor.records.get(key)
     now = time.time()

@@ -202,7 +202,9 @@ class Ingestor:
             raise
 
         if created is not None:
-            self.publication.publish_claimed(key, source.name, created, now)
+            # The mark is the one write after the publish: off the request path, it no
+            # longer delays the 202 (the event is safe once the message is out).
+            self.publication.publish_claimed(key, source.name, created, now, mark_in=self.pool)
             return Result(Outcome.ACCEPTED, event_key=key)
 
         snapshot = self.records.get(key)
