@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -121,26 +122,33 @@ def _hex(value: str) -> bytes:
     return bytes.fromhex(value)
 
 
-def _mac(key: bytes, *parts: bytes) -> bytes:
-    mac = hmac.new(key, digestmod=hashlib.sha256)
-    for part in parts:
-        mac.update(part)
+# Up to this size the signed bytes are joined and hashed in one C call; above it,
+# streamed, so a large body is never copied.
+_ONE_SHOT = 32 * 1024
+
+
+def _mac(key: bytes, prefix: bytes, body: bytes) -> bytes:
+    if len(body) <= _ONE_SHOT:
+        return hmac.digest(key, prefix + body, "sha256")
+    mac = hmac.new(key, prefix, hashlib.sha256)
+    mac.update(body)
     return mac.digest()
 
 
-def _match(candidates: Sequence[bytes], keys: Sequence[bytes], *parts: bytes) -> None:
+def _match(candidates: Sequence[bytes], keys: Sequence[bytes], prefix: bytes, body: bytes) -> None:
     if not keys:
         raise SignatureError("no_secret")
     for key in keys:
-        expected = _mac(key, *parts)
+        expected = _mac(key, prefix, body)
         for candidate in candidates:
             if hmac.compare_digest(expected, candidate):
                 return
     raise SignatureError("no_match")
 
 
-def _utf8_keys(secrets: Sequence[str]) -> list[bytes]:
-    return [s.encode("utf-8") for s in secrets if s]
+@functools.lru_cache(maxsize=64)
+def _utf8_keys(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
+    return tuple(s.encode("utf-8") for s in secrets if s)
 
 
 class Scheme(Protocol):
@@ -196,14 +204,14 @@ class HmacTimestamp:
         signature = _b64(_header(headers, "x-provider-signature"))
         raw_ts = _header(headers, "x-provider-timestamp")
         _timestamp(raw_ts, now, tolerance)
-        _match([signature], _utf8_keys(secrets), raw_ts.encode(), b".", body)
+        _match([signature], _utf8_keys(tuple(secrets)), f"{raw_ts}.".encode(), body)
         return Verified(None)
 
     def sign(
         self, body: bytes, secret: str, *, now: float, delivery_id: str | None = None
     ) -> dict[str, str]:
         ts = str(int(now))
-        digest = _mac(secret.encode(), ts.encode(), b".", body)
+        digest = _mac(secret.encode(), f"{ts}.".encode(), body)
         return {
             "X-Provider-Signature": base64.b64encode(digest).decode(),
             "X-Provider-Timestamp": ts,
@@ -256,8 +264,8 @@ class StandardWebhooks:
             candidates.append(_b64(value))
         if not candidates:
             raise SignatureError("malformed_signature")
-        keys = [k for k in (self.key(s) for s in secrets if s) if k]
-        _match(candidates, keys, msg_id.encode(), b".", raw_ts.encode(), b".", body)
+        keys = _sw_keys(tuple(secrets))
+        _match(candidates, keys, f"{msg_id}.{raw_ts}.".encode(), body)
         return Verified(msg_id)
 
     def sign(
@@ -265,12 +273,18 @@ class StandardWebhooks:
     ) -> dict[str, str]:
         ts = str(int(now))
         msg_id = delivery_id or "msg_" + hashlib.sha256(body + ts.encode()).hexdigest()[:24]
-        digest = _mac(self.key(secret), msg_id.encode(), b".", ts.encode(), b".", body)
+        digest = _mac(self.key(secret), f"{msg_id}.{ts}.".encode(), body)
         return {
             "webhook-id": msg_id,
             "webhook-timestamp": ts,
             "webhook-signature": "v1," + base64.b64encode(digest).decode(),
         }
+
+
+@functools.lru_cache(maxsize=64)
+def _sw_keys(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
+    """Decoded Standard Webhooks keys (decoding per request is most of a small request's cost)."""
+    return tuple(k for k in (StandardWebhooks.key(s) for s in secrets if s) if k)
 
 
 class Stripe:
@@ -309,14 +323,14 @@ class Stripe:
         if not candidates:
             raise SignatureError("malformed_signature")
         _timestamp(raw_ts, now, tolerance)
-        _match(candidates, _utf8_keys(secrets), raw_ts.encode(), b".", body)
+        _match(candidates, _utf8_keys(tuple(secrets)), f"{raw_ts}.".encode(), body)
         return Verified(None)
 
     def sign(
         self, body: bytes, secret: str, *, now: float, delivery_id: str | None = None
     ) -> dict[str, str]:
         ts = str(int(now))
-        digest = _mac(secret.encode(), ts.encode(), b".", body)
+        digest = _mac(secret.encode(), f"{ts}.".encode(), body)
         return {"Stripe-Signature": f"t={ts},v1={digest.hex()}"}
 
 
@@ -343,13 +357,13 @@ class GitHub:
             raise SignatureError("malformed_signature")
         candidate = _hex(value)
         delivery = _delivery_id(headers, "x-github-delivery")
-        _match([candidate], _utf8_keys(secrets), body)
+        _match([candidate], _utf8_keys(tuple(secrets)), b"", body)
         return Verified(delivery)
 
     def sign(
         self, body: bytes, secret: str, *, now: float, delivery_id: str | None = None
     ) -> dict[str, str]:
-        headers = {"X-Hub-Signature-256": "sha256=" + _mac(secret.encode(), body).hex()}
+        headers = {"X-Hub-Signature-256": "sha256=" + _mac(secret.encode(), b"", body).hex()}
         headers["X-GitHub-Event"] = "ping"
         headers["X-GitHub-Delivery"] = delivery_id or hashlib.sha256(body).hexdigest()[:32]
         return headers
@@ -380,14 +394,14 @@ class Slack:
         candidate = _hex(value)
         raw_ts = _header(headers, "x-slack-request-timestamp")
         _timestamp(raw_ts, now, tolerance)
-        _match([candidate], _utf8_keys(secrets), b"v0:", raw_ts.encode(), b":", body)
+        _match([candidate], _utf8_keys(tuple(secrets)), f"v0:{raw_ts}:".encode(), body)
         return Verified(None)
 
     def sign(
         self, body: bytes, secret: str, *, now: float, delivery_id: str | None = None
     ) -> dict[str, str]:
         ts = str(int(now))
-        digest = _mac(secret.encode(), b"v0:", ts.encode(), b":", body)
+        digest = _mac(secret.encode(), f"v0:{ts}:".encode(), body)
         return {"X-Slack-Signature": "v0=" + digest.hex(), "X-Slack-Request-Timestamp": ts}
 
 
@@ -411,13 +425,13 @@ class Shopify:
     ) -> Verified:
         candidate = _b64(_header(headers, "x-shopify-hmac-sha256"))
         delivery = _delivery_id(headers, "x-shopify-webhook-id")
-        _match([candidate], _utf8_keys(secrets), body)
+        _match([candidate], _utf8_keys(tuple(secrets)), b"", body)
         return Verified(delivery)
 
     def sign(
         self, body: bytes, secret: str, *, now: float, delivery_id: str | None = None
     ) -> dict[str, str]:
-        digest = _mac(secret.encode(), body)
+        digest = _mac(secret.encode(), b"", body)
         return {
             "X-Shopify-Hmac-SHA256": base64.b64encode(digest).decode(),
             "X-Shopify-Webhook-Id": delivery_id or hashlib.sha256(body).hexdigest()[:32],
