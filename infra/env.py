@@ -49,12 +49,22 @@ def ingress_env(
     """What ``IngressSettings.from_env`` reads."""
     return {
         **_common(settings),
+        **_server(settings.ingress.sizing.concurrency),
         "HOOKPRESS_SOURCES": sources_json(settings),
         "HOOKPRESS_RAW_BUCKET": raw_bucket,
         "HOOKPRESS_EVENTS_TOPIC": events_topic,
         "HOOKPRESS_MAX_BODY_BYTES": str(settings.ingress.max_body_bytes),
         "HOOKPRESS_TIMESTAMP_TOLERANCE_S": str(settings.ingress.timestamp_tolerance_s),
     }
+
+
+def _server(concurrency: int) -> dict[str, pulumi.Input[str]]:
+    """functions-framework's gunicorn: one worker with one thread per concurrent request.
+
+    Its default is four threads per CPU: on a 1-vCPU instance allowed 32 concurrent
+    requests, 28 of them would wait in gunicorn's queue (the benchmark's sweep).
+    """
+    return {"WORKERS": "1", "THREADS": str(concurrency)}
 
 
 def _wordpress(settings: Settings) -> dict[str, pulumi.Input[str]]:
@@ -81,6 +91,7 @@ def deliver_env(
     d = settings.deliver
     return {
         **_common(settings),
+        **_server(d.sizing.concurrency),
         **_wordpress(settings),
         **_push(settings.function_url("deliver"), push_account),
         "HOOKPRESS_RAW_BUCKET": raw_bucket,

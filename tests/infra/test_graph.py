@@ -572,7 +572,16 @@ def test_environment_sets_only_variables_the_settings_read(graph: Graph, short: 
     known = set(
         re.findall(r'"(HOOKPRESS_[A-Z_]+)"', (REPO / "functions/hookpress/settings.py").read_text())
     )
-    assert set(_env(graph, short)) <= known
+    # and functions-framework's own server settings (gunicorn workers and threads)
+    assert set(_env(graph, short)) <= known | {"WORKERS", "THREADS"}
+
+
+@pytest.mark.parametrize("short", ["ingress", "deliver"])
+def test_the_server_has_a_thread_per_concurrent_request(graph: Graph, short: str) -> None:
+    env = _env(graph, short)
+    service = graph.function(short).get("serviceConfig")
+    assert env["WORKERS"] == "1"
+    assert env["THREADS"] == str(service["maxInstanceRequestConcurrency"])
 
 
 def test_archive_objects_are_named_by_content(graph: Graph, functions_root: Path) -> None:
