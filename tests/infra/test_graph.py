@@ -581,7 +581,7 @@ def test_the_server_has_a_thread_per_concurrent_request(graph: Graph, short: str
     env = _env(graph, short)
     service = graph.function(short).get("serviceConfig")
     assert env["WORKERS"] == "1"
-    assert env["THREADS"] == str(service["maxInstanceRequestConcurrency"])
+    assert int(env["THREADS"]) == int(service["maxInstanceRequestConcurrency"])
 
 
 def test_archive_objects_are_named_by_content(graph: Graph, functions_root: Path) -> None:
