@@ -401,7 +401,7 @@ def load() -> Settings:
 
     sources = _sources(r, prefix)
 
-    ingress_concurrency = r.integer("ingressConcurrency", 16, 1, 1000)
+    ingress_concurrency = r.integer("ingressConcurrency", 32, 1, 1000)
     ingress_min = r.integer("ingressMinInstances", 0, 0, 100)
     ingress_max = r.integer("ingressMaxInstances", 100, 1, 1000)
     if ingress_min > ingress_max:

@@ -45,7 +45,7 @@ def test_defaults() -> None:
     assert s.push.ack_deadline_s == s.deliver.sizing.timeout_s == 60
     assert s.deliver.wp_concurrency_cap == 8
     assert (s.deliver.sizing.max_instances, s.deliver.sizing.concurrency) == (8, 1)
-    assert (s.ingress.sizing.min_instances, s.ingress.sizing.concurrency) == (0, 16)
+    assert (s.ingress.sizing.min_instances, s.ingress.sizing.concurrency) == (0, 32)
     assert s.ingress.sizing.memory == "512Mi"
     assert s.ingress.sizing.timeout_s == 60
     assert s.deliver.wp_base_url == "https://wp.example.com/wp-json"

@@ -529,7 +529,7 @@ def test_deliver_capacity_follows_the_configured_cap(run) -> None:
 def test_ingress_sizing(graph: Graph) -> None:
     service = graph.function("ingress").get("serviceConfig")
     assert service["minInstanceCount"] == 0
-    assert service["maxInstanceRequestConcurrency"] == 16
+    assert service["maxInstanceRequestConcurrency"] == 32
     assert service["availableMemory"] == "512Mi"
     assert service["timeoutSeconds"] == 60
     assert service["availableCpu"] == "1"
