@@ -34,10 +34,8 @@ import contextlib
 import hashlib
 import http.client
 import json
-import os
 import random
 import secrets
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,7 +45,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +53,18 @@ import httpx
 
 from bench._common import FUNCTIONS, RESULTS, machine, write_json, write_markdown
 from hookpress.local.emulators import Emulators
+from hookpress.local.faultproxy import QuietHTTPServer
 from hookpress.local.stack import (
     DEAD_PUSH_SUBSCRIPTION,
     PUSH_SUBSCRIPTION,
     FunctionProcess,
     LocalStack,
     StackOptions,
-    wait_tcp,
 )
 from hookpress.local.wordpress import WordPressServer
 from hookpress.signatures import SCHEMES
 
-__all__ = ["ChaosOptions", "ChaosResult", "FaultyIngress", "main", "run_chaos"]
+__all__ = ["ChaosOptions", "ChaosResult", "main", "run_chaos"]
 
 FAULTY_INGRESS = FUNCTIONS / "hookpress" / "local" / "faulty_ingress.py"
 TERMINAL = frozenset({"delivered", "failed", "dead"})
@@ -115,34 +113,6 @@ class ChaosResult:
         return [name for name, count in self.invariants.items() if count]
 
 
-@dataclass
-class FaultyIngress(FunctionProcess):
-    """The ingress process started from ``hookpress/local/faulty_ingress.py``.
-
-    :class:`FunctionProcess` always starts ``functions/<name>/main.py``; this
-    starts another module file with the same command line and environment.
-    """
-
-    source: Path = FAULTY_INGRESS
-
-    def start(self) -> None:
-        """Start and wait for the port."""
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [
-                sys.executable, "-m", "functions_framework",
-                "--target", self.target, "--source", str(self.source),
-                "--host", "127.0.0.1", "--port", str(self.port),
-            ],
-            env={**os.environ, **self.env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        wait_tcp(self.port, 30, self._proc)
-
-
 def use_faulty_ingress(stack: LocalStack, rate: float, seed: int) -> None:
     """Replace the stack's ingress by the faulty entry module, on the same port."""
     old = stack.ingress
@@ -154,12 +124,13 @@ def use_faulty_ingress(stack: LocalStack, rate: float, seed: int) -> None:
         "HOOKPRESS_CHAOS_PUBLISH_FAILURE_RATE": str(rate),
         "HOOKPRESS_CHAOS_SEED": str(seed),
     }
-    faulty = FaultyIngress(
+    faulty = FunctionProcess(
         "ingress",
         "ingress_with_faults",
         env,
         stack.workdir / "logs" / "ingress-chaos.log",
         old.port,
+        source=FAULTY_INGRESS,
     )
     faulty.start()
     stack.ingress = faulty
@@ -204,8 +175,7 @@ class _FrontDoorHandler(BaseHTTPRequestHandler):
                 conn.close()
 
 
-class _FrontDoorServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _FrontDoorServer(QuietHTTPServer):
     upstream_port: int
 
 

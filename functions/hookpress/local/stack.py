@@ -84,6 +84,7 @@ class FunctionProcess:
     env: dict[str, str]
     log_path: Path
     port: int = field(default_factory=free_port)
+    source: Path | None = None  # default: functions/<name>/main.py
     _proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -99,7 +100,7 @@ class FunctionProcess:
 
     def start(self) -> None:
         """Start and wait for the port."""
-        source = FUNCTIONS / self.name / "main.py"
+        source = self.source or FUNCTIONS / self.name / "main.py"
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
             [
