@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["FaultProxy", "Faults"]
+__all__ = ["FaultProxy", "Faults", "QuietHTTPServer"]
 
 CONTROL_PATH = "/__faults"
 _HOP_BY_HOP = {
@@ -164,9 +164,10 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
 
-class _Server(ThreadingHTTPServer):
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threading server for local stand-ins: callers going away is not an error."""
+
     daemon_threads = True
-    proxy: FaultProxy
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A caller that went away (a killed deliver process, a timed-out read) is an
@@ -174,6 +175,10 @@ class _Server(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
         super().handle_error(request, client_address)
+
+
+class _Server(QuietHTTPServer):
+    proxy: FaultProxy
 
 
 class FaultProxy:
