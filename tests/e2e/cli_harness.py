@@ -13,14 +13,18 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from google.cloud import firestore
 
-from hookpress.local.stack import LocalStack
+from hookpress.local.emulators import Emulators
+from hookpress.local.stack import LocalStack, StackOptions
+from hookpress.local.wordpress import WordPressServer
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -43,12 +47,8 @@ def wait_for(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> 
 
 
 def local_json(stack: LocalStack) -> dict[str, Any]:
-    """What ``nox -s dev`` writes for a stack (its local_json plus the admin's app password)."""
-    content = stack.local_json()
-    content["wordpress"]["admin_app_password"] = stack.site.admin_app_password
-    for name, source in content["sources"].items():
-        source["secret"] = f"hookpress-source-{name}"
-    return content
+    """What ``nox -s dev`` writes for a stack."""
+    return stack.local_json()
 
 
 def write_local_json(stack: LocalStack, path: Path) -> Path:
@@ -131,3 +131,53 @@ class WordPressReader:
         assert response.status_code == 200, response.text
         events: list[dict[str, Any]] = response.json()
         return events
+
+
+def stack_fixtures(name: str, options: StackOptions) -> tuple[Any, ...]:
+    """The module fixtures of a test module that drives its own local stack.
+
+    Returns ``stack, local_file, cli, db, wordpress, no_faults`` for the module
+    to bind to those names: one LocalStack on the session's emulators and
+    WordPress, the ``local.json`` the command reads, the command, Firestore,
+    the WordPress reader, and (autouse) a fault proxy cleared around each test.
+    """
+
+    @pytest.fixture(scope="module")
+    def stack(
+        emulators: Emulators,
+        wordpress_server: WordPressServer,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[LocalStack]:
+        local = LocalStack(
+            tmp_path_factory.mktemp(name), options, emulators=emulators, wordpress=wordpress_server
+        )
+        local.start()
+        yield local
+        local.stop()
+
+    @pytest.fixture(scope="module")
+    def local_file(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        path = tmp_path_factory.mktemp(f"{name}-local") / "local.json"
+        path.write_text(json.dumps(local_json(stack)))
+        return path
+
+    @pytest.fixture(scope="module")
+    def cli(local_file: Path) -> Cli:
+        return Cli(local_file)
+
+    @pytest.fixture(scope="module")
+    def db(stack: LocalStack) -> firestore.Client:
+        return firestore.Client(project=options.project)
+
+    @pytest.fixture(scope="module")
+    def wordpress(local_file: Path) -> WordPressReader:
+        return WordPressReader.from_local_json(json.loads(local_file.read_text()))
+
+    @pytest.fixture(autouse=True)
+    def no_faults(stack: LocalStack) -> Iterator[None]:
+        assert stack.proxy is not None
+        stack.proxy.clear()
+        yield
+        stack.proxy.clear()
+
+    return stack, local_file, cli, db, wordpress, no_faults

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,66 +17,22 @@ import pytest
 from google.cloud import firestore
 
 from hookpress.events import event_key
-from hookpress.local.emulators import Emulators, free_port
-from hookpress.local.stack import LocalStack, StackOptions
-from hookpress.local.wordpress import WordPressServer
+from hookpress.local.emulators import free_port
+from hookpress.local.stack import StackOptions
 from hookpress.settings import SCHEMES
-from tests.e2e.cli_harness import Cli, WordPressReader, local_json, wait_for
+from tests.e2e.cli_harness import Cli, stack_fixtures, wait_for
 
 PROJECT = "hookpress-cli"
 SOURCES = {f"cli-{scheme}": scheme for scheme in sorted(SCHEMES)}
 
 
-@pytest.fixture(scope="module")
-def stack(
-    emulators: Emulators,
-    wordpress_server: WordPressServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LocalStack]:
-    options = StackOptions(
-        project=PROJECT,
-        sources=SOURCES,
-        retry_min_s=1,
-        retry_max_s=2,
-        wp_read_timeout_s=3,
-        breaker_threshold=1000,
-    )
-    local = LocalStack(
-        tmp_path_factory.mktemp("cli"), options, emulators=emulators, wordpress=wordpress_server
-    )
-    local.start()
-    yield local
-    local.stop()
-
-
-@pytest.fixture(scope="module")
-def local_file(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cli-local") / "local.json"
-    path.write_text(json.dumps(local_json(stack)))
-    return path
-
-
-@pytest.fixture(scope="module")
-def cli(local_file: Path) -> Cli:
-    return Cli(local_file)
-
-
-@pytest.fixture(scope="module")
-def db(stack: LocalStack) -> firestore.Client:
-    return firestore.Client(project=PROJECT)
-
-
-@pytest.fixture(scope="module")
-def wordpress(local_file: Path) -> WordPressReader:
-    return WordPressReader.from_local_json(json.loads(local_file.read_text()))
-
-
-@pytest.fixture(autouse=True)
-def no_faults(stack: LocalStack) -> Iterator[None]:
-    assert stack.proxy is not None
-    stack.proxy.clear()
-    yield
-    stack.proxy.clear()
+OPTIONS = StackOptions(
+    project=PROJECT,
+    sources=SOURCES,
+    wp_read_timeout_s=3,
+    breaker_threshold=1000,
+)
+stack, local_file, cli, db, wordpress, no_faults = stack_fixtures("cli", OPTIONS)
 
 
 def status_of(db: firestore.Client, key: str) -> Any:

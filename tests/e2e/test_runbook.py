@@ -27,10 +27,15 @@ from google.cloud import firestore, pubsub_v1
 
 from hookpress.backends.gcs import RawStore
 from hookpress.events import event_key, new_record, raw_object_name
-from hookpress.local.emulators import Emulators
 from hookpress.local.stack import BUCKET, DEAD_TOPIC, LocalStack, StackOptions
 from hookpress.local.wordpress import WordPressServer
-from tests.e2e.cli_harness import ROOT, Cli, WordPressReader, clean_env, local_json, wait_for
+from tests.e2e.cli_harness import (
+    ROOT,
+    Cli,
+    clean_env,
+    stack_fixtures,
+    wait_for,
+)
 
 RUNBOOK = ROOT / "docs" / "runbook.md"
 SOURCES = {"rb-stripe": "stripe", "rb-github": "github", "rb-hmac": "hmac-timestamp"}
@@ -74,59 +79,16 @@ class Ran:
 # -- the stack ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def stack(
-    emulators: Emulators,
-    wordpress_server: WordPressServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LocalStack]:
-    options = StackOptions(
-        project=PROJECT,
-        sources=SOURCES,
-        retry_min_s=1,
-        retry_max_s=2,
-        wp_read_timeout_s=3,
-        breaker_threshold=1000,  # the breaker would only slow recovery down here
-        extra_deliver_env={"HOOKPRESS_CONTROL_TTL_S": "0.5"},
-        # A retired secret stops being accepted within a second, not five minutes.
-        extra_ingress_env={"HOOKPRESS_SECRET_CACHE_TTL_S": "1"},
-    )
-    local = LocalStack(
-        tmp_path_factory.mktemp("runbook"), options, emulators=emulators, wordpress=wordpress_server
-    )
-    local.start()
-    yield local
-    local.stop()
-
-
-@pytest.fixture(scope="module")
-def local_file(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("runbook-local") / "local.json"
-    path.write_text(json.dumps(local_json(stack)))
-    return path
-
-
-@pytest.fixture(scope="module")
-def cli(local_file: Path) -> Cli:
-    return Cli(local_file)
-
-
-@pytest.fixture(scope="module")
-def db(stack: LocalStack) -> firestore.Client:
-    return firestore.Client(project=PROJECT)
-
-
-@pytest.fixture(scope="module")
-def wordpress(local_file: Path) -> WordPressReader:
-    return WordPressReader.from_local_json(json.loads(local_file.read_text()))
-
-
-@pytest.fixture(autouse=True)
-def no_faults(stack: LocalStack) -> Iterator[None]:
-    assert stack.proxy is not None
-    stack.proxy.clear()
-    yield
-    stack.proxy.clear()
+OPTIONS = StackOptions(
+    project=PROJECT,
+    sources=SOURCES,
+    wp_read_timeout_s=3,
+    breaker_threshold=1000,  # the breaker would only slow recovery down here
+    extra_deliver_env={"HOOKPRESS_CONTROL_TTL_S": "0.5"},
+    # A retired secret stops being accepted within a second, not five minutes.
+    extra_ingress_env={"HOOKPRESS_SECRET_CACHE_TTL_S": "1"},
+)
+stack, local_file, cli, db, wordpress, no_faults = stack_fixtures("runbook", OPTIONS)
 
 
 @pytest.fixture(autouse=True)
