@@ -1,4 +1,4 @@
-"""What every hookpress component shares: its type token, child options, its dependencies."""
+"""What every hookpress component shares: its type token, child names and options, dependencies."""
 
 from __future__ import annotations
 
@@ -15,6 +15,13 @@ class Component(pulumi.ComponentResource):
     Children do not inherit a component's ``depends_on`` by themselves, so the
     APIs a component needs are passed in once and every child gets them through
     :meth:`child`.
+
+    Children are named after their component (:meth:`named`): the engine forms a
+    child's URN from its parent's type chain, its own type and its name, so two
+    instances of one component whose children had fixed names ("function",
+    "subscription") would register the same URN twice, which ``pulumi preview``
+    refuses ("Duplicate resource URN"). ``tests/infra/test_engine.py`` holds the
+    program to it.
     """
 
     def __init__(
@@ -25,7 +32,12 @@ class Component(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(f"hookpress:infra:{kind}", name, None, opts)
+        self.component_name = name
         self._depends_on = list(depends_on)
+
+    def named(self, child: str) -> str:
+        """The logical name of a child: ``<component name>-<child>``."""
+        return f"{self.component_name}-{child}"
 
     def child(
         self,

@@ -8,6 +8,16 @@ and add the outputs the real provider computes (service-account e-mails,
 function URLs, topic ids, reserved addresses), in the formats Google uses.
 Tests then assert on :class:`Graph`, a flat list of every registered
 resource with its inputs (Pulumi's camelCase wire names) and outputs.
+
+``pulumi.runtime.set_mocks`` does not apply the engine's rules: its monitor
+forms a child's URN from the last type of its parent only and overwrites a
+repeated URN silently. :class:`EngineMonitor` replaces it and records what
+the engine would refuse instead: every URN formed as the engine forms it
+(``urn:pulumi:<stack>::<project>::<parent type chain>$<type>::<name>``, the
+root stack's type left out), every repeat, every ``depends_on``/parent that is
+not a registered resource, and every resource constructed inside an
+``apply`` callback (its existence, and so its name, would depend on an
+Output: ``pulumi preview`` could not show it).
 """
 
 from __future__ import annotations
@@ -15,12 +25,16 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from collections.abc import Mapping
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
 
 REPO = Path(__file__).resolve().parents[2]
 for _path in (REPO, REPO / "functions"):
@@ -30,6 +44,7 @@ for _path in (REPO, REPO / "functions"):
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROJECT = "hookpress-test"
 PROJECT_NUMBER = "123456789012"
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 REGION = "europe-west1"
 FUNCTIONS = ("ingress", "deliver", "reconcile", "rotate")
 
@@ -100,6 +115,7 @@ class Graph:
 
     resources: list[Res]
     outputs: dict[str, Any] = field(default_factory=dict)
+    engine: EngineReport = field(default_factory=lambda: EngineReport())
 
     def of(self, type_suffix: str) -> list[Res]:
         """Resources whose type token ends with ``type_suffix`` (e.g. ``pubsub/topic:Topic``)."""
@@ -139,12 +155,129 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
-class Recorder(pulumi.runtime.Mocks):
-    """Mocks that compute provider outputs the way Google names things, and record everything."""
+@dataclass
+class Registration:
+    """One RegisterResource call as the engine sees it."""
 
-    def __init__(self) -> None:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    dependencies: list[str]
+    custom: bool
+
+
+@dataclass
+class EngineReport:
+    """What the real engine would have refused, and every URN it would have formed."""
+
+    registrations: list[Registration] = field(default_factory=list)
+    duplicate_urns: list[str] = field(default_factory=list)
+    # (urn, "parent" or "depends_on", the URN it refers to)
+    unregistered_references: list[tuple[str, str, str]] = field(default_factory=list)
+    # "type::name" of resources constructed while an apply callback ran
+    created_in_apply: list[str] = field(default_factory=list)
+
+    @property
+    def urns(self) -> list[str]:
+        """Every URN, in registration order (repeats included)."""
+        return [r.urn for r in self.registrations]
+
+
+def _qualified_type(urn: str) -> str:
+    """The type chain of a URN: ``urn:pulumi:stack::project::<this>::name``."""
+    return urn.split("::")[2]
+
+
+def engine_urn(stack: str, project: str, parent: str, type_: str, name: str) -> str:
+    """A URN as the Pulumi engine forms it (resource.NewURN with the parent's qualified type)."""
+    qualified = type_
+    if parent:
+        parent_type = _qualified_type(parent)
+        if parent_type != ROOT_STACK_TYPE:
+            qualified = f"{parent_type}${type_}"
+    return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
+
+
+class EngineMonitor(MockMonitor):
+    """The mock monitor, with URNs formed and checked as the engine does."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks, stack: str, project: str) -> None:
+        super().__init__(mocks)
+        self.stack, self.project = stack, project
+        self.report = EngineReport()
+        self._seen: set[str] = set()
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        return engine_urn(self.stack, self.project, parent, type_, name)
+
+    def _registered(self, urn: str) -> bool:
+        return urn in self._seen or _qualified_type(urn) == ROOT_STACK_TYPE
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type != ROOT_STACK_TYPE:
+            report = self.report
+            if urn in self._seen:
+                report.duplicate_urns.append(urn)
+            if request.parent and not self._registered(request.parent):
+                report.unregistered_references.append((urn, "parent", request.parent))
+            dependencies = list(request.dependencies)
+            for deps in request.propertyDependencies.values():
+                dependencies.extend(deps.urns)
+            for dep in dependencies:
+                if not self._registered(dep):
+                    report.unregistered_references.append((urn, "depends_on", dep))
+            report.registrations.append(
+                Registration(
+                    urn=urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    dependencies=sorted(set(dependencies)),
+                    custom=bool(request.custom),
+                )
+            )
+            self._seen.add(urn)
+        return super().RegisterResource(request)
+
+
+def _inside_apply() -> bool:
+    """Whether the current call runs inside an Output.apply callback."""
+    return any(
+        frame.filename.replace("\\", "/").endswith("pulumi/output.py") and frame.name == "run"
+        for frame in traceback.extract_stack()
+    )
+
+
+@contextmanager
+def _watch_apply_creations(report: EngineReport) -> Iterator[None]:
+    """Record every resource constructed while an apply callback runs."""
+    original = pulumi.Resource.__init__
+
+    def init(self: pulumi.Resource, t: str, name: str, *args: Any, **kwargs: Any) -> None:
+        if _inside_apply():
+            report.created_in_apply.append(f"{t}::{name}")
+        original(self, t, name, *args, **kwargs)
+
+    pulumi.Resource.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        pulumi.Resource.__init__ = original  # type: ignore[method-assign]
+
+
+class Recorder(pulumi.runtime.Mocks):
+    """Mocks that compute provider outputs the way Google names things, and record everything.
+
+    With ``unknown_outputs`` (a preview), every output the provider computes is
+    unknown, as in ``pulumi preview`` of a fresh stack: only inputs are known.
+    """
+
+    def __init__(self, *, unknown_outputs: bool = False) -> None:
         self.resources: list[Res] = []
         self._addresses = 0
+        self.unknown_outputs = unknown_outputs
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         inputs = dict(args.inputs)
@@ -168,6 +301,8 @@ class Recorder(pulumi.runtime.Mocks):
             name, location = inputs["name"], inputs["location"]
             out["url"] = f"https://{location}-{project}.cloudfunctions.net/{name}"
             service = dict(inputs.get("serviceConfig", {}))
+            # What Google returns: the hash-based URL (the deterministic one is in the
+            # Cloud Run service's `urls`, see call()).
             service["uri"] = f"https://{name}-abcdefghij-ew.a.run.app"
             service["service"] = f"projects/{project}/locations/{location}/services/{name}"
             out["serviceConfig"] = service
@@ -202,6 +337,10 @@ class Recorder(pulumi.runtime.Mocks):
             out["selfLink"] = f"https://www.googleapis.com/compute/v1/{rid}"
         elif typ == "gcp:storage/bucketObject:BucketObject":
             out["mediaLink"] = f"https://storage.googleapis.com/{inputs['bucket']}/{inputs['name']}"
+        elif typ == "gcp:vpcaccess/connector:Connector":
+            rid = f"projects/{project}/locations/{inputs['region']}/connectors/{inputs['name']}"
+        elif typ == "random:index/randomPassword:RandomPassword":
+            out["result"] = "r" * int(inputs.get("length", 32))
         self.resources.append(
             Res(
                 type=typ,
@@ -212,10 +351,35 @@ class Recorder(pulumi.runtime.Mocks):
                 id=rid,
             )
         )
+        if self.unknown_outputs:
+            out = {k: (v if k in inputs else rpc.UNKNOWN) for k, v in out.items()}
+            return "", out
         return rid, out
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        if args.token == "gcp:organizations/getProject:getProject":
+            project = args.args.get("projectId") or PROJECT
+            return {"projectId": project, "number": PROJECT_NUMBER, "name": project}, None
+        if args.token == "gcp:cloudrunv2/getService:getService":
+            name, region = args.args["name"], args.args["location"]
+            # Cloud Run lists the deterministic URL first, then the hash-based one.
+            urls = [
+                f"https://{name}-{PROJECT_NUMBER}.{region}.run.app",
+                f"https://{name}-abcdefghij-ew.a.run.app",
+            ]
+            return {"name": name, "location": region, "urls": urls, "uri": urls[1]}, None
         return {}, None
+
+
+def set_engine_mocks(
+    recorder: Recorder, *, stack: str = "test", project: str = "hookpress", preview: bool = False
+) -> EngineMonitor:
+    """``pulumi.runtime.set_mocks`` with the engine's URN rules (:class:`EngineMonitor`)."""
+    monitor = EngineMonitor(recorder, stack=stack, project=project)
+    pulumi.runtime.set_mocks(
+        recorder, project=project, stack=stack, preview=preview, monitor=monitor
+    )
+    return monitor
 
 
 def run_program(
@@ -223,11 +387,16 @@ def run_program(
     functions_root: Path,
     *,
     secret_keys: list[str] | None = None,
+    preview: bool = False,
 ) -> Graph:
-    """Run ``infra.__main__.main`` under mocks with ``config``; return the recorded graph."""
+    """Run ``infra.__main__.main`` under mocks with ``config``; return the recorded graph.
+
+    ``preview`` runs it as ``pulumi preview`` of a fresh stack does: computed
+    outputs unknown, apply callbacks on them never run.
+    """
     pulumi.runtime.set_all_config(dict(config), secret_keys or [])
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="hookpress", stack="test", preview=False)
+    recorder = Recorder(unknown_outputs=preview)
+    monitor = set_engine_mocks(recorder, preview=preview)
     program = importlib.import_module("infra.__main__")
     config_module = importlib.import_module("infra.config")
     captured: dict[str, Any] = {}
@@ -237,8 +406,9 @@ def run_program(
         outputs = program.main(config_module.load(), functions_root)
         return pulumi.Output.from_input(outputs).apply(captured.update)
 
-    go()
-    return Graph(resources=recorder.resources, outputs=captured)
+    with _watch_apply_creations(monitor.report):
+        go()
+    return Graph(resources=recorder.resources, outputs=captured, engine=monitor.report)
 
 
 def write_function(
