@@ -23,14 +23,15 @@ for _path in (_REPO / "functions", _REPO):
         sys.path.insert(0, str(_path))
 
 import pulumi  # noqa: E402
+from pulumi_gcp import cloudrunv2, organizations  # noqa: E402
 
 from infra.access import Access, Grant  # noqa: E402
 from infra.apis import Apis  # noqa: E402
 from infra.build import BuildInfra, BuildInfraArgs  # noqa: E402
-from infra.config import FunctionSizing, Settings, load  # noqa: E402
+from infra.config import SMOKE_SOURCE, FunctionSizing, Settings, load  # noqa: E402
 from infra.env import deliver_env, ingress_env, reconcile_env, rotate_env  # noqa: E402
 from infra.events_store import EventStore, EventStoreArgs  # noqa: E402
-from infra.function import CloudFunction, CloudFunctionArgs, FunctionSpec, VpcEgress  # noqa: E402
+from infra.function import CloudFunction, CloudFunctionArgs, FunctionSpec  # noqa: E402
 from infra.identities import Identities  # noqa: E402
 from infra.messaging import Messaging, MessagingArgs  # noqa: E402
 from infra.network import Egress, EgressArgs  # noqa: E402
@@ -77,11 +78,30 @@ IDENTITIES = {
 }
 
 
+def with_project_number(settings: Settings) -> Settings:
+    """The settings with the project number: from hookpress:projectNumber, else the project.
+
+    A plain (synchronous) invoke, so the service URLs built from it are plain
+    strings known at preview, not Outputs.
+    """
+    if settings.project_number is not None:
+        return settings
+    try:
+        number = organizations.get_project(project_id=settings.project).number
+    except Exception as exc:  # noqa: BLE001 - any lookup failure gets the same remedy
+        raise pulumi.RunError(
+            f"could not read the number of project {settings.project} ({type(exc).__name__}): "
+            "set it with pulumi config set hookpress:projectNumber $(gcloud projects describe "
+            f"{settings.project} --format='value(projectNumber)')."
+        ) from None
+    return settings.with_project_number(str(number))
+
+
 def main(
     settings: Settings, functions_root: Path = FUNCTIONS_ROOT
 ) -> dict[str, pulumi.Input[object]]:
     """Declare the whole stack; return its outputs."""
-    s = settings
+    s = with_project_number(settings)
     project, region, labels = s.project, s.region, dict(s.labels)
 
     apis = Apis("apis", project)
@@ -98,6 +118,9 @@ def main(
             subnet_cidr=s.network.subnet_cidr,
             ip_count=s.network.egress_ip_count,
             min_ports_per_vm=s.network.nat_min_ports_per_vm,
+            path=s.network.egress_path,
+            connector_min_instances=s.network.connector_min_instances,
+            connector_max_instances=s.network.connector_max_instances,
         ),
         depends_on=ready,
     )
@@ -155,10 +178,10 @@ def main(
             bucket_name=f"{project}-{s.prefix}-sources",
             build_member=ids.member("build"),
             labels=labels,
+            settle_s=s.iam_settle_s,
         ),
         depends_on=ready,
     )
-    vpc = VpcEgress(network=egress.network.name, subnetwork=egress.subnet.name)
 
     def function(
         spec: FunctionSpec,
@@ -182,11 +205,12 @@ def main(
                 docker_repository=build.repository.id,
                 environment=environment,
                 labels={**labels, "hookpress-function": spec.short_name},
-                vpc=vpc if spec.vpc_egress else None,
+                service_url=s.function_url(spec.short_name),
+                vpc=egress.access if spec.vpc_egress else None,
                 invokers=invokers or {},
             ),
-            # The build grants must exist before the first build starts.
-            depends_on=[*ready, build],
+            # The build grants must exist, and have propagated, before the first build.
+            depends_on=[*ready, build.ready],
         )
 
     ingress = function(
@@ -200,15 +224,14 @@ def main(
         deliver_env(s, raw_bucket=raw.bucket.name, push_account=ids.email("push")),
         invokers={"push": ids.member("push")},
     )
-    _check_url("deliver", deliver.url, s.function_url("deliver"))
+    _check_url(deliver, project, region)
     push = PushSubscription(
         "deliver-push",
         PushSubscriptionArgs(
             project=project,
             name="events-deliver",
             topic=messaging.events.id,
-            endpoint=deliver.url,
-            audience=deliver.url,
+            audience=deliver.service_url,
             push_account_email=ids.email("push"),
             push_account_id=ids.accounts["push"].name,
             pubsub_agent_member=apis.pubsub_agent.member,
@@ -231,8 +254,8 @@ def main(
             project=project,
             name="events-dead-deliver",
             topic=messaging.dead.id,
-            endpoint=deliver.url.apply(lambda url: f"{url}/dead"),
-            audience=deliver.url,
+            audience=deliver.service_url,
+            path="/dead",
             push_account_email=ids.email("push"),
             push_account_id=ids.accounts["push"].name,
             pubsub_agent_member=apis.pubsub_agent.member,
@@ -248,17 +271,18 @@ def main(
     reconcile = function(
         RECONCILE,
         RECONCILE_SIZING,
-        reconcile_env(s, events_topic=messaging.events.name),
+        reconcile_env(s, events_topic=messaging.events.name, caller=ids.email("scheduler")),
         invokers={"scheduler": ids.member("scheduler")},
     )
-    Schedule(
+    _check_url(reconcile, project, region)
+    schedule = Schedule(
         "reconcile-schedule",
         ScheduleArgs(
             project=project,
             region=region,
             name=s.function_name("reconcile"),
             schedule=s.reconcile_schedule,
-            uri=reconcile.url,
+            uri=reconcile.service_url,
             caller_email=ids.email("scheduler"),
             attempt_deadline_s=RECONCILE_SIZING.timeout_s,
             description="hookpress: re-publish events stuck in 'received'",
@@ -274,15 +298,14 @@ def main(
             rotate_env(s, push_account=ids.email("rotate-push")),
             invokers={"rotate-push": ids.member("rotate-push")},
         )
-        _check_url("rotate", rotate.url, s.function_url("rotate"))
+        _check_url(rotate, project, region)
         PushSubscription(
             "rotate-push",
             PushSubscriptionArgs(
                 project=project,
                 name=f"{s.prefix}-secret-rotation-rotate",
                 topic=secrets.rotation_topic.id,
-                endpoint=rotate.url,
-                audience=rotate.url,
+                audience=rotate.service_url,
                 push_account_email=ids.email("rotate-push"),
                 push_account_id=ids.accounts["rotate-push"].name,
                 pubsub_agent_member=apis.pubsub_agent.member,
@@ -317,6 +340,7 @@ def main(
             notification_channels=s.observability.notification_channels,
             oldest_unacked_alert_s=s.observability.oldest_unacked_alert_s,
             delivery_failures_threshold=s.observability.delivery_failures_alert_threshold,
+            metric_settle_s=s.metric_settle_s,
         ),
         depends_on=ready,
     )
@@ -332,8 +356,11 @@ def main(
         "ingressUrls": ingress.url.apply(
             lambda url: {src.name: f"{url}/{src.name}" for src in s.sources}
         ),
-        "deliverUrl": deliver.url,
-        "functionUrls": {name: fn.url for name, fn in functions.items()},
+        # Private functions are called at their run.app service URL; ingress anywhere.
+        "deliverUrl": deliver.service_url,
+        "functionUrls": {
+            name: fn.url if name == "ingress" else fn.service_url for name, fn in functions.items()
+        },
         "egressIps": egress.egress_ips,
         "rawBucket": raw.bucket.name,
         "sourceBucket": build.bucket.name,
@@ -357,20 +384,37 @@ def main(
             "wordpress": secrets.wordpress.secret_id,
         },
         "firestoreDatabase": s.firestore_database,
+        # What `hookpress smoke` needs beyond the above.
+        "smoke": {
+            "source": SMOKE_SOURCE if s.smoke_source else None,
+            "reconcileJob": schedule.job.name,
+            "reconcileSchedule": s.reconcile_schedule,
+            "region": region,
+        },
     }
 
 
-def _check_url(name: str, actual: pulumi.Output[str], expected: str) -> None:
-    """Fail the update if a function's URL is not the one its environment was given."""
+def _check_url(fn: CloudFunction, project: str, region: str) -> None:
+    """Fail the update if the function's Cloud Run service does not answer at its predicted URL.
 
-    def check(url: str) -> None:
-        if url and url != expected:
+    Its callers push to, and sign for, ``fn.service_url``, which the function
+    also checks; if Cloud Run did not give the service that deterministic URL
+    (e.g. run.app URLs turned off), every call would fail. Read once the
+    function exists (an unknown name at preview skips it).
+    """
+    urls = cloudrunv2.get_service_output(
+        name=fn.function.name, location=region, project=project
+    ).urls
+
+    def check(found: list[str] | None) -> None:
+        if found is not None and fn.service_url not in found:
             raise pulumi.RunError(
-                f"The {name} function's URL is {url}, but its environment names {expected} as "
-                "the OIDC audience: update Settings.function_url to match and run pulumi up again."
+                f"The Cloud Run service of {fn.function_name} answers at {', '.join(found)}, not "
+                f"at {fn.service_url}, where its push subscription or scheduler job calls it and "
+                "which it checks as the OIDC audience: see docs/deploy.md, 'Service URLs'."
             )
 
-    actual.apply(check)
+    urls.apply(check)
 
 
 def _grants(

@@ -54,17 +54,18 @@ class Access(Component):
 
     def _grant(self, project: str, g: Grant) -> pulumi.CustomResource:
         opts = self.child()
+        name = self.named(g.label)
         if g.kind == "bucket":
             return storage.BucketIAMMember(
-                g.label, bucket=g.target, role=g.role, member=g.member, opts=opts
+                name, bucket=g.target, role=g.role, member=g.member, opts=opts
             )
         if g.kind == "topic":
             return pubsub.TopicIAMMember(
-                g.label, project=project, topic=g.target, role=g.role, member=g.member, opts=opts
+                name, project=project, topic=g.target, role=g.role, member=g.member, opts=opts
             )
         if g.kind == "secret":
             return secretmanager.SecretIamMember(
-                g.label,
+                name,
                 project=project,
                 secret_id=g.target,
                 role=g.role,
@@ -73,7 +74,7 @@ class Access(Component):
             )
         database = pulumi.Output.from_input(g.target)
         return projects.IAMMember(
-            g.label,
+            name,
             project=project,
             role=g.role,
             member=g.member,

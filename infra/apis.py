@@ -24,6 +24,7 @@ SERVICES = (
     "run.googleapis.com",  # gen2 functions are Cloud Run services
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
+    "vpcaccess.googleapis.com",  # the Serverless VPC Access connector (egressPath connector)
 )
 
 
@@ -38,7 +39,7 @@ class Apis(Component):
         super().__init__("Apis", name, opts=opts)
         self.services = [
             projects.Service(
-                service.split(".")[0],
+                self.named(service.split(".")[0]),
                 project=project,
                 service=service,
                 disable_on_destroy=False,
@@ -50,13 +51,13 @@ class Apis(Component):
         # The service agents exist once their API is on; ServiceIdentity makes sure
         # they do (a fresh project has none until first use) and yields their e-mail.
         self.pubsub_agent = projects.ServiceIdentity(
-            "pubsub-agent",
+            self.named("pubsub-agent"),
             project=project,
             service="pubsub.googleapis.com",
             opts=self.child(depends_on=self.services),
         )
         self.secretmanager_agent = projects.ServiceIdentity(
-            "secretmanager-agent",
+            self.named("secretmanager-agent"),
             project=project,
             service="secretmanager.googleapis.com",
             opts=self.child(depends_on=self.services),

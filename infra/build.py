@@ -1,10 +1,21 @@
 """Where function code goes before it runs: the source bucket, the image repository, the builder.
 
 Cloud Run functions build each archive with Cloud Build. The build runs as
-its own service account (not the default compute one) holding only what a
-build touches: write its logs, push to this stack's image repository, read
-the sources (this bucket, and the ``gcf-v2-sources-*`` staging buckets Cloud
-Run functions copies them into, through an IAM condition).
+its own service account (not the default compute one) holding what Google's
+page for a custom build service account lists
+(https://cloud.google.com/functions/docs/securing/build-custom-sa):
+``roles/logging.logWriter`` (build logs), ``roles/artifactregistry.writer``
+(on this stack's image repository, given as the function's
+``dockerRepository``) and ``roles/storage.objectViewer`` (the sources: this
+bucket, and the ``gcf-v2-sources-*`` staging buckets Cloud Run functions copies
+them into, through an IAM condition). :data:`BUILD_ROLES` is that list; the
+infra tests compare the grants with it.
+
+IAM changes take effect "typically within 2 minutes" and can take 7 or more
+(https://cloud.google.com/iam/docs/access-change-propagation). On a fresh
+project the first build would start while the grants are still unknown to
+Cloud Build and fail; ``ready`` is a ``time.Sleep`` (pulumiverse-time) after
+the grants, on their creation only, that the functions wait for.
 """
 
 from __future__ import annotations
@@ -13,12 +24,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumiverse_time as time
 from pulumi_gcp import artifactregistry, projects, storage
 
 from infra.base import Component
 from infra.storage import private_bucket
 
-__all__ = ["BuildInfra", "BuildInfraArgs"]
+__all__ = ["BUILD_ROLES", "BuildInfra", "BuildInfraArgs"]
+
+#: The roles https://cloud.google.com/functions/docs/securing/build-custom-sa lists.
+BUILD_ROLES = frozenset(
+    {"roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectViewer"}
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,8 @@ class BuildInfraArgs:
     build_member: pulumi.Input[str]
     labels: dict[str, str]
     keep_images: int = 5
+    # Seconds to let the grants propagate before the first build (0: do not wait).
+    settle_s: int = 180
 
 
 class BuildInfra(Component):
@@ -46,7 +65,7 @@ class BuildInfra(Component):
     ) -> None:
         super().__init__("BuildInfra", name, depends_on, opts)
         self.bucket = private_bucket(
-            "sources",
+            self.named("sources"),
             project=args.project,
             name=args.bucket_name,
             location=args.region.upper(),
@@ -55,7 +74,7 @@ class BuildInfra(Component):
             opts=self.child(),
         )
         self.repository = artifactregistry.Repository(
-            "images",
+            self.named("images"),
             project=args.project,
             location=args.region,
             repository_id=f"{args.prefix}-functions",
@@ -82,14 +101,14 @@ class BuildInfra(Component):
         )
         self.grants = [
             projects.IAMMember(
-                "build-log-writer",
+                self.named("log-writer"),
                 project=args.project,
                 role="roles/logging.logWriter",
                 member=args.build_member,
                 opts=self.child(),
             ),
             artifactregistry.RepositoryIamMember(
-                "build-image-writer",
+                self.named("image-writer"),
                 project=args.project,
                 location=args.region,
                 repository=self.repository.name,
@@ -98,14 +117,14 @@ class BuildInfra(Component):
                 opts=self.child(),
             ),
             storage.BucketIAMMember(
-                "build-source-reader",
+                self.named("source-reader"),
                 bucket=self.bucket.name,
                 role="roles/storage.objectViewer",
                 member=args.build_member,
                 opts=self.child(),
             ),
             projects.IAMMember(
-                "build-staging-reader",
+                self.named("staging-reader"),
                 project=args.project,
                 role="roles/storage.objectViewer",
                 member=args.build_member,
@@ -117,4 +136,11 @@ class BuildInfra(Component):
                 opts=self.child(),
             ),
         ]
+        self.ready = time.Sleep(
+            self.named("grants-settled"),
+            create_duration=f"{args.settle_s}s",
+            # A replaced grant (another account, say) waits again.
+            triggers={f"grant-{i}": grant.id for i, grant in enumerate(self.grants)},
+            opts=self.child(depends_on=self.grants),
+        )
         self.register_outputs({"bucket": self.bucket.name, "repository": self.repository.id})

@@ -12,17 +12,21 @@ on they are read with ``require_secret``/``require_secret_object`` and stay
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import pulumi
 
 from hookpress.settings import SCHEMES
 
 __all__ = [
+    "EGRESS_PATHS",
+    "SMOKE_SCHEME",
+    "SMOKE_SOURCE",
     "BucketConfig",
     "ConfigError",
     "DeliverConfig",
@@ -46,9 +50,24 @@ _CIDR = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
 _STORAGE_CLASSES = ("NEARLINE", "COLDLINE", "ARCHIVE")
+_PROJECT_NUMBER = re.compile(r"^[1-9][0-9]{5,18}$")
 # Cloud Run functions accept these CPU values; below 1 a function serves one request at a time.
 _CPUS = {"0.083": 0.083, "0.167": 0.167, "0.333": 0.333, "0.5": 0.5, "0.583": 0.583}
 _CPUS.update({str(n): float(n) for n in (1, 2, 4, 6, 8)})
+
+EgressPath = Literal["connector", "direct"]
+#: How deliver and rotate reach WordPress through Cloud NAT (docs/deploy.md, "Egress").
+EGRESS_PATHS: tuple[EgressPath, ...] = ("connector", "direct")
+#: The source `hookpress smoke` signs with; the program generates its secret.
+SMOKE_SOURCE = "smoke"
+SMOKE_SCHEME = "hmac-timestamp"
+# Secret Manager refuses a next_rotation_time less than 300 s ahead:
+# https://cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets#rotation
+_ROTATION_LEAD = timedelta(minutes=5)
+# A DNS label is at most 63 characters; Cloud Run gives no deterministic URL above that:
+# https://cloud.google.com/run/docs/triggering/https-request#deterministic
+_DNS_LABEL = 63
+_PRIVATE_FUNCTIONS = ("deliver", "reconcile", "rotate")
 
 
 class ConfigError(pulumi.RunError):
@@ -62,6 +81,8 @@ class Source:
     name: str
     scheme: str
     secret_id: str
+    # The program makes its value (the smoke source); none is read from config.
+    generated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +143,14 @@ class BucketConfig:
 
 @dataclass(frozen=True, slots=True)
 class NetworkConfig:
-    """Static egress: the subnet the private functions leave from and the NAT addresses."""
+    """Static egress: how the private functions reach the VPC, its subnet and the NAT addresses."""
 
     subnet_cidr: str
     egress_ip_count: int
     nat_min_ports_per_vm: int
+    egress_path: EgressPath = "connector"
+    connector_min_instances: int = 2
+    connector_max_instances: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +188,13 @@ class Settings:
     labels: Mapping[str, str] = field(default_factory=dict)
     wp_app_password: pulumi.Output[str] | None = None
     source_secret_values: pulumi.Output[Any] | None = None
+    # None until resolved (hookpress:projectNumber, or the project itself: see
+    # infra/__main__.py); the deterministic service URLs need it.
+    project_number: str | None = None
+    smoke_source: bool = True
+    # How long to wait for IAM grants and for new log-based metrics (first up only).
+    iam_settle_s: int = 180
+    metric_settle_s: int = 600
 
     @property
     def rotation_enabled(self) -> bool:
@@ -174,15 +205,41 @@ class Settings:
         """The deployed name of a function (and of its Cloud Run service)."""
         return f"{self.prefix}-{short}"
 
-    def function_url(self, short: str) -> str:
-        """The URL Cloud Run functions gives a function: known before it exists.
+    def with_project_number(self, number: str) -> Settings:
+        """These settings with the project number known (checked as the config key is)."""
+        if not _PROJECT_NUMBER.match(number):
+            raise ConfigError(
+                f"{NAMESPACE}:projectNumber must be the project's number (digits only), "
+                f"got {number[:32]!r}."
+            )
+        longest = max(len(f"{self.function_name(f)}-{number}") for f in _PRIVATE_FUNCTIONS)
+        if longest > _DNS_LABEL:
+            raise ConfigError(
+                f"{NAMESPACE}:namePrefix {self.prefix!r} is too long: a function's name and the "
+                f"project number make a {longest}-character DNS label, and Cloud Run gives a "
+                f"deterministic URL only up to {_DNS_LABEL}."
+            )
+        return replace(self, project_number=number)
 
-        The deliver function must be told its own URL (the OIDC audience it
-        checks), which would otherwise be a dependency cycle.
+    def function_url(self, short: str) -> str:
+        """The function's Cloud Run service URL, in its deterministic form: known before it exists.
+
+        ``https://SERVICE-PROJECT_NUMBER.REGION.run.app``
+        (https://cloud.google.com/run/docs/triggering/https-request#deterministic).
+        Pub/Sub push and Cloud Scheduler count as internal callers of an
+        internal-only service only at its ``run.app`` URL
+        (https://cloud.google.com/run/docs/securing/ingress), and Cloud Run's own
+        token check wants that URL as the audience
+        (https://cloud.google.com/run/docs/configuring/custom-audiences). The
+        private functions are told their URL (the audience they check) before
+        they exist, which would otherwise be a dependency cycle.
         """
-        return (
-            f"https://{self.region}-{self.project}.cloudfunctions.net/{self.function_name(short)}"
-        )
+        if self.project_number is None:
+            raise ConfigError(
+                "the project number is not known yet: set hookpress:projectNumber "
+                "(gcloud projects describe PROJECT --format='value(projectNumber)')."
+            )
+        return f"https://{self.function_name(short)}-{self.project_number}.{self.region}.run.app"
 
 
 class _Reader:
@@ -318,17 +375,35 @@ def _memory(r: _Reader, name: str, default: str) -> str:
     return value
 
 
-def _cpu(r: _Reader, name: str, default: str, concurrency: int) -> str:
+def _mebibytes(memory: str) -> int:
+    return int(memory[:-2]) * (1024 if memory.endswith("Gi") else 1)
+
+
+def _cpu(r: _Reader, name: str, default: str, concurrency: int, memory: str = "512Mi") -> str:
+    """A CPU value Cloud Run accepts with this concurrency and memory.
+
+    Below 1 vCPU, Cloud Run requires a concurrency of 1, at least 0.5 vCPU above
+    512 MiB and 1 vCPU above 1 GiB
+    (https://cloud.google.com/run/docs/configuring/services/cpu#cpu-memory).
+    """
     value = r.text(name, default) or default
     if value not in _CPUS:
         raise ConfigError(
             f"{r.key(name)} must be one of {', '.join(sorted(_CPUS, key=_CPUS.__getitem__))}, "
             f"got {value[:32]!r}."
         )
-    if concurrency > 1 and _CPUS[value] < 1:
+    cpu = _CPUS[value]
+    if concurrency > 1 and cpu < 1:
         raise ConfigError(
             f"{r.key(name)} is {value}, but a function serving {concurrency} concurrent "
             "requests needs at least 1 CPU: raise the CPU or set the concurrency to 1."
+        )
+    mib = _mebibytes(memory)
+    needed = 1.0 if mib > 1024 else 0.5 if mib > 512 else 0.0
+    if cpu < needed:
+        raise ConfigError(
+            f"{r.key(name)} is {value}, but Cloud Run needs at least {needed:g} CPU for "
+            f"{memory} of memory: raise the CPU or lower the memory."
         )
     return value
 
@@ -355,7 +430,54 @@ def _cidr(r: _Reader, name: str, default: str) -> str:
             f"{r.key(name)} must be an IPv4 range from /16 to /28, e.g. 10.8.0.0/26, "
             f"got {value[:32]!r}."
         )
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ConfigError(
+            f"{r.key(name)} {value} has host bits set: use the range's first address "
+            f"({ipaddress.ip_network(value, strict=False)})."
+        ) from None
     return value
+
+
+# Every subnet loses four addresses to Google
+# (https://cloud.google.com/vpc/docs/subnets#unusable-ip-addresses-in-every-subnet).
+_RESERVED_PER_SUBNET = 4
+
+
+def _egress_subnet(r: _Reader, path: EgressPath, vpc_instances: int) -> str:
+    """The egress subnet: a /28 of its own for a connector; /26 or larger for Direct VPC egress.
+
+    A Serverless VPC Access connector takes a dedicated /28
+    (https://cloud.google.com/vpc/docs/serverless-vpc-access#ip_address_ranges). Direct
+    VPC egress reserves addresses 16 (a /28) at a time, uses twice as many as
+    instances run, and Google requires the range to be /26 or larger
+    (https://cloud.google.com/run/docs/configuring/vpc-direct-vpc#direct-vpc-ip-allocation).
+    """
+    name = "egressSubnetCidr"
+    cidr = _cidr(r, name, "10.8.0.0/28" if path == "connector" else "10.8.0.0/26")
+    prefix = int(cidr.rsplit("/", 1)[1])
+    if path == "connector":
+        if prefix != 28:
+            raise ConfigError(
+                f"{r.key(name)} is {cidr}, but a Serverless VPC Access connector needs a /28 "
+                f"of its own (egressPath connector), e.g. 10.8.0.0/28."
+            )
+        return cidr
+    if prefix > 26:
+        raise ConfigError(
+            f"{r.key(name)} is {cidr}, but Direct VPC egress needs /26 or larger "
+            "(Google's minimum), e.g. 10.8.0.0/26."
+        )
+    needed = -(-2 * vpc_instances // 16) * 16
+    usable = 2 ** (32 - prefix) - _RESERVED_PER_SUBNET
+    if usable < needed:
+        raise ConfigError(
+            f"{r.key(name)} {cidr} has {usable} usable addresses, but Direct VPC egress needs "
+            f"{needed} for {vpc_instances} instances (twice the instances, in blocks of 16): "
+            "use a larger range."
+        )
+    return cidr
 
 
 def _schedule(r: _Reader, name: str, default: str) -> str:
@@ -369,7 +491,8 @@ def _schedule(r: _Reader, name: str, default: str) -> str:
     return value
 
 
-def _timestamp(r: _Reader, name: str) -> str | None:
+def _first_rotation(r: _Reader, name: str, now: datetime) -> str | None:
+    """A configured first rotation time, which Secret Manager needs at least 5 minutes ahead."""
     value = r.text(name)
     if value is None:
         return None
@@ -382,10 +505,16 @@ def _timestamp(r: _Reader, name: str) -> str | None:
             f"{r.key(name)} must be an RFC 3339 UTC time such as 2026-01-05T03:00:00Z, "
             f"got {value[:40]!r}."
         )
+    if parsed < now + _ROTATION_LEAD:
+        raise ConfigError(
+            f"{r.key(name)} ({value}) is less than 5 minutes ahead, which Secret Manager "
+            "refuses; if the secret already exists, Secret Manager keeps its schedule and the "
+            f"key is no longer needed: pulumi config rm {r.key(name)}."
+        )
     return value
 
 
-def load() -> Settings:
+def load(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Settings:
     """Read and validate the whole stack configuration; raise ConfigError if anything is wrong."""
     gcp = _Reader("gcp")
     r = _Reader(NAMESPACE)
@@ -400,8 +529,28 @@ def load() -> Settings:
         )
 
     sources = _sources(r, prefix)
+    smoke = r.boolean("smokeSource", True)
+    if smoke:
+        if SMOKE_SOURCE in {s.name for s in sources}:
+            raise ConfigError(
+                f"{r.key('sources')} has a source named {SMOKE_SOURCE!r}, which the program "
+                f"provisions for `hookpress smoke`: rename it, or set {r.key('smokeSource')} "
+                "false."
+            )
+        smoke_secret = f"{prefix}-source-{SMOKE_SOURCE}"
+        if smoke_secret in {s.secret_id for s in sources}:
+            raise ConfigError(
+                f"{r.key('sources')} uses the secret {smoke_secret!r}, which the smoke source "
+                "needs: give that source another secret id."
+            )
+        sources = (
+            *sources,
+            Source(name=SMOKE_SOURCE, scheme=SMOKE_SCHEME, secret_id=smoke_secret, generated=True),
+        )
+    project_number = r.text("projectNumber")
 
     ingress_concurrency = r.integer("ingressConcurrency", 32, 1, 1000)
+    ingress_memory = _memory(r, "ingressMemory", "512Mi")
     ingress_min = r.integer("ingressMinInstances", 0, 0, 100)
     ingress_max = r.integer("ingressMaxInstances", 100, 1, 1000)
     if ingress_min > ingress_max:
@@ -414,8 +563,8 @@ def load() -> Settings:
             min_instances=ingress_min,
             max_instances=ingress_max,
             concurrency=ingress_concurrency,
-            memory=_memory(r, "ingressMemory", "512Mi"),
-            cpu=_cpu(r, "ingressCpu", "1", ingress_concurrency),
+            memory=ingress_memory,
+            cpu=_cpu(r, "ingressCpu", "1", ingress_concurrency, ingress_memory),
             timeout_s=r.integer("ingressTimeoutS", 60, 1, 3600),
         ),
         max_body_bytes=r.integer("maxBodyBytes", 1_048_576, 1_024, 33_554_432),
@@ -431,6 +580,7 @@ def load() -> Settings:
             "times concurrency equals the cap WordPress is sized for."
         )
     deliver_timeout = r.integer("deliverTimeoutS", 60, 10, 600)
+    deliver_memory = _memory(r, "deliverMemory", "512Mi")
     connect = r.number("wpConnectTimeoutS", 5.0, 0.1, 60.0)
     read = r.number("wpReadTimeoutS", 30.0, 0.1, 300.0)
     if connect + read >= deliver_timeout:
@@ -444,9 +594,13 @@ def load() -> Settings:
             min_instances=0,
             max_instances=cap // deliver_concurrency,
             concurrency=deliver_concurrency,
-            memory=_memory(r, "deliverMemory", "512Mi"),
+            memory=deliver_memory,
             cpu=_cpu(
-                r, "deliverCpu", "1" if deliver_concurrency > 1 else "0.5", deliver_concurrency
+                r,
+                "deliverCpu",
+                "1" if deliver_concurrency > 1 else "0.5",
+                deliver_concurrency,
+                deliver_memory,
             ),
             timeout_s=deliver_timeout,
         ),
@@ -524,10 +678,27 @@ def load() -> Settings:
         soft_delete_days=soft_delete,
     )
 
+    path = r.text("egressPath", "connector") or "connector"
+    if path not in EGRESS_PATHS:
+        raise ConfigError(f"{r.key('egressPath')} must be connector or direct, got {path[:32]!r}.")
+    egress_path: EgressPath = "direct" if path == "direct" else "connector"
+    rotation_days = r.integer("wpPasswordRotationDays", 30, 0, 3650)
+    # deliver's instances, plus rotate's one while rotation is on.
+    vpc_instances = deliver.sizing.max_instances + (1 if rotation_days else 0)
+    connector_min = r.integer("connectorMinInstances", 2, 2, 9)
+    connector_max = r.integer("connectorMaxInstances", 3, 3, 10)
+    if connector_max <= connector_min:
+        raise ConfigError(
+            f"{r.key('connectorMaxInstances')} ({connector_max}) must be larger than "
+            f"{r.key('connectorMinInstances')} ({connector_min})."
+        )
     network = NetworkConfig(
-        subnet_cidr=_cidr(r, "egressSubnetCidr", "10.8.0.0/26"),
+        subnet_cidr=_egress_subnet(r, egress_path, vpc_instances),
         egress_ip_count=r.integer("egressIpCount", 1, 1, 16),
         nat_min_ports_per_vm=r.integer("natMinPortsPerVm", 64, 32, 65536),
+        egress_path=egress_path,
+        connector_min_instances=connector_min,
+        connector_max_instances=connector_max,
     )
 
     emails = r.string_list("alertEmails")
@@ -541,7 +712,6 @@ def load() -> Settings:
         delivery_failures_alert_threshold=r.integer("alertDeliveryFailures", 0, 0, 1_000_000),
     )
 
-    rotation_days = r.integer("wpPasswordRotationDays", 30, 0, 3650)
     manage = r.boolean("manageSecretValues", False)
 
     labels_raw = r.obj("labels")
@@ -552,7 +722,7 @@ def load() -> Settings:
         raise ConfigError(f"{r.key('labels')} must be a map of strings to strings.")
     labels = {"app": "hookpress", **(labels_raw or {})}
 
-    return Settings(
+    settings = Settings(
         project=project,
         region=region,
         prefix=prefix,
@@ -569,11 +739,18 @@ def load() -> Settings:
         event_ttl_days=event_ttl_days,
         reconcile_schedule=_schedule(r, "reconcileSchedule", "*/5 * * * *"),
         rotation_period_days=rotation_days,
-        first_rotation=_timestamp(r, "wpPasswordFirstRotation"),
+        first_rotation=_first_rotation(r, "wpPasswordFirstRotation", now())
+        if rotation_days
+        else None,
         manage_secret_values=manage,
         labels=labels,
         # Read only when the program is asked to hold the values: otherwise they are
         # added with `gcloud secrets versions add` and never touch the stack state.
         wp_app_password=r.cfg.require_secret("wpAppPassword") if manage else None,
         source_secret_values=r.cfg.require_secret_object("sourceSecrets") if manage else None,
+        project_number=None,
+        smoke_source=smoke,
+        iam_settle_s=r.integer("iamSettleS", 180, 0, 900),
+        metric_settle_s=r.integer("metricSettleS", 600, 0, 1200),
     )
+    return settings if project_number is None else settings.with_project_number(project_number)

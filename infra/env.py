@@ -77,6 +77,11 @@ def _wordpress(settings: Settings) -> dict[str, pulumi.Input[str]]:
 
 
 def _push(audience: str, push_account: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+    """The caller check: the audience is the function's service URL, the one its caller signs for.
+
+    The same ``Settings.function_url`` gives the push subscription's or the
+    scheduler job's endpoint and audience (``infra/__main__.py``).
+    """
     return {
         "HOOKPRESS_PUSH_AUTH": "oidc",
         "HOOKPRESS_PUSH_AUDIENCE": audience,
@@ -101,9 +106,15 @@ def deliver_env(
     }
 
 
-def reconcile_env(settings: Settings, *, events_topic: pulumi.Input[str]) -> Env:
-    """The reconciler: the records it sweeps and the topic it re-publishes to."""
-    return {**_common(settings), "HOOKPRESS_EVENTS_TOPIC": events_topic}
+def reconcile_env(
+    settings: Settings, *, events_topic: pulumi.Input[str], caller: pulumi.Input[str]
+) -> Env:
+    """The reconciler: the records it sweeps, the topic it re-publishes to, who may call it."""
+    return {
+        **_common(settings),
+        **_push(settings.function_url("reconcile"), caller),
+        "HOOKPRESS_EVENTS_TOPIC": events_topic,
+    }
 
 
 def rotate_env(settings: Settings, *, push_account: pulumi.Input[str]) -> Env:

@@ -52,7 +52,7 @@ class EventStore(Component):
         after: list[pulumi.Resource] = []
         if args.create_database:
             self.database = firestore.Database(
-                "database",
+                self.named("database"),
                 project=args.project,
                 name=args.database,
                 location_id=args.location,
@@ -65,7 +65,7 @@ class EventStore(Component):
             )
             after.append(self.database)
         self.ttl = firestore.Field(
-            "events-ttl",
+            self.named("events-ttl"),
             project=args.project,
             database=args.database,
             collection=args.collection,
@@ -76,7 +76,7 @@ class EventStore(Component):
         )
         self.indexes = [
             firestore.Index(
-                f"events-status-{field.replace('_', '-')}",
+                self.named(f"events-status-{field.replace('_', '-')}"),
                 project=args.project,
                 database=args.database,
                 collection=args.collection,

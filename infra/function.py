@@ -17,8 +17,9 @@ from pulumi_gcp import cloudfunctionsv2, cloudrunv2, storage
 from infra import archive
 from infra.base import Component
 from infra.config import FunctionSizing
+from infra.network import VpcAccess
 
-__all__ = ["RUNTIME", "CloudFunction", "CloudFunctionArgs", "FunctionSpec", "VpcEgress"]
+__all__ = ["RUNTIME", "CloudFunction", "CloudFunctionArgs", "FunctionSpec"]
 
 RUNTIME = "python312"
 PUBLIC = "allUsers"
@@ -33,14 +34,6 @@ class FunctionSpec:
     description: str
     public: bool = False
     vpc_egress: bool = False
-
-
-@dataclass(frozen=True)
-class VpcEgress:
-    """Direct VPC egress: the subnet instances get addresses from; all traffic goes through it."""
-
-    network: pulumi.Input[str]
-    subnetwork: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -60,7 +53,10 @@ class CloudFunctionArgs:
     docker_repository: pulumi.Input[str]
     environment: Mapping[str, pulumi.Input[str]]
     labels: Mapping[str, str]
-    vpc: VpcEgress | None = None
+    # The Cloud Run service URL in its deterministic form (Settings.function_url):
+    # where private functions are called, and the audience their callers sign for.
+    service_url: str
+    vpc: VpcAccess | None = None
     # Label -> IAM member allowed to invoke the function (besides allUsers when public).
     invokers: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
@@ -82,7 +78,7 @@ class CloudFunction(Component):
         self.files = archive.collect(args.source_dir, args.core_dir)
         self.archive_name = archive.object_name(spec.short_name, self.files)
         self.source = storage.BucketObject(
-            "source",
+            self.named("source"),
             bucket=args.source_bucket,
             name=self.archive_name,
             source=archive.asset_archive(self.files),
@@ -92,8 +88,10 @@ class CloudFunction(Component):
 
         sizing = args.sizing
         vpc = args.vpc if spec.vpc_egress else None
+        direct = vpc is not None and vpc.path == "direct"
+        connector = vpc is not None and vpc.path == "connector"
         self.function = cloudfunctionsv2.Function(
-            "function",
+            self.named("function"),
             project=args.project,
             location=args.region,
             name=args.name,
@@ -123,13 +121,15 @@ class CloudFunction(Component):
                 available_cpu=sizing.cpu,
                 timeout_seconds=sizing.timeout_s,
                 environment_variables=dict(args.environment),
-                direct_vpc_egress="VPC_EGRESS_ALL_TRAFFIC" if vpc else None,
+                vpc_connector=vpc.connector if vpc is not None and connector else None,
+                vpc_connector_egress_settings="ALL_TRAFFIC" if connector else None,
+                direct_vpc_egress="VPC_EGRESS_ALL_TRAFFIC" if direct else None,
                 direct_vpc_network_interfaces=[
                     cloudfunctionsv2.FunctionServiceConfigDirectVpcNetworkInterfaceArgs(
                         network=vpc.network, subnetwork=vpc.subnetwork
                     )
                 ]
-                if vpc
+                if vpc is not None and direct
                 else None,
             ),
             opts=self.child(),
@@ -142,7 +142,7 @@ class CloudFunction(Component):
             # Gen2 functions are Cloud Run services of the same name; invocation is
             # Cloud Run's run.invoker on that service, nothing project-wide.
             cloudrunv2.ServiceIamMember(
-                f"invoker-{label}",
+                self.named(f"invoker-{label}"),
                 project=args.project,
                 location=args.region,
                 name=self.function.name,
@@ -153,6 +153,11 @@ class CloudFunction(Component):
             for label, member in sorted(members.items())
         ]
 
+        # The cloudfunctions.net URL Google returns (the public ingress's address),
+        # and the run.app one private functions are called at.
         self.url: pulumi.Output[str] = self.function.url
+        self.service_url = args.service_url
         self.function_name = args.name
-        self.register_outputs({"url": self.url, "archive": self.archive_name})
+        self.register_outputs(
+            {"url": self.url, "serviceUrl": self.service_url, "archive": self.archive_name}
+        )

@@ -34,7 +34,7 @@ class Identities(Component):
         super().__init__("Identities", name, depends_on, opts)
         self.accounts: dict[str, serviceaccount.Account] = {
             role: serviceaccount.Account(
-                role,
+                self.named(role),
                 project=project,
                 account_id=f"{prefix}-{role}",
                 display_name=f"hookpress {role}",

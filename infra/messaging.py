@@ -45,21 +45,21 @@ class Messaging(Component):
     ) -> None:
         super().__init__("Messaging", name, depends_on, opts)
         self.events = pubsub.Topic(
-            "events",
+            self.named("events"),
             project=args.project,
             name=args.events_topic,
             labels=args.labels,
             opts=self.child(),
         )
         self.dead = pubsub.Topic(
-            "events-dead",
+            self.named("events-dead"),
             project=args.project,
             name=args.dead_topic,
             labels=args.labels,
             opts=self.child(),
         )
         self.dead_pull = pubsub.Subscription(
-            "events-dead-pull",
+            self.named("events-dead-pull"),
             project=args.project,
             name=f"{args.dead_topic}-pull",
             topic=self.dead.id,
@@ -72,7 +72,7 @@ class Messaging(Component):
             opts=self.child(),
         )
         self.dead_publisher = pubsub.TopicIAMMember(
-            "events-dead-agent-publisher",
+            self.named("events-dead-agent-publisher"),
             project=args.project,
             topic=self.dead.name,
             role="roles/pubsub.publisher",

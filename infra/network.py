@@ -1,11 +1,22 @@
 """Static egress: the private functions reach WordPress from a few fixed addresses.
 
-Direct VPC egress puts the deliver and rotate instances straight into a
-subnet (no Serverless VPC Access connector VMs to pay for and size), all of
-their traffic is routed into the VPC, and Cloud NAT translates it to
-addresses reserved here with ``MANUAL_ONLY`` allocation, so the set never
-changes behind the WordPress allowlist's back. Private Google Access keeps
-calls to Google APIs (Firestore, Storage, Secret Manager) off the NAT.
+deliver and rotate send all their traffic into a VPC, where Cloud NAT
+translates it to addresses reserved here with ``MANUAL_ONLY`` allocation, so
+the set never changes behind the WordPress allowlist's back. Private Google
+Access keeps calls to Google APIs (Firestore, Storage, Secret Manager) off
+the NAT.
+
+Two ways lead a function into the VPC (``hookpress:egressPath``):
+
+- ``connector`` (the default): a Serverless VPC Access connector in a /28 of
+  its own. Google recommends it with Cloud NAT: "When using Cloud NAT with
+  Direct VPC egress, you might experience cold start delays of 30 seconds or
+  more on instance startup. For better startup performance, we recommend
+  using a Serverless VPC Access connector with Cloud NAT"
+  (https://cloud.google.com/run/docs/configuring/vpc-direct-vpc#limitations).
+  deliver scales to zero, so every burst after a quiet spell starts instances.
+- ``direct``: Direct VPC egress, no connector VMs to pay for, at the price of
+  those start-up delays (a push that fails meanwhile is retried by Pub/Sub).
 """
 
 from __future__ import annotations
@@ -14,16 +25,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_gcp import compute
+from pulumi_gcp import compute, vpcaccess
 
 from infra.base import Component
+from infra.config import EgressPath
 
-__all__ = ["Egress", "EgressArgs"]
+__all__ = ["Egress", "EgressArgs", "VpcAccess"]
+
+
+@dataclass(frozen=True)
+class VpcAccess:
+    """How a function enters the VPC: a connector's id, or a network and subnet (Direct VPC)."""
+
+    path: EgressPath
+    connector: pulumi.Input[str] | None = None
+    network: pulumi.Input[str] | None = None
+    subnetwork: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
 class EgressArgs:
-    """Where the egress lives and how many addresses it owns."""
+    """Where the egress lives, how functions enter it and how many addresses it owns."""
 
     project: str
     region: str
@@ -31,10 +53,13 @@ class EgressArgs:
     subnet_cidr: str
     ip_count: int
     min_ports_per_vm: int
+    path: EgressPath = "connector"
+    connector_min_instances: int = 2
+    connector_max_instances: int = 3
 
 
 class Egress(Component):
-    """VPC, subnet, Cloud Router, reserved addresses and a MANUAL_ONLY Cloud NAT."""
+    """VPC, subnet, (connector), Cloud Router, reserved addresses and a MANUAL_ONLY Cloud NAT."""
 
     def __init__(
         self,
@@ -45,7 +70,7 @@ class Egress(Component):
     ) -> None:
         super().__init__("Egress", name, depends_on, opts)
         self.network = compute.Network(
-            "vpc",
+            self.named("vpc"),
             project=args.project,
             name=f"{args.prefix}-vpc",
             auto_create_subnetworks=False,
@@ -54,7 +79,7 @@ class Egress(Component):
             opts=self.child(),
         )
         self.subnet = compute.Subnetwork(
-            "egress-subnet",
+            self.named("subnet"),
             project=args.project,
             name=f"{args.prefix}-egress",
             region=args.region,
@@ -63,8 +88,26 @@ class Egress(Component):
             private_ip_google_access=True,
             opts=self.child(),
         )
+        self.connector: vpcaccess.Connector | None = None
+        if args.path == "connector":
+            self.connector = vpcaccess.Connector(
+                self.named("connector"),
+                project=args.project,
+                region=args.region,
+                name=f"{args.prefix}-egress",
+                subnet=vpcaccess.ConnectorSubnetArgs(name=self.subnet.name),
+                machine_type="e2-micro",
+                min_instances=args.connector_min_instances,
+                max_instances=args.connector_max_instances,
+                opts=self.child(),
+            )
+            self.access = VpcAccess(path="connector", connector=self.connector.id)
+        else:
+            self.access = VpcAccess(
+                path="direct", network=self.network.name, subnetwork=self.subnet.name
+            )
         self.router = compute.Router(
-            "router",
+            self.named("router"),
             project=args.project,
             name=f"{args.prefix}-router",
             region=args.region,
@@ -73,7 +116,7 @@ class Egress(Component):
         )
         self.addresses = [
             compute.Address(
-                f"egress-ip-{index}",
+                self.named(f"ip-{index}"),
                 project=args.project,
                 name=f"{args.prefix}-egress-{index}",
                 region=args.region,
@@ -86,7 +129,7 @@ class Egress(Component):
             for index in range(args.ip_count)
         ]
         self.nat = compute.RouterNat(
-            "nat",
+            self.named("nat"),
             project=args.project,
             name=f"{args.prefix}-nat",
             region=args.region,

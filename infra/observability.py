@@ -5,6 +5,15 @@ The functions log one structured JSON line per event (``hookpress.logs``):
 count those lines; labels are only ever extracted from bounded values
 (outcome, reason, and the source name of *accepted* events), never from
 what an anonymous caller put in the URL.
+
+A new log-based metric is not visible to Cloud Monitoring at once: an alert
+policy or chart naming it is refused with 404 "Cannot find metric(s) ... If a
+metric was created recently, it could take up to 10 minutes to become
+available" (the Monitoring API's own answer; reported for Terraform at
+https://github.com/hashicorp/terraform-provider-google/issues/11102). A
+``time.Sleep`` (pulumiverse-time) after the metrics, on their first creation
+only, holds back the policies and the dashboard that name them, so a fresh
+project's first ``pulumi up`` goes through in one run.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumiverse_time as time
 from pulumi_gcp import logging, monitoring
 
 from infra.base import Component
@@ -92,6 +102,8 @@ class ObservabilityArgs:
     notification_channels: Sequence[str]
     oldest_unacked_alert_s: int
     delivery_failures_threshold: int
+    # How long new log-based metrics need before Monitoring knows them.
+    metric_settle_s: int = 600
 
 
 def _extractor(field: str) -> str:
@@ -115,7 +127,7 @@ class Observability(Component):
                 args.ingress_service if metric.component == "ingress" else args.deliver_service
             )
             self.metrics[metric.key] = logging.Metric(
-                f"metric-{metric.key}",
+                self.named(f"metric-{metric.key}"),
                 project=args.project,
                 name=self.metric_name(args.prefix, metric.key),
                 description=metric.description,
@@ -138,9 +150,17 @@ class Observability(Component):
                 opts=self.child(),
             )
 
+        # Slept once, when the metrics are first created (or recreated: the trigger).
+        self.metrics_settled = time.Sleep(
+            self.named("metrics-settled"),
+            create_duration=f"{args.metric_settle_s}s",
+            triggers={key: metric.id for key, metric in self.metrics.items()},
+            opts=self.child(depends_on=list(self.metrics.values())),
+        )
+
         self.channels = [
             monitoring.NotificationChannel(
-                f"email-{index}",
+                self.named(f"email-{index}"),
                 project=args.project,
                 display_name=f"hookpress alerts: {email}",
                 type="email",
@@ -164,7 +184,7 @@ class Observability(Component):
             after: Sequence[pulumi.Resource] = (),
         ) -> monitoring.AlertPolicy:
             return monitoring.AlertPolicy(
-                f"alert-{key}",
+                self.named(f"alert-{key}"),
                 project=args.project,
                 display_name=f"{args.prefix}: {title}",
                 combiner="OR",
@@ -259,19 +279,19 @@ class Observability(Component):
                 "ALIGN_SUM",
                 300,
                 "ERROR",
-                after=[failed],
+                after=[self.metrics_settled],
             ),
         ]
 
         self.dashboard = monitoring.Dashboard(
-            "dashboard",
+            self.named("dashboard"),
             project=args.project,
             dashboard_json=pulumi.Output.all(args.push_subscription, args.dead_subscription).apply(
                 lambda subs: json.dumps(
                     self.dashboard_spec(args, str(subs[0]), str(subs[1])), sort_keys=True
                 )
             ),
-            opts=self.child(depends_on=list(self.metrics.values())),
+            opts=self.child(depends_on=[self.metrics_settled]),
         )
         self.register_outputs({"dashboard": self.dashboard.id})
 

@@ -1,9 +1,12 @@
 """A Pub/Sub push subscription into a private function, authenticated with OIDC.
 
 Pub/Sub signs each push with a Google-issued OIDC token for the push
-identity, with the function's URL as audience; Cloud Run checks the token
-and the identity's ``run.invoker`` (granted on the function, see
-``function.py``), and deliver checks audience and e-mail again itself.
+identity, with the function's ``run.app`` service URL as audience; Cloud Run
+checks the token and the identity's ``run.invoker`` (granted on the function,
+see ``function.py``), and the function checks audience and e-mail again
+itself. The endpoint is that same URL (plus a path the function serves), so
+endpoint, audience and the function's own check cannot drift apart:
+:attr:`PushSubscriptionArgs.endpoint` is derived, not given.
 Failures back off exponentially; with a dead-letter topic, a message is
 forwarded after the configured number of attempts, which needs the Pub/Sub
 service agent to subscribe here (and to publish on the dead-letter topic,
@@ -30,8 +33,8 @@ class PushSubscriptionArgs:
     project: str
     name: str
     topic: pulumi.Input[str]
-    endpoint: pulumi.Input[str]
-    audience: pulumi.Input[str]
+    # The function's service URL (Settings.function_url): the OIDC audience.
+    audience: str
     push_account_email: pulumi.Input[str]
     push_account_id: pulumi.Input[str]
     pubsub_agent_member: pulumi.Input[str]
@@ -46,6 +49,13 @@ class PushSubscriptionArgs:
     # False when another subscription already grants it for the same push identity:
     # two IAM members for one binding would remove it for both when one goes.
     grant_token_creator: bool = True
+    # A path the function serves ("/dead"), appended to the audience for the endpoint.
+    path: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        """Where Pub/Sub pushes: the audience's URL, plus the path."""
+        return f"{self.audience}{self.path}"
 
 
 class PushSubscription(Component):
@@ -65,7 +75,7 @@ class PushSubscription(Component):
         after: list[pulumi.Resource] = []
         if args.grant_token_creator:
             self.token_creator = serviceaccount.IAMMember(
-                "agent-token-creator",
+                self.named("token-creator"),
                 service_account_id=args.push_account_id,
                 role="roles/iam.serviceAccountTokenCreator",
                 member=args.pubsub_agent_member,
@@ -73,7 +83,7 @@ class PushSubscription(Component):
             )
             after.append(self.token_creator)
         self.subscription = pubsub.Subscription(
-            "subscription",
+            self.named("subscription"),
             project=args.project,
             name=args.name,
             topic=args.topic,
@@ -104,7 +114,7 @@ class PushSubscription(Component):
         self.agent_subscriber: pubsub.SubscriptionIAMMember | None = None
         if args.dead_letter_topic is not None:
             self.agent_subscriber = pubsub.SubscriptionIAMMember(
-                "agent-subscriber",
+                self.named("agent-subscriber"),
                 project=args.project,
                 subscription=self.subscription.name,
                 role="roles/pubsub.subscriber",

@@ -25,7 +25,8 @@ class ScheduleArgs:
     region: str
     name: str
     schedule: str
-    uri: pulumi.Input[str]
+    # The function's service URL (Settings.function_url): called there, and the audience.
+    uri: str
     caller_email: pulumi.Input[str]
     attempt_deadline_s: int
     description: str
@@ -43,7 +44,7 @@ class Schedule(Component):
     ) -> None:
         super().__init__("Schedule", name, depends_on, opts)
         self.job = cloudscheduler.Job(
-            "job",
+            self.named("job"),
             project=args.project,
             region=args.region,
             name=args.name,

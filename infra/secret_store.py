@@ -5,6 +5,13 @@ told to (``manageSecretValues``), in which case the values come from
 ``pulumi config set --secret`` and stay encrypted in the state. Otherwise an
 operator adds them with ``gcloud secrets versions add``.
 
+The smoke source's secret is the exception: the program generates it
+(``random.RandomPassword``, kept encrypted in the stack state) and stores it
+as the secret's version, so ``hookpress smoke`` can sign a test event right
+after the first ``pulumi up`` with nothing added by hand. It signs events of
+the ``smoke`` source only; whoever holds it can send WordPress smoke events,
+no more (the source is off with ``hookpress:smokeSource false``).
+
 The WordPress password rotates on a schedule: Secret Manager publishes
 ``SECRET_ROTATE`` to the rotation topic, the rotate function answers by
 adding a new version. Source secrets are issued by the providers, so they
@@ -20,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pulumi
+import pulumi_random as random
 from pulumi_gcp import pubsub, secretmanager
 
 from infra.base import Component
@@ -88,7 +96,7 @@ class Secrets(Component):
         self.sources: dict[str, secretmanager.Secret] = {}
         for source in args.sources:
             secret = secretmanager.Secret(
-                f"source-{source.name}",
+                self.named(f"source-{source.name}"),
                 project=args.project,
                 secret_id=source.secret_id,
                 replication=replication,
@@ -96,7 +104,15 @@ class Secrets(Component):
                 opts=self.child(),
             )
             self.sources[source.name] = secret
-            if args.source_values is not None:
+            if source.generated:
+                value = random.RandomPassword(
+                    self.named(f"source-{source.name}-value"),
+                    length=48,
+                    special=False,
+                    opts=self.child(),
+                )
+                self._add_version(f"source-{source.name}", secret, value.result)
+            elif args.source_values is not None:
                 self._add_version(
                     f"source-{source.name}", secret, _value_of(args.source_values, source.name)
                 )
@@ -107,7 +123,7 @@ class Secrets(Component):
         after: list[pulumi.Resource] = []
         if args.rotation_period_days:
             self.rotation_topic = pubsub.Topic(
-                "secret-rotation",
+                self.named("rotation-topic"),
                 project=args.project,
                 name=f"{args.prefix}-secret-rotation",
                 labels=args.labels,
@@ -116,7 +132,7 @@ class Secrets(Component):
             # Secret Manager checks it may publish when the secret is created.
             after.append(
                 pubsub.TopicIAMMember(
-                    "secret-rotation-agent-publisher",
+                    self.named("rotation-agent-publisher"),
                     project=args.project,
                     topic=self.rotation_topic.name,
                     role="roles/pubsub.publisher",
@@ -131,7 +147,7 @@ class Secrets(Component):
             )
 
         self.wordpress = secretmanager.Secret(
-            "wp-app-password",
+            self.named("wp-app-password"),
             project=args.project,
             secret_id=args.wp_secret_id,
             replication=replication,
@@ -154,7 +170,7 @@ class Secrets(Component):
         self, name: str, secret: secretmanager.Secret, value: pulumi.Input[str]
     ) -> secretmanager.SecretVersion:
         return secretmanager.SecretVersion(
-            f"{name}-version",
+            self.named(f"{name}-version"),
             secret=secret.id,
             secret_data=pulumi.Output.secret(value),
             # A changed value adds a version and leaves the previous one enabled, so

@@ -93,7 +93,7 @@ class RawStore(Component):
                 )
             )
         self.bucket = private_bucket(
-            "raw",
+            self.named("bucket"),
             project=args.project,
             name=args.name,
             location=args.location,

@@ -9,14 +9,41 @@ someone else is 403.
 
 The local Pub/Sub emulator sends no token: turning verification off is an
 explicit setting (``HOOKPRESS_PUSH_AUTH=none``), logged loudly at start-up.
+
+Test-only trust in a local signing key
+--------------------------------------
+``nox -s rehearse`` runs the deployed functions with verification ON, and a
+local front signs the tokens Pub/Sub and Cloud Scheduler would sign. The
+functions trust that front's key through ``HOOKPRESS_PUSH_TEST_CERTS``: a
+JSON file ``{"<kid>": "<PEM certificate>"}`` used *instead of* Google's
+published certificates. Everything else is checked as in the cloud (audience,
+issuer, expiry, e-mail, ``email_verified``). It cannot be turned on by
+accident in the cloud:
+
+- it is refused, and the function answers 503 to every request, wherever
+  Cloud Run's reserved variables (``K_SERVICE``, ``K_REVISION``,
+  ``K_CONFIGURATION``) are set: Cloud Run sets them in every instance and
+  nobody can override them
+  (https://cloud.google.com/run/docs/container-contract#env-vars);
+- the file must be a regular file owned by the user running the function and
+  readable by nobody else (mode 0600), so a file planted in a shared
+  directory is refused;
+- every certificate must name the subject :data:`TEST_SIGNER_SUBJECT`, which no
+  Google certificate does: only keys made for this purpose are trusted;
+- the Pulumi program never sets the variable (``tests/infra`` asserts it), and
+  it is logged at WARNING on every start-up that uses it.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,12 +51,30 @@ from google.auth import exceptions as auth_exc
 from google.auth import jwt
 
 from hookpress.logs import Logger
+from hookpress.settings import SettingsError
 
-__all__ = ["GOOGLE_CERTS_URL", "CertsCache", "OidcVerifier", "PushAuthError", "push_verifier"]
+__all__ = [
+    "CLOUD_RUN_VARIABLES",
+    "GOOGLE_CERTS_URL",
+    "TEST_CERTS_VARIABLE",
+    "TEST_SIGNER_SUBJECT",
+    "CertsCache",
+    "OidcVerifier",
+    "PushAuthError",
+    "push_verifier",
+    "trusted_test_certs",
+]
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 _MAX_AGE = re.compile(r"max-age=(\d+)")
+
+#: the test-only setting: a JSON file of local certificates trusted instead of Google's
+TEST_CERTS_VARIABLE = "HOOKPRESS_PUSH_TEST_CERTS"
+#: the subject common name every trusted test certificate must carry
+TEST_SIGNER_SUBJECT = "hookpress local test signer"
+#: set by Cloud Run in every instance, reserved (cannot be overridden)
+CLOUD_RUN_VARIABLES = ("K_SERVICE", "K_REVISION", "K_CONFIGURATION")
 
 
 class PushAuthError(Exception):
@@ -129,15 +174,87 @@ class OidcVerifier:
         return claims
 
 
+def _subject_common_name(pem: str) -> str | None:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return None
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
+
+
+def trusted_test_certs(env: Mapping[str, str], log: Logger) -> CertsCache | None:
+    """The test-only local certificates, if ``HOOKPRESS_PUSH_TEST_CERTS`` names them.
+
+    Raises SettingsError (the function answers 503) on Cloud Run, or when the
+    file is not a private file of this user holding only test certificates.
+    """
+    raw = env.get(TEST_CERTS_VARIABLE, "").strip()
+    if not raw:
+        return None
+    on_cloud_run = [name for name in CLOUD_RUN_VARIABLES if env.get(name)]
+    if on_cloud_run:
+        raise SettingsError(
+            f"{TEST_CERTS_VARIABLE} is set, but this is Cloud Run ({on_cloud_run[0]} is set): "
+            "trusting local test keys is for `nox -s rehearse` only; remove the variable."
+        )
+    path = Path(raw)
+    try:
+        info = path.lstat()
+    except OSError:
+        raise SettingsError(f"{TEST_CERTS_VARIABLE} names {raw}, which does not exist.") from None
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise SettingsError(
+            f"{TEST_CERTS_VARIABLE} names {raw}, which must be a regular file owned by this "
+            "user and readable by nobody else (chmod 600)."
+        )
+    try:
+        certs = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise SettingsError(f"{TEST_CERTS_VARIABLE} names {raw}, which is not JSON.") from None
+    if (
+        not isinstance(certs, dict)
+        or not certs
+        or not all(
+            isinstance(kid, str)
+            and isinstance(pem, str)
+            and _subject_common_name(pem) == TEST_SIGNER_SUBJECT
+            for kid, pem in certs.items()
+        )
+    ):
+        raise SettingsError(
+            f"{TEST_CERTS_VARIABLE} names {raw}, which must map key ids to PEM certificates "
+            f"whose subject is CN={TEST_SIGNER_SUBJECT}."
+        )
+    log.warning(
+        f"PUSH TOKENS ARE CHECKED AGAINST LOCAL TEST KEYS ({TEST_CERTS_VARIABLE}), not "
+        "Google's: a rehearsal, never a deployment.",
+        outcome="push_test_keys",
+    )
+    trusted: dict[str, str] = dict(certs)
+    return CertsCache(fetch=lambda: (trusted, 3600.0))
+
+
 def push_verifier(
     auth: str,
     audience: str | None,
     service_account: str | None,
     log: Logger,
     certs: CertsCache | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> OidcVerifier | None:
-    """The verifier the settings ask for; None (and a loud warning) when turned off."""
+    """The verifier the settings ask for; None (and a loud warning) when turned off.
+
+    Without ``certs``, Google's certificates, or the test-only local ones
+    :func:`trusted_test_certs` allows (read from ``env``, the process environment by
+    default).
+    """
     if auth == "oidc" and audience and service_account:
+        if certs is None:
+            certs = trusted_test_certs(os.environ if env is None else env, log)
         return OidcVerifier(audience, service_account, certs or CertsCache())
     log.warning(
         f"PUSH AUTHENTICATION IS OFF (HOOKPRESS_PUSH_AUTH=none): any caller that reaches "

@@ -336,7 +336,7 @@ class DeliverSettings:
 
 @dataclass(frozen=True, slots=True)
 class ReconcileSettings:
-    """The reconciler: which records count as stuck, and where to re-publish them."""
+    """The reconciler: which records count as stuck, where to re-publish them, who may call it."""
 
     project: str
     events_topic: str = "events"
@@ -346,11 +346,21 @@ class ReconcileSettings:
     stale_after_s: int = 3_600
     batch: int = 500
     backend_timeout_s: float = 10.0
+    # Cloud Scheduler's OIDC token: checked as deliver checks Pub/Sub's.
+    push_auth: PushAuth = "oidc"
+    push_audience: str | None = None
+    push_service_account: str | None = None
+    control_collection: str = "control"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReconcileSettings:
         """Read and validate the reconciler configuration; raise SettingsError if invalid."""
+        auth, audience, account = _push_auth(env)
         return cls(
+            push_auth=auth,
+            push_audience=audience,
+            push_service_account=account,
+            control_collection=_get(env, "HOOKPRESS_CONTROL_COLLECTION") or "control",
             project=_project(env),
             events_topic=_get(env, "HOOKPRESS_EVENTS_TOPIC") or "events",
             events_collection=_get(env, "HOOKPRESS_EVENTS_COLLECTION") or "events",

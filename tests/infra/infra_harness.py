@@ -116,6 +116,7 @@ class Graph:
     resources: list[Res]
     outputs: dict[str, Any] = field(default_factory=dict)
     engine: EngineReport = field(default_factory=lambda: EngineReport())
+    calls: list[str] = field(default_factory=list)  # invoke tokens, in order
 
     def of(self, type_suffix: str) -> list[Res]:
         """Resources whose type token ends with ``type_suffix`` (e.g. ``pubsub/topic:Topic``)."""
@@ -134,6 +135,28 @@ class Graph:
     def function(self, short: str) -> Res:
         """The Cloud Run function deployed for ``functions/<short>``."""
         return self.one("cloudfunctionsv2/function:Function", name=f"hookpress-{short}")
+
+    def registration(self, type_suffix: str, name: str) -> Registration:
+        """How the engine saw the resource of that type and logical name."""
+        found = [
+            r for r in self.engine.registrations if r.type.endswith(type_suffix) and r.name == name
+        ]
+        assert len(found) == 1, f"expected one {type_suffix} named {name}, found {len(found)}"
+        return found[0]
+
+    def waits_for(self, type_suffix: str, name: str) -> set[str]:
+        """URNs the resource waits for, directly or through what it waits for."""
+        by_urn = {r.urn: r for r in self.engine.registrations}
+        todo = list(self.registration(type_suffix, name).dependencies)
+        seen: set[str] = set()
+        while todo:
+            urn = todo.pop()
+            if urn in seen:
+                continue
+            seen.add(urn)
+            if urn in by_urn:
+                todo.extend(by_urn[urn].dependencies)
+        return seen
 
     def account_email(self, role: str) -> str:
         """The e-mail of the service account ``hookpress-<role>``."""
@@ -214,7 +237,7 @@ class EngineMonitor(MockMonitor):
     def _registered(self, urn: str) -> bool:
         return urn in self._seen or _qualified_type(urn) == ROOT_STACK_TYPE
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type != ROOT_STACK_TYPE:
             report = self.report
@@ -276,6 +299,7 @@ class Recorder(pulumi.runtime.Mocks):
 
     def __init__(self, *, unknown_outputs: bool = False) -> None:
         self.resources: list[Res] = []
+        self.calls: list[str] = []
         self._addresses = 0
         self.unknown_outputs = unknown_outputs
 
@@ -356,10 +380,11 @@ class Recorder(pulumi.runtime.Mocks):
             return "", out
         return rid, out
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
+        self.calls.append(args.token)
         if args.token == "gcp:organizations/getProject:getProject":
             project = args.args.get("projectId") or PROJECT
-            return {"projectId": project, "number": PROJECT_NUMBER, "name": project}, None
+            return {"projectId": project, "number": PROJECT_NUMBER, "name": project}, []
         if args.token == "gcp:cloudrunv2/getService:getService":
             name, region = args.args["name"], args.args["location"]
             # Cloud Run lists the deterministic URL first, then the hash-based one.
@@ -367,8 +392,8 @@ class Recorder(pulumi.runtime.Mocks):
                 f"https://{name}-{PROJECT_NUMBER}.{region}.run.app",
                 f"https://{name}-abcdefghij-ew.a.run.app",
             ]
-            return {"name": name, "location": region, "urls": urls, "uri": urls[1]}, None
-        return {}, None
+            return {"name": name, "location": region, "urls": urls, "uri": urls[1]}, []
+        return {}, []
 
 
 def set_engine_mocks(
@@ -408,7 +433,9 @@ def run_program(
 
     with _watch_apply_creations(monitor.report):
         go()
-    return Graph(resources=recorder.resources, outputs=captured, engine=monitor.report)
+    return Graph(
+        resources=recorder.resources, outputs=captured, engine=monitor.report, calls=recorder.calls
+    )
 
 
 def write_function(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pulumi
 import pytest
 from infra_harness import BASE_CONFIG, SECRET_KEYS
 
 from infra.config import ConfigError, Settings, load
+
+NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 
 
 def _load(**overrides: str | None) -> Settings:
@@ -20,7 +23,7 @@ def _load(**overrides: str | None) -> Settings:
         else:
             config[full] = value
     pulumi.runtime.set_all_config(config, SECRET_KEYS)
-    return load()
+    return load(now=lambda: NOW)
 
 
 def _refused(key: str, **overrides: str | None) -> str:
@@ -188,6 +191,66 @@ def test_subnet_range() -> None:
     _refused("hookpress:egressSubnetCidr", egressSubnetCidr="10.8.0.0/30")
 
 
+def test_subnet_range_without_host_bits() -> None:
+    message = _refused("hookpress:egressSubnetCidr", egressSubnetCidr="10.8.0.5/28")
+    assert "10.8.0.0/28" in message
+
+
+def test_egress_path_defaults_to_a_connector_in_its_own_slash_28() -> None:
+    s = _load()
+    assert s.network.egress_path == "connector"
+    assert s.network.subnet_cidr == "10.8.0.0/28"
+    assert (s.network.connector_min_instances, s.network.connector_max_instances) == (2, 3)
+
+
+@pytest.mark.parametrize("cidr", ["10.8.0.0/26", "10.8.0.0/24"])
+def test_a_connector_needs_exactly_a_slash_28(cidr: str) -> None:
+    message = _refused("hookpress:egressSubnetCidr", egressSubnetCidr=cidr)
+    assert "/28" in message
+
+
+def test_direct_vpc_egress_defaults_to_a_slash_26() -> None:
+    s = _load(egressPath="direct")
+    assert s.network.egress_path == "direct"
+    assert s.network.subnet_cidr == "10.8.0.0/26"
+
+
+@pytest.mark.parametrize("cidr", ["10.8.0.0/27", "10.8.0.0/28"])
+def test_direct_vpc_egress_needs_google_minimum_slash_26(cidr: str) -> None:
+    message = _refused("hookpress:egressSubnetCidr", egressPath="direct", egressSubnetCidr=cidr)
+    assert "/26 or larger" in message
+
+
+def test_direct_vpc_egress_needs_twice_the_instances() -> None:
+    """A /26 has 60 usable addresses: 21 instances (2 x 21 -> 48) fit, 41 (-> 96) do not."""
+    assert _load(egressPath="direct", wpConcurrencyCap="20").network.subnet_cidr
+    message = _refused("hookpress:egressSubnetCidr", egressPath="direct", wpConcurrencyCap="40")
+    assert "usable addresses" in message
+    assert _load(egressPath="direct", wpConcurrencyCap="40", egressSubnetCidr="10.8.0.0/24")
+
+
+def test_unknown_egress_path() -> None:
+    _refused("hookpress:egressPath", egressPath="nat")
+
+
+def test_connector_instance_bounds() -> None:
+    _refused("hookpress:connectorMinInstances", connectorMinInstances="1")
+    _refused(
+        "hookpress:connectorMaxInstances", connectorMinInstances="4", connectorMaxInstances="4"
+    )
+
+
+def test_cpu_below_half_cannot_hold_more_than_512_mib() -> None:
+    message = _refused("hookpress:deliverCpu", deliverCpu="0.333", deliverMemory="1Gi")
+    assert "at least 0.5 CPU" in message
+    assert _load(deliverCpu="0.333", deliverMemory="512Mi").deliver.sizing.cpu == "0.333"
+
+
+def test_cpu_below_one_cannot_hold_more_than_1_gib() -> None:
+    message = _refused("hookpress:deliverCpu", deliverCpu="0.583", deliverMemory="2Gi")
+    assert "at least 1 CPU" in message
+
+
 def test_egress_ip_count() -> None:
     _refused("hookpress:egressIpCount", egressIpCount="0")
 
@@ -204,6 +267,30 @@ def test_first_rotation_time() -> None:
     _refused("hookpress:wpPasswordFirstRotation", wpPasswordFirstRotation="tomorrow")
 
 
+def _at(delta: timedelta) -> str:
+    return (NOW + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(
+    "ahead", [timedelta(minutes=4, seconds=59), timedelta(0), -timedelta(days=1)]
+)
+def test_first_rotation_less_than_five_minutes_ahead_is_refused(ahead: timedelta) -> None:
+    """Secret Manager refuses a next_rotation_time under 300 s ahead; so does the config."""
+    message = _refused("hookpress:wpPasswordFirstRotation", wpPasswordFirstRotation=_at(ahead))
+    assert "5 minutes" in message
+    assert "pulumi config rm hookpress:wpPasswordFirstRotation" in message
+
+
+def test_first_rotation_five_minutes_ahead_is_accepted() -> None:
+    when = _at(timedelta(minutes=5))
+    assert _load(wpPasswordFirstRotation=when).first_rotation == when
+
+
+def test_first_rotation_is_ignored_without_rotation() -> None:
+    s = _load(wpPasswordRotationDays="0", wpPasswordFirstRotation=_at(-timedelta(days=1)))
+    assert s.first_rotation is None
+
+
 def test_name_prefix() -> None:
     _refused("hookpress:namePrefix", namePrefix="Hook_Press")
 
@@ -212,11 +299,45 @@ def test_wordpress_secret_differs_from_source_secrets() -> None:
     _refused("hookpress:wpAppPasswordSecretId", wpAppPasswordSecretId="hookpress-source-stripe")
 
 
-def test_function_url_is_the_cloudfunctions_url() -> None:
-    s = _load()
+def test_function_url_is_the_deterministic_run_app_url() -> None:
+    """https://SERVICE-PROJECT_NUMBER.REGION.run.app, Cloud Run's documented form."""
+    s = _load(projectNumber="123456789012")
     assert s.function_url("deliver") == (
-        "https://europe-west1-hookpress-test.cloudfunctions.net/hookpress-deliver"
+        "https://hookpress-deliver-123456789012.europe-west1.run.app"
     )
+
+
+def test_function_url_needs_the_project_number() -> None:
+    with pytest.raises(ConfigError, match="hookpress:projectNumber"):
+        _load().function_url("deliver")
+
+
+@pytest.mark.parametrize("number", ["0123", "12ab", "-5"])
+def test_project_number_is_digits(number: str) -> None:
+    _refused("hookpress:projectNumber", projectNumber=number)
+
+
+def test_the_smoke_source_is_provisioned_by_default() -> None:
+    sources = {s.name: s for s in _load().sources}
+    smoke = sources["smoke"]
+    assert (smoke.scheme, smoke.secret_id, smoke.generated) == (
+        "hmac-timestamp",
+        "hookpress-source-smoke",
+        True,
+    )
+    assert "smoke" not in {s.name for s in _load(smokeSource="false").sources}
+
+
+def test_a_user_source_cannot_take_the_smoke_name() -> None:
+    sources = json.dumps({"smoke": {"scheme": "github"}})
+    _refused("hookpress:sources", sources=sources)
+    assert _load(sources=sources, smokeSource="false").sources[0].name == "smoke"
+
+
+def test_settle_times() -> None:
+    s = _load()
+    assert (s.iam_settle_s, s.metric_settle_s) == (180, 600)
+    _refused("hookpress:iamSettleS", iamSettleS="901")
 
 
 def test_secret_values_are_read_only_when_managed() -> None:

@@ -24,9 +24,15 @@ from infra_harness import (
 
 CONFIGS = {
     "base": {},
-    "direct-vpc-egress": {"hookpress:egressPath": "direct", "hookpress:egressSubnetCidr": "10.8.0.0/26"},
+    "direct-vpc-egress": {
+        "hookpress:egressPath": "direct",
+        "hookpress:egressSubnetCidr": "10.8.0.0/26",
+    },
     "no-rotation": {"hookpress:wpPasswordRotationDays": "0"},
-    "no-smoke-no-values": {"hookpress:smokeSource": "false", "hookpress:manageSecretValues": "false"},
+    "no-smoke-no-values": {
+        "hookpress:smokeSource": "false",
+        "hookpress:manageSecretValues": "false",
+    },
     "existing-firestore": {"hookpress:createFirestoreDatabase": "false"},
 }
 
@@ -66,7 +72,9 @@ def test_the_fixture_catches_a_repeated_child_name(functions_root: Path) -> None
     class Box(pulumi.ComponentResource):
         def __init__(self, name: str) -> None:
             super().__init__("test:index:Box", name)
-            pulumi.CustomResource("test:index:Thing", "thing", {}, pulumi.ResourceOptions(parent=self))
+            pulumi.CustomResource(
+                "test:index:Thing", "thing", {}, pulumi.ResourceOptions(parent=self)
+            )
 
     recorder = Recorder()
     monitor = set_engine_mocks(recorder)

@@ -12,6 +12,8 @@ import pytest
 from infra_harness import (
     FUNCTIONS,
     PROJECT,
+    PROJECT_NUMBER,
+    REGION,
     REPO,
     SECRET_VALUES,
     SOURCE_SECRETS,
@@ -39,6 +41,11 @@ def _env(graph: Graph, short: str) -> dict[str, str]:
 
 def _invokers_of(graph: Graph, short: str) -> list[Res]:
     return [r for r in graph.of(INVOKER) if r.get("name") == f"hookpress-{short}"]
+
+
+def _service_url(short: str) -> str:
+    """Cloud Run's deterministic service URL of a function in the test project."""
+    return f"https://hookpress-{short}-{PROJECT_NUMBER}.{REGION}.run.app"
 
 
 # --- exposure -----------------------------------------------------------------------------
@@ -231,6 +238,7 @@ def test_ingress_reads_exactly_its_sources_secrets(graph: Graph) -> None:
         "hookpress-source-stripe",
         "hookpress-source-github",
         "openai-signing",
+        "hookpress-source-smoke",
     }
     assert {r.get("role") for r in grants} == {
         "roles/secretmanager.secretAccessor",
@@ -301,7 +309,7 @@ def test_raw_objects_stay_standard_by_default(run) -> None:
 
 def test_push_subscription_signs_with_oidc_for_deliver(graph: Graph) -> None:
     sub = graph.one(SUBSCRIPTION, name="events-deliver")
-    deliver_url = graph.function("deliver").outputs["url"]
+    deliver_url = _service_url("deliver")
     assert sub.get("pushConfig.pushEndpoint") == deliver_url
     assert sub.get("pushConfig.oidcToken") == {
         "serviceAccountEmail": graph.account_email("push"),
@@ -354,7 +362,7 @@ def test_dead_letter_topic_has_a_pull_subscription_kept_seven_days(graph: Graph)
 
 def test_dead_letters_are_pushed_to_deliver_dead_with_the_same_identity(graph: Graph) -> None:
     sub = graph.one(SUBSCRIPTION, name="events-dead-deliver")
-    deliver_url = graph.function("deliver").outputs["url"]
+    deliver_url = _service_url("deliver")
     assert sub.get("topic") == f"projects/{PROJECT}/topics/events-dead"
     assert sub.get("pushConfig.pushEndpoint") == f"{deliver_url}/dead"
     # deliver checks one audience: its URL, whatever the path.
@@ -410,12 +418,33 @@ def test_nat_covers_the_egress_subnet(graph: Graph) -> None:
 
 
 @pytest.mark.parametrize("short", ["deliver", "rotate"])
-def test_wordpress_callers_leave_through_the_vpc(graph: Graph, short: str) -> None:
+def test_wordpress_callers_leave_through_the_connector(graph: Graph, short: str) -> None:
     service = graph.function(short).get("serviceConfig")
+    connector = graph.one("vpcaccess/connector:Connector")
+    assert service["vpcConnector"] == connector.id
+    assert service["vpcConnectorEgressSettings"] == "ALL_TRAFFIC"
+    assert service.get("directVpcEgress") is None
+    assert connector.get("subnet") == {"name": "hookpress-egress"}
+    assert (connector.get("minInstances"), connector.get("maxInstances")) == (2, 3)
+
+
+@pytest.mark.parametrize("short", ["ingress", "reconcile"])
+def test_functions_that_never_call_wordpress_have_no_vpc(graph: Graph, short: str) -> None:
+    service = graph.function(short).get("serviceConfig")
+    assert service.get("vpcConnector") is None
+    assert service.get("directVpcEgress") is None
+
+
+@pytest.mark.parametrize("short", ["deliver", "rotate"])
+def test_direct_vpc_egress_when_chosen(run, short: str) -> None:
+    g = run(egressPath="direct", egressSubnetCidr="10.8.0.0/26")
+    service = g.function(short).get("serviceConfig")
     assert service["directVpcEgress"] == "VPC_EGRESS_ALL_TRAFFIC"
     assert service["directVpcNetworkInterfaces"] == [
         {"network": "hookpress-vpc", "subnetwork": "hookpress-egress"}
     ]
+    assert service.get("vpcConnector") is None
+    assert not g.of("vpcaccess/connector:Connector")
 
 
 def test_egress_ips_are_a_stack_output(graph: Graph) -> None:
@@ -429,7 +458,9 @@ def test_secret_values_reach_secret_manager_only(graph: Graph) -> None:
     for res in graph.resources:
         text = res.text()
         leaked = [v for v in SECRET_VALUES if v in text]
-        if res.type.endswith("secretmanager/secretVersion:SecretVersion"):
+        if res.name == "secrets-source-smoke-version":
+            assert not leaked  # generated, see the smoke tests
+        elif res.type.endswith("secretmanager/secretVersion:SecretVersion"):
             assert len(leaked) == 1, res.name
         else:
             assert not leaked, f"a secret value reached {res.type} {res.name}"
@@ -451,6 +482,7 @@ def test_secrets_are_named_by_id_and_read_from_secret_manager(graph: Graph) -> N
         "stripe": "hookpress-source-stripe",
         "github": "hookpress-source-github",
         "openai": "openai-signing",
+        "smoke": "hookpress-source-smoke",
     }
     assert deliver["HOOKPRESS_WP_APP_PASSWORD_SECRET"] == "hookpress-wp-app-password"
     for short in FUNCTIONS:
@@ -466,9 +498,32 @@ def test_each_source_has_its_own_secret(graph: Graph) -> None:
         "hookpress-source-stripe",
         "hookpress-source-github",
         "openai-signing",
+        "hookpress-source-smoke",
         "hookpress-wp-app-password",
     }
-    assert set(SOURCE_SECRETS) == set(json.loads(_env(graph, "ingress")["HOOKPRESS_SOURCES"]))
+    assert {*SOURCE_SECRETS, "smoke"} == set(
+        json.loads(_env(graph, "ingress")["HOOKPRESS_SOURCES"])
+    )
+
+
+def test_the_smoke_source_secret_is_generated_by_the_program(graph: Graph) -> None:
+    password = graph.one("random:index/randomPassword:RandomPassword")
+    assert (password.name, password.get("length"), password.get("special")) == (
+        "secrets-source-smoke-value",
+        48,
+        False,
+    )
+    version = next(r for r in graph.resources if r.name == "secrets-source-smoke-version")
+    assert version.get("secret") == f"projects/{PROJECT}/secrets/hookpress-source-smoke"
+    assert version.get("secretData") == password.outputs["result"]
+    assert graph.outputs["smoke"]["source"] == "smoke"
+
+
+def test_no_smoke_source_when_turned_off(run) -> None:
+    g = run(smokeSource="false")
+    assert not g.of("random:index/randomPassword:RandomPassword")
+    assert "smoke" not in g.outputs["sources"]
+    assert g.outputs["smoke"]["source"] is None
 
 
 def test_wordpress_secret_rotates_through_the_rotation_topic(graph: Graph) -> None:
@@ -491,7 +546,7 @@ def test_rotate_is_pushed_only_rotation_events(graph: Graph) -> None:
     assert sub.get("filter") == 'attributes.eventType = "SECRET_ROTATE"'
     assert sub.get("pushConfig.oidcToken") == {
         "serviceAccountEmail": graph.account_email("rotate-push"),
-        "audience": graph.function("rotate").outputs["url"],
+        "audience": _service_url("rotate"),
     }
     assert sub.get("ackDeadlineSeconds") >= graph.function("rotate").get(
         "serviceConfig.timeoutSeconds"
@@ -508,7 +563,8 @@ def test_rotation_off_means_no_rotate_function(run) -> None:
 
 def test_secret_values_are_optional(run) -> None:
     g = run(manageSecretValues="false")
-    assert not g.of("secretmanager/secretVersion:SecretVersion")
+    versions = g.of("secretmanager/secretVersion:SecretVersion")
+    assert [v.name for v in versions] == ["secrets-source-smoke-version"]
 
 
 # --- functions ----------------------------------------------------------------------------
@@ -554,13 +610,13 @@ def test_ingress_environment_is_what_ingress_settings_reads(graph: Graph) -> Non
     assert settings.raw_bucket == f"{PROJECT}-hookpress-raw"
     assert settings.events_topic == "events"
     assert settings.secrets.backend == "secretmanager"
-    assert set(settings.sources) == {"stripe", "github", "openai"}
+    assert set(settings.sources) == {"stripe", "github", "openai", "smoke"}
 
 
 def test_deliver_environment_is_what_deliver_settings_reads(graph: Graph) -> None:
     settings = DeliverSettings.from_env(_env(graph, "deliver"))
     assert settings.push_auth == "oidc"
-    assert settings.push_audience == graph.function("deliver").outputs["url"]
+    assert settings.push_audience == _service_url("deliver")
     assert settings.push_service_account == graph.account_email("push")
     assert settings.wp_base_url == "https://wp.example.com/wp-json"
     assert settings.secrets.backend == "secretmanager"
@@ -627,7 +683,7 @@ def test_the_status_queries_have_composite_indexes(graph: Graph) -> None:
 
 def test_reconcile_runs_on_a_schedule_with_oidc(graph: Graph) -> None:
     job = graph.one("cloudscheduler/job:Job")
-    url = graph.function("reconcile").outputs["url"]
+    url = _service_url("reconcile")
     assert job.get("schedule") == "*/5 * * * *"
     assert job.get("httpTarget.uri") == url
     assert job.get("httpTarget.oidcToken") == {
@@ -638,6 +694,7 @@ def test_reconcile_runs_on_a_schedule_with_oidc(graph: Graph) -> None:
 
 def test_alerts_cover_dead_letters_backlog_5xx_and_failures(graph: Graph) -> None:
     policies = {p.name: p for p in graph.of("monitoring/alertPolicy:AlertPolicy")}
+    policies = {p.name.removeprefix("observability-"): p for p in policies.values()}
     assert set(policies) == {
         "alert-dead-letters",
         "alert-oldest-unacked",
@@ -679,13 +736,25 @@ def test_dashboard_is_valid_json(graph: Graph) -> None:
 def test_stack_outputs(graph: Graph) -> None:
     out = graph.outputs
     assert out["project"] == PROJECT
-    assert set(out["sources"]) == {"stripe", "github", "openai"}
+    assert set(out["sources"]) == {"stripe", "github", "openai", "smoke"}
     assert out["sources"]["openai"]["scheme"] == "standard-webhooks"
     assert out["sources"]["stripe"]["secret"] == "hookpress-source-stripe"
     ingress_url = graph.function("ingress").outputs["url"]
     assert out["ingressUrl"] == ingress_url
-    assert out["ingressUrls"] == {s: f"{ingress_url}/{s}" for s in ("stripe", "github", "openai")}
-    assert out["deliverUrl"] == graph.function("deliver").outputs["url"]
+    assert out["ingressUrls"] == {
+        s: f"{ingress_url}/{s}" for s in ("stripe", "github", "openai", "smoke")
+    }
+    assert out["deliverUrl"] == _service_url("deliver")
+    assert out["functionUrls"] == {
+        "ingress": ingress_url,
+        **{short: _service_url(short) for short in ("deliver", "reconcile", "rotate")},
+    }
+    assert out["smoke"] == {
+        "source": "smoke",
+        "reconcileJob": "hookpress-reconcile",
+        "reconcileSchedule": "*/5 * * * *",
+        "region": REGION,
+    }
     assert out["rawBucket"] == f"{PROJECT}-hookpress-raw"
     assert out["topics"] == {
         "events": "events",
@@ -718,17 +787,17 @@ def test_apis_stay_enabled_on_destroy(graph: Graph) -> None:
     assert all(s.get("disableOnDestroy") is False for s in services)
 
 
-def test_an_unexpected_deliver_url_fails_the_update(functions_root: Path, monkeypatch) -> None:
-    """deliver is told its URL before it exists; if Google returned another, pulumi up stops."""
-    original = infra_harness.Recorder.new_resource
+def test_an_unexpected_service_url_fails_the_update(functions_root: Path, monkeypatch) -> None:
+    """deliver is told its URL before it exists; if Cloud Run lacks that URL, pulumi up stops."""
+    original = infra_harness.Recorder.call
 
-    def new_resource(self, args):
-        rid, out = original(self, args)
-        if args.typ.endswith(FUNCTION) and args.inputs["name"] == "hookpress-deliver":
-            out["url"] = "https://hookpress-deliver-xyz-ew.a.run.app"
-        return rid, out
+    def call(self, args):
+        ret, failures = original(self, args)
+        if args.token.endswith("getService") and args.args["name"] == "hookpress-deliver":
+            ret["urls"] = ["https://hookpress-deliver-xyz-ew.a.run.app"]
+        return ret, failures
 
-    monkeypatch.setattr(infra_harness.Recorder, "new_resource", new_resource)
+    monkeypatch.setattr(infra_harness.Recorder, "call", call)
     with pytest.raises(pulumi.RunError, match="OIDC audience"):
         infra_harness.run_program(
             infra_harness.BASE_CONFIG, functions_root, secret_keys=infra_harness.SECRET_KEYS

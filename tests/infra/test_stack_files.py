@@ -43,7 +43,7 @@ def test_dev_stack_config_is_valid() -> None:
     pulumi.runtime.set_all_config(_stack_config(REPO / "Pulumi.dev.yaml"), [])
     settings = load()
     assert settings.project == "hookpress-dev"
-    assert {s.name for s in settings.sources} == {"stripe", "github", "openai"}
+    assert {s.name for s in settings.sources} == {"stripe", "github", "openai", "smoke"}
     assert settings.manage_secret_values is False
 
 
@@ -53,7 +53,10 @@ def test_dev_stack_builds(functions_root: Path) -> None:
         "serviceConfig"
     )
     assert service["maxInstanceCount"] * service["maxInstanceRequestConcurrency"] == 4
-    assert not graph.of("secretmanager/secretVersion:SecretVersion")
+    # Only the smoke source's generated secret; the others are added with gcloud.
+    versions = graph.of("secretmanager/secretVersion:SecretVersion")
+    assert [v.name for v in versions] == ["secrets-source-smoke-version"]
+    assert not graph.engine.duplicate_urns
 
 
 def test_program_runs_the_way_pulumi_runs_it() -> None:

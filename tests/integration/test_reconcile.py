@@ -143,6 +143,7 @@ def test_the_entry_point_sweeps_and_answers_json(ingress_env):
         target="reconcile", source=str(FUNCTIONS / "reconcile" / "main.py")
     )
     env = {k: ingress_env[k] for k in ("HOOKPRESS_PROJECT", "HOOKPRESS_EVENTS_TOPIC")}
+    env["HOOKPRESS_PUSH_AUTH"] = "none"  # the caller check has its own tests (test_oidc.py)
     reconcile.install(reconcile.build_reconciler(env))
     try:
         resp = app.test_client().post("/", json={})

@@ -23,7 +23,8 @@ PUBLIC = {
         "handle_request", "install", "parse_notification",
     ],
     "hookpress.reconcile": [
-        "Reconciler", "Report", "build_reconciler", "handle_request", "install",
+        "HEARTBEAT_DOCUMENT", "Reconciler", "Report", "build_reconciler", "handle_request",
+        "install",
     ],
     "hookpress.publication": ["Publication", "REPLAYABLE"],
 }  # fmt: skip

@@ -9,6 +9,12 @@
   ``HOOKPRESS_RECONCILE_STALE_AFTER_S`` have had no delivery attempt for that
   long: Pub/Sub should have pushed them. They are reported (ERROR, alert-worthy)
   with a sample of keys; ``hookpress replay`` is the answer (see the runbook).
+
+Cloud Scheduler calls it with an OIDC token for the scheduler identity whose
+audience is this function's service URL; the token is checked here as
+deliver checks Pub/Sub's (``hookpress.pushauth``). Each sweep leaves a
+heartbeat, ``control/reconcile`` (``last_run_at`` and the counts), which
+``hookpress smoke`` reads to tell that the job runs.
 """
 
 from __future__ import annotations
@@ -28,15 +34,25 @@ from hookpress.events import Status
 from hookpress.instance import Instance
 from hookpress.logs import Logger
 from hookpress.publication import Publication
+from hookpress.pushauth import OidcVerifier, PushAuthError, push_verifier
 from hookpress.settings import ReconcileSettings, SettingsError
 
 if TYPE_CHECKING:
     from flask import Request, Response
 
-__all__ = ["Reconciler", "Report", "build_reconciler", "handle_request", "install"]
+__all__ = [
+    "HEARTBEAT_DOCUMENT",
+    "Reconciler",
+    "Report",
+    "build_reconciler",
+    "handle_request",
+    "install",
+]
 
 _log = Logger("reconcile")
 _SAMPLE = 20
+#: the control document each sweep writes: {last_run_at, stuck, republished, stale}
+HEARTBEAT_DOCUMENT = "reconcile"
 
 
 @dataclass
@@ -60,12 +76,15 @@ class Reconciler:
         publication: Publication,
         log: Logger,
         clock: Callable[[], float] = time.time,
+        verifier: OidcVerifier | None = None,
     ) -> None:
         self.settings = settings
         self.records = records
         self.publication = publication
         self.log = log
         self.clock = clock
+        # None: callers are not checked (HOOKPRESS_PUSH_AUTH=none, the local stack only).
+        self.verifier = verifier
 
     def sweep(self) -> Report:
         """Publish what is stuck, report what is stale."""
@@ -109,7 +128,24 @@ class Reconciler:
                 count=len(stale),
                 sample=report.stale_sample,
             )
+        self._heartbeat(at, report)
         return report
+
+    def _heartbeat(self, at: datetime, report: Report) -> None:
+        """Record that this sweep ran; a failed write is logged, never fails the sweep."""
+        try:
+            self.records.set(
+                HEARTBEAT_DOCUMENT,
+                {
+                    "last_run_at": at,
+                    "stuck": report.stuck,
+                    "republished": report.republished,
+                    "stale": report.stale,
+                },
+                collection=self.settings.control_collection,
+            )
+        except BackendError as exc:
+            self.log.warning("reconcile heartbeat not written", reason=exc.backend)
 
 
 def build_reconciler(env: Mapping[str, str], log: Logger = _log) -> Reconciler:
@@ -125,6 +161,13 @@ def build_reconciler(env: Mapping[str, str], log: Logger = _log) -> Reconciler:
         records=records,
         publication=Publication(records, publisher, lease_s=2 * timeout + 1, log=log),
         log=log,
+        verifier=push_verifier(
+            settings.push_auth,
+            settings.push_audience,
+            settings.push_service_account,
+            log,
+            env=env,
+        ),
     )
 
 
@@ -144,6 +187,12 @@ def handle_request(request: Request) -> Response:
         return Response("misconfigured", status=503, mimetype="text/plain")
     if request.method != "POST":
         return Response("", status=405, mimetype="text/plain")
+    if reconciler.verifier is not None:
+        try:
+            reconciler.verifier.verify(request.headers.get("Authorization"))
+        except PushAuthError as exc:
+            _log.warning("call refused", outcome="unauthenticated", reason=exc.reason)
+            return Response("", status=exc.status, mimetype="text/plain")
     try:
         report = reconciler.sweep()
     except BackendError as exc:
