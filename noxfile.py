@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "types", "secrets", "tests", "infra", "e2e"]
+nox.options.sessions = ["lint", "types", "secrets", "tests", "infra", "rehearse", "e2e"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -74,6 +74,17 @@ def infra(session: nox.Session) -> None:
     """The Pulumi program under pulumi.runtime.set_mocks: security properties of the graph."""
     session.install("-e", ".[test,infra]")
     session.run("pytest", "tests/infra", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def rehearse(session: nox.Session) -> None:
+    """The deployed configuration run here: the program's archives, environment and wiring.
+
+    Each function's archive in a venv of its own requirements.txt (cached in
+    .nox/function-venvs), push authentication on, emulators and a real WordPress.
+    """
+    session.install("-e", ".[test,infra]")
+    session.run("pytest", "tests/rehearse", *session.posargs)
 
 
 @nox.session(python=PYTHON)

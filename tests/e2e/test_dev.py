@@ -181,8 +181,8 @@ def test_dev_runs_the_pipeline_as_printed_and_sigterm_stops_everything(tmp_path,
     content = dev.content()
     assert "bootstrap: ready" in dev.output()
     assert sorted(content["sources"]) == sorted(
-        ["github", "hmac-timestamp", "shopify", "slack", "standard-webhooks", "stripe"]
-    ), "one source per scheme, named after it"
+        ["github", "hmac-timestamp", "shopify", "slack", "standard-webhooks", "stripe", "smoke"]
+    ), "one source per scheme, named after it, and the smoke source"
     assert oct(dev.local_file.stat().st_mode & 0o777) == "0o600"
 
     # The printed line works exactly as printed, from where dev was started.
@@ -232,7 +232,7 @@ def test_dev_runs_the_pipeline_as_printed_and_sigterm_stops_everything(tmp_path,
 def test_ctrl_c_stops_everything_and_a_second_dev_refuses_meanwhile(tmp_path, cleanup):
     dev = _start(tmp_path, "--no-bootstrap", "--source", "only=stripe")
     cleanup.append(dev)
-    assert list(dev.content()["sources"]) == ["only"]
+    assert list(dev.content()["sources"]) == ["only", "smoke"]
     assert "bootstrap" not in dev.output()
     second = subprocess.run(
         [

@@ -13,23 +13,19 @@ names say which is which.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 from infra_harness import FUNCTIONS, REPO, write_function
+from venvs import clean_env, venv_for
 
 from infra import archive
 
 pytestmark = pytest.mark.slow
 
 CORE = REPO / "functions" / "hookpress"
-_VENVS: dict[str, Path] = {}
 
 
 def _source(name: str, tmp: Path) -> tuple[Path, str]:
@@ -40,39 +36,6 @@ def _source(name: str, tmp: Path) -> tuple[Path, str]:
     return fixture, "fixture"
 
 
-def _python() -> str:
-    return shutil.which("python3.11") or sys.executable
-
-
-def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return env
-
-
-def _venv(requirements: Path, root: Path) -> Path:
-    """One venv per distinct requirements.txt content, shared by the session."""
-    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
-    if key not in _VENVS:
-        venv = root / f"venv-{key}"
-        subprocess.run([_python(), "-m", "venv", str(venv)], check=True, timeout=120)
-        result = subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(requirements)],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env=_clean_env(),
-        )
-        assert result.returncode == 0, f"pip install -r {requirements} failed:\n{result.stderr}"
-        _VENVS[key] = venv
-    return _VENVS[key]
-
-
-@pytest.fixture(scope="session")
-def venv_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("venvs")
-
-
 def _kind(name: str) -> str:
     real = REPO / "functions" / name
     has = (real / "main.py").is_file() and (real / "requirements.txt").is_file()
@@ -80,9 +43,7 @@ def _kind(name: str) -> str:
 
 
 @pytest.mark.parametrize("name", FUNCTIONS, ids=[f"{n}-{_kind(n)}" for n in FUNCTIONS])
-def test_archive_imports_with_only_its_requirements(
-    name: str, tmp_path: Path, venv_root: Path
-) -> None:
+def test_archive_imports_with_only_its_requirements(name: str, tmp_path: Path) -> None:
     source, kind = _source(name, tmp_path)
     files = archive.collect(source, CORE)
     unpacked = tmp_path / "unpacked"
@@ -93,7 +54,7 @@ def test_archive_imports_with_only_its_requirements(
     assert not (unpacked / "hookpress" / "local").exists()
     assert not (unpacked / "hookpress" / "cli").exists()
 
-    venv = _venv(unpacked / "requirements.txt", venv_root)
+    venv = venv_for(unpacked / "requirements.txt")
     probe = (
         "import main, hookpress; "
         "print(main.__file__); print(hookpress.__file__); "
@@ -105,7 +66,7 @@ def test_archive_imports_with_only_its_requirements(
         capture_output=True,
         text=True,
         timeout=120,
-        env=_clean_env(),
+        env=clean_env(),
     )
     assert result.returncode == 0, (
         f"{name} ({kind} folder) does not import from its archive:\n{result.stderr}"

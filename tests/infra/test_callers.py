@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pytest
@@ -155,3 +156,16 @@ def test_a_wrong_project_number_stops_the_update(run) -> None:
     """Cloud Run does not answer at the predicted URL: pulumi up fails with a sentence."""
     with pytest.raises(pulumi.RunError, match=r"not at https://hookpress-[a-z]+-987654321098"):
         run(projectNumber="987654321098")
+
+
+def test_the_program_never_trusts_local_test_keys(graph: Graph) -> None:
+    """HOOKPRESS_PUSH_TEST_CERTS is for nox -s rehearse; no deployed function gets it."""
+    from hookpress.pushauth import TEST_CERTS_VARIABLE
+
+    for function in graph.of(FUNCTION):
+        env = function.get("serviceConfig.environmentVariables")
+        assert TEST_CERTS_VARIABLE not in env, function.name
+        assert env.get("HOOKPRESS_PUSH_AUTH", "oidc") == "oidc", function.name
+    infra = Path(__file__).resolve().parents[2] / "infra"
+    for source in infra.glob("*.py"):
+        assert "PUSH_TEST_CERTS" not in source.read_text(), source.name

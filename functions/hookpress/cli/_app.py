@@ -57,6 +57,7 @@ examples:
   hookpress replay --day 2026-01-02 --source stripe --dry-run
   hookpress pause --reason "WordPress upgrade" && hookpress resume
   hookpress secrets rotate github            then, once the provider switched: --retire
+  hookpress smoke --stack-outputs stack.json  after pulumi up: one event through to WordPress
 
 environment (flags win):
   HOOKPRESS_LOCAL             the local stack's description (local.json)
@@ -330,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     value.add_argument("--value-file", metavar="FILE|-", help="read the new secret from FILE or -")
     value.add_argument("--retire", action="store_true", help="disable every version but the newest")
     rotate.set_defaults(run=cmd_secrets_rotate)
+
+    from hookpress.cli import _smoke
+
+    _smoke.add_parser(commands, command)
     return parser
 
 

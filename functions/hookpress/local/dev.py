@@ -388,7 +388,10 @@ def _supervise(args: argparse.Namespace) -> int:
     # A fresh stack every time: the Pub/Sub emulator keeps subscriptions on disk,
     # and an old push subscription would push to a port nobody listens on.
     shutil.rmtree(workdir, ignore_errors=True)
-    stack = LocalStack(workdir, StackOptions(sources=sources))
+    # The smoke source and a reconcile job every minute: `hookpress smoke` checks both.
+    stack = LocalStack(
+        workdir, StackOptions(sources=sources, smoke_source=True, reconcile_every_s=60.0)
+    )
     say("hookpress dev: starting the emulators, WordPress and both functions (about 30 s)")
     started = time.monotonic()
     try:

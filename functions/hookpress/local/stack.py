@@ -8,6 +8,12 @@ the ``events`` topic with its push subscription (retry policy, dead-letter
 policy), the ``events-dead`` topic with a pull subscription kept 7 days and a
 push subscription that marks events ``dead``.
 
+With ``StackOptions(reconcile_every_s=…)`` it also runs the reconcile function
+and calls it on that period, as Cloud Scheduler does; with
+``smoke_source=True`` it configures the smoke source the Pulumi program
+provisions, so ``hookpress smoke`` works against it (``nox -s dev`` turns both
+on).
+
 Differences from the cloud, each explicit: secrets come from a local file
 (``HOOKPRESS_SECRETS_BACKEND=file``) because there is no Secret Manager
 emulator, and push authentication is off (``HOOKPRESS_PUSH_AUTH=none``)
@@ -25,8 +31,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,6 +61,8 @@ PUSH_SUBSCRIPTION = "events-deliver"
 DEAD_PULL_SUBSCRIPTION = "events-dead-pull"
 DEAD_PUSH_SUBSCRIPTION = "events-dead-deliver"
 WP_SECRET = "wordpress-app-password"  # noqa: S105 - a secret id, not a value
+SMOKE_SOURCE = "smoke"  # as the Pulumi program names it (infra/config.py)
+SMOKE_SCHEME = "hmac-timestamp"
 
 
 def generate_secret(scheme: str) -> str:
@@ -85,6 +96,11 @@ class FunctionProcess:
     log_path: Path
     port: int = field(default_factory=free_port)
     source: Path | None = None  # default: functions/<name>/main.py
+    # Another interpreter (a function's own virtualenv) and a working directory.
+    python: str | None = None
+    cwd: Path | None = None
+    # False: the process sees ``env`` only (plus PATH and HOME), as in the cloud.
+    inherit_env: bool = True
     _proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -102,13 +118,19 @@ class FunctionProcess:
         """Start and wait for the port."""
         source = self.source or FUNCTIONS / self.name / "main.py"
         self._log = self.log_path.open("ab")
+        base = (
+            dict(os.environ)
+            if self.inherit_env
+            else {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
+        )
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
             [
-                sys.executable, "-m", "functions_framework",
+                self.python or sys.executable, "-m", "functions_framework",
                 "--target", self.target, "--source", str(source),
                 "--host", "127.0.0.1", "--port", str(self.port),
             ],
-            env={**os.environ, **self.env},
+            env={**base, **self.env},
+            cwd=self.cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -162,6 +184,10 @@ class StackOptions:
     threads: int = 8
     extra_ingress_env: dict[str, str] = field(default_factory=dict)
     extra_deliver_env: dict[str, str] = field(default_factory=dict)
+    # The source `hookpress smoke` signs with, as the Pulumi program provisions one.
+    smoke_source: bool = False
+    # Run the reconcile function and call it this often (a local Cloud Scheduler).
+    reconcile_every_s: float | None = None
 
 
 class LocalStack:
@@ -176,7 +202,10 @@ class LocalStack:
         wordpress: WordPressServer | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
-        self.options = options or StackOptions()
+        options = options or StackOptions()
+        if options.smoke_source and SMOKE_SOURCE not in options.sources:
+            options = replace(options, sources={**options.sources, SMOKE_SOURCE: SMOKE_SCHEME})
+        self.options = options
         self._own_emulators = emulators is None
         self._own_wordpress = wordpress is None
         self.emulators = emulators or Emulators(self.workdir / "emulators", self.options.project)
@@ -184,6 +213,9 @@ class LocalStack:
         self.proxy: FaultProxy | None = None
         self.ingress: FunctionProcess | None = None
         self.deliver: FunctionProcess | None = None
+        self.reconcile: FunctionProcess | None = None
+        self._scheduler_stop = threading.Event()
+        self._scheduler: threading.Thread | None = None
         self.source_secrets: dict[str, list[str]] = {}
         self._subscriptions: list[str] = []
         self.secrets_file = self.workdir / "secrets.json"
@@ -211,15 +243,45 @@ class LocalStack:
                 "ingress", "ingress", self.ingress_env(), self.workdir / "logs" / "ingress.log"
             )
             self.ingress.start()
+            if self.options.reconcile_every_s:
+                self._start_reconcile(self.options.reconcile_every_s)
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _start_reconcile(self, every_s: float) -> None:
+        """The reconcile function, called now and then every ``every_s`` seconds."""
+        self.reconcile = FunctionProcess(
+            "reconcile", "reconcile", self.reconcile_env(), self.workdir / "logs" / "reconcile.log"
+        )
+        self.reconcile.start()
+        url = f"{self.reconcile.url}/"
+        self._scheduler_stop.clear()
+
+        def tick() -> None:
+            while True:
+                request = urllib.request.Request(url, data=b"{}", method="POST")  # noqa: S310
+                request.add_header("Content-Type", "application/json")
+                with (
+                    contextlib.suppress(urllib.error.URLError, OSError),
+                    urllib.request.urlopen(request, timeout=60) as resp,  # noqa: S310
+                ):
+                    resp.read()
+                if self._scheduler_stop.wait(every_s):
+                    return
+
+        self._scheduler = threading.Thread(target=tick, name="local-scheduler", daemon=True)
+        self._scheduler.start()
+
     def stop(self) -> None:
         """Stop everything this stack started (in reverse order). Idempotent."""
         self._unwire_subscriptions()
-        for proc in (self.ingress, self.deliver):
+        self._scheduler_stop.set()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout=70)
+            self._scheduler = None
+        for proc in (self.ingress, self.deliver, self.reconcile):
             if proc is not None:
                 proc.stop()
         if self.proxy is not None:
@@ -316,6 +378,14 @@ class LocalStack:
             "HOOKPRESS_BREAKER_THRESHOLD": str(self.options.breaker_threshold),
             "HOOKPRESS_BREAKER_COOLDOWN_S": str(self.options.breaker_cooldown_s),
             **self.options.extra_deliver_env,
+        }
+
+    def reconcile_env(self) -> dict[str, str]:
+        """The reconcile function's environment (called by the local scheduler, no token)."""
+        return {
+            **self._common_env(),
+            "HOOKPRESS_EVENTS_TOPIC": EVENTS_TOPIC,
+            "HOOKPRESS_PUSH_AUTH": "none",
         }
 
     def _wire_backends(self) -> None:
@@ -425,5 +495,9 @@ class LocalStack:
             },
             "fault_proxy": self.proxy.url,
             "secrets_file": str(self.secrets_file),
+            "smoke": {
+                "source": SMOKE_SOURCE if self.options.smoke_source else None,
+                "reconcile_every_s": self.options.reconcile_every_s,
+            },
             "logs": str(self.workdir / "logs"),
         }

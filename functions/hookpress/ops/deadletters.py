@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hookpress.backends import BackendError
@@ -27,6 +28,7 @@ class DeadLetter:
     ack_id: str
     message_id: str
     event_key: str | None
+    published_at: datetime | None = None  # when it reached the dead-letter topic
 
 
 class DeadLetters(Protocol):
@@ -116,6 +118,7 @@ class PubSubDeadLetters:
                 ack_id=m.ack_id,
                 message_id=m.message.message_id,
                 event_key=event_key_of(m.message.data, dict(m.message.attributes)),
+                published_at=_when(m.message),
             )
             for m in response.received_messages
         ]
@@ -127,3 +130,17 @@ class PubSubDeadLetters:
     def release(self, ack_ids: list[str]) -> None:
         if ack_ids:
             self._call("modify_ack_deadline", {"ack_ids": ack_ids, "ack_deadline_seconds": 0})
+
+
+def _when(message: Any) -> datetime | None:
+    """The message's publish time as an aware datetime (the client hands back a proto time)."""
+    value = getattr(message, "publish_time", None)
+    if isinstance(value, datetime):
+        return value
+    to_datetime = getattr(value, "ToDatetime", None)
+    if to_datetime is None:
+        return None
+    from datetime import UTC
+
+    result: datetime = to_datetime(tzinfo=UTC)
+    return result

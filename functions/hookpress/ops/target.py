@@ -49,6 +49,7 @@ __all__ = [
     "Source",
     "Target",
     "TargetError",
+    "cron_period_s",
     "find_local_file",
     "load_cloud",
     "load_local",
@@ -113,6 +114,10 @@ class Target:
     pull_wait_s: float = 5.0  # how long an empty pull of the dead-letter subscription waits
     event_ttl_days: int = 30
     control_ttl_s: float = 5.0
+    #: the source `hookpress smoke` signs with (None: the stack provisions none)
+    smoke_source: str | None = None
+    #: how often the reconcile job runs, in seconds (None: unknown)
+    reconcile_every_s: float | None = None
     #: a Secret Manager client to use instead of building one (scripts, tests)
     secret_client: Any = field(default=None, compare=False, repr=False)
 
@@ -295,8 +300,12 @@ def load_local(path: Path, env: Mapping[str, str] | None = None) -> Target:
     )
     topics = _map(data.get("topics"))
     subscriptions = _map(data.get("subscriptions"))
+    smoke = _map(data.get("smoke"))
+    every = smoke.get("reconcile_every_s")
     return Target(
         kind="local",
+        smoke_source=_text(smoke.get("source")),
+        reconcile_every_s=float(every) if isinstance(every, int | float) and every > 0 else None,
         project=project,
         origin=f"local stack ({path})",
         sources=sources,
@@ -405,8 +414,12 @@ def load_cloud(
         )
     topics = _map(outputs.get("topics"))
     subscriptions = _map(outputs.get("subscriptions"))
+    smoke = _map(outputs.get("smoke"))
+    schedule = _text(smoke.get("reconcileSchedule"))
     return Target(
         kind="cloud",
+        smoke_source=_text(smoke.get("source")),
+        reconcile_every_s=cron_period_s(schedule) if schedule else None,
         project=project,
         origin=origin,
         sources=sources,
@@ -436,6 +449,27 @@ def load_cloud(
         event_ttl_days=_int(env, "HOOKPRESS_EVENT_TTL_DAYS", 30),
         control_ttl_s=_float(env, "HOOKPRESS_CONTROL_TTL_S", 5.0),
     )
+
+
+def cron_period_s(schedule: str) -> float | None:
+    """The longest gap between runs of a five-field cron schedule, for the common forms.
+
+    ``*/N * * * *`` is N minutes, ``M * * * *`` an hour, ``M H * * *`` a day; other
+    forms give None (unknown).
+    """
+    fields = schedule.split()
+    if len(fields) != 5 or fields[2:] != ["*", "*", "*"]:
+        return None
+    minute, hour = fields[0], fields[1]
+    if hour == "*" and minute == "*":
+        return 60.0
+    if hour == "*" and minute.startswith("*/") and minute[2:].isdigit() and int(minute[2:]) > 0:
+        return 60.0 * int(minute[2:])
+    if hour == "*" and minute.isdigit():
+        return 3600.0
+    if minute.isdigit() and hour.isdigit():
+        return 86400.0
+    return None
 
 
 def find_local_file(cwd: Path) -> Path | None:
