@@ -14,6 +14,17 @@ if str(_INFRA) not in sys.path:
     sys.path.insert(0, str(_INFRA))
 
 from rehearsal import Rehearsal  # noqa: E402
+from venvs import function_python  # noqa: E402
+
+_TIMINGS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Which interpreter the function venvs use, and how long start-up took (seconds)."""
+    if _TIMINGS:
+        terminalreporter.write_line(
+            f"rehearse: function venvs on {function_python()}; start-up {_TIMINGS}"
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
     rehearsed = Rehearsal(tmp_path_factory.mktemp("rehearsal"))
     rehearsed.start()
+    _TIMINGS.update(rehearsed.timings)
     saved = {
         k: os.environ.get(k)
         for k in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")

@@ -66,7 +66,7 @@ class LocalSigner:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        self._signer = crypt.RSASigner.from_string(pem, key_id=self.kid)
+        self._signer = crypt.RSASigner.from_string(pem, key_id=self.kid)  # type: ignore[no-untyped-call]
 
     def write_certs(self, path: Path) -> Path:
         """The file ``HOOKPRESS_PUSH_TEST_CERTS`` names: ``{kid: PEM}``, mode 0600."""
