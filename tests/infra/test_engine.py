@@ -31,7 +31,7 @@ CONFIGS = {
     "no-rotation": {"hookpress:wpPasswordRotationDays": "0"},
     "no-smoke-no-values": {
         "hookpress:smokeSource": "false",
-        "hookpress:manageSecretValues": "false",
+        "hookpress:manageSecretValues": "false",  # pragma: allowlist secret
     },
     "existing-firestore": {"hookpress:createFirestoreDatabase": "false"},
 }

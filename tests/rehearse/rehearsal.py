@@ -246,7 +246,7 @@ class Rehearsal:
         emulators = self.emulators.env
         for name in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
             env[name] = emulators[name]
-        env["HOOKPRESS_SECRETS_BACKEND"] = "file"
+        env["HOOKPRESS_SECRETS_BACKEND"] = "file"  # pragma: allowlist secret
         env["HOOKPRESS_SECRETS_FILE"] = str(self.secrets_file)
         if "HOOKPRESS_WP_BASE_URL" in env:
             env["HOOKPRESS_WP_BASE_URL"] = f"{self.proxy.url}/wp-json"
