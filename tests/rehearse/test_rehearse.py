@@ -14,7 +14,6 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,19 +25,9 @@ from rehearsal import PROJECT, SOURCES, SWAPPED, Rehearsal
 from venvs import clean_env
 
 from hookpress.ops.sending import example_payload, sign_request
+from tests.e2e.cli_harness import wait_for
 
 pytestmark = pytest.mark.slow
-WAIT_S = 90.0
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

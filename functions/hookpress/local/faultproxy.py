@@ -17,10 +17,10 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
-__all__ = ["FaultProxy", "Faults", "QuietHTTPServer"]
+__all__ = ["BackgroundServer", "FaultProxy", "Faults", "QuietHTTPServer"]
 
 CONTROL_PATH = "/__faults"
 _HOP_BY_HOP = {
@@ -181,25 +181,19 @@ class _Server(QuietHTTPServer):
     proxy: FaultProxy
 
 
-class FaultProxy:
-    """Listens on 127.0.0.1 and forwards to ``upstream`` (an http:// origin)."""
+class BackgroundServer:
+    """A local stand-in serving ``_server`` from a background thread on 127.0.0.1."""
 
-    def __init__(self, upstream: str, port: int = 0) -> None:
-        self.upstream = urlsplit(upstream)
-        self.faults = Faults()
-        self.lock = threading.Lock()
-        self.random = random.Random()  # noqa: S311 - fault injection, not security
-        self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.proxy = self
-        self._thread: threading.Thread | None = None
+    _server: QuietHTTPServer
+    _thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        """The proxy's origin, e.g. http://127.0.0.1:PORT."""
+        """The server's origin, e.g. http://127.0.0.1:PORT."""
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> FaultProxy:
+    def start(self) -> Self:
         """Serve in a background thread."""
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -209,6 +203,19 @@ class FaultProxy:
         """Stop serving and free the port."""
         self._server.shutdown()
         self._server.server_close()
+
+
+class FaultProxy(BackgroundServer):
+    """Listens on 127.0.0.1 and forwards to ``upstream`` (an http:// origin)."""
+
+    def __init__(self, upstream: str, port: int = 0) -> None:
+        self.upstream = urlsplit(upstream)
+        self.faults = Faults()
+        self.lock = threading.Lock()
+        self.random = random.Random()  # noqa: S311 - fault injection, not security
+        server = _Server(("127.0.0.1", port), _Handler)
+        server.proxy = self
+        self._server = server
 
     def set(self, **changes: Any) -> None:
         """Change the fault settings (see :class:`Faults`)."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hookpress.local.faultproxy import QuietHTTPServer
+from hookpress.local.faultproxy import BackgroundServer, QuietHTTPServer
 from hookpress.pushauth import TEST_SIGNER_SUBJECT
 
 __all__ = ["GOOGLE_ISSUER", "LocalSigner", "OidcFront", "Route"]
@@ -151,7 +151,7 @@ class _Server(QuietHTTPServer):
     front: OidcFront
 
 
-class OidcFront:
+class OidcFront(BackgroundServer):
     """Listens on 127.0.0.1; ``POST /<route>/<path>`` is forwarded to the route's target + path."""
 
     def __init__(self, signer: LocalSigner, routes: dict[str, Route] | None = None) -> None:
@@ -159,27 +159,10 @@ class OidcFront:
         self.routes: dict[str, Route] = dict(routes or {})
         self.lock = threading.Lock()
         self.calls: list[tuple[str, str, int]] = []  # (route, path, status), in order
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.front = self
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The front's origin."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.front = self
+        self._server = server
 
     def endpoint(self, route: str, path: str = "") -> str:
         """Where a caller reaches ``route`` (give this to the emulator as the push endpoint)."""
         return f"{self.url}/{route}{path}"
-
-    def start(self) -> OidcFront:
-        """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
