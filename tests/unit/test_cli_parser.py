@@ -53,6 +53,7 @@ def test_the_command_tree():
         ("status",),
         ("secrets",),
         ("secrets", "rotate"),
+        ("smoke",),
     ]
 
 
