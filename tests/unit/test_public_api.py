@@ -16,7 +16,13 @@ PUBLIC = {
         "Result", "RetryableDeliveryError", "Runtime", "WordPressClient", "build_runtime",
         "classify", "handle_request", "install",
     ],
-    "hookpress.signatures": ["SCHEMES", "Scheme", "SignatureError", "Verified", "valid_id"],
+    "hookpress.signatures": [
+        "KeyPair", "SCHEMES", "Scheme", "SignatureError", "Verified", "valid_id",
+    ],
+    "hookpress.providers": ["PROVIDERS", "Provider", "provider"],
+    "hookpress.payloads": [
+        "FORMATS", "MAX_FIELDS", "MalformedBody", "form_pairs", "parse_form", "parse_payload",
+    ],
     "hookpress.backends": ["BackendError"],
     "hookpress.rotate": [
         "AppPasswords", "Notification", "RotationError", "Rotator", "Runtime", "build_runtime",

@@ -26,8 +26,10 @@ def lower(headers: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-def verify(scheme: str, body: bytes, headers: dict[str, str], secrets=(SECRET,), now=NOW):
-    return SCHEMES[scheme].verify(body, lower(headers), list(secrets), now=now, tolerance=300)
+def verify(scheme: str, body: bytes, headers: dict[str, str], secrets=(SECRET,), now=NOW, url=None):
+    return SCHEMES[scheme].verify(
+        body, lower(headers), list(secrets), now=now, tolerance=300, url=url
+    )
 
 
 def reason(scheme: str, body: bytes, headers: dict[str, str], **kw) -> str:
@@ -146,33 +148,54 @@ def test_we_sign_what_the_stripe_library_verifies(body: str):
     )
 
 
+URL = "https://hooks.example.com/src"
+# Every scheme's own kind of key (for Ed25519 schemes the verifying half differs).
+PAIRS = {name: impl.new_secret() for name, impl in SCHEMES.items()}
+PAIRS["standard-webhooks-v1a"] = SCHEMES["standard-webhooks"].new_key_pair()  # type: ignore[attr-defined]
+SIGNING = {**{n: n for n in SCHEMES}, "standard-webhooks-v1a": "standard-webhooks"}
+
+
+def _form_or_binary(scheme: str, body: bytes) -> bytes:
+    # Twilio signs form parameters: a binary body is not a form, so give it one.
+    return b"Body=" + base64.urlsafe_b64encode(body) if scheme == "twilio" else body
+
+
 @settings(max_examples=100, deadline=None)
-@given(body=st.binary(max_size=2000), scheme=st.sampled_from(sorted(SCHEMES)))
-def test_every_scheme_round_trips_and_rejects_a_flipped_byte(body: bytes, scheme: str):
-    headers = SCHEMES[scheme].sign(body, SECRET, now=NOW)
-    verify(scheme, body, headers)
-    tampered = body + b" " if not body else bytes([body[0] ^ 1]) + body[1:]
-    assert reason(scheme, tampered, headers) == "no_match"
+@given(raw=st.binary(max_size=2000), key=st.sampled_from(sorted(PAIRS)))
+def test_every_scheme_round_trips_and_rejects_a_flipped_byte(raw: bytes, key: str):
+    scheme, pair = SIGNING[key], PAIRS[key]
+    body = _form_or_binary(scheme, raw)
+    headers = SCHEMES[scheme].sign(body, pair.sign, now=NOW, url=URL)
+    verify(scheme, body, headers, secrets=[pair.verify], url=URL)
+    if scheme == "twilio":
+        tampered = body + b"&x=1"
+    else:
+        tampered = bytes([body[0] ^ 1]) + body[1:] if body else b" "
+    assert reason(scheme, tampered, headers, secrets=[pair.verify], url=URL) == "no_match"
 
 
 # -- rotation: any one of several active secrets ---------------------------------
 
 
-@pytest.mark.parametrize("scheme", sorted(SCHEMES))
-def test_any_active_secret_verifies(scheme: str):
-    old, new = "whsec_" + base64.b64encode(b"old" * 8).decode(), SECRET
-    body = b'{"id":"evt_rot"}'
-    headers = SCHEMES[scheme].sign(body, old, now=NOW)
-    verify(scheme, body, headers, secrets=[new, old])
-    assert reason(scheme, body, headers, secrets=[new]) == "no_match"
-    assert reason(scheme, body, headers, secrets=[]) == "no_secret"
+@pytest.mark.parametrize("key", sorted(PAIRS))
+def test_any_active_secret_verifies(key: str):
+    scheme = SIGNING[key]
+    impl = SCHEMES[scheme]
+    old = impl.new_secret() if key != "standard-webhooks-v1a" else impl.new_key_pair()  # type: ignore[attr-defined]
+    new = PAIRS[key]
+    body = _form_or_binary(scheme, b'{"id":"evt_rot"}')
+    headers = impl.sign(body, old.sign, now=NOW, url=URL)
+    verify(scheme, body, headers, secrets=[new.verify, old.verify], url=URL)
+    assert reason(scheme, body, headers, secrets=[new.verify], url=URL) == "no_match"
+    assert reason(scheme, body, headers, secrets=[], url=URL) == "no_secret"
 
 
 def test_standard_webhooks_accepts_any_matching_entry_in_the_list():
     body = b"{}"
     good = SCHEMES["standard-webhooks"].sign(body, SECRET, now=NOW)
     wrong = "v1," + base64.b64encode(b"x" * 32).decode()
-    headers = {**good, "webhook-signature": f"{wrong} v1a,ignored {good['webhook-signature']}"}
+    other = "v1a," + base64.b64encode(b"y" * 64).decode()
+    headers = {**good, "webhook-signature": f"{wrong} {other} {good['webhook-signature']}"}
     verify("standard-webhooks", body, headers)
 
 
