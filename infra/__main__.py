@@ -351,7 +351,15 @@ def main(
     return {
         "project": s.project,
         # What a tool needs to sign for a source: its scheme and the id of its secret.
-        "sources": {src.name: {"scheme": src.scheme, "secret": src.secret_id} for src in s.sources},
+        "sources": {
+            src.name: {
+                "scheme": src.scheme,
+                "provider": src.provider or src.scheme,
+                "lane": src.lane,
+                "secret": src.secret_id,
+            }
+            for src in s.sources
+        },
         "ingressUrl": ingress.url,
         "ingressUrls": ingress.url.apply(
             lambda url: {src.name: f"{url}/{src.name}" for src in s.sources}

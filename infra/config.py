@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import pulumi
 
-from hookpress.settings import SCHEMES
+from hookpress.settings import SettingsError, parse_source
 
 __all__ = [
     "EGRESS_PATHS",
@@ -43,7 +43,6 @@ __all__ = [
 NAMESPACE = "hookpress"
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$")
-_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
 _CIDR = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})$")
@@ -76,13 +75,30 @@ class ConfigError(pulumi.RunError):
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One webhook source: the path segment providers POST to, its scheme and its secret id."""
+    """One webhook source: the path segment providers POST to, its provider and secret id."""
 
     name: str
     scheme: str
     secret_id: str
     # The program makes its value (the smoke source); none is read from config.
     generated: bool = False
+    provider: str = ""
+    lane: str = "normal"
+    tolerance_s: int | None = None
+    url: str | None = None  # the public URL a URL-signing provider (Twilio) signs
+
+    def spec(self) -> dict[str, object]:
+        """The entry of ``HOOKPRESS_SOURCES`` (what ``hookpress.settings.parse_source`` reads)."""
+        spec: dict[str, object] = {
+            "provider": self.provider or self.scheme,
+            "secret": self.secret_id,
+            "lane": self.lane,
+        }
+        if self.tolerance_s is not None:
+            spec["tolerance"] = self.tolerance_s
+        if self.url:
+            spec["url"] = self.url
+        return spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,26 +350,13 @@ def _sources(r: _Reader, prefix: str) -> tuple[Source, ...]:
     sources: list[Source] = []
     secret_ids: set[str] = set()
     for name, spec in sorted(data.items()):
-        if not isinstance(name, str) or not _SOURCE_NAME.match(name):
-            raise ConfigError(
-                f"{r.key('sources')} has an invalid source name {str(name)[:64]!r}: use "
-                "lower-case letters, digits, '-' and '_' (at most 63)."
-            )
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{r.key('sources')}.{name} must be a map with a 'scheme' key.")
-        unknown = set(spec) - {"scheme", "secret"}
-        if unknown:
-            raise ConfigError(
-                f"{r.key('sources')}.{name} has unknown keys: {', '.join(sorted(unknown))}."
-            )
-        scheme = spec.get("scheme")
-        if scheme not in SCHEMES:
-            raise ConfigError(
-                f"{r.key('sources')}.{name}.scheme must be one of "
-                f"{', '.join(sorted(SCHEMES))}, got {str(scheme)[:32]!r}."
-            )
-        secret = spec.get("secret", f"{prefix}-source-{name}")
-        if not isinstance(secret, str) or not _SECRET_ID.match(secret):
+        # The functions' own validator: one rule for HOOKPRESS_SOURCES and this config.
+        try:
+            parsed = parse_source(name, spec, r.key("sources"), f"{prefix}-source-{name}")
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
+        secret = parsed.secret
+        if not _SECRET_ID.match(secret):
             raise ConfigError(
                 f"{r.key('sources')}.{name}.secret must be a Secret Manager secret id "
                 "(letters, digits, '-' and '_')."
@@ -364,7 +367,17 @@ def _sources(r: _Reader, prefix: str) -> tuple[Source, ...]:
                 "each source needs its own secret."
             )
         secret_ids.add(secret)
-        sources.append(Source(name=name, scheme=scheme, secret_id=secret))
+        sources.append(
+            Source(
+                name=name,
+                scheme=parsed.scheme,
+                secret_id=secret,
+                provider=parsed.provider,
+                lane=parsed.lane,
+                tolerance_s=parsed.tolerance_s if "tolerance" in spec else None,
+                url=parsed.url,
+            )
+        )
     return tuple(sources)
 
 

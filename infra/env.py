@@ -27,12 +27,19 @@ def _seconds(value: float) -> str:
 
 
 def sources_json(settings: Settings) -> str:
-    """``HOOKPRESS_SOURCES``: each source's scheme and the *id* of its secret."""
-    return json.dumps(
-        {s.name: {"scheme": s.scheme, "secret": s.secret_id} for s in settings.sources},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    """``HOOKPRESS_SOURCES``: each source's provider, lane and the *id* of its secret.
+
+    A URL-signing provider (Twilio) also gets the public URL it is given: the
+    source's path under the ingress's deterministic URL, unless ``url`` is set
+    (a custom domain, a load balancer).
+    """
+    specs: dict[str, dict[str, object]] = {}
+    for source in settings.sources:
+        spec = source.spec()
+        if source.scheme == "twilio" and "url" not in spec:
+            spec["url"] = f"{settings.function_url('ingress')}/{source.name}"
+        specs[source.name] = spec
+    return json.dumps(specs, sort_keys=True, separators=(",", ":"))
 
 
 def _common(settings: Settings) -> dict[str, pulumi.Input[str]]:

@@ -17,9 +17,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from hookpress.providers import PROVIDERS as _PROVIDERS
+from hookpress.signatures import SCHEMES as _SIGNATURE_SCHEMES
 
 __all__ = [
+    "LANES",
     "DeliverSettings",
     "IngressSettings",
     "ReconcileSettings",
@@ -27,9 +32,15 @@ __all__ = [
     "SecretsConfig",
     "SettingsError",
     "SourceConfig",
+    "parse_source",
 ]
 
-SCHEMES = frozenset({"hmac-timestamp", "standard-webhooks", "stripe", "github", "slack", "shopify"})
+#: every signature scheme by name (each is also the provider of the same name)
+SCHEMES = frozenset(_SIGNATURE_SCHEMES)
+#: every provider by name
+PROVIDER_NAMES = frozenset(_PROVIDERS)
+#: delivery lanes, each its own push subscription with its share of the WordPress cap
+LANES = ("high", "normal", "bulk")
 SecretsBackend = Literal["secretmanager", "env", "file"]
 
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -46,11 +57,92 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
-    """One webhook source: its URL path segment, scheme and signing secret."""
+    """One webhook source: its URL path segment, provider (and so scheme), secret and lane."""
 
     name: str
     scheme: str
     secret: str  # the Secret Manager secret id (or key in the local secrets file)
+    provider: str = ""  # defaults to the scheme's own provider
+    lane: str = "normal"
+    tolerance_s: int | None = None  # None: the deployment-wide tolerance
+    url: str | None = None  # the public URL the provider calls (URL-signing schemes: Twilio)
+
+    def __post_init__(self) -> None:
+        if not self.provider:
+            object.__setattr__(self, "provider", self.scheme)
+
+
+_SOURCE_KEYS = frozenset({"scheme", "provider", "secret", "lane", "tolerance", "url"})
+
+
+def parse_source(name: Any, spec: Any, where: str, default_secret: str) -> SourceConfig:
+    """Validate one source of a sources map; SettingsError naming ``where`` if it is wrong.
+
+    The one validator of a source: the functions' ``HOOKPRESS_SOURCES`` and the
+    Pulumi program's ``hookpress:sources`` both call it. ``spec`` is
+    ``{provider | scheme, secret?, lane?, tolerance?, url?}``; a provider fixes
+    the scheme, a bare scheme is the provider of the same name.
+    """
+    if not isinstance(name, str) or not _SOURCE_NAME.match(name):
+        raise SettingsError(
+            f"{where} has an invalid source name {str(name)[:64]!r}: use "
+            "lower-case letters, digits, '-' and '_' (at most 63)."
+        )
+    at = f"{where}[{name!r}]" if where.startswith("HOOKPRESS") else f"{where}.{name}"
+    if not isinstance(spec, dict):
+        raise SettingsError(f"{at} must be an object with a 'provider' (or 'scheme').")
+    unknown = set(spec) - _SOURCE_KEYS
+    if unknown:
+        raise SettingsError(f"{at} has unknown keys: {', '.join(sorted(unknown))}.")
+    provider, scheme = spec.get("provider"), spec.get("scheme")
+    if provider is None and scheme is None:
+        raise SettingsError(
+            f"{at} needs a 'provider' (one of {', '.join(sorted(PROVIDER_NAMES))}) or a 'scheme'."
+        )
+    if provider is not None and provider not in PROVIDER_NAMES:
+        raise SettingsError(
+            f"{at}.provider must be one of {', '.join(sorted(PROVIDER_NAMES))}, "
+            f"got {str(provider)[:32]!r}."
+        )
+    if scheme is not None and scheme not in SCHEMES:
+        raise SettingsError(
+            f"{at}.scheme must be one of {', '.join(sorted(SCHEMES))}, got {str(scheme)[:32]!r}."
+        )
+    chosen = str(provider if provider is not None else scheme)
+    fixed = _PROVIDERS[chosen].scheme_name
+    if scheme is not None and scheme != fixed:
+        raise SettingsError(
+            f"{at}: provider {chosen} signs with scheme {fixed}, not {scheme}: give one of them."
+        )
+    secret = spec.get("secret", default_secret)
+    if not isinstance(secret, str) or not _SECRET_NAME.match(secret):
+        raise SettingsError(f"{at}.secret must be a secret id (letters, digits, '-' and '_').")
+    lane = spec.get("lane", "normal")
+    if lane not in LANES:
+        raise SettingsError(f"{at}.lane must be one of {', '.join(LANES)}, got {str(lane)[:32]!r}.")
+    tolerance = spec.get("tolerance", _PROVIDERS[chosen].tolerance_s)
+    if tolerance is not None and (
+        isinstance(tolerance, bool) or not isinstance(tolerance, int) or not 1 <= tolerance <= 3600
+    ):
+        raise SettingsError(f"{at}.tolerance must be whole seconds between 1 and 3600.")
+    url = spec.get("url")
+    if url is not None:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise SettingsError(f"{at}.url must be the http(s) URL the provider calls.")
+        if parts.query or parts.fragment:
+            raise SettingsError(
+                f"{at}.url must have no query or fragment (the request's own query is added)."
+            )
+    return SourceConfig(
+        name=name,
+        scheme=fixed,
+        secret=secret,
+        provider=chosen,
+        lane=lane,
+        tolerance_s=tolerance,
+        url=url,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,31 +260,7 @@ def _sources(env: Mapping[str, str]) -> dict[str, SourceConfig]:
         raise SettingsError("HOOKPRESS_SOURCES must be a non-empty JSON object.")
     sources: dict[str, SourceConfig] = {}
     for name, spec in data.items():
-        if not isinstance(name, str) or not _SOURCE_NAME.match(name):
-            raise SettingsError(
-                f"HOOKPRESS_SOURCES has an invalid source name {str(name)[:64]!r}: use "
-                "lower-case letters, digits, '-' and '_' (at most 63)."
-            )
-        if not isinstance(spec, dict):
-            raise SettingsError(f"HOOKPRESS_SOURCES[{name!r}] must be an object.")
-        scheme = spec.get("scheme")
-        if scheme not in SCHEMES:
-            raise SettingsError(
-                f"HOOKPRESS_SOURCES[{name!r}].scheme must be one of "
-                f"{', '.join(sorted(SCHEMES))}, got {str(scheme)[:32]!r}."
-            )
-        secret = spec.get("secret", f"hookpress-source-{name}")
-        if not isinstance(secret, str) or not _SECRET_NAME.match(secret):
-            raise SettingsError(
-                f"HOOKPRESS_SOURCES[{name!r}].secret must be a secret id "
-                "(letters, digits, '-' and '_')."
-            )
-        unknown = set(spec) - {"scheme", "secret"}
-        if unknown:
-            raise SettingsError(
-                f"HOOKPRESS_SOURCES[{name!r}] has unknown keys: {', '.join(sorted(unknown))}."
-            )
-        sources[name] = SourceConfig(name=name, scheme=scheme, secret=secret)
+        sources[name] = parse_source(name, spec, "HOOKPRESS_SOURCES", f"hookpress-source-{name}")
     return sources
 
 

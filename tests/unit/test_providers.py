@@ -274,6 +274,15 @@ def test_paddle_sdk_hmac_is_what_we_verify(body: str):
     assert ours("paddle", body.encode(), headers, secret, ts)
 
 
+def test_paddle_keeps_its_own_five_second_window_and_a_source_may_widen_it():
+    from hookpress.settings import parse_source
+
+    source = parse_source("billing", {"provider": "paddle"}, "sources", "s")
+    assert source.tolerance_s == 5
+    wider = parse_source("billing", {"provider": "paddle", "tolerance": 60}, "sources", "s")
+    assert wider.tolerance_s == 60
+
+
 # -- Twilio: a form, the URL it called, SHA1 or SHA256 -----------------------------------
 
 TWILIO_DOC = {

@@ -96,3 +96,14 @@ def test_pause_switch():
     assert DeliverSettings.from_env({**DELIVER, "PAUSE_WP_DELIVERY": "1"}).paused
     with pytest.raises(SettingsError, match="PAUSE_WP_DELIVERY"):
         DeliverSettings.from_env({**DELIVER, "PAUSE_WP_DELIVERY": "maybe"})
+
+
+def test_a_source_names_a_provider_and_keeps_its_own_name():
+    from hookpress.settings import parse_source
+
+    source = parse_source("billing", {"provider": "paddle", "lane": "high"}, "sources", "s-1")
+    assert (source.name, source.provider, source.scheme) == ("billing", "paddle", "paddle")
+    assert source.lane == "high"
+    assert source.tolerance_s == 5  # Paddle's own window
+    legacy = parse_source("gh", {"scheme": "github"}, "sources", "s-2")
+    assert (legacy.name, legacy.provider, legacy.lane) == ("gh", "github", "normal")
