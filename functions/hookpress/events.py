@@ -30,6 +30,7 @@ __all__ = [
     "InvalidPayloadId",
     "Status",
     "event_key",
+    "message_attributes",
     "new_record",
     "provider_event_id",
     "raw_object_name",
@@ -96,16 +97,25 @@ def new_record(
     body_sha256: str,
     ttl_days: int,
     event_type: str | None = None,
+    provider: str | None = None,
+    lane: str = "normal",
+    body_format: str = "json",
 ) -> dict[str, Any]:
     """A fresh Firestore record in status ``received``.
 
     ``event_type`` is kept for schemes that send the type in a header rather
     than the body (GitHub's X-GitHub-Event, Shopify's X-Shopify-Topic), since
-    only the body is stored.
+    only the body is stored; for the others it is read from the payload, so
+    message attributes and the warehouse can carry it. ``provider`` names the
+    transform; ``lane`` the push subscription that delivers it; ``body_format``
+    how the stored bytes are read (``json`` or ``form``).
     """
     return {
         "source": source,
         "scheme": scheme,
+        "provider": provider or scheme,
+        "lane": lane,
+        "body_format": body_format,
         "provider_event_id": provider_id,
         "event_type": event_type,
         "received_at": received_at,
@@ -120,3 +130,22 @@ def new_record(
         "updated_at": received_at,
         "expire_at": received_at + timedelta(days=ttl_days),
     }
+
+
+def message_attributes(record: dict[str, Any]) -> dict[str, str]:
+    """The Pub/Sub attributes of an event's message (besides ``event_key``).
+
+    Lanes are push subscriptions filtered on ``lane``; the warehouse's BigQuery
+    subscription writes them all. Labels only: deliver reads the record.
+    """
+    received = record.get("received_at")
+    attributes = {
+        "source": str(record.get("source") or ""),
+        "provider": str(record.get("provider") or record.get("scheme") or ""),
+        "type": str(record.get("event_type") or ""),
+        "received_at": received.astimezone(UTC).isoformat()
+        if isinstance(received, datetime)
+        else "",
+        "lane": str(record.get("lane") or "normal"),
+    }
+    return {k: v for k, v in attributes.items() if v}

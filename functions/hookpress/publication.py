@@ -27,7 +27,7 @@ from typing import Any
 from hookpress.backends import BackendError
 from hookpress.backends.firestore import EventRecords, Snapshot
 from hookpress.backends.pubsub import EventPublisher
-from hookpress.events import Status
+from hookpress.events import Status, message_attributes
 from hookpress.logs import Logger
 
 __all__ = ["REPLAYABLE", "Publication"]
@@ -62,6 +62,7 @@ class Publication:
         claim: datetime,
         now: float,
         mark_in: Executor | None = None,
+        attributes: dict[str, str] | None = None,
     ) -> None:
         """Publish a record this caller holds the claim on, then mark it ``published``.
 
@@ -74,7 +75,7 @@ class Publication:
         deduplicates).
         """
         try:
-            self.publisher.publish(key, source)
+            self.publisher.publish(key, source, attributes)
         except BackendError:
             self.release(key, claim)
             raise
@@ -110,7 +111,13 @@ class Publication:
         claim = self.records.transition(snapshot.key, snapshot.update_time, fields)
         if claim is None:
             return False  # another caller claimed it first
-        self.publish_claimed(snapshot.key, str(snapshot.data.get("source", "")), claim, now)
+        self.publish_claimed(
+            snapshot.key,
+            str(snapshot.data.get("source", "")),
+            claim,
+            now,
+            attributes=message_attributes(snapshot.data),
+        )
         return True
 
     def replay(
@@ -134,7 +141,9 @@ class Publication:
         )
         if status not in REPLAYABLE and not stale:
             return False
-        self.publisher.publish(snapshot.key, str(snapshot.data.get("source", "")))
+        self.publisher.publish(
+            snapshot.key, str(snapshot.data.get("source", "")), message_attributes(snapshot.data)
+        )
         stamp = _stamp(now)
         with contextlib.suppress(BackendError):
             # Conditional: if delivery already took it from here, that status stands.

@@ -54,7 +54,7 @@ def test_new_record_has_every_field_of_the_contract():
     assert set(record) == {
         "source", "scheme", "provider_event_id", "event_type", "received_at", "raw_uri",
         "body_sha256", "status", "attempts", "last_error", "downstream_status", "wp_post_id",
-        "delivered_at", "updated_at", "expire_at",
+        "delivered_at", "updated_at", "expire_at", "provider", "lane", "body_format",
     }  # fmt: skip
     assert record["status"] == Status.RECEIVED
     assert record["expire_at"] == when + timedelta(days=30)

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hookpress.deliver.transforms import Event, build_record
 from hookpress.payloads import MalformedBody, form_pairs, parse_form, parse_payload
 from hookpress.providers import PROVIDERS
 from hookpress.signatures import SCHEMES, SignatureError
@@ -596,3 +597,39 @@ def test_an_unusable_id_is_refused_not_replaced():
 
     with pytest.raises(InvalidPayloadId):
         PROVIDERS["paddle"].event_id(None, {}, {"event_id": "x" * 300}, b"{}")
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "when"),
+    [
+        ("openai", "response.completed", "2023-11-14T22:13:20+00:00"),
+        ("replicate", "prediction.succeeded", "2023-11-14T22:13:20+00:00"),
+        ("fal", "request.ok", None),
+        ("elevenlabs", "post_call_transcription", "2023-11-14T22:13:20+00:00"),
+        ("clerk", "user.created", "2023-11-14T22:13:20+00:00"),
+        ("resend", "email.delivered", "2023-11-14T22:13:20+00:00"),
+        ("paddle", "transaction.completed", "2023-11-14T22:13:20+00:00"),
+        ("twilio", "message.delivered", None),
+        ("stripe", "payment_intent.succeeded", "2023-11-14T22:13:20+00:00"),
+        ("slack", "app_mention", "2023-11-14T22:13:20+00:00"),
+        ("standard-webhooks", "invoice.paid", "2023-11-14T22:13:20+00:00"),
+    ],
+)
+def test_each_provider_has_a_default_transform(name: str, status: str, when: str | None):
+    _, payload = _parsed(name)
+    received = datetime(2030, 1, 1, tzinfo=UTC)
+    record = build_record(
+        Event(
+            source=f"my-{name}",
+            scheme=PROVIDERS[name].scheme_name,
+            provider_event_id="id-1",
+            event_type=PROVIDERS[name].event_type({}, payload),
+            payload=payload,
+            received_at=received,
+            provider=name,
+        )
+    )
+    assert record["status"] == status
+    assert record["summary"]
+    assert record["occurred_at"] == (when or received.isoformat(timespec="seconds"))
+    assert "delivered@resend.dev" not in json.dumps(record)  # addresses are not copied

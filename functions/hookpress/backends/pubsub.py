@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 
@@ -58,11 +59,21 @@ class EventPublisher:
                 self._path = self._client.topic_path(self._project, self._topic)
             return self._client, self._path
 
-    def publish(self, key: str, source: str) -> str:
-        """Publish the key; the message id once Pub/Sub has it, else BackendError."""
+    def publish(
+        self,
+        key: str,
+        source: str,
+        attributes: Mapping[str, str] | None = None,
+    ) -> str:
+        """Publish the key; the message id once Pub/Sub has it, else BackendError.
+
+        ``attributes`` (:func:`hookpress.events.message_attributes`) label the
+        message: the lane subscriptions filter on ``lane``.
+        """
         client, path = self._get_client()
+        labels = {**(attributes or {}), "event_key": key, "source": source}
         try:
-            future = client.publish(path, message_data(key), event_key=key, source=source)
+            future = client.publish(path, message_data(key), **labels)
             message_id: str = future.result(timeout=self._timeout)
         except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, FutureTimeout, OSError) as exc:
             raise BackendError("pubsub", type(exc).__name__) from None

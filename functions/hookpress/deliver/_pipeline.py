@@ -31,8 +31,8 @@ from hookpress.deliver._errors import (
 from hookpress.deliver._wordpress import Delivered, WordPressClient
 from hookpress.deliver.transforms import Event, build_record
 from hookpress.events import Status
-from hookpress.jsonstrict import MalformedBody, parse_object
 from hookpress.logs import Logger
+from hookpress.payloads import MalformedBody, parse_payload
 from hookpress.settings import DeliverSettings
 
 __all__ = ["CONTROL_DOCUMENT", "Deliverer", "Outcome", "Result"]
@@ -145,7 +145,7 @@ class Deliverer:
         if body is None:
             raise PermanentDeliveryError("raw_payload_missing")
         try:
-            payload = parse_object(body)
+            payload = parse_payload(body, str(data.get("body_format") or "json"))
         except MalformedBody as exc:
             raise PermanentDeliveryError(f"raw_payload_{exc.reason}") from None
         received = data.get("received_at")
@@ -156,6 +156,7 @@ class Deliverer:
             event_type=data.get("event_type"),
             payload=payload,
             received_at=received if isinstance(received, datetime) else datetime.now(UTC),
+            provider=str(data.get("provider") or ""),
         )
         return build_record(event)
 

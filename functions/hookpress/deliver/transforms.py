@@ -6,8 +6,9 @@ and ``source`` the source name; the rest comes from a transform:
 
 - a per-source hook, registered with :func:`register` (the place to put a
   mapping for one integration), else
-- the default for the source's scheme (Stripe, GitHub, Slack, Shopify,
-  Standard Webhooks / OpenAI), else
+- the default for the source's provider (:data:`BY_PROVIDER`: OpenAI,
+  Replicate, fal.ai, ElevenLabs, Clerk, Resend, Paddle, Twilio, Stripe, …),
+  else the default for its scheme, else
 - the generic mapping: ``status`` from the payload's ``status`` or ``type``,
   ``summary`` from ``summary``/``description``/``message``, ``metadata`` from
   ``metadata``, ``occurred_at`` from ``occurred_at``/``created_at``/``created``.
@@ -43,6 +44,7 @@ class Event:
     event_type: str | None
     payload: dict[str, Any]
     received_at: datetime
+    provider: str = ""  # empty for records written before providers existed: the scheme decides
 
 
 # A transform returns any of status, summary, metadata, occurred_at.
@@ -203,6 +205,153 @@ BY_SCHEME: dict[str, Transform] = {
 }
 
 
+# -- providers ------------------------------------------------------------------------
+
+
+def replicate(event: Event) -> dict[str, Any]:
+    """Replicate: the prediction object itself; ``status`` moves starting → succeeded."""
+    p = event.payload
+    status = _str(p.get("status")) or "prediction"
+    model = _str(p.get("model"))
+    pid = _str(p.get("id"))
+    return {
+        "status": f"prediction.{status}",
+        "summary": " ".join(x for x in (f"prediction {pid}" if pid else None, status, model) if x),
+        "metadata": {
+            "prediction_id": pid,
+            "model": model,
+            "version": _str(p.get("version")),
+            "error": _str(p.get("error")),
+            "predict_time": _dig(p, "metrics", "predict_time"),
+        },
+        "occurred_at": _when(p.get("completed_at")) or _when(p.get("created_at")),
+    }
+
+
+def fal(event: Event) -> dict[str, Any]:
+    """fal.ai: ``status`` OK or ERROR for one queued request; no event time is sent."""
+    p = event.payload
+    status = (_str(p.get("status")) or "unknown").lower()
+    request_id = _str(p.get("request_id"))
+    return {
+        "status": f"request.{status}",
+        "summary": f"fal request {request_id} {status}" if request_id else f"fal request {status}",
+        "metadata": {
+            "request_id": request_id,
+            "gateway_request_id": _str(p.get("gateway_request_id")),
+            "error": _str(p.get("error")),
+        },
+        "occurred_at": None,
+    }
+
+
+def elevenlabs(event: Event) -> dict[str, Any]:
+    """ElevenLabs: ``type`` and ``data`` about one conversation; ``event_timestamp``."""
+    p = event.payload
+    kind = _str(p.get("type")) or "elevenlabs.event"
+    data = _obj(p.get("data"))
+    conversation = _str(data.get("conversation_id"))
+    return {
+        "status": kind,
+        "summary": f"{kind}: {conversation}" if conversation else kind,
+        "metadata": {
+            "agent_id": _str(data.get("agent_id")),
+            "conversation_id": conversation,
+            "status": _str(data.get("status")),
+        },
+        "occurred_at": _when(p.get("event_timestamp")),
+    }
+
+
+def clerk(event: Event) -> dict[str, Any]:
+    """Clerk (Svix): ``type`` + ``data``; ``timestamp`` is in milliseconds."""
+    p = event.payload
+    kind = _str(p.get("type")) or "clerk.event"
+    data = _obj(p.get("data"))
+    subject = _str(data.get("id"))
+    stamp = p.get("timestamp")
+    millis = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None
+    return {
+        "status": kind,
+        "summary": f"{kind}: {subject}" if subject else kind,
+        "metadata": {
+            "object": _str(data.get("object")),
+            "object_id": subject,
+            "instance_id": _str(p.get("instance_id")),
+        },
+        "occurred_at": _when(millis / 1000) if millis is not None else None,
+    }
+
+
+def resend(event: Event) -> dict[str, Any]:
+    """Resend (Svix): ``type`` about one e-mail (addresses are not copied)."""
+    p = event.payload
+    kind = _str(p.get("type")) or "resend.event"
+    data = _obj(p.get("data"))
+    email = _str(data.get("email_id"))
+    return {
+        "status": kind,
+        "summary": f"{kind}: {email}" if email else kind,
+        "metadata": {"email_id": email},
+        "occurred_at": _when(p.get("created_at")),
+    }
+
+
+def paddle(event: Event) -> dict[str, Any]:
+    """Paddle Billing: ``event_type`` about ``data`` (a transaction, subscription, …)."""
+    p = event.payload
+    kind = _str(p.get("event_type")) or "paddle.event"
+    data = _obj(p.get("data"))
+    subject = _str(data.get("id"))
+    return {
+        "status": kind,
+        "summary": f"{kind}: {subject}" if subject else kind,
+        "metadata": {
+            "notification_id": _str(p.get("notification_id")),
+            "object_id": subject,
+            "object_status": _str(data.get("status")),
+        },
+        "occurred_at": _when(p.get("occurred_at")),
+    }
+
+
+def twilio(event: Event) -> dict[str, Any]:
+    """Twilio status callbacks (a form): a message's or call's status; no event time."""
+    p = event.payload
+    sid = _str(p.get("MessageSid")) or _str(p.get("CallSid")) or _str(p.get("SmsSid"))
+    status = (
+        _str(p.get("MessageStatus"))
+        or _str(p.get("CallStatus"))
+        or _str(p.get("SmsStatus"))
+        or "received"
+    )
+    what = "call" if _str(p.get("CallSid")) else "message"
+    return {
+        "status": f"{what}.{status}",
+        "summary": f"{what} {sid} {status}" if sid else f"{what} {status}",
+        "metadata": {
+            "account_sid": _str(p.get("AccountSid")),
+            "sid": sid,
+            "error_code": _str(p.get("ErrorCode")),
+        },
+        "occurred_at": None,
+    }
+
+
+BY_PROVIDER: dict[str, Transform] = {
+    "openai": standard_webhooks,
+    "replicate": replicate,
+    "fal": fal,
+    "elevenlabs": elevenlabs,
+    "clerk": clerk,
+    "resend": resend,
+    "paddle": paddle,
+    "twilio": twilio,
+    "svix": standard_webhooks,
+    **BY_SCHEME,
+}
+
+
 def _metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         return {}
@@ -215,7 +364,11 @@ def _metadata(value: Any) -> dict[str, Any]:
 
 def build_record(event: Event) -> dict[str, Any]:
     """The body POSTed to ``ai-guy/v1/ingest``."""
-    transform = _BY_SOURCE.get(event.source) or BY_SCHEME.get(event.scheme, generic)
+    transform = (
+        _BY_SOURCE.get(event.source)
+        or BY_PROVIDER.get(event.provider)
+        or BY_SCHEME.get(event.scheme, generic)
+    )
     out = transform(event)
     status = _str(out.get("status")) or "received"
     summary = _str(out.get("summary")) or ""

@@ -135,7 +135,8 @@ def _route(
         return Result(Outcome.MALFORMED, reason="truncated_body"), name, False
     if body is None:
         return Result(Outcome.TOO_LARGE, reason="body_over_limit"), name, False
-    return ingestor.ingest(source, headers, body), name, True
+    query = request.query_string.decode("latin-1")
+    return ingestor.ingest(source, headers, body, query), name, True
 
 
 def handle(ingestor: Ingestor, request: Request, log: Logger) -> Response:

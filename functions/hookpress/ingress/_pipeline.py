@@ -30,15 +30,16 @@ from hookpress.events import (
     InvalidPayloadId,
     Status,
     event_key,
+    message_attributes,
     new_record,
-    provider_event_id,
     raw_object_name,
 )
-from hookpress.jsonstrict import MalformedBody, parse_object
 from hookpress.logs import Logger
+from hookpress.payloads import MalformedBody, parse_payload
+from hookpress.providers import PROVIDERS
 from hookpress.publication import Publication
 from hookpress.settings import IngressSettings, SourceConfig
-from hookpress.signatures import SCHEMES, SignatureError, Verified, valid_id
+from hookpress.signatures import SCHEMES, SignatureError, Verified
 
 __all__ = ["Ingestor", "Outcome", "Result"]
 
@@ -101,13 +102,20 @@ class Ingestor:
     # -- verification -------------------------------------------------------
 
     def _verify(
-        self, source: SourceConfig, headers: Mapping[str, str], body: bytes, now: float
+        self,
+        source: SourceConfig,
+        headers: Mapping[str, str],
+        body: bytes,
+        now: float,
+        query: str = "",
     ) -> Verified:
         scheme = SCHEMES[source.scheme]
-        tolerance = self.settings.timestamp_tolerance_s
+        tolerance = source.tolerance_s or self.settings.timestamp_tolerance_s
+        # Only URL-signing schemes (Twilio) read it: the public URL plus the request's query.
+        url = f"{source.url}?{query}" if source.url and query else source.url
         secrets = self.secrets.get(source.secret)
         try:
-            return scheme.verify(body, headers, secrets, now=now, tolerance=tolerance)
+            return scheme.verify(body, headers, secrets, now=now, tolerance=tolerance, url=url)
         except SignatureError as exc:
             if exc.reason not in {"no_match", "no_secret"}:
                 raise
@@ -115,22 +123,24 @@ class Ingestor:
             fresh = self.secrets.refresh_after_failure(source.secret)
             if fresh is None:
                 raise
-            return scheme.verify(body, headers, fresh, now=now, tolerance=tolerance)
+            return scheme.verify(body, headers, fresh, now=now, tolerance=tolerance, url=url)
 
     # -- the use case ---------------------------------------------------------
 
-    def ingest(self, source: SourceConfig, headers: Mapping[str, str], body: bytes) -> Result:
-        """Handle one delivery of ``body`` for ``source``."""
+    def ingest(
+        self, source: SourceConfig, headers: Mapping[str, str], body: bytes, query: str = ""
+    ) -> Result:
+        """Handle one delivery of ``body`` for ``source`` (``query``: the URL's query string)."""
         now = self.clock()
         try:
-            verified = self._verify(source, headers, body, now)
+            verified = self._verify(source, headers, body, now, query)
         except SignatureError as exc:
             return Result(Outcome.UNAUTHORIZED, reason=exc.reason)
         except BackendError as exc:
             return Result(Outcome.UNAVAILABLE, reason=exc.backend)
 
         try:
-            payload = parse_object(body)
+            payload = parse_payload(body, verified.body_format)
         except MalformedBody as exc:
             return Result(Outcome.MALFORMED, reason=exc.reason)
 
@@ -141,17 +151,18 @@ class Ingestor:
                 return Result(Outcome.CHALLENGE, challenge=challenge)
             return Result(Outcome.MALFORMED, reason="bad_challenge")
 
-        scheme = SCHEMES[source.scheme]
+        provider = PROVIDERS[source.provider]
         try:
-            pid = provider_event_id(verified.delivery_id, payload, body, scheme.payload_id_field)
+            pid = provider.event_id(verified.delivery_id, headers, payload, body)
         except InvalidPayloadId:
             return Result(Outcome.MALFORMED, reason="invalid_id")
         key = event_key(source.name, pid)
-        event_type = headers.get(scheme.type_header) if scheme.type_header else None
-        if event_type is not None and not valid_id(event_type):
-            event_type = None  # a label only: never worth refusing a verified event for
+        # A label only (an unusable one is dropped): never worth refusing a verified event for.
+        event_type = provider.event_type(headers, payload)
         try:
-            return self._store_and_publish(source, pid, key, body, now, event_type)
+            return self._store_and_publish(
+                source, pid, key, body, now, event_type, verified.body_format
+            )
         except BackendError as exc:
             return Result(Outcome.UNAVAILABLE, event_key=key, reason=exc.backend)
 
@@ -163,6 +174,7 @@ class Ingestor:
         body: bytes,
         now: float,
         event_type: str | None,
+        body_format: str = "json",
     ) -> Result:
         received_at = datetime.fromtimestamp(now, UTC)
         name = raw_object_name(source.name, key, received_at)
@@ -175,6 +187,9 @@ class Ingestor:
             body_sha256=hashlib.sha256(body).hexdigest(),
             ttl_days=self.settings.event_ttl_days,
             event_type=event_type,
+            provider=source.provider,
+            lane=source.lane,
+            body_format=body_format,
         )
         record["publish_claimed_at"] = received_at  # the creator publishes: see publication.py
         # Both writes are create-only, so they can run at the same time and a
@@ -184,6 +199,9 @@ class Ingestor:
         metadata = {
             "provider_event_id": pid,
             "scheme": source.scheme,
+            "provider": source.provider,
+            "lane": source.lane,
+            "body_format": body_format,
             "received_at": received_at.isoformat(),
         }
         if event_type:
@@ -204,7 +222,14 @@ class Ingestor:
         if created is not None:
             # The mark is the one write after the publish: off the request path, it no
             # longer delays the 202 (the event is safe once the message is out).
-            self.publication.publish_claimed(key, source.name, created, now, mark_in=self.pool)
+            self.publication.publish_claimed(
+                key,
+                source.name,
+                created,
+                now,
+                mark_in=self.pool,
+                attributes=message_attributes(record),
+            )
             return Result(Outcome.ACCEPTED, event_key=key)
 
         snapshot = self.records.get(key)

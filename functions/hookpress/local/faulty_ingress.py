@@ -29,6 +29,7 @@ import contextlib
 import os
 import random
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import functions_framework
@@ -66,12 +67,17 @@ class FailingPublisher(EventPublisher):
             self.failures[kind] += 1
             return kind
 
-    def publish(self, key: str, source: str) -> str:
+    def publish(
+        self,
+        key: str,
+        source: str,
+        attributes: Mapping[str, str] | None = None,
+    ) -> str:
         """Publish through the real publisher, or fail as drawn."""
         kind = self._draw()
         if kind == "lost":
             raise BackendError("pubsub", "injected: publish refused")
-        message_id = self._inner.publish(key, source)
+        message_id = self._inner.publish(key, source, attributes)
         if kind == "unacknowledged":
             raise BackendError("pubsub", "injected: ack lost")
         return message_id

@@ -33,7 +33,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from hookpress.backends import BackendError
-from hookpress.events import RAW_NAME, Status, event_key, new_record, provider_event_id
+from hookpress.events import RAW_NAME, Status, event_key, message_attributes, new_record
 from hookpress.publication import REPLAYABLE, Publication
 
 if TYPE_CHECKING:
@@ -349,22 +349,27 @@ class Replayer:
     def _rebuild(self, name: str, key: str, source: str) -> Item:
         if self.raw is None:  # pragma: no cover - replay_gcs checks
             raise ValueError("no raw store")
-        from hookpress.jsonstrict import MalformedBody, parse_object
-        from hookpress.signatures import SCHEMES
+        from hookpress.payloads import MalformedBody, parse_payload
+        from hookpress.providers import PROVIDERS
 
         found = self.raw.get_with_metadata(name)
         if found is None:
             return Item(key, Action.MISSING, source=source, detail="raw object vanished")
         body, metadata = found.data, found.metadata
-        scheme = metadata.get("scheme") or self.schemes.get(source)
+        # ``schemes`` maps a source to its provider (a scheme name is a provider too).
+        provider = metadata.get("provider") or metadata.get("scheme") or self.schemes.get(source)
+        scheme = metadata.get("scheme") or (
+            PROVIDERS[provider].scheme_name if provider and provider in PROVIDERS else None
+        )
+        body_format = metadata.get("body_format") or "json"
         pid = metadata.get("provider_event_id")
         if not pid:
             # Objects stored before the metadata existed: the payload's id, if it makes the key.
-            if scheme is None or scheme not in SCHEMES:
+            if provider is None or provider not in PROVIDERS:
                 return Item(key, Action.ERROR, source=source, detail="no metadata and no scheme")
             try:
-                payload = parse_object(body)
-                pid = provider_event_id(None, payload, body, SCHEMES[scheme].payload_id_field)
+                payload = parse_payload(body, body_format)
+                pid = PROVIDERS[provider].event_id(None, {}, payload, body)
             except (MalformedBody, ValueError):
                 return Item(key, Action.ERROR, source=source, detail="no metadata, bad payload")
         if event_key(source, pid) != key:
@@ -388,6 +393,9 @@ class Replayer:
             body_sha256=hashlib.sha256(body).hexdigest(),
             ttl_days=self.ttl_days,
             event_type=metadata.get("event_type"),
+            provider=provider,
+            lane=metadata.get("lane") or "normal",
+            body_format=body_format,
         )
         # The original receipt time keeps the WordPress record identical to the first
         # delivery's; the lifetime starts now, or a rebuilt old event would expire at once.
@@ -404,7 +412,9 @@ class Replayer:
             if snapshot is None:
                 return Item(key, Action.ERROR, source=source, detail="record vanished")
             return self._replay_snapshot(snapshot)
-        self.publication.publish_claimed(key, source, created, now)
+        self.publication.publish_claimed(
+            key, source, created, now, attributes=message_attributes(record)
+        )
         return Item(key, Action.REBUILT, Status.RECEIVED.value, source)
 
     def _dead_letter(self, key: str | None) -> Item:
