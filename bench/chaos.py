@@ -57,6 +57,7 @@ from hookpress.local.faultproxy import QuietHTTPServer
 from hookpress.local.stack import (
     DEAD_PUSH_SUBSCRIPTION,
     PUSH_SUBSCRIPTION,
+    SCHEME_SOURCES,
     FunctionProcess,
     LocalStack,
     StackOptions,
@@ -443,6 +444,7 @@ def run_chaos(
         # Its own project: the emulators may be shared with other stacks whose
         # subscriptions (same names) push to functions that no longer run.
         project=f"hookpress-chaos-{run}",
+        sources=dict(SCHEME_SOURCES),
         max_attempts=5,
         wp_read_timeout_s=options.wp_read_timeout_s,
         # The emulator retries a nacked push at once (no retry policy: see StackOptions);

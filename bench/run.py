@@ -47,7 +47,7 @@ from typing import Any
 from bench._common import FUNCTIONS, REPO, RESULTS, machine, write_json, write_markdown
 from bench._load import LoadResult, Server, build_requests, run_load
 from hookpress.local.emulators import Emulators, ensure_bucket, ensure_topic
-from hookpress.local.stack import generate_secret
+from hookpress.local.stack import SCHEME_SOURCES, generate_secret
 from hookpress.signatures import SCHEMES
 
 BARE = REPO / "bench" / "bare_function.py"
@@ -410,7 +410,9 @@ def figure_drain(bench: Bench, plan: Plan) -> dict[str, Any]:
     from hookpress.local.stack import LocalStack, StackOptions
 
     n = plan.drain_events
-    options = StackOptions(project="hookpress-bench-drain", breaker_threshold=1000)
+    options = StackOptions(
+        project="hookpress-bench-drain", breaker_threshold=1000, sources=dict(SCHEME_SOURCES)
+    )
     stack = LocalStack(bench.workdir / "drain", options, emulators=bench.emulators).start()
     try:
         site = stack.site

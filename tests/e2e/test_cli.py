@@ -19,11 +19,13 @@ from google.cloud import firestore
 from hookpress.events import event_key
 from hookpress.local.emulators import free_port
 from hookpress.local.stack import StackOptions
-from hookpress.settings import SCHEMES
+from hookpress.providers import PROVIDERS
 from tests.e2e.cli_harness import Cli, stack_fixtures, wait_for
 
 PROJECT = "hookpress-cli"
-SOURCES = {f"cli-{scheme}": scheme for scheme in sorted(SCHEMES)}
+# One source per provider (hookpress send PROVIDER --example), and one signing v1a (Ed25519).
+SOURCES: dict[str, Any] = {f"cli-{name}": name for name in sorted(PROVIDERS)}
+SOURCES["cli-standard-webhooks-v1a"] = {"provider": "standard-webhooks", "key": "ed25519"}
 
 
 OPTIONS = StackOptions(
@@ -40,7 +42,7 @@ def status_of(db: firestore.Client, key: str) -> Any:
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
-def test_send_signs_each_scheme_and_the_event_arrives_in_wordpress(cli, db, wordpress, source):
+def test_send_signs_each_provider_and_the_event_arrives_in_wordpress(cli, db, wordpress, source):
     sent = cli.json("send", source, "--example")
     assert sent["http_status"] == 202
     assert sent["status"] == "accepted"

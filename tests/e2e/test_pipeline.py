@@ -19,7 +19,7 @@ from google.cloud import firestore, pubsub_v1
 
 from hookpress.backends.pubsub import EventPublisher
 from hookpress.local.emulators import Emulators
-from hookpress.local.stack import DEAD_PULL_SUBSCRIPTION, LocalStack, StackOptions
+from hookpress.local.stack import DEAD_PULL_SUBSCRIPTION, SCHEME_SOURCES, LocalStack, StackOptions
 from hookpress.local.wordpress import WordPressServer
 from hookpress.signatures import SCHEMES
 
@@ -33,6 +33,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LocalStack]:
     options = StackOptions(
+        sources=dict(SCHEME_SOURCES),
         wp_read_timeout_s=3,
         breaker_threshold=1000,  # the breaker has its own tests; here it would slow recovery
         extra_deliver_env={"HOOKPRESS_CONTROL_TTL_S": "0.5"},

@@ -111,4 +111,4 @@ def test_the_printed_command_names_the_stack_it_was_started_for(tmp_path, monkey
 
 def test_bad_arguments_exit_2_before_anything_starts(capsys):
     assert main(["--source", "x=nonsense", "--no-bootstrap"]) == 2
-    assert "unknown scheme 'nonsense'" in capsys.readouterr().err
+    assert "unknown provider 'nonsense'" in capsys.readouterr().err

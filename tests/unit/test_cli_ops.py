@@ -13,8 +13,7 @@ import pytest
 
 from hookpress.backends import BackendError
 from hookpress.backends.firestore import Snapshot
-from hookpress.events import event_key, provider_event_id
-from hookpress.jsonstrict import parse_object
+from hookpress.events import event_key
 from hookpress.ops.deadletters import event_key_of
 from hookpress.ops.replay import Action, Item, RateLimiter, Report
 from hookpress.ops.selection import (
@@ -34,7 +33,8 @@ from hookpress.ops.target import (
     load_local,
     resolve,
 )
-from hookpress.signatures import SCHEMES
+from hookpress.payloads import parse_payload
+from hookpress.providers import PROVIDERS
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
@@ -281,7 +281,8 @@ def test_a_deployed_stack_from_its_pulumi_outputs(tmp_path):
     assert target.secrets.backend == "secretmanager"
     assert target.source("stripe").scheme == "stripe", "a source named after its scheme"
     assert target.source("stripe").url == OUTPUTS["ingressUrls"]["stripe"]
-    assert target.source("openai").scheme is None, "unknown: --scheme or HOOKPRESS_SOURCES"
+    assert target.source("openai").provider == "openai", "a source named after its provider"
+    assert target.source("openai").scheme == "standard-webhooks"
     assert target.source("openai").secret == "openai-signing"
 
 
@@ -334,36 +335,36 @@ def test_which_stack(tmp_path):
 
 # -- signed sends ---------------------------------------------------------------------
 
-SECRETS = {
-    "hmac-timestamp": "provider-secret",
-    "standard-webhooks": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-    "stripe": "whsec_stripe",
-    "github": "It's a Secret to Everybody",
-    "slack": "8f742231b10e8888abcd99yyyzzz85a5",
-    "shopify": "shpss_secret",
-}
+TWILIO_URL = "https://hooks.example.com/twilio"
 
 
-@pytest.mark.parametrize("scheme", sorted(SCHEMES))
-def test_a_signed_example_verifies_and_its_key_is_the_one_the_ingress_computes(scheme):
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+def test_a_signed_example_verifies_and_its_key_is_the_one_the_ingress_computes(name):
+    provider = PROVIDERS[name]
+    impl = provider.scheme
+    keys = impl.new_secret()
     now = NOW.timestamp()
-    body = example_payload(scheme, now, "0123456789abcdef")
+    body = example_payload(name, now, "0123456789abcdef")
     request = sign_request(
-        source=f"src-{scheme}", scheme=scheme, secret=SECRETS[scheme], body=body, now=now
+        source=f"src-{name}", scheme=name, secret=keys.sign, body=body, now=now, url=TWILIO_URL
     )
     headers = {k.lower(): v for k, v in request.headers.items()}
-    assert headers["content-type"] == "application/json"
-    impl = SCHEMES[scheme]
-    verified = impl.verify(body, headers, [SECRETS[scheme]], now=now)
-    pid = provider_event_id(verified.delivery_id, parse_object(body), body, impl.payload_id_field)
+    verified = impl.verify(body, headers, [keys.verify], now=now, url=TWILIO_URL)
+    expected = "application/x-www-form-urlencoded" if name == "twilio" else "application/json"
+    assert headers["content-type"] == expected
+    assert verified.body_format == ("form" if name == "twilio" else "json")
+    payload = parse_payload(body, verified.body_format)
+    pid = provider.event_id(verified.delivery_id, headers, payload, body)
     assert request.provider_id == pid
-    assert request.event_key == event_key(f"src-{scheme}", pid)
+    assert request.event_key == event_key(f"src-{name}", pid)
+    if name not in {"twilio", "github"}:
+        assert not pid.startswith("sha256:"), "a provider with an id should not fall back"
 
 
 def test_examples_are_unique_per_nonce():
-    for scheme in SCHEMES:
-        assert example_payload(scheme, 0, "aaaaaaaaaaaaaaaa") != example_payload(
-            scheme, 0, "bbbbbbbbbbbbbbbb"
+    for name in PROVIDERS:
+        assert example_payload(name, 0, "aaaaaaaaaaaaaaaa") != example_payload(
+            name, 0, "bbbbbbbbbbbbbbbb"
         )
 
 

@@ -117,7 +117,10 @@ def _body_argument(parser: argparse.ArgumentParser) -> None:
         help="the JSON body (- or absent with a pipe: standard input)",
     )
     parser.add_argument(
-        "--scheme", help="signature scheme, when the stack does not say (a deployed stack)"
+        "--scheme",
+        "--provider",
+        dest="scheme",
+        help="provider (or signature scheme), when the stack does not say (a deployed stack)",
     )
     parser.add_argument(
         "--secret", help="sign with this value (default: the newest enabled secret version)"
@@ -403,11 +406,11 @@ def _source(target: Target, name: str) -> Source:
         raise CliError(str(exc), ExitCode.NOT_FOUND) from None
 
 
-def _read_body(ctx: Context, file: str | None, *, example_scheme: str | None) -> bytes:
-    if file is None and example_scheme is not None:
+def _read_body(ctx: Context, file: str | None, *, example_provider: str | None) -> bytes:
+    if file is None and example_provider is not None:
         from hookpress.ops.sending import example_payload
 
-        return example_payload(example_scheme, ctx.clock(), secrets.token_hex(8))
+        return example_payload(example_provider, ctx.clock(), secrets.token_hex(8))
     if file is None and sys.stdin.isatty():
         raise _usage("no body: give a FILE, - to read standard input, or --example (send)")
     if file is None or file == "-":
@@ -418,19 +421,20 @@ def _read_body(ctx: Context, file: str | None, *, example_scheme: str | None) ->
         raise _usage(f"cannot read {file}: {exc.strerror or exc}") from None
 
 
-def _scheme(ctx: Context, source: Source) -> str:
-    from hookpress.signatures import SCHEMES
+def _provider(ctx: Context, source: Source) -> str:
+    """The source's provider (a scheme name is the provider of the same name)."""
+    from hookpress.providers import PROVIDERS
 
-    scheme: str | None = ctx.args.scheme or source.scheme
-    if scheme is None:
+    name: str | None = getattr(ctx.args, "scheme", None) or source.provider or source.scheme
+    if name is None:
         raise CliError(
-            f"the scheme of source {source.name!r} is unknown on the {ctx.target().describe()}",
+            f"the provider of source {source.name!r} is unknown on the {ctx.target().describe()}",
             ExitCode.CONFIG,
-            "pass --scheme, or set HOOKPRESS_SOURCES as the ingress has it",
+            "pass --provider, or set HOOKPRESS_SOURCES as the ingress has it",
         )
-    if scheme not in SCHEMES:
-        raise _usage(f"unknown scheme {scheme!r}: one of {', '.join(sorted(SCHEMES))}")
-    return scheme
+    if name not in PROVIDERS:
+        raise _usage(f"unknown provider {name!r}: one of {', '.join(sorted(PROVIDERS))}")
+    return name
 
 
 def _signing_secret(ctx: Context, source: Source) -> str:
@@ -438,6 +442,9 @@ def _signing_secret(ctx: Context, source: Source) -> str:
     if given:
         return given
     target = ctx.target()
+    if source.signing_secrets:
+        # An asymmetric key (Ed25519): the ingress holds the public half, this signs.
+        return source.signing_secrets[0]
     values: tuple[str, ...] = ()
     if target.kind == "cloud" or target.secrets.backend == "file":
         values = target.secret_values().fetch(source.secret)
@@ -456,17 +463,22 @@ def _signed(ctx: Context, *, example: bool) -> Any:
 
     target = ctx.target()
     source = _source(target, ctx.args.source)
-    scheme = _scheme(ctx, source)
-    body = _read_body(ctx, ctx.args.file, example_scheme=scheme if example else None)
-    return sign_request(
-        source=source.name,
-        scheme=scheme,
-        secret=_signing_secret(ctx, source),
-        body=body,
-        now=ctx.clock(),
-        url=source.url,
-        delivery_id=ctx.args.delivery_id,
-    )
+    provider = _provider(ctx, source)
+    body = _read_body(ctx, ctx.args.file, example_provider=provider if example else None)
+    try:
+        return sign_request(
+            source=source.name,
+            scheme=provider,
+            secret=_signing_secret(ctx, source),
+            body=body,
+            now=ctx.clock(),
+            url=source.url,
+            delivery_id=ctx.args.delivery_id,
+            signed_url=source.public_url,
+        )
+    except ValueError as exc:
+        # e.g. fal.ai signs with a private key only fal holds: pass --secret with a test key.
+        raise CliError(f"cannot sign as {provider}: {exc}", ExitCode.CONFIG) from None
 
 
 # -- commands --------------------------------------------------------------------------
@@ -652,7 +664,7 @@ def _replayer(ctx: Context, *, per_second: float, dry_run: bool, with_raw: bool)
         raw=target.raw() if with_raw else None,
         limiter=RateLimiter(per_second),
         dry_run=dry_run,
-        schemes={n: s.scheme for n, s in target.sources.items() if s.scheme},
+        schemes={n: s.provider or s.scheme for n, s in target.sources.items() if s.scheme},
         ttl_days=target.event_ttl_days,
         clock=ctx.clock,
     )
@@ -902,7 +914,7 @@ def _new_secret(ctx: Context, source: Source) -> tuple[str, bool]:
             raise _usage(f"cannot read {args.value_file}: {exc.strerror or exc}") from None
     from hookpress.local.stack import generate_secret
 
-    return generate_secret(source.scheme or "hmac-timestamp"), True
+    return generate_secret(source.provider or source.scheme or "hmac-timestamp"), True
 
 
 def cmd_secrets_rotate(ctx: Context) -> ExitCode:

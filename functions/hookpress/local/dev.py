@@ -167,8 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--source",
         action="append",
-        metavar="NAME[=SCHEME]",
-        help="a source to configure (repeatable; default: one per scheme, named after it)",
+        metavar="NAME[=PROVIDER]",
+        help="a source to configure (repeatable; default: one per provider, named after it)",
     )
     parser.add_argument(
         "--state-dir",
@@ -184,18 +184,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sources(values: Sequence[str] | None) -> dict[str, str]:
-    from hookpress.settings import SCHEMES
+def _sources(values: Sequence[str] | None) -> dict[str, Any]:
+    from hookpress.local.stack import DEFAULT_SOURCES
+    from hookpress.providers import PROVIDERS
 
     if not values:
-        return {s: s for s in sorted(SCHEMES)}
-    sources: dict[str, str] = {}
+        return dict(DEFAULT_SOURCES)
+    sources: dict[str, Any] = {}
     for value in values:
-        name, _, scheme = value.partition("=")
-        scheme = scheme or name
-        if scheme not in SCHEMES:
-            raise ValueError(f"unknown scheme {scheme!r}: one of {', '.join(sorted(SCHEMES))}")
-        sources[name] = scheme
+        name, _, provider = value.partition("=")
+        provider = provider or name
+        if provider not in PROVIDERS:
+            raise ValueError(
+                f"unknown provider {provider!r}: one of {', '.join(sorted(PROVIDERS))}"
+            )
+        sources[name] = provider
     return sources
 
 

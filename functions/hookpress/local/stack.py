@@ -22,11 +22,9 @@ because the Pub/Sub emulator sends no OIDC token.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -48,9 +46,18 @@ from hookpress.local.emulators import (
 )
 from hookpress.local.faultproxy import FaultProxy
 from hookpress.local.wordpress import WordPressServer, WordPressSite
-from hookpress.settings import SCHEMES
+from hookpress.providers import PROVIDERS
+from hookpress.signatures import KeyPair
 
-__all__ = ["FunctionProcess", "LocalStack", "StackOptions", "generate_secret"]
+__all__ = [
+    "DEFAULT_SOURCES",
+    "SCHEME_SOURCES",
+    "FunctionProcess",
+    "LocalStack",
+    "StackOptions",
+    "generate_keys",
+    "generate_secret",
+]
 
 REPO = Path(__file__).resolve().parents[3]
 FUNCTIONS = REPO / "functions"
@@ -65,13 +72,40 @@ SMOKE_SOURCE = "smoke"  # as the Pulumi program names it (infra/config.py)
 SMOKE_SCHEME = "hmac-timestamp"
 
 
-def generate_secret(scheme: str) -> str:
-    """A fresh signing secret in the form the scheme's providers hand out."""
-    if scheme == "standard-webhooks":
-        return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    if scheme == "stripe":
-        return "whsec_" + secrets.token_hex(16)
-    return secrets.token_hex(16)
+def generate_keys(provider: str, *, ed25519: bool = False) -> KeyPair:
+    """A fresh key in the form the provider hands out: what the ingress holds, what signs.
+
+    ``ed25519`` asks a Standard Webhooks provider for an asymmetric (``v1a``) pair.
+    """
+    scheme = PROVIDERS[provider].scheme
+    if ed25519:
+        return scheme.new_key_pair()  # type: ignore[attr-defined,no-any-return]
+    return scheme.new_secret()
+
+
+def generate_secret(provider: str) -> str:
+    """A fresh shared signing secret (HMAC schemes) for a provider or scheme name."""
+    return generate_keys(provider).sign
+
+
+#: The six original schemes, one source each: what the benchmarks and the chaos run sign
+#: for (their keys are ``sha256(source:payload id)``, which every one of these honours).
+SCHEME_SOURCES: dict[str, str | dict[str, Any]] = {
+    name: name
+    for name in ("github", "hmac-timestamp", "shopify", "slack", "standard-webhooks", "stripe")
+}
+
+#: The local stack's default: one source per provider, named after it, and one
+#: Standard Webhooks source signing asymmetrically (v1a).
+DEFAULT_SOURCES: dict[str, str | dict[str, Any]] = {
+    **{name: name for name in sorted(PROVIDERS)},
+    "standard-webhooks-v1a": {"provider": "standard-webhooks", "key": "ed25519"},
+}
+
+
+def source_spec(value: str | dict[str, Any]) -> dict[str, Any]:
+    """A StackOptions.sources value as ``{provider, lane?, key?}`` (a string names the provider)."""
+    return {"provider": value} if isinstance(value, str) else dict(value)
 
 
 def wait_tcp(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -167,7 +201,8 @@ class StackOptions:
     """Knobs of the local stack; the defaults suit a developer, tests tighten them."""
 
     project: str = "hookpress-local"
-    sources: dict[str, str] = field(default_factory=lambda: {s: s for s in sorted(SCHEMES)})
+    # name -> provider, or {"provider": …, "lane": …, "key": "ed25519"}
+    sources: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SOURCES))
     # Off by default, unlike the cloud: with a retry policy, the Pub/Sub emulator
     # (0.8.20) stops pushing a subscription for good after a burst of failed pushes
     # (a 2 s outage left 14 of 20 messages undelivered after 300 s; with no policy
@@ -216,7 +251,9 @@ class LocalStack:
         self.reconcile: FunctionProcess | None = None
         self._scheduler_stop = threading.Event()
         self._scheduler: threading.Thread | None = None
-        self.source_secrets: dict[str, list[str]] = {}
+        self.source_secrets: dict[str, list[str]] = {}  # what the ingress holds
+        self.signing_secrets: dict[str, list[str]] = {}  # what a sender signs with
+        self._ingress_port = free_port()
         self._subscriptions: list[str] = []
         self.secrets_file = self.workdir / "secrets.json"
 
@@ -240,7 +277,11 @@ class LocalStack:
             self.deliver.start()
             self._wire_subscriptions()
             self.ingress = FunctionProcess(
-                "ingress", "ingress", self.ingress_env(), self.workdir / "logs" / "ingress.log"
+                "ingress",
+                "ingress",
+                self.ingress_env(),
+                self.workdir / "logs" / "ingress.log",
+                port=self._ingress_port,
             )
             self.ingress.start()
             if self.options.reconcile_every_s:
@@ -328,10 +369,24 @@ class LocalStack:
         """The WordPress site."""
         return self.wordpress.site
 
+    def provider_of(self, name: str) -> str:
+        """The provider of one of this stack's sources."""
+        return str(source_spec(self.options.sources[name])["provider"])
+
+    def public_url(self, name: str) -> str:
+        """Where a provider posts this source's webhooks (what a URL-signing provider signs)."""
+        return f"http://127.0.0.1:{self._ingress_port}/{name}"
+
     def _write_secrets(self, site: WordPressSite) -> None:
-        self.source_secrets = {
-            name: [generate_secret(scheme)] for name, scheme in self.options.sources.items()
+        pairs = {
+            name: generate_keys(
+                str(source_spec(value)["provider"]),
+                ed25519=source_spec(value).get("key") == "ed25519",
+            )
+            for name, value in self.options.sources.items()
         }
+        self.source_secrets = {name: [pair.verify] for name, pair in pairs.items()}
+        self.signing_secrets = {name: [pair.sign] for name, pair in pairs.items()}
         data: dict[str, list[str]] = {
             f"hookpress-source-{name}": values for name, values in self.source_secrets.items()
         }
@@ -353,16 +408,24 @@ class LocalStack:
 
     def ingress_env(self) -> dict[str, str]:
         """The ingress function's environment."""
-        sources = {
-            name: {"scheme": scheme, "secret": f"hookpress-source-{name}"}
-            for name, scheme in self.options.sources.items()
-        }
+        sources = {name: self._source_config(name) for name in self.options.sources}
         return {
             **self._common_env(),
             "HOOKPRESS_SOURCES": json.dumps(sources),
             "HOOKPRESS_EVENTS_TOPIC": EVENTS_TOPIC,
             **self.options.extra_ingress_env,
         }
+
+    def _source_config(self, name: str) -> dict[str, Any]:
+        spec = source_spec(self.options.sources[name])
+        config: dict[str, Any] = {
+            "provider": spec["provider"],
+            "secret": f"hookpress-source-{name}",
+            "lane": spec.get("lane", "normal"),
+        }
+        if PROVIDERS[spec["provider"]].scheme_name == "twilio":
+            config["url"] = self.public_url(name)
+        return config
 
     def deliver_env(self) -> dict[str, str]:
         """The deliver function's environment (WordPress reached through the fault proxy)."""
@@ -465,11 +528,16 @@ class LocalStack:
             "deliver_url": self.deliver.url,
             "sources": {
                 name: {
-                    "scheme": scheme,
-                    "secret": f"hookpress-source-{name}",
+                    **self._source_config(name),
+                    "scheme": PROVIDERS[self.provider_of(name)].scheme_name,
                     "secrets": self.source_secrets[name],
+                    **(
+                        {"signing_secrets": self.signing_secrets[name]}
+                        if self.signing_secrets[name] != self.source_secrets[name]
+                        else {}
+                    ),
                 }
-                for name, scheme in self.options.sources.items()
+                for name in self.options.sources
             },
             "wordpress": {
                 "url": site.url,

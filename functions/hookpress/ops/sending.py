@@ -1,21 +1,19 @@
 """Signed webhooks as a provider sends them: for trying a stack, and for curl.
 
-Signing is the scheme's own ``sign`` (:data:`hookpress.signatures.SCHEMES`);
+Signing is the provider's scheme's own ``sign`` (:mod:`hookpress.providers`);
 the event key is :func:`hookpress.events.event_key` over the provider id the
 ingress will derive, so the key printed before sending is the one stored.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hookpress.backends import BackendError
-from hookpress.events import InvalidPayloadId, event_key, provider_event_id
-from hookpress.jsonstrict import MalformedBody, parse_object
-from hookpress.signatures import SCHEMES
+from hookpress.events import InvalidPayloadId, event_key
+from hookpress.payloads import MalformedBody, parse_payload
+from hookpress.providers import PROVIDERS
 
 if TYPE_CHECKING:
     import httpx
@@ -23,43 +21,13 @@ if TYPE_CHECKING:
 __all__ = ["SendResult", "SignedRequest", "example_payload", "post", "sign_request"]
 
 
-def example_payload(scheme: str, now: float, nonce: str) -> bytes:
-    """A small, valid event in the shape the scheme's providers send, unique per ``nonce``."""
-    when = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    payload: dict[str, Any]
-    if scheme == "stripe":
-        payload = {
-            "id": f"evt_{nonce}",
-            "object": "event",
-            "type": "payment_intent.succeeded",
-            "created": int(now),
-            "data": {"object": {"id": f"pi_{nonce}", "object": "payment_intent", "amount": 2000}},
-        }
-    elif scheme == "standard-webhooks":
-        payload = {
-            "type": "response.completed",
-            "timestamp": when,
-            "data": {"id": f"resp_{nonce}", "status": "completed"},
-        }
-    elif scheme == "github":
-        payload = {"zen": "Keep it logically awesome.", "hook_id": 1, "nonce": nonce}
-    elif scheme == "slack":
-        payload = {
-            "type": "event_callback",
-            "event_id": f"Ev{nonce.upper()}",
-            "event_time": int(now),
-            "event": {"type": "app_mention", "text": "hello from hookpress"},
-        }
-    elif scheme == "shopify":
-        payload = {"id": int(nonce[:12], 16), "name": f"#{nonce[:6]}", "created_at": when}
-    else:  # hmac-timestamp and anything generic
-        payload = {
-            "id": f"evt_{nonce}",
-            "status": "completed",
-            "summary": "An example event sent by hookpress.",
-            "occurred_at": when,
-        }
-    return json.dumps(payload).encode()
+def example_payload(provider: str, now: float, nonce: str) -> bytes:
+    """A small, realistic event in the provider's own shape, unique per ``nonce``.
+
+    ``provider`` is a provider name (:data:`hookpress.providers.PROVIDERS`);
+    every scheme name is also a provider.
+    """
+    return PROVIDERS[provider].example(now, nonce)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,22 +50,32 @@ def sign_request(
     now: float,
     url: str | None = None,
     delivery_id: str | None = None,
+    signed_url: str | None = None,
 ) -> SignedRequest:
-    """Sign ``body`` with ``secret`` as ``scheme`` does; compute the event key."""
-    impl = SCHEMES[scheme]
-    headers = impl.sign(body, secret, now=now, delivery_id=delivery_id)
+    """Sign ``body`` with ``secret`` as the provider (or scheme) ``scheme`` does.
+
+    ``signed_url`` is the public URL a URL-signing provider (Twilio) signs; it
+    defaults to ``url``. The event key is computed as the ingress will.
+    """
+    provider = PROVIDERS[scheme]
+    impl = provider.scheme
+    headers = impl.sign(body, secret, now=now, delivery_id=delivery_id, url=signed_url or url)
     lower = {k.lower(): v for k, v in headers.items()}
+    body_format = "form" if impl.name == "twilio" and "bodySHA256" not in (url or "") else "json"
     pid: str | None
     try:
-        payload = parse_object(body)
+        payload = parse_payload(body, body_format)
         header_id = lower.get(impl.id_header) if impl.id_header else None
-        pid = provider_event_id(header_id, payload, body, impl.payload_id_field)
+        pid = provider.event_id(header_id, lower, payload, body)
     except (MalformedBody, InvalidPayloadId):
         pid = None
+    content_type = (
+        "application/x-www-form-urlencoded" if body_format == "form" else "application/json"
+    )
     return SignedRequest(
         url=url,
         body=body,
-        headers={**headers, "Content-Type": "application/json"},
+        headers={**headers, "Content-Type": content_type},
         provider_id=pid,
         event_key=event_key(source, pid) if pid is not None else None,
     )

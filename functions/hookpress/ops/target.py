@@ -32,8 +32,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from hookpress.providers import PROVIDERS
 from hookpress.settings import SecretsConfig
-from hookpress.signatures import SCHEMES
 
 if TYPE_CHECKING:
     from hookpress.backends.firestore import EventRecords
@@ -78,6 +78,9 @@ class Source:
     secret: str  # the secret id (Secret Manager, or the key in the local secrets file)
     url: str | None  # where providers POST its webhooks
     inline_secrets: tuple[str, ...] = ()  # values written into local.json, newest first
+    provider: str | None = None  # None: the scheme's own provider
+    signing_secrets: tuple[str, ...] = ()  # asymmetric keys: the private half (local only)
+    public_url: str | None = None  # what a URL-signing provider (Twilio) signs
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,12 +288,18 @@ def load_local(path: Path, env: Mapping[str, str] | None = None) -> Target:
     for name, spec in _map(data.get("sources")).items():
         spec = _map(spec)
         values = spec.get("secrets", [])
+        signing = spec.get("signing_secrets", [])
         sources[name] = Source(
             name=name,
             scheme=_text(spec.get("scheme")),
             secret=_text(spec.get("secret")) or _DEFAULT_SECRET.format(name=name),
             url=f"{ingress}/{name}" if ingress else None,
             inline_secrets=tuple(v for v in values if isinstance(v, str) and v),
+            provider=_text(spec.get("provider")),
+            signing_secrets=tuple(v for v in signing if isinstance(v, str) and v)
+            if isinstance(signing, list)
+            else (),
+            public_url=_text(spec.get("url")),
         )
     secrets_file = _text(data.get("secrets_file"))
     secrets = (
@@ -402,11 +411,15 @@ def load_cloud(
     sources: dict[str, Source] = {}
     for name in sorted(set(urls) | set(secret_ids) | set(declared) | set(described)):
         spec = {**_map(described.get(name)), **declared.get(name, {})}
-        scheme = _text(spec.get("scheme")) or (name if name in SCHEMES else None)
+        provider = _text(spec.get("provider")) or _text(spec.get("scheme"))
+        provider = provider or (name if name in PROVIDERS else None)
+        scheme = PROVIDERS[provider].scheme_name if provider and provider in PROVIDERS else None
         url = _text(urls.get(name)) if not overrides.ingress_url else None
         sources[name] = Source(
             name=name,
             scheme=scheme,
+            provider=provider,
+            public_url=_text(spec.get("url")) or url,
             secret=_text(spec.get("secret"))
             or _text(secret_ids.get(name))
             or _DEFAULT_SECRET.format(name=name),
