@@ -53,6 +53,8 @@ def test_the_command_tree():
         ("status",),
         ("secrets",),
         ("secrets", "rotate"),
+        ("keys",),
+        ("keys", "refresh"),
         ("smoke",),
     ]
 
