@@ -40,6 +40,7 @@ from infra.push import PushSubscription, PushSubscriptionArgs  # noqa: E402
 from infra.schedule import Schedule, ScheduleArgs  # noqa: E402
 from infra.secret_store import Secrets, SecretsArgs  # noqa: E402
 from infra.storage import RawStore, RawStoreArgs  # noqa: E402
+from infra.warehouse import Warehouse, WarehouseArgs  # noqa: E402
 
 FUNCTIONS_ROOT = _REPO / "functions"
 CORE = "hookpress"
@@ -327,6 +328,23 @@ def main(
         grants=_grants(s, ids, raw, messaging, secrets, store),
         depends_on=ready,
     )
+    warehouse: Warehouse | None = None
+    if s.warehouse.enabled:
+        warehouse = Warehouse(
+            "warehouse",
+            WarehouseArgs(
+                project=project,
+                location=s.warehouse.location,
+                dataset_id=s.warehouse.dataset,
+                table_id=s.warehouse.table,
+                subscription_name="events-warehouse",
+                topic=messaging.events.id,
+                pubsub_agent_member=apis.pubsub_agent.member,
+                partition_expiration_days=s.warehouse.partition_expiration_days,
+                labels=labels,
+            ),
+            depends_on=ready,
+        )
     Observability(
         "observability",
         ObservabilityArgs(
@@ -386,6 +404,16 @@ def main(
             "deadLetterPush": dead_push.subscription.name,
             "eventsDeadPull": messaging.dead_pull.name,
         },
+        **(
+            {
+                "warehouse": {
+                    "table": warehouse.table.id,
+                    "subscription": warehouse.subscription.name,
+                }
+            }
+            if warehouse is not None
+            else {}
+        ),
         "serviceAccounts": {role: ids.email(role) for role in IDENTITIES},
         "secrets": {
             "sources": {name: secret.secret_id for name, secret in secrets.sources.items()},

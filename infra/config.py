@@ -180,6 +180,18 @@ class ObservabilityConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WarehouseConfig:
+    """The BigQuery side-write (infra/warehouse.py)."""
+
+    enabled: bool = False
+    dataset: str = "hookpress"
+    table: str = "events"
+    location: str = ""
+    include_payload: bool = False
+    partition_expiration_days: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the program needs, validated; build it with :func:`load`."""
 
@@ -202,6 +214,7 @@ class Settings:
     first_rotation: str | None
     manage_secret_values: bool
     labels: Mapping[str, str] = field(default_factory=dict)
+    warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     wp_app_password: pulumi.Output[str] | None = None
     source_secret_values: pulumi.Output[Any] | None = None
     # None until resolved (hookpress:projectNumber, or the project itself: see
@@ -379,6 +392,55 @@ def _sources(r: _Reader, prefix: str) -> tuple[Source, ...]:
             )
         )
     return tuple(sources)
+
+
+_BQ_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+_WAREHOUSE_KEYS = frozenset(
+    {"enabled", "dataset", "table", "location", "includePayload", "partitionExpirationDays"}
+)
+
+
+def _warehouse(r: _Reader, region: str) -> WarehouseConfig:
+    data = r.obj("warehouse")
+    if data is None:
+        return WarehouseConfig(location=region)
+    key = r.key("warehouse")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{key} must be a map, e.g. {{enabled: true}}.")
+    unknown = set(data) - _WAREHOUSE_KEYS
+    if unknown:
+        raise ConfigError(f"{key} has unknown keys: {', '.join(sorted(unknown))}.")
+
+    def flag(name: str) -> bool:
+        value = data.get(name, False)
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}.{name} must be true or false.")
+        return value
+
+    names = {}
+    for name, default in (("dataset", "hookpress"), ("table", "events")):
+        value = data.get(name, default)
+        if not isinstance(value, str) or not _BQ_ID.match(value):
+            raise ConfigError(f"{key}.{name} must be a BigQuery id (letters, digits, '_').")
+        names[name] = value
+    days = data.get("partitionExpirationDays", 0)
+    if isinstance(days, str) and days.isdigit():
+        days = int(days)
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 36_500:
+        raise ConfigError(f"{key}.partitionExpirationDays must be whole days, 0 (keep) or more.")
+    location = data.get("location", region)
+    if not isinstance(location, str) or not location:
+        raise ConfigError(f"{key}.location must be a BigQuery location such as {region} or EU.")
+    return WarehouseConfig(
+        enabled=flag("enabled"),
+        dataset=names["dataset"],
+        table=names["table"],
+        location=location,
+        include_payload=flag("includePayload"),
+        partition_expiration_days=days,
+    )
 
 
 def _memory(r: _Reader, name: str, default: str) -> str:
@@ -724,6 +786,7 @@ def load(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Settings:
         oldest_unacked_alert_s=r.integer("alertOldestUnackedS", 900, 60, 604_800),
         delivery_failures_alert_threshold=r.integer("alertDeliveryFailures", 0, 0, 1_000_000),
     )
+    warehouse = _warehouse(r, region)
 
     manage = r.boolean("manageSecretValues", False)
 
@@ -757,6 +820,7 @@ def load(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Settings:
         else None,
         manage_secret_values=manage,
         labels=labels,
+        warehouse=warehouse,
         # Read only when the program is asked to hold the values: otherwise they are
         # added with `gcloud secrets versions add` and never touch the stack state.
         wp_app_password=r.cfg.require_secret("wpAppPassword") if manage else None,

@@ -62,6 +62,12 @@ def ingress_env(
         "HOOKPRESS_EVENTS_TOPIC": events_topic,
         "HOOKPRESS_MAX_BODY_BYTES": str(settings.ingress.max_body_bytes),
         "HOOKPRESS_TIMESTAMP_TOLERANCE_S": str(settings.ingress.timestamp_tolerance_s),
+        # The warehouse's BigQuery subscription writes the message: the payload too, if asked.
+        **(
+            {"HOOKPRESS_MESSAGE_PAYLOAD": "true"}
+            if settings.warehouse.enabled and settings.warehouse.include_payload
+            else {}
+        ),
     }
 
 

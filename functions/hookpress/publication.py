@@ -63,6 +63,7 @@ class Publication:
         now: float,
         mark_in: Executor | None = None,
         attributes: dict[str, str] | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> None:
         """Publish a record this caller holds the claim on, then mark it ``published``.
 
@@ -75,7 +76,10 @@ class Publication:
         deduplicates).
         """
         try:
-            self.publisher.publish(key, source, attributes)
+            if payload is None:
+                self.publisher.publish(key, source, attributes)
+            else:
+                self.publisher.publish(key, source, attributes, payload)
         except BackendError:
             self.release(key, claim)
             raise

@@ -281,6 +281,7 @@ class IngressSettings:
     retry_after_s: int = 30
     publish_max_latency_s: float = 0.005
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
+    message_payload: bool = False  # the warehouse wants the payload on the first publish
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngressSettings:
@@ -299,6 +300,7 @@ class IngressSettings:
             retry_after_s=_int(env, "HOOKPRESS_RETRY_AFTER_S", 30, 1, 3_600),
             publish_max_latency_s=_float(env, "HOOKPRESS_PUBLISH_MAX_LATENCY_S", 0.005, 0.0, 1.0),
             secrets=_secrets(env),
+            message_payload=_bool(env, "HOOKPRESS_MESSAGE_PAYLOAD"),
         )
 
 

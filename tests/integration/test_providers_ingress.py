@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import pytest
 
 from hookpress import ingress
+from hookpress.backends.pubsub import message_data
 from hookpress.local.emulators import Emulators
 from hookpress.local.stack import generate_keys
 from hookpress.ops.sending import example_payload, sign_request
@@ -40,6 +41,7 @@ def provider_ingestor(emulators: Emulators, tmp_path_factory, ingress_env) -> in
         **ingress_env,
         "HOOKPRESS_SOURCES": json.dumps(sources),
         "HOOKPRESS_SECRETS_FILE": str(secrets_file),
+        "HOOKPRESS_MESSAGE_PAYLOAD": "true",
     }
     return ingress.build_ingestor(env)
 
@@ -103,6 +105,7 @@ def test_each_provider_is_accepted_stored_and_published_with_its_attributes(
     assert message.attributes.get("type") == (record.get("event_type") or None)
     data = json.loads(message.data)
     assert data["event_key"] == key
+    assert isinstance(data["payload"], dict), "the warehouse asked for the payload"
     again = provider_client.post(f"/{source}", data=body, headers=request.headers)
     assert again.status_code == 200
 
@@ -136,3 +139,7 @@ def test_twilio_signs_the_public_url_with_the_request_query(provider_client):
     assert ok.status_code == 202, ok.get_json()
     moved = provider_client.post("/p-twilio?tenant=other", data=body, headers=request.headers)
     assert moved.status_code == 401
+
+
+def test_a_message_without_a_payload_is_only_the_key():
+    assert json.loads(message_data("k" * 64)) == {"event_key": "k" * 64}

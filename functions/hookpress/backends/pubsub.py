@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
@@ -19,9 +19,16 @@ if TYPE_CHECKING:
 __all__ = ["EventPublisher", "message_data"]
 
 
-def message_data(key: str) -> bytes:
-    """The message body: only the key. Everything else is read from the record."""
-    return json.dumps({"event_key": key}, separators=(",", ":")).encode()
+def message_data(key: str, payload: Mapping[str, Any] | None = None) -> bytes:
+    """The message body: the key (deliver reads everything else from the record).
+
+    ``payload`` is added only for the warehouse's BigQuery subscription
+    (``HOOKPRESS_MESSAGE_PAYLOAD``); deliver ignores it.
+    """
+    body: dict[str, Any] = {"event_key": key}
+    if payload is not None:
+        body["payload"] = payload
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class EventPublisher:
@@ -64,6 +71,7 @@ class EventPublisher:
         key: str,
         source: str,
         attributes: Mapping[str, str] | None = None,
+        payload: Mapping[str, Any] | None = None,
     ) -> str:
         """Publish the key; the message id once Pub/Sub has it, else BackendError.
 
@@ -73,7 +81,7 @@ class EventPublisher:
         client, path = self._get_client()
         labels = {**(attributes or {}), "event_key": key, "source": source}
         try:
-            future = client.publish(path, message_data(key), **labels)
+            future = client.publish(path, message_data(key, payload), **labels)
             message_id: str = future.result(timeout=self._timeout)
         except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, FutureTimeout, OSError) as exc:
             raise BackendError("pubsub", type(exc).__name__) from None

@@ -20,6 +20,7 @@ from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from hookpress.backends import BackendError
 from hookpress.backends.firestore import EventRecords
@@ -42,6 +43,8 @@ from hookpress.settings import IngressSettings, SourceConfig
 from hookpress.signatures import SCHEMES, SignatureError, Verified
 
 __all__ = ["Ingestor", "Outcome", "Result"]
+
+_PAYLOAD_MAX = 4 * 1024 * 1024
 
 
 class Outcome(StrEnum):
@@ -160,8 +163,12 @@ class Ingestor:
         # A label only (an unusable one is dropped): never worth refusing a verified event for.
         event_type = provider.event_type(headers, payload)
         try:
+            # The warehouse's copy, within Pub/Sub's 10 MB message limit.
+            carried = (
+                payload if self.settings.message_payload and len(body) <= _PAYLOAD_MAX else None
+            )
             return self._store_and_publish(
-                source, pid, key, body, now, event_type, verified.body_format
+                source, pid, key, body, now, event_type, verified.body_format, carried
             )
         except BackendError as exc:
             return Result(Outcome.UNAVAILABLE, event_key=key, reason=exc.backend)
@@ -175,6 +182,7 @@ class Ingestor:
         now: float,
         event_type: str | None,
         body_format: str = "json",
+        payload: dict[str, Any] | None = None,
     ) -> Result:
         received_at = datetime.fromtimestamp(now, UTC)
         name = raw_object_name(source.name, key, received_at)
@@ -229,6 +237,7 @@ class Ingestor:
                 now,
                 mark_in=self.pool,
                 attributes=message_attributes(record),
+                payload=payload,
             )
             return Result(Outcome.ACCEPTED, event_key=key)
 

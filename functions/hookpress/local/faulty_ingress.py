@@ -30,7 +30,7 @@ import os
 import random
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import functions_framework
 
@@ -72,12 +72,13 @@ class FailingPublisher(EventPublisher):
         key: str,
         source: str,
         attributes: Mapping[str, str] | None = None,
+        payload: Mapping[str, Any] | None = None,
     ) -> str:
         """Publish through the real publisher, or fail as drawn."""
         kind = self._draw()
         if kind == "lost":
             raise BackendError("pubsub", "injected: publish refused")
-        message_id = self._inner.publish(key, source, attributes)
+        message_id = self._inner.publish(key, source, attributes, payload)
         if kind == "unacknowledged":
             raise BackendError("pubsub", "injected: ack lost")
         return message_id

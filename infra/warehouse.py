@@ -1,0 +1,139 @@
+"""The warehouse side-write: every event's message, written to BigQuery by Pub/Sub itself.
+
+A BigQuery subscription on the ``events`` topic writes each message as a row
+(https://cloud.google.com/pubsub/docs/bigquery): with ``write_metadata``, the
+subscription name, ``message_id`` and ``publish_time`` get their own columns
+and the attributes a JSON column — for hookpress ``source``, ``provider``,
+``type``, ``received_at``, ``lane`` and ``event_key``
+(:func:`hookpress.events.message_attributes`). The ``data`` column holds the
+message body: ``{"event_key": …}``, plus ``"payload"`` (the provider's
+payload as a JSON object) only with ``warehouse.includePayload`` — the
+ingress then puts it on the first publish of each event (a republish by the
+reconciler or a replay carries the key only; rows are joined on
+``event_key``). Nothing here reads Firestore or GCS: the side-write costs the
+ingress nothing but larger messages, and never delays delivery.
+
+Grants, least privilege: the Pub/Sub service agent writes the rows, so it is
+given ``roles/bigquery.dataEditor`` on this one table (not the dataset, not
+the project), as Google's page on BigQuery subscriptions requires
+(https://cloud.google.com/pubsub/docs/create-bigquery-subscription#assign_bigquery_service_account);
+the subscription waits for the grant. The table is partitioned by day on
+``publish_time``; ``warehouse.partitionExpirationDays`` bounds what it keeps.
+
+Children are named after the component, so their URNs stay unique when the
+component is instantiated next to others (the engine refuses repeats).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_gcp import bigquery, projects, pubsub
+
+from infra.base import Component
+
+__all__ = ["TABLE_SCHEMA", "Warehouse", "WarehouseArgs"]
+
+#: The columns a BigQuery subscription with write_metadata writes (use_topic_schema off).
+TABLE_SCHEMA = [
+    {"name": "subscription_name", "type": "STRING", "mode": "NULLABLE"},
+    {"name": "message_id", "type": "STRING", "mode": "NULLABLE"},
+    {"name": "publish_time", "type": "TIMESTAMP", "mode": "NULLABLE"},
+    {"name": "data", "type": "JSON", "mode": "NULLABLE"},
+    {"name": "attributes", "type": "JSON", "mode": "NULLABLE"},
+]
+
+
+@dataclass(frozen=True)
+class WarehouseArgs:
+    """Where the rows go and who writes them."""
+
+    project: str
+    location: str
+    dataset_id: str
+    table_id: str
+    subscription_name: str
+    topic: pulumi.Input[str]
+    pubsub_agent_member: pulumi.Input[str]
+    partition_expiration_days: int
+    labels: dict[str, str]
+
+
+class Warehouse(Component):
+    """A dataset, a day-partitioned table, the grant and the BigQuery subscription."""
+
+    def __init__(
+        self,
+        name: str,
+        args: WarehouseArgs,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("Warehouse", name, depends_on, opts)
+        expiration = (
+            args.partition_expiration_days * 86_400_000 if args.partition_expiration_days else None
+        )
+        # Only this feature needs BigQuery: its API is enabled here, not with the core's.
+        self.api = projects.Service(
+            f"{name}-bigquery-api",
+            project=args.project,
+            service="bigquery.googleapis.com",
+            disable_on_destroy=False,
+            opts=self.child(),
+        )
+        self.dataset = bigquery.Dataset(
+            f"{name}-dataset",
+            project=args.project,
+            dataset_id=args.dataset_id,
+            location=args.location,
+            description="hookpress: one row per event message (BigQuery subscription)",
+            labels=args.labels,
+            opts=self.child(depends_on=[self.api]),
+        )
+        self.table = bigquery.Table(
+            f"{name}-table",
+            project=args.project,
+            dataset_id=self.dataset.dataset_id,
+            table_id=args.table_id,
+            description="Event messages: attributes (source, provider, type, received_at, "
+            "lane, event_key) and data (the event key, and the payload if configured).",
+            schema=json.dumps(TABLE_SCHEMA),
+            time_partitioning=bigquery.TableTimePartitioningArgs(
+                type="DAY", field="publish_time", expiration_ms=expiration
+            ),
+            deletion_protection=True,
+            labels=args.labels,
+            opts=self.child(),
+        )
+        self.writer = bigquery.IamMember(
+            f"{name}-agent-writer",
+            project=args.project,
+            dataset_id=self.dataset.dataset_id,
+            table_id=self.table.table_id,
+            role="roles/bigquery.dataEditor",
+            member=args.pubsub_agent_member,
+            opts=self.child(),
+        )
+        self.subscription = pubsub.Subscription(
+            f"{name}-subscription",
+            project=args.project,
+            name=args.subscription_name,
+            topic=args.topic,
+            bigquery_config=pubsub.SubscriptionBigqueryConfigArgs(
+                table=pulumi.Output.all(self.dataset.dataset_id, self.table.table_id).apply(
+                    lambda parts: f"{args.project}.{parts[0]}.{parts[1]}"
+                ),
+                write_metadata=True,
+                use_topic_schema=False,
+                use_table_schema=False,
+            ),
+            message_retention_duration="604800s",
+            expiration_policy=pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
+            labels=args.labels,
+            # Pub/Sub checks it may write to the table when the subscription is created.
+            opts=self.child(depends_on=[self.writer]),
+        )
+        self.register_outputs({"table": self.table.id, "subscription": self.subscription.name})
