@@ -26,6 +26,7 @@ import pulumi  # noqa: E402
 from pulumi_gcp import cloudrunv2, organizations  # noqa: E402
 
 from infra.access import Access, Grant  # noqa: E402
+from infra.alerting import SlackChannel, SlackChannelArgs  # noqa: E402
 from infra.apis import Apis  # noqa: E402
 from infra.build import BuildInfra, BuildInfraArgs  # noqa: E402
 from infra.config import SMOKE_SOURCE, FunctionSizing, Settings, load  # noqa: E402
@@ -328,6 +329,19 @@ def main(
         grants=_grants(s, ids, raw, messaging, secrets, store),
         depends_on=ready,
     )
+    extra_channels: list[pulumi.Input[str]] = list(s.observability.notification_channels)
+    if s.observability.slack_channel:
+        slack = SlackChannel(
+            "alert-slack",
+            SlackChannelArgs(
+                project=project,
+                prefix=s.prefix,
+                channel=s.observability.slack_channel,
+                token_secret_id=s.observability.slack_token_secret_id,
+            ),
+            depends_on=ready,
+        )
+        extra_channels.append(slack.channel.id)
     warehouse: Warehouse | None = None
     if s.warehouse.enabled:
         warehouse = Warehouse(
@@ -355,7 +369,7 @@ def main(
             push_subscription=push.subscription.name,
             dead_subscription=messaging.dead_pull.name,
             alert_emails=s.observability.alert_emails,
-            notification_channels=s.observability.notification_channels,
+            notification_channels=extra_channels,
             oldest_unacked_alert_s=s.observability.oldest_unacked_alert_s,
             delivery_failures_threshold=s.observability.delivery_failures_alert_threshold,
             metric_settle_s=s.metric_settle_s,

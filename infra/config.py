@@ -177,6 +177,8 @@ class ObservabilityConfig:
     notification_channels: tuple[str, ...]
     oldest_unacked_alert_s: int
     delivery_failures_alert_threshold: int
+    slack_channel: str | None = None  # e.g. "#hookpress-oncall" (infra/alerting.py)
+    slack_token_secret_id: str = ""  # the Secret Manager secret holding its token
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +396,7 @@ def _sources(r: _Reader, prefix: str) -> tuple[Source, ...]:
     return tuple(sources)
 
 
+_SLACK_CHANNEL = re.compile(r"^#[a-z0-9][a-z0-9._-]{0,79}$")
 _BQ_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 _WAREHOUSE_KEYS = frozenset(
     {"enabled", "dataset", "table", "location", "includePayload", "partitionExpirationDays"}
@@ -780,11 +783,22 @@ def load(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Settings:
     for email in emails:
         if not _EMAIL.match(email):
             raise ConfigError(f"{r.key('alertEmails')} has {email[:64]!r}, not an e-mail address.")
+    slack = r.text("alertSlackChannel")
+    if slack is not None and not _SLACK_CHANNEL.match(slack):
+        raise ConfigError(
+            f"{r.key('alertSlackChannel')} must be a Slack channel name such as "
+            f"#hookpress-oncall, got {slack[:64]!r}."
+        )
+    slack_secret = r.text("alertSlackTokenSecret", f"{prefix}-slack-token") or ""
+    if not _SECRET_ID.match(slack_secret):
+        raise ConfigError(f"{r.key('alertSlackTokenSecret')} must be a Secret Manager secret id.")
     observability = ObservabilityConfig(
         alert_emails=emails,
         notification_channels=r.string_list("notificationChannels"),
         oldest_unacked_alert_s=r.integer("alertOldestUnackedS", 900, 60, 604_800),
         delivery_failures_alert_threshold=r.integer("alertDeliveryFailures", 0, 0, 1_000_000),
+        slack_channel=slack,
+        slack_token_secret_id=slack_secret,
     )
     warehouse = _warehouse(r, region)
 

@@ -99,7 +99,7 @@ class ObservabilityArgs:
     push_subscription: pulumi.Input[str]
     dead_subscription: pulumi.Input[str]
     alert_emails: Sequence[str]
-    notification_channels: Sequence[str]
+    notification_channels: Sequence[pulumi.Input[str]]  # existing ids, and the Slack channel
     oldest_unacked_alert_s: int
     delivery_failures_threshold: int
     # How long new log-based metrics need before Monitoring knows them.

@@ -165,6 +165,7 @@ class Graph:
 
 
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"
+SLACK_TOKEN = "xoxb-SENTINEL-slack-7f3a"
 
 
 def _unwrap(value: Any) -> Any:
@@ -382,6 +383,9 @@ class Recorder(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         self.calls.append(args.token)
+        if args.token == "gcp:secretmanager/getSecretVersion:getSecretVersion":
+            # A secret the operator added with gcloud before `pulumi up`.
+            return {"secretData": SLACK_TOKEN, "secret": args.args.get("secret")}, []
         if args.token == "gcp:organizations/getProject:getProject":
             project = args.args.get("projectId") or PROJECT
             return {"projectId": project, "number": PROJECT_NUMBER, "name": project}, []

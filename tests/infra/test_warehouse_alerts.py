@@ -1,17 +1,20 @@
-"""The warehouse side-write under mocks — plus the engine rule the mocks skip: every URN
-of its resources is unique."""
+"""The warehouse side-write and alerts where on-call looks, under mocks — plus the engine
+rule the mocks skip: every URN of these components' resources is unique."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pulumi
 import pytest
+from infra_harness import BASE_CONFIG, SLACK_TOKEN
 
 from infra.config import ConfigError
 from infra.warehouse import TABLE_SCHEMA
 
+REPO = Path(__file__).resolve().parents[2]
 WAREHOUSE = json.dumps({"enabled": True, "dataset": "hookpress_events", "includePayload": True})
 
 
@@ -39,7 +42,11 @@ def urns(monkeypatch):
 
 @pytest.fixture
 def graph(run, urns):
-    return run(warehouse=WAREHOUSE)
+    return run(
+        warehouse=WAREHOUSE,
+        alertSlackChannel="#hookpress-oncall",
+        alertEmails=json.dumps(["ops@example.com"]),
+    )
 
 
 def test_the_warehouse_is_a_bigquery_subscription_with_a_table_scoped_grant(graph):
@@ -80,20 +87,54 @@ def test_the_payload_reaches_the_message_only_when_asked(graph, run):
     )
 
 
+def test_every_alert_notifies_slack_and_email_with_a_token_from_secret_manager(graph):
+    slack = graph.one("monitoring/notificationChannel:NotificationChannel", type="slack")
+    assert slack.get("labels") == {"channel_name": "#hookpress-oncall"}
+    assert slack.get("sensitiveLabels.authToken") == SLACK_TOKEN
+    assert SLACK_TOKEN not in json.dumps(BASE_CONFIG), "the token is never in config"
+    email = graph.one("monitoring/notificationChannel:NotificationChannel", type="email")
+    policies = graph.of("monitoring/alertPolicy:AlertPolicy")
+    assert len(policies) >= 4
+    for policy in policies:
+        channels = policy.get("notificationChannels")
+        assert slack.id in channels, policy.get("displayName")
+        assert email.id in channels, policy.get("displayName")
+
+
+def test_the_slack_token_is_read_at_deploy_time_from_its_secret(run):
+    graph = run(alertSlackChannel="#ops", alertSlackTokenSecret="team-slack-token")
+    slack = graph.one("monitoring/notificationChannel:NotificationChannel", type="slack")
+    assert slack.get("sensitiveLabels.authToken") == SLACK_TOKEN
+
+
 @pytest.mark.parametrize(
     ("overrides", "key"),
     [
+        ({"alertSlackChannel": "hookpress oncall"}, "hookpress:alertSlackChannel"),
+        ({"alertSlackChannel": "#ops", "alertSlackTokenSecret": "bad id!"},
+         "hookpress:alertSlackTokenSecret"),
         ({"warehouse": json.dumps({"enabled": "yes"})}, "hookpress:warehouse.enabled"),
         ({"warehouse": json.dumps({"dataset": "no-dashes"})}, "hookpress:warehouse.dataset"),
         ({"warehouse": json.dumps({"table": "events", "extra": 1})}, "hookpress:warehouse"),
     ],
 )  # fmt: skip
-def test_bad_warehouse_config_is_refused(run, overrides, key):
+def test_bad_alert_and_warehouse_config_is_refused(run, overrides, key):
     with pytest.raises(ConfigError, match=re.escape(key)):
         run(**overrides)
 
 
-def test_the_warehouse_registers_unique_urns(graph, urns):
-    mine = [u for u in urns if "hookpress:infra:Warehouse" in u]
+def test_the_new_components_register_unique_urns(graph, urns):
+    mine = [u for u in urns if "hookpress:infra:Warehouse" in u or "SlackChannel" in u]
     assert len(mine) >= 6
     assert len(mine) == len(set(mine)), sorted(u for u in mine if mine.count(u) > 1)
+
+
+def test_the_runbook_names_the_channels_of_every_alert(graph):
+    runbook = (REPO / "docs" / "runbook.md").read_text()
+    section = runbook.split("## Alerts at a glance", 1)[1].split("\n## ", 1)[0]
+    for policy in graph.of("monitoring/alertPolicy:AlertPolicy"):
+        title = policy.get("displayName").split(": ", 1)[1]
+        rows = [line for line in section.splitlines() if title in line]
+        assert rows, f"the runbook's table has no row for {title!r}"
+        assert "alertSlackChannel" in rows[0], rows[0]
+        assert "alertEmails" in rows[0], rows[0]
