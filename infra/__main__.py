@@ -25,6 +25,7 @@ for _path in (_REPO / "functions", _REPO):
 import pulumi  # noqa: E402
 from pulumi_gcp import cloudrunv2, organizations  # noqa: E402
 
+from hookpress.lanes import lane_filter  # noqa: E402
 from infra.access import Access, Grant  # noqa: E402
 from infra.alerting import SlackChannel, SlackChannelArgs  # noqa: E402
 from infra.apis import Apis  # noqa: E402
@@ -190,6 +191,7 @@ def main(
         sizing: FunctionSizing,
         environment: Mapping[str, pulumi.Input[str]],
         invokers: Mapping[str, pulumi.Input[str]] | None = None,
+        folder: str | None = None,
     ) -> CloudFunction:
         return CloudFunction(
             spec.short_name,
@@ -198,10 +200,11 @@ def main(
                 project=project,
                 region=region,
                 name=s.function_name(spec.short_name),
-                source_dir=functions_root / spec.short_name,
+                source_dir=functions_root / (folder or spec.short_name),
                 core_dir=functions_root / CORE,
                 sizing=sizing,
-                service_account_email=ids.email(spec.short_name),
+                # A lane's deliver service runs as deliver: same grants, same egress.
+                service_account_email=ids.email(folder or spec.short_name),
                 build_service_account=ids.accounts["build"].name,
                 source_bucket=build.bucket.name,
                 docker_repository=build.repository.id,
@@ -222,7 +225,7 @@ def main(
     )
     deliver = function(
         DELIVER,
-        s.deliver.sizing,
+        s.lane_sizing("normal"),
         deliver_env(s, raw_bucket=raw.bucket.name, push_account=ids.email("push")),
         invokers={"push": ids.member("push")},
     )
@@ -243,9 +246,49 @@ def main(
             dead_letter_topic=messaging.dead.id,
             max_delivery_attempts=s.push.max_delivery_attempts,
             labels=labels,
+            filter=lane_filter("normal", s.lanes),
         ),
         depends_on=[*ready, deliver],
     )
+    # Fair lanes: each other lane in use is its own deliver service (its share of the
+    # WordPress cap) behind its own filtered subscription (hookpress/lanes.py).
+    lane_pushes: dict[str, PushSubscription] = {}
+    for lane in s.lanes:
+        if lane == "normal":
+            continue
+        short = f"deliver-{lane}"
+        spec = FunctionSpec(
+            short, "deliver", f"hookpress: delivery into WordPress, {lane} lane", vpc_egress=True
+        )
+        lane_fn = function(
+            spec,
+            s.lane_sizing(lane),
+            deliver_env(s, raw_bucket=raw.bucket.name, push_account=ids.email("push"), short=short),
+            invokers={"push": ids.member("push")},
+            folder="deliver",
+        )
+        _check_url(lane_fn, project, region)
+        lane_pushes[lane] = PushSubscription(
+            f"{short}-push",
+            PushSubscriptionArgs(
+                project=project,
+                name=f"events-{short}",
+                topic=messaging.events.id,
+                audience=lane_fn.service_url,
+                push_account_email=ids.email("push"),
+                push_account_id=ids.accounts["push"].name,
+                pubsub_agent_member=apis.pubsub_agent.member,
+                ack_deadline_s=s.push.ack_deadline_s,
+                min_backoff_s=s.push.min_backoff_s,
+                max_backoff_s=s.push.max_backoff_s,
+                dead_letter_topic=messaging.dead.id,
+                max_delivery_attempts=s.push.max_delivery_attempts,
+                labels=labels,
+                filter=lane_filter(lane, s.lanes),
+                grant_token_creator=False,  # granted with events-deliver
+            ),
+            depends_on=[*ready, lane_fn, push],
+        )
 
     # Dead letters are also pushed to deliver's /dead path, which marks their records
     # `dead` (same identity and audience); the pull subscription keeps a copy for
@@ -370,6 +413,7 @@ def main(
             dead_subscription=messaging.dead_pull.name,
             alert_emails=s.observability.alert_emails,
             notification_channels=extra_channels,
+            lane_subscriptions=[p.subscription.name for p in lane_pushes.values()],
             oldest_unacked_alert_s=s.observability.oldest_unacked_alert_s,
             delivery_failures_threshold=s.observability.delivery_failures_alert_threshold,
             metric_settle_s=s.metric_settle_s,
@@ -415,6 +459,10 @@ def main(
         },
         "subscriptions": {
             "deliverPush": push.subscription.name,
+            **{
+                f"deliverPush{lane.capitalize()}": sub.subscription.name
+                for lane, sub in lane_pushes.items()
+            },
             "deadLetterPush": dead_push.subscription.name,
             "eventsDeadPull": messaging.dead_pull.name,
         },

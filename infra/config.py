@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import pulumi
 
+from hookpress.lanes import lane_shares, lanes_in_use
 from hookpress.settings import SettingsError, parse_source
 
 __all__ = [
@@ -226,6 +227,19 @@ class Settings:
     # How long to wait for IAM grants and for new log-based metrics (first up only).
     iam_settle_s: int = 180
     metric_settle_s: int = 600
+
+    @property
+    def lanes(self) -> tuple[str, ...]:
+        """The delivery lanes in use (``normal`` always); each its own subscription and service."""
+        return lanes_in_use(src.lane for src in self.sources)
+
+    def lane_sizing(self, lane: str) -> FunctionSizing:
+        """The deliver sizing of one lane: its share of ``wpConcurrencyCap`` (hookpress.lanes)."""
+        d = self.deliver.sizing
+        if self.lanes == ("normal",):
+            return d
+        share = lane_shares(self.deliver.wp_concurrency_cap, d.concurrency, self.lanes)[lane]
+        return replace(d, max_instances=share // d.concurrency)
 
     @property
     def rotation_enabled(self) -> bool:
@@ -811,6 +825,11 @@ def load(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Settings:
     ):
         raise ConfigError(f"{r.key('labels')} must be a map of strings to strings.")
     labels = {"app": "hookpress", **(labels_raw or {})}
+
+    try:
+        lane_shares(cap, deliver_concurrency, lanes_in_use(src.lane for src in sources))
+    except ValueError as exc:
+        raise ConfigError(f"{r.key('wpConcurrencyCap')}: {exc}.") from None
 
     settings = Settings(
         project=project,

@@ -103,15 +103,22 @@ def _push(audience: str, push_account: pulumi.Input[str]) -> dict[str, pulumi.In
 
 
 def deliver_env(
-    settings: Settings, *, raw_bucket: pulumi.Input[str], push_account: pulumi.Input[str]
+    settings: Settings,
+    *,
+    raw_bucket: pulumi.Input[str],
+    push_account: pulumi.Input[str],
+    short: str = "deliver",
 ) -> Env:
-    """What ``DeliverSettings.from_env`` reads; the audience is deliver's own URL."""
+    """What ``DeliverSettings.from_env`` reads; the audience is the function's own URL.
+
+    ``short`` names a lane's deliver function (``deliver-high``, ``deliver-bulk``).
+    """
     d = settings.deliver
     return {
         **_common(settings),
         **_server(d.sizing.concurrency),
         **_wordpress(settings),
-        **_push(settings.function_url("deliver"), push_account),
+        **_push(settings.function_url(short), push_account),
         "HOOKPRESS_RAW_BUCKET": raw_bucket,
         "HOOKPRESS_WP_CONNECT_TIMEOUT_S": _seconds(d.wp_connect_timeout_s),
         "HOOKPRESS_WP_READ_TIMEOUT_S": _seconds(d.wp_read_timeout_s),

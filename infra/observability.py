@@ -104,6 +104,9 @@ class ObservabilityArgs:
     delivery_failures_threshold: int
     # How long new log-based metrics need before Monitoring knows them.
     metric_settle_s: int = 600
+    # The other lanes' push subscriptions (hookpress/lanes.py): "deliveries are stuck"
+    # watches every lane, the worst one decides.
+    lane_subscriptions: Sequence[pulumi.Input[str]] = ()
 
 
 def _extractor(field: str) -> str:
@@ -226,6 +229,21 @@ class Observability(Component):
                 )
             )
 
+        def subscriptions_filter(
+            metric: str, subscriptions: Sequence[pulumi.Input[str]]
+        ) -> pulumi.Output[str]:
+            if len(subscriptions) == 1:
+                return subscription_filter(metric, subscriptions[0])
+            return pulumi.Output.all(*subscriptions).apply(
+                lambda subs: (
+                    f'metric.type="pubsub.googleapis.com/subscription/{metric}" '
+                    f'AND resource.type="pubsub_subscription" '
+                    "AND resource.labels.subscription_id=one_of("
+                    + ", ".join(f'"{sub}"' for sub in subs)
+                    + ")"
+                )
+            )
+
         failed = self.metrics["failed"]
         self.alerts = [
             policy(
@@ -244,7 +262,10 @@ class Observability(Component):
                 "deliveries are stuck",
                 f"The oldest undelivered event is older than {args.oldest_unacked_alert_s} s: "
                 "WordPress is probably down or refusing. See docs/runbook.md, 'WordPress outage'.",
-                subscription_filter("oldest_unacked_message_age", args.push_subscription),
+                subscriptions_filter(
+                    "oldest_unacked_message_age",
+                    [args.push_subscription, *args.lane_subscriptions],
+                ),
                 args.oldest_unacked_alert_s,
                 "ALIGN_MAX",
                 60,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from hookpress.lanes import LANES as _LANES
 from hookpress.providers import PROVIDERS as _PROVIDERS
 from hookpress.signatures import SCHEMES as _SIGNATURE_SCHEMES
 
@@ -40,7 +41,7 @@ SCHEMES = frozenset(_SIGNATURE_SCHEMES)
 #: every provider by name
 PROVIDER_NAMES = frozenset(_PROVIDERS)
 #: delivery lanes, each its own push subscription with its share of the WordPress cap
-LANES = ("high", "normal", "bulk")
+LANES = _LANES
 SecretsBackend = Literal["secretmanager", "env", "file"]
 
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

@@ -1,5 +1,5 @@
-"""Providers in the Pulumi program: sources by provider reach HOOKPRESS_SOURCES, and a
-wrong one is refused with a sentence before anything is created."""
+"""Providers and fair lanes in the Pulumi program: sources by provider, one filtered push
+subscription and one deliver service per lane, the shares adding up to wpConcurrencyCap."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from hookpress.lanes import lane_filter, lane_shares
+from hookpress.local.lanerouter import matches
 from hookpress.settings import IngressSettings
 from infra.config import ConfigError
 
@@ -21,6 +23,52 @@ SOURCES = {
 @pytest.fixture
 def graph(run):
     return run(sources=json.dumps(SOURCES), manageSecretValues="false")
+
+
+def _subscriptions(graph):
+    return {r.get("name"): r for r in graph.of("pubsub/subscription:Subscription")}
+
+
+def test_each_lane_is_a_filtered_subscription_to_its_own_deliver_service(graph):
+    subs = _subscriptions(graph)
+    lanes = ("high", "normal", "bulk")
+    assert subs["events-deliver"].get("filter") == lane_filter("normal", lanes)
+    assert subs["events-deliver-high"].get("filter") == lane_filter("high", lanes)
+    assert subs["events-deliver-bulk"].get("filter") == lane_filter("bulk", lanes)
+    for lane in ("high", "bulk"):
+        sub = subs[f"events-deliver-{lane}"]
+        endpoint = sub.get("pushConfig.pushEndpoint")
+        env = graph.function(f"deliver-{lane}").get("serviceConfig.environmentVariables")
+        # endpoint == OIDC audience == the audience the lane's function checks
+        assert sub.get("pushConfig.oidcToken.audience") == endpoint
+        assert env["HOOKPRESS_PUSH_AUDIENCE"] == endpoint
+        assert f"hookpress-deliver-{lane}-" in endpoint
+        assert sub.get("deadLetterPolicy.maxDeliveryAttempts") >= 5
+
+
+def test_every_message_lands_in_exactly_one_lane():
+    lanes = ("high", "normal", "bulk")
+    for attributes in ({"lane": "high"}, {"lane": "bulk"}, {"lane": "normal"}, {}, {"lane": "x"}):
+        hits = [lane for lane in lanes if matches(lane_filter(lane, lanes), attributes)]
+        assert len(hits) == 1, (attributes, hits)
+    assert lane_filter("normal", ("normal",)) is None
+
+
+def test_the_lane_shares_add_up_to_the_wordpress_cap(graph):
+    total = 0
+    deliver_account = graph.function("deliver").get("serviceConfig.serviceAccountEmail")
+    for short in ("deliver", "deliver-high", "deliver-bulk"):
+        fn = graph.function(short)
+        instances = int(fn.get("serviceConfig.maxInstanceCount"))
+        per_instance = int(fn.get("serviceConfig.maxInstanceRequestConcurrency", 1))
+        total += instances * per_instance
+        env = fn.get("serviceConfig.environmentVariables")
+        assert f"hookpress-{short}-" in env["HOOKPRESS_PUSH_AUDIENCE"]
+        assert fn.get("serviceConfig.serviceAccountEmail") == deliver_account
+    assert total == 8
+    assert dict(lane_shares(8, 1, ("high", "normal", "bulk"))) == {
+        "high": 2, "normal": 4, "bulk": 2,
+    }  # fmt: skip
 
 
 def test_sources_by_provider_reach_the_ingress(graph):
@@ -48,3 +96,17 @@ def test_sources_by_provider_reach_the_ingress(graph):
 def test_bad_sources_are_refused_with_a_sentence(run, sources, message):
     with pytest.raises(ConfigError, match=message):
         run(sources=json.dumps(sources), manageSecretValues="false")
+
+
+def test_a_cap_too_small_for_the_lanes_is_refused(run):
+    sources = {"a": {"provider": "stripe", "lane": "high"}, "b": {"provider": "stripe"}}
+    with pytest.raises(ConfigError, match="wpConcurrencyCap"):
+        run(sources=json.dumps(sources), wpConcurrencyCap="1", manageSecretValues="false")
+
+
+def test_deliveries_are_stuck_watches_every_lane(graph):
+    policy = graph.one(
+        "monitoring/alertPolicy:AlertPolicy", displayName="hookpress: deliveries are stuck"
+    )
+    condition = policy.get("conditions.0.conditionThreshold.filter")
+    assert 'one_of("events-deliver", "events-deliver-high", "events-deliver-bulk")' in condition

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from google.cloud import pubsub_v1
 
 from hookpress import ingress
 from hookpress.backends.pubsub import message_data
@@ -17,6 +18,7 @@ from hookpress.local.emulators import Emulators
 from hookpress.local.stack import generate_keys
 from hookpress.ops.sending import example_payload, sign_request
 from hookpress.providers import PROVIDERS
+from tests.integration.conftest import TOPIC
 
 PUBLIC = "https://hooks.example.com/hookpress"
 SOURCES: dict[str, dict[str, Any]] = {
@@ -143,3 +145,38 @@ def test_twilio_signs_the_public_url_with_the_request_query(provider_client):
 
 def test_a_message_without_a_payload_is_only_the_key():
     assert json.loads(message_data("k" * 64)) == {"event_key": "k" * 64}
+
+
+def test_the_emulator_ignores_subscription_filters(emulators: Emulators):
+    """The measurement behind hookpress/local/lanerouter.py: filters are stored, not applied."""
+    from hookpress.lanes import lane_filter
+
+    subscriber, publisher = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
+    topic = f"projects/{emulators.project}/topics/{TOPIC}"
+    lanes = ("high", "normal", "bulk")
+    stamp = time.monotonic_ns()
+    paths = {
+        lane: subscriber.subscription_path(emulators.project, f"lanes-{lane}-{stamp}")
+        for lane in lanes
+    }
+    for lane, path in paths.items():
+        subscriber.create_subscription(
+            request={"name": path, "topic": topic, "filter": lane_filter(lane, lanes)}
+        )
+    try:
+        for lane in lanes:
+            publisher.publish(topic, b"{}", lane=lane, probe=str(stamp)).result(timeout=10)
+        for lane, path in paths.items():
+            assert subscriber.get_subscription(request={"subscription": path}).filter == (
+                lane_filter(lane, lanes)
+            )
+            got: set[str] = set()
+            deadline = time.monotonic() + 10
+            while len(got) < 3 and time.monotonic() < deadline:
+                pulled = subscriber.pull(request={"subscription": path, "max_messages": 10})
+                got |= {m.message.attributes["lane"] for m in pulled.received_messages}
+            # If this ever fails, the emulator started honouring filters: drop the gate.
+            assert got == set(lanes), (lane, got)
+    finally:
+        for path in paths.values():
+            subscriber.delete_subscription(request={"subscription": path})

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+from hookpress.lanes import lane_filter, lane_shares, lanes_in_use
 from hookpress.local.emulators import (
     EmulatorError,
     Emulators,
@@ -45,6 +46,7 @@ from hookpress.local.emulators import (
     free_port,
 )
 from hookpress.local.faultproxy import FaultProxy
+from hookpress.local.lanerouter import LaneRouter
 from hookpress.local.wordpress import WordPressServer, WordPressSite
 from hookpress.providers import PROVIDERS
 from hookpress.signatures import KeyPair
@@ -67,6 +69,22 @@ DEAD_TOPIC = "events-dead"
 PUSH_SUBSCRIPTION = "events-deliver"
 DEAD_PULL_SUBSCRIPTION = "events-dead-pull"
 DEAD_PUSH_SUBSCRIPTION = "events-dead-deliver"
+
+
+ROUTER_SUBSCRIPTION = "events-lanes-router"
+ROUTED_INGRESS = Path(__file__).resolve().parent / "routed_ingress.py"
+
+
+def lane_subscription(lane: str) -> str:
+    """The push subscription of a lane (``normal`` keeps the historical name)."""
+    return PUSH_SUBSCRIPTION if lane == "normal" else f"{PUSH_SUBSCRIPTION}-{lane}"
+
+
+def lane_topic(lane: str) -> str:
+    """Locally only: the topic the router publishes a lane's messages to."""
+    return f"{EVENTS_TOPIC}-lane-{lane}"
+
+
 WP_SECRET = "wordpress-app-password"  # noqa: S105 - a secret id, not a value
 SMOKE_SOURCE = "smoke"  # as the Pulumi program names it (infra/config.py)
 SMOKE_SCHEME = "hmac-timestamp"
@@ -217,6 +235,10 @@ class StackOptions:
     breaker_threshold: int = 5
     breaker_cooldown_s: float = 10.0
     threads: int = 8
+    # With sources on more than one lane, each lane gets its own deliver process whose
+    # threads are its share of this cap (hookpress.lanes), as each lane's service does in
+    # the cloud; with one lane, the one deliver process has ``threads``.
+    wp_cap: int = 8
     extra_ingress_env: dict[str, str] = field(default_factory=dict)
     extra_deliver_env: dict[str, str] = field(default_factory=dict)
     # The source `hookpress smoke` signs with, as the Pulumi program provisions one.
@@ -251,6 +273,8 @@ class LocalStack:
         self.reconcile: FunctionProcess | None = None
         self._scheduler_stop = threading.Event()
         self._scheduler: threading.Thread | None = None
+        self.lane_delivers: dict[str, FunctionProcess] = {}  # lanes other than normal
+        self.router: LaneRouter | None = None
         self.source_secrets: dict[str, list[str]] = {}  # what the ingress holds
         self.signing_secrets: dict[str, list[str]] = {}  # what a sender signs with
         self._ingress_port = free_port()
@@ -271,17 +295,37 @@ class LocalStack:
             self.proxy = FaultProxy(site.url).start()
             self._write_secrets(site)
             self._wire_backends()
+            shares = self.lane_shares()
             self.deliver = FunctionProcess(
-                "deliver", "deliver", self.deliver_env(), self.workdir / "logs" / "deliver.log"
+                "deliver",
+                "deliver",
+                {**self.deliver_env(), **self._threads(shares, "normal")},
+                self.workdir / "logs" / "deliver.log",
             )
             self.deliver.start()
+            for lane in shares:
+                if lane == "normal":
+                    continue
+                process = FunctionProcess(
+                    f"deliver-{lane}",
+                    "deliver",
+                    {**self.deliver_env(), **self._threads(shares, lane)},
+                    self.workdir / "logs" / f"deliver-{lane}.log",
+                    source=FUNCTIONS / "deliver" / "main.py",
+                )
+                self.lane_delivers[lane] = process
+                process.start()
             self._wire_subscriptions()
+            routed = len(self.lanes()) > 1
+            # With lanes, the ingress applies the lane filters at publish time, as Pub/Sub
+            # does (the emulator ignores them): see local/routed_ingress.py.
             self.ingress = FunctionProcess(
                 "ingress",
-                "ingress",
-                self.ingress_env(),
+                "ingress_routed" if routed else "ingress",
+                {**self.ingress_env(), **(self._lane_env() if routed else {})},
                 self.workdir / "logs" / "ingress.log",
                 port=self._ingress_port,
+                source=ROUTED_INGRESS if routed else None,
             )
             self.ingress.start()
             if self.options.reconcile_every_s:
@@ -317,14 +361,18 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything this stack started (in reverse order). Idempotent."""
+        if self.router is not None:
+            self.router.stop()
+            self.router = None
         self._unwire_subscriptions()
         self._scheduler_stop.set()
         if self._scheduler is not None:
             self._scheduler.join(timeout=70)
             self._scheduler = None
-        for proc in (self.ingress, self.deliver, self.reconcile):
+        for proc in (self.ingress, self.deliver, self.reconcile, *self.lane_delivers.values()):
             if proc is not None:
                 proc.stop()
+
         if self.proxy is not None:
             self.proxy.stop()
             self.proxy = None
@@ -368,6 +416,32 @@ class LocalStack:
     def site(self) -> WordPressSite:
         """The WordPress site."""
         return self.wordpress.site
+
+    def lanes(self) -> tuple[str, ...]:
+        """The lanes this stack's sources use (``normal`` always)."""
+        return lanes_in_use(
+            str(source_spec(v).get("lane", "normal")) for v in self.options.sources.values()
+        )
+
+    def lane_shares(self) -> dict[str, int]:
+        """Each lane's deliver threads; one lane keeps ``threads``."""
+        lanes = self.lanes()
+        if lanes == ("normal",):
+            return {"normal": self.options.threads}
+        return dict(lane_shares(self.options.wp_cap, 1, lanes))
+
+    def _lane_env(self) -> dict[str, str]:
+        lanes = self.lanes()
+        return {
+            "HOOKPRESS_LOCAL_LANE_TOPICS": json.dumps({lane: lane_topic(lane) for lane in lanes}),
+            "HOOKPRESS_LOCAL_LANE_FILTERS": json.dumps(
+                {lane: lane_filter(lane, lanes) or "" for lane in lanes}
+            ),
+        }
+
+    @staticmethod
+    def _threads(shares: dict[str, int], lane: str) -> dict[str, str]:
+        return {"THREADS": str(shares[lane])}
 
     def provider_of(self, name: str) -> str:
         """The provider of one of this stack's sources."""
@@ -456,6 +530,9 @@ class LocalStack:
         ensure_bucket(project, BUCKET)
         ensure_topic(project, EVENTS_TOPIC)
         ensure_topic(project, DEAD_TOPIC)
+        if len(self.lanes()) > 1:
+            for lane in self.lanes():
+                ensure_topic(project, lane_topic(lane))
 
     def _wire_subscriptions(self) -> None:
         from google.api_core import exceptions as gexc
@@ -472,27 +549,51 @@ class LocalStack:
         def seconds(value: float) -> duration_pb2.Duration:
             return duration_pb2.Duration(seconds=int(value), nanos=int((value % 1) * 1e9))
 
-        subscriptions: list[dict[str, Any]] = [
+        retry = (
             {
-                "name": client.subscription_path(project, PUSH_SUBSCRIPTION),
-                "topic": topic,
-                "push_config": {"push_endpoint": f"{self.deliver.url}/"},
-                "ack_deadline_seconds": opts.ack_deadline_s,
-                **(
-                    {
-                        "retry_policy": {
-                            "minimum_backoff": seconds(opts.retry_min_s),
-                            "maximum_backoff": seconds(opts.retry_max_s),
-                        }
-                    }
-                    if opts.retry_policy
-                    else {}
-                ),
-                "dead_letter_policy": {
-                    "dead_letter_topic": dead,
-                    "max_delivery_attempts": opts.max_attempts,
-                },
-            },
+                "retry_policy": {
+                    "minimum_backoff": seconds(opts.retry_min_s),
+                    "maximum_backoff": seconds(opts.retry_max_s),
+                }
+            }
+            if opts.retry_policy
+            else {}
+        )
+        lanes = self.lanes()
+        subscriptions: list[dict[str, Any]] = []
+        routed = len(lanes) > 1
+        if routed:
+            # The emulator ignores filters: a router applies them (lanerouter.py), publishing
+            # each lane's messages to the lane's own topic, which its push subscription reads.
+            self.router = LaneRouter(
+                project,
+                {lane: f"projects/{project}/topics/{lane_topic(lane)}" for lane in lanes},
+                {lane: lane_filter(lane, lanes) or "" for lane in lanes},
+            ).start()
+            subscriptions.append(
+                {
+                    "name": client.subscription_path(project, ROUTER_SUBSCRIPTION),
+                    "topic": topic,
+                    "push_config": {"push_endpoint": self.router.url},
+                    "ack_deadline_seconds": 60,
+                }
+            )
+        for lane in lanes:
+            process = self.deliver if lane == "normal" else self.lane_delivers[lane]
+            subscriptions.append(
+                {
+                    "name": client.subscription_path(project, lane_subscription(lane)),
+                    "topic": f"projects/{project}/topics/{lane_topic(lane)}" if routed else topic,
+                    "push_config": {"push_endpoint": f"{process.url}/"},
+                    "ack_deadline_seconds": opts.ack_deadline_s,
+                    **retry,
+                    "dead_letter_policy": {
+                        "dead_letter_topic": dead,
+                        "max_delivery_attempts": opts.max_attempts,
+                    },
+                }
+            )
+        subscriptions += [
             {
                 "name": client.subscription_path(project, DEAD_PULL_SUBSCRIPTION),
                 "topic": dead,

@@ -1,0 +1,114 @@
+"""functions-framework entry module for a local stack with lanes: publish-time lane filters.
+
+Pub/Sub applies a subscription's filter when a message is published: a bulk
+message never enters the high lane's backlog, nor a queue in front of it. The
+emulator ignores filters (``lanerouter.py``), and routing after publication
+(a router subscription) puts every lane's messages into one queue again —
+measured: with the router alone, high events sent during a 2,000-event bulk
+flood waited behind the flood's messages in the router's backlog.
+
+So with more than one lane the local stack runs the ingress from this module
+(``--target ingress_routed``): on the first request it builds the real
+ingestor from the environment, as the ingress does, and wraps its publisher
+so that each message is published, at publish time, to the topic of the one
+lane whose real filter (:func:`hookpress.lanes.lane_filter`, evaluated by
+:func:`hookpress.local.lanerouter.matches`) the message's attributes match.
+Everything else is the real ingress. Messages published to the ``events``
+topic by anything else (the reconciler, ``hookpress replay``) still reach
+their lane through the router. This lives under ``hookpress/local``, which no
+deployed archive contains.
+
+Variables (read on the first request): ``HOOKPRESS_LOCAL_LANE_TOPICS``, JSON
+``{"lane": "topic id"}``, and ``HOOKPRESS_LOCAL_LANE_FILTERS``, JSON
+``{"lane": "filter"}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import functions_framework
+
+from hookpress import ingress
+from hookpress.backends.pubsub import EventPublisher
+from hookpress.local.lanerouter import LaneRouter
+from hookpress.settings import SettingsError
+
+if TYPE_CHECKING:
+    from flask import Request, Response
+
+__all__ = ["RoutingPublisher", "ingress_routed"]
+
+
+class RoutingPublisher(EventPublisher):
+    """Publishes each message to its lane's topic, chosen by the lanes' filters."""
+
+    def __init__(self, router: LaneRouter, publishers: Mapping[str, EventPublisher]) -> None:
+        self._router = router
+        self._publishers = dict(publishers)
+
+    def publish(
+        self,
+        key: str,
+        source: str,
+        attributes: Mapping[str, str] | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Publish to the matching lane's topic (what Pub/Sub's filters do at publish time)."""
+        labels = {**(attributes or {}), "event_key": key, "source": source}
+        lane = self._router.route(labels)
+        if lane is None:
+            raise RuntimeError(f"no single lane matches {labels}: the lane filters are wrong")
+        return self._publishers[lane].publish(key, source, attributes, payload)
+
+
+_lock = threading.Lock()
+_installed = False
+
+
+def _install() -> None:
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        base = ingress.build_ingestor(os.environ)
+        topics: dict[str, str] = json.loads(os.environ["HOOKPRESS_LOCAL_LANE_TOPICS"])
+        filters: dict[str, str] = json.loads(os.environ["HOOKPRESS_LOCAL_LANE_FILTERS"])
+        settings = base.settings
+        router = LaneRouter(settings.project, topics, filters)
+        publishers = {
+            lane: EventPublisher(
+                settings.project,
+                topic,
+                settings.backend_timeout_s,
+                settings.publish_max_latency_s,
+            )
+            for lane, topic in topics.items()
+        }
+        ingress.install(
+            ingress.Ingestor(
+                settings,
+                secrets=base.secrets,
+                raw=base.raw,
+                records=base.records,
+                publisher=RoutingPublisher(router, publishers),
+                pool=base.pool,
+                log=base.log,
+            )
+        )
+        _installed = True
+
+
+@functions_framework.http
+def ingress_routed(request: Request) -> Response:
+    """The real ingress, after routing its publisher by the lane filters."""
+    if not _installed:
+        # Misconfigured: the real entry point answers 503 and logs which variable is wrong.
+        with contextlib.suppress(SettingsError, KeyError, ValueError):
+            _install()
+    return ingress.handle_request(request)
