@@ -26,3 +26,16 @@ def test_every_pulumi_config_key_is_documented():
     section = README[README.index("### Pulumi configuration") :]
     missing = sorted(k for k in keys if f"`{k}`" not in section and f"`gcp:{k}`" not in section)
     assert missing == []
+
+
+def test_the_provider_table_lists_every_provider_with_its_scheme():
+    from hookpress.providers import PROVIDERS
+
+    section = README[README.index("### Providers and their signatures") :]
+    section = section[: section.index("\n### ")]
+    for name, provider in PROVIDERS.items():
+        rows = [line for line in section.splitlines() if line.startswith(f"| `{name}` |")]
+        assert len(rows) == 1, name
+        assert f"| `{provider.scheme_name}` |" in rows[0], name
+        if provider.oracle:
+            assert provider.oracle.split(" ")[0] in rows[0], name
