@@ -18,6 +18,32 @@ import pytest
 
 from hookpress.local.wordpress import WordPressServer, WordPressSite
 
+#: Figures measured by tests (name -> value), printed at the end of the run.
+_FIGURES: dict[str, str] = {}
+
+#: An address outside the plugin's default allowlist (127.0.0.1, ::1). Every
+#: loopback address reaches the server bound to 127.0.0.1, and PHP reports it
+#: as REMOTE_ADDR.
+OUTSIDE_ADDRESS = "127.0.0.2"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures the tests recorded."""
+    if _FIGURES:
+        terminalreporter.section("hookpress figures")
+        for name, value in _FIGURES.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
+@pytest.fixture(scope="session")
+def record_figure() -> Callable[[str, object], None]:
+    """Record a measured figure; the run prints every figure at its end."""
+
+    def record(name: str, value: object) -> None:
+        _FIGURES[name] = str(value)
+
+    return record
+
 
 @pytest.fixture(scope="session")
 def wordpress_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WordPressServer]:
@@ -60,6 +86,19 @@ def ingest_client(wordpress: WordPressSite) -> Iterator[httpx.Client]:
         timeout=60,
         follow_redirects=False,
         limits=httpx.Limits(max_connections=64),
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def outside_ingest_client(wordpress: WordPressSite) -> Iterator[httpx.Client]:
+    """The ingest user's application password, from OUTSIDE_ADDRESS."""
+    with httpx.Client(
+        auth=(wordpress.ingest_user, wordpress.app_password),
+        transport=httpx.HTTPTransport(local_address=OUTSIDE_ADDRESS),
+        timeout=60,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=16),
     ) as client:
         yield client
 

@@ -25,10 +25,22 @@ $meta = empty($ids) ? 0 : (int) $wpdb->get_var(
 $caps = array();
 foreach (wp_roles()->roles as $name => $role) {
     foreach (array_keys($role['capabilities']) as $cap) {
-        if ('hookpress_ingest' === $cap || preg_match('/ai_events?$/', $cap)) {
+        if (0 === strpos($cap, 'hookpress_') || preg_match('/ai_events?$/', $cap)) {
             $caps[] = "$name:$cap";
         }
     }
+}
+// Users: any role or capability of ours left in their meta, and their passwords.
+$users = array();
+foreach (get_users(array('fields' => 'all')) as $user) {
+    $ours = array_values(array_filter(array_keys($user->caps), function ($cap) {
+        return 0 === strpos($cap, 'hookpress_');
+    }));
+    $users[$user->user_login] = array(
+        'ours' => $ours,
+        'roles' => array_values($user->roles),
+        'passwords' => count(WP_Application_Passwords::get_user_application_passwords($user->ID)),
+    );
 }
 echo json_encode(array(
     'posts' => count($ids),
@@ -40,6 +52,7 @@ echo json_encode(array(
     'role' => null !== get_role('hookpress_ingest'),
     'caps' => $caps,
     'cron' => (bool) wp_next_scheduled('hookpress_purge_idempotency'),
+    'users' => $users,
 ));
 """
 
@@ -73,6 +86,15 @@ def test_uninstall_removes_posts_meta_options_tables_role_and_caps(tmp_path: Pat
                 )
                 assert response.status_code == 201, response.text
 
+        # A second ingest user, one with the role beside another, and a
+        # per-user grant of the capability.
+        server.create_user("ingest-two", "hookpress_ingest")
+        server.create_user("mixed", "subscriber")
+        server.run_php(
+            "get_user_by('login', 'mixed')->add_role('hookpress_ingest');"
+            "get_user_by('login', 'admin')->add_cap('hookpress_ingest_events');"
+        )
+
         before = json.loads(server.run_php(STATE))
         assert before["posts"] == 3
         assert before["meta"] > 0
@@ -81,10 +103,24 @@ def test_uninstall_removes_posts_meta_options_tables_role_and_caps(tmp_path: Pat
         assert "administrator:edit_ai_events" in before["caps"]
         assert "hookpress_allowlist" in before["options"]
         assert before["cron"] is True
+        assert before["users"]["hookpress-ingest"]["roles"] == ["hookpress_ingest"]
+        assert before["users"]["mixed"]["roles"] == ["subscriber", "hookpress_ingest"]
+        assert before["users"]["admin"]["ours"] == ["hookpress_ingest_events"]
 
         server.uninstall_plugin()
 
         after = json.loads(server.run_php(STATE))
+        users = after.pop("users")
+        # The role is off every user, and no capability of ours is left on any.
+        assert {login: user["ours"] for login, user in users.items()} == {
+            login: [] for login in users
+        }
+        assert users["mixed"]["roles"] == ["subscriber"]
+        assert users["mixed"]["passwords"] == 1  # still someone: keeps its password
+        # Left with no role at all, an ingest user also loses its passwords.
+        assert users["hookpress-ingest"] == {"ours": [], "roles": [], "passwords": 0}
+        assert users["ingest-two"] == {"ours": [], "roles": [], "passwords": 0}
+        assert users["admin"]["roles"] == ["administrator"]
         assert after == {
             "posts": 0,
             "meta": 0,

@@ -99,6 +99,55 @@ def test_rotation_replaces_the_password_for_real(app, runtime, wordpress, rotati
     assert '"outcome": "rotated"' in out
 
 
+def _mint(server: WordPressServer, login: str, name: str) -> str:
+    """A further application password for the user, as an attacker or a failed rotation left it."""
+    return server.run_php(
+        f"$u = get_user_by('login', '{login}');"
+        "echo WP_Application_Passwords::create_new_application_password("
+        f"$u->ID, array('name' => '{name}'))[0];"
+    )
+
+
+def _passwords(server: WordPressServer, login: str) -> list[str]:
+    found: list[str] = json.loads(
+        server.run_php(
+            f"$u = get_user_by('login', '{login}');"
+            "echo json_encode(wp_list_pluck("
+            "WP_Application_Passwords::get_user_application_passwords($u->ID), 'uuid'));"
+        )
+    )
+    return found
+
+
+def test_rotation_leaves_exactly_one_application_password(
+    app, runtime, wordpress, wordpress_server, rotating_user
+):
+    login, secrets = rotating_user
+    extra = [_mint(wordpress_server, login, f"left over {n}") for n in range(2)]
+    assert len(_passwords(wordpress_server, login)) == 3
+
+    resp = app.test_client().post("/", json=notification("SECRET_ROTATE", SECRET))
+    assert resp.status_code == 204
+
+    new = json.loads(secrets.read_text())[SECRET][0]
+    remaining = _passwords(wordpress_server, login)
+    assert len(remaining) == 1
+    assert ingest(wordpress, login, new) == 201
+    # Every other password is gone, not only the one that was replaced.
+    assert [ingest(wordpress, login, password) for password in extra] == [401, 401]
+
+
+def test_the_ingest_user_cannot_rotate_through_core(wordpress, wordpress_server, rotating_user):
+    login, secrets = rotating_user
+    password = json.loads(secrets.read_text())[SECRET][0]
+    core = f"{wordpress.rest_base}/wp/v2/users/me/application-passwords"
+
+    minted = httpx.post(core, json={"name": "mine"}, auth=(login, password), timeout=30)
+
+    assert minted.status_code == 403, minted.text
+    assert len(_passwords(wordpress_server, login)) == 1
+
+
 def test_topic_configured_and_other_events_are_ignored(app, runtime, rotating_user):
     _, secrets = rotating_user
     before = secrets.read_text()

@@ -165,7 +165,9 @@ class WordPressServer:
     once. ``plugin_dir`` defaults to ``wordpress/hookpress`` of this
     repository; it is copied, so later edits need a restart. ``debug`` turns on
     ``WP_DEBUG``: notices go to ``logs/wp-debug.log`` and error responses carry
-    internal detail, as they would on a developer's site.
+    internal detail, as they would on a developer's site. ``debug_display``
+    also turns on ``WP_DEBUG_DISPLAY`` (WordPress's default once ``WP_DEBUG``
+    is on), under which wpdb prints failed queries into the page.
     """
 
     def __init__(
@@ -176,6 +178,7 @@ class WordPressServer:
         workers: int = 8,
         plugin_dir: Path | None = None,
         debug: bool = False,
+        debug_display: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -183,7 +186,8 @@ class WordPressServer:
         self.logs_dir = self.workdir / "logs"
         self._requested_port = port
         self._workers = workers
-        self._debug = debug
+        self._debug = debug or debug_display
+        self._debug_display = debug_display
         self._plugin_dir = (plugin_dir or _default_plugin_dir()).resolve()
         self._docroot = self.workdir / "docroot"
         self._datadir = self.workdir / "mysql" / "data"
@@ -451,6 +455,7 @@ class WordPressServer:
                 url=_php_string(url),
                 keys=keys,
                 debug="true" if self._debug else "false",
+                debug_display="true" if self._debug_display else "false",
                 debug_log=_php_string(str(self.logs_dir / "wp-debug.log")),
             )
         )
@@ -680,7 +685,7 @@ define( 'WP_SITEURL', {url} );
 define( 'WP_ENVIRONMENT_TYPE', 'local' );
 define( 'WP_DEBUG', {debug} );
 define( 'WP_DEBUG_LOG', {debug_log} );
-define( 'WP_DEBUG_DISPLAY', false );
+define( 'WP_DEBUG_DISPLAY', {debug_display} );
 // No calls home (update checks, dashboard news): nothing here may leave the machine.
 define( 'WP_HTTP_BLOCK_EXTERNAL', true );
 define( 'AUTOMATIC_UPDATER_DISABLED', true );
@@ -700,7 +705,8 @@ _ROUTER: Final = r"""<?php
 // WordPress's front controller, as Apache's rewrite rules would send it.
 $root = rtrim( $_SERVER['DOCUMENT_ROOT'], '/' );
 $path = rawurldecode( (string) parse_url( $_SERVER['REQUEST_URI'], PHP_URL_PATH ) );
-$file = realpath( $root . $path );
+// realpath() refuses a NUL byte with an error: such a path is no file.
+$file = false === strpos( $path, "\0" ) ? realpath( $root . $path ) : false;
 if ( false !== $file && ( $file === $root || 0 === strpos( $file, $root . '/' ) ) ) {
 	if ( is_dir( $file ) ) {
 		if ( '/' !== substr( $path, -1 ) ) {

@@ -1,18 +1,21 @@
 """The rotate function: Secret Manager ``SECRET_ROTATE`` notifications.
 
-For the WordPress application password it rotates for real, using WordPress's
-own REST API with the current password:
+For the WordPress application password it rotates for real, through the
+plugin's credentials routes (the only ones the ingest user may call besides
+ingest):
 
-1. find the current password's uuid (``introspect``);
-2. create a new application password;
-3. store it as a new secret version (deliver instances pick it up: a 401
+1. create a new application password, authenticated with the current one;
+2. store it as a new secret version (deliver instances pick it up: a 401
    makes them re-read the secret);
-4. check that the new password authenticates and is the one just created;
-5. revoke the old application password;
-6. disable the older secret versions.
+3. with the new password, delete every other application password of the
+   user (``retire-others``): the answer names the password that
+   authenticated, which must be the one just created, so the new password is
+   proven by the same call that revokes the rest — including any password
+   minted by someone else, so exactly one is left;
+4. disable the older secret versions.
 
-A failure before step 5 leaves the old password working (nothing is revoked
-until the new one is proven); the notification is answered non-2xx so
+A failure before step 3 leaves the old password working (nothing is revoked
+until the new one authenticates); the notification is answered non-2xx so
 Pub/Sub retries. Provider signing secrets belong to the provider: for them
 an alert-worthy reminder is logged. Any other event type (``TOPIC_CONFIGURED``,
 ``SECRET_VERSION_ADD``, …) is acknowledged and ignored.
@@ -134,18 +137,17 @@ class Rotator:
         return "rotated"
 
     def rotate_wordpress(self) -> None:
-        """The six steps of the module docstring."""
+        """The four steps of the module docstring."""
         secret = self.settings.wp_app_password_secret
         current = self.values.fetch(secret)
         if not current:
             raise RotationError("no_current_password")
-        old_uuid = self.wordpress.introspect(current[0])
         name = f"hookpress {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
         created = self.wordpress.create(current[0], name)
         version = self.writer.add_version(secret, created.password)
-        if self.wordpress.introspect(created.password) != created.uuid:
+        retired = self.wordpress.retire_others(created.password)
+        if retired.uuid != created.uuid:
             raise RotationError("verify:uuid_mismatch")
-        self.wordpress.revoke(created.password, old_uuid)
         disabled = self.writer.disable_older(secret, keep=1)
         self.log.info(
             "wordpress application password rotated",
@@ -153,7 +155,7 @@ class Rotator:
             secret=secret,
             version=version,
             new_uuid=created.uuid,
-            revoked_uuid=old_uuid,
+            revoked=retired.revoked,
             disabled_versions=len(disabled),
         )
 

@@ -1,4 +1,10 @@
-"""WordPress's own application-password REST API, used with the current password."""
+"""The plugin's credentials routes, the only application-password API the ingest user reaches.
+
+The plugin confines the ingest user to its own routes (core's
+``/wp/v2/users/me/application-passwords`` answers it 403), so rotation goes
+through ``ai-guy/v1/credentials`` (create) and ``credentials/retire-others``
+(keep only the password that authenticated), under the same allowlist.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,14 @@ class RotationError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Retired:
+    """The password that authenticated (it is kept) and how many others were deleted."""
+
+    uuid: str
+    revoked: int
+
+
+@dataclass(frozen=True, slots=True)
 class Created:
     """A new application password: the value (shown once by WordPress) and its uuid."""
 
@@ -28,7 +42,7 @@ class Created:
 
 
 class AppPasswords:
-    """``/wp/v2/users/me/application-passwords`` of one user, on the configured site only."""
+    """``ai-guy/v1/credentials`` of the ingest user, on the configured site only."""
 
     def __init__(
         self,
@@ -37,7 +51,7 @@ class AppPasswords:
         timeout_s: float,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._url = base_url.rstrip("/") + "/wp/v2/users/me/application-passwords"
+        self._url = base_url.rstrip("/") + "/ai-guy/v1/credentials"
         self._user = user
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False, transport=transport)
 
@@ -60,13 +74,6 @@ class AppPasswords:
             raise RotationError(f"{step}:unexpected_body", resp.status_code)
         return data
 
-    def introspect(self, password: str) -> str:
-        """The uuid of the application password this request authenticated with."""
-        uuid = self._call("introspect", "GET", "/introspect", password).get("uuid")
-        if not isinstance(uuid, str):
-            raise RotationError("introspect:no_uuid")
-        return uuid
-
     def create(self, password: str, name: str) -> Created:
         """Create a new application password (WordPress returns its value once)."""
         data = self._call("create", "POST", "", password, json={"name": name})
@@ -75,6 +82,10 @@ class AppPasswords:
             raise RotationError("create:unexpected_body")
         return Created(new, uuid)
 
-    def revoke(self, password: str, uuid: str) -> None:
-        """Delete the application password ``uuid``."""
-        self._call("revoke", "DELETE", f"/{uuid}", password)
+    def retire_others(self, password: str) -> Retired:
+        """Delete every application password of the user but ``password``'s own."""
+        data = self._call("retire", "POST", "/retire-others", password, json={})
+        uuid, revoked = data.get("uuid"), data.get("revoked")
+        if not isinstance(uuid, str) or not isinstance(revoked, int):
+            raise RotationError("retire:unexpected_body")
+        return Retired(uuid, revoked)

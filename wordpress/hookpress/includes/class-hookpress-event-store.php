@@ -80,7 +80,7 @@ final class Hookpress_Event_Store {
 			if ( ! $post || Hookpress_Post_Type::NAME !== $post->post_type ) {
 				$post_id = wp_insert_post( wp_slash( self::post_fields( $event ) ), true );
 				if ( is_wp_error( $post_id ) ) {
-					return self::store_error( $post_id->get_error_message() );
+					return self::store_error();
 				}
 				$saved = self::save_index( $key_hash, $event, (int) $post_id, $content_hash );
 				if ( is_wp_error( $saved ) ) {
@@ -117,7 +117,7 @@ final class Hookpress_Event_Store {
 			unset( $fields['post_status'] );
 			$updated      = wp_update_post( wp_slash( $fields ), true );
 			if ( is_wp_error( $updated ) ) {
-				return self::store_error( $updated->get_error_message() );
+				return self::store_error();
 			}
 			$saved = self::save_index( $key_hash, $event, (int) $post->ID, $content_hash );
 			if ( is_wp_error( $saved ) ) {
@@ -159,13 +159,13 @@ final class Hookpress_Event_Store {
 			'post_title'   => $event['source'] . ': ' . $event['external_id'],
 			'post_content' => $event['summary'],
 			'meta_input'   => array(
-				'external_id' => $event['external_id'],
-				'source'      => $event['source'],
-				'status'      => $event['status'],
-				'summary'     => $event['summary'],
-				'metadata'    => $event['metadata'],
-				'occurred_at' => $event['occurred_at'],
-				'received_at' => gmdate( 'Y-m-d\TH:i:s\Z' ),
+				Hookpress_Post_Type::meta_key( 'external_id' ) => $event['external_id'],
+				Hookpress_Post_Type::meta_key( 'source' )      => $event['source'],
+				Hookpress_Post_Type::meta_key( 'status' )      => $event['status'],
+				Hookpress_Post_Type::meta_key( 'summary' )     => $event['summary'],
+				Hookpress_Post_Type::meta_key( 'metadata' )    => $event['metadata'],
+				Hookpress_Post_Type::meta_key( 'occurred_at' ) => $event['occurred_at'],
+				Hookpress_Post_Type::meta_key( 'received_at' ) => gmdate( 'Y-m-d\TH:i:s\Z' ),
 			),
 		);
 	}
@@ -197,25 +197,26 @@ final class Hookpress_Event_Store {
 			)
 		);
 		if ( false === $saved ) {
-			return self::store_error( $wpdb->last_error );
+			return self::store_error();
 		}
 		return true;
 	}
 
 	/**
-	 * The error for a failed write; the database's words only under WP_DEBUG.
+	 * The error for a failed write. The database's words never reach the
+	 * caller, not even under WP_DEBUG (they name tables, columns and SQL);
+	 * they are in the PHP error log, where wpdb writes every failed query.
 	 *
-	 * @param string $detail Internal detail.
 	 * @return WP_Error
 	 */
-	private static function store_error( $detail ) {
-		$data = array(
-			'status'      => 503,
-			'retry_after' => 5,
+	private static function store_error() {
+		return new WP_Error(
+			'hookpress_store_failed',
+			__( 'The event could not be stored; retry later.', 'hookpress' ),
+			array(
+				'status'      => 503,
+				'retry_after' => 5,
+			)
 		);
-		if ( defined( 'WP_DEBUG' ) && WP_DEBUG ) {
-			$data['detail'] = $detail;
-		}
-		return new WP_Error( 'hookpress_store_failed', __( 'The event could not be stored; retry later.', 'hookpress' ), $data );
 	}
 }

@@ -178,15 +178,15 @@ final class Hookpress_Idempotency {
 	 * @return WP_Error
 	 */
 	private static function storage_error() {
-		global $wpdb;
-		$data = array(
-			'status'      => 503,
-			'retry_after' => 5,
-		);
-		if ( defined( 'WP_DEBUG' ) && WP_DEBUG ) {
-			$data['detail'] = $wpdb->last_error;
-		}
 		// 503, not 500: the database may recover, and the caller retries 503.
-		return new WP_Error( 'hookpress_storage_unavailable', __( 'The event store is unavailable; retry later.', 'hookpress' ), $data );
+		// The database's words stay in the error log, whatever WP_DEBUG says.
+		return new WP_Error(
+			'hookpress_storage_unavailable',
+			__( 'The event store is unavailable; retry later.', 'hookpress' ),
+			array(
+				'status'      => 503,
+				'retry_after' => 5,
+			)
+		);
 	}
 }

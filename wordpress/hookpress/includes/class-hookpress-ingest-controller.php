@@ -10,23 +10,18 @@ defined( 'ABSPATH' ) || exit;
 /**
  * The ingest route: the only way events get into WordPress.
  *
- * A request passes, in this order: the IP allowlist (403), authentication and
- * the ingest capability (401/403), the media type and size (415/413), the
- * token bucket (429) — all before WordPress parses and validates arguments,
- * so a caller that may not deliver learns nothing about the schema (the route
- * is also left out of the /wp-json/ index) and costs nothing but the check —
- * then the argument schema (400), the Idempotency-Key (replay, 409 in flight,
- * 422 reused with another body) and the upsert.
+ * A request passes, in this order: Hookpress_Access_Guard (the IP allowlist
+ * 403, application-password authentication and the ingest capability 401/403,
+ * the media type and size 415/413, the token bucket 429) — before WordPress
+ * parses and validates arguments, so a caller that may not deliver learns
+ * nothing about the schema (the route is also left out of the /wp-json/
+ * index) — then the argument schema (400), the Idempotency-Key (replay, 409
+ * in flight, 422 reused with another body) and the upsert.
  */
 final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 
 	const ROUTE_NAMESPACE = 'ai-guy/v1';
 	const ROUTE           = '/ingest';
-
-	const CAPABILITY = Hookpress_Installer::INGEST_CAP;
-
-	/** Whole request body; a generous bound above the sum of the field limits. */
-	const MAX_BODY_BYTES = 262144;
 
 	/** Metadata, as stored (compact JSON). */
 	const MAX_METADATA_BYTES = 65536;
@@ -51,9 +46,6 @@ final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 	 */
 	public static function add_hooks() {
 		add_action( 'rest_api_init', array( __CLASS__, 'register' ) );
-		// Priority 5: ahead of core's OPTIONS handler (10), which would
-		// otherwise describe the route to anyone who asks.
-		add_filter( 'rest_pre_dispatch', array( __CLASS__, 'guard' ), 5, 3 );
 	}
 
 	/**
@@ -76,96 +68,25 @@ final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 					'callback'            => array( $this, 'create_item' ),
 					'permission_callback' => array( $this, 'create_item_permissions_check' ),
 					'args'                => $this->get_endpoint_args(),
+					// Not listed in /wp-json/: the callers are configured, not
+					// discovered. (Per endpoint: as a route option core ignores it.)
+					'show_in_index'       => false,
 				),
-				'schema'        => array( $this, 'get_public_item_schema' ),
-				// Not listed in /wp-json/: the callers are configured, not discovered.
-				'show_in_index' => false,
+				'schema' => array( $this, 'get_public_item_schema' ),
 			)
 		);
 	}
 
 	/**
-	 * Checks everything that does not need the arguments, before WordPress
-	 * validates them (rest_pre_dispatch runs ahead of argument validation,
-	 * which in turn runs ahead of permission_callback).
-	 *
-	 * @param mixed           $result  A response already decided by another filter.
-	 * @param WP_REST_Server  $server  Server.
-	 * @param WP_REST_Request $request Request.
-	 * @return mixed
-	 */
-	public static function guard( $result, $server, $request ) {
-		if ( null !== $result || ! self::is_ingest_route( $request->get_route() ) ) {
-			return $result;
-		}
-
-		// phpcs:disable WordPress.Security.ValidatedSanitizedInput -- parsed as addresses, anything else is rejected.
-		$client = Hookpress_Ip::client_address(
-			isset( $_SERVER['REMOTE_ADDR'] ) ? (string) $_SERVER['REMOTE_ADDR'] : '',
-			isset( $_SERVER['HTTP_X_FORWARDED_FOR'] ) ? (string) $_SERVER['HTTP_X_FORWARDED_FOR'] : null,
-			Hookpress_Settings::trusted_proxies()
-		);
-		// phpcs:enable
-		if ( null === $client || ! Hookpress_Ip::in_ranges( $client, Hookpress_Settings::allowlist() ) ) {
-			$data = array( 'status' => 403 );
-			if ( defined( 'WP_DEBUG' ) && WP_DEBUG ) {
-				$data['client_address'] = Hookpress_Ip::to_text( $client );
-			}
-			return self::error_response(
-				new WP_Error( 'hookpress_address_forbidden', __( 'Requests from this address are not allowed.', 'hookpress' ), $data )
-			);
-		}
-
-		if ( ! is_user_logged_in() ) {
-			return self::error_response(
-				new WP_Error( 'rest_not_logged_in', __( 'Authentication is required: use an application password.', 'hookpress' ), array( 'status' => 401 ) )
-			);
-		}
-		if ( ! current_user_can( self::CAPABILITY ) ) {
-			return self::error_response( self::forbidden() );
-		}
-		if ( 'POST' !== $request->get_method() ) {
-			// Core answers other methods (404: no such route for the method).
-			return $result;
-		}
-
-		if ( ! $request->is_json_content_type() ) {
-			return self::error_response(
-				new WP_Error( 'hookpress_unsupported_media_type', __( 'The body must be JSON (Content-Type: application/json).', 'hookpress' ), array( 'status' => 415 ) )
-			);
-		}
-		if ( strlen( (string) $request->get_body() ) > self::MAX_BODY_BYTES ) {
-			return self::error_response(
-				new WP_Error( 'hookpress_payload_too_large', __( 'The request body is too large.', 'hookpress' ), array( 'status' => 413 ) )
-			);
-		}
-
-		$taken = Hookpress_Rate_Limiter::take();
-		if ( true !== $taken ) {
-			return self::error_response(
-				new WP_Error(
-					'hookpress_rate_limited',
-					__( 'Too many requests; retry after the number of seconds in Retry-After.', 'hookpress' ),
-					array(
-						'status'      => 429,
-						'retry_after' => $taken,
-					)
-				)
-			);
-		}
-
-		return $result;
-	}
-
-	/**
-	 * Checks the ingest capability (again: the guard is a filter, this is the
-	 * route's own contract, and it holds even if the guard is removed).
+	 * Admits the request: the access guard's checks (again: the guard also
+	 * runs them as filters, this is the route's own contract and holds even
+	 * if those filters are removed).
 	 *
 	 * @param WP_REST_Request $request Request.
 	 * @return true|WP_Error
 	 */
 	public function create_item_permissions_check( $request ) {
-		return current_user_can( self::CAPABILITY ) ? true : self::forbidden();
+		return Hookpress_Access_Guard::admit( $request );
 	}
 
 	/**
@@ -595,29 +516,6 @@ final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 	 */
 	private static function is_list( array $value ) {
 		return array_keys( $value ) === range( 0, count( $value ) - 1 );
-	}
-
-	/**
-	 * Whether a route is this one (REST routes match case-insensitively).
-	 *
-	 * @param string $route Route of the request.
-	 * @return bool
-	 */
-	private static function is_ingest_route( $route ) {
-		return 0 === strcasecmp( untrailingslashit( (string) $route ), '/' . self::ROUTE_NAMESPACE . self::ROUTE );
-	}
-
-	/**
-	 * The error for a user without the ingest capability.
-	 *
-	 * @return WP_Error
-	 */
-	private static function forbidden() {
-		return new WP_Error(
-			'rest_forbidden',
-			__( 'Sorry, you are not allowed to deliver events.', 'hookpress' ),
-			array( 'status' => rest_authorization_required_code() )
-		);
 	}
 
 	/**

@@ -12,14 +12,32 @@ defined( 'ABSPATH' ) || exit;
  */
 final class Hookpress_Installer {
 
-	const DB_VERSION        = '1';
+	const DB_VERSION        = '2';
 	const DB_VERSION_OPTION = 'hookpress_db_version';
+
+	/**
+	 * Held (as an option row) by the one request that runs an upgrade; its
+	 * value is when the lock expires, so a request that died does not block
+	 * upgrades for ever.
+	 */
+	const UPGRADE_LOCK_OPTION = 'hookpress_upgrade_lock';
+	const UPGRADE_LOCK_TTL    = 300;
 
 	/** The dedicated role: it holds the ingest capability and nothing else. */
 	const ROLE = 'hookpress_ingest';
 
-	/** The only capability the ingest route accepts. */
-	const INGEST_CAP = 'hookpress_ingest';
+	/**
+	 * The only capability the ingest and credentials routes accept.
+	 *
+	 * Not the role's name: WordPress counts a user's role names among its
+	 * capabilities, so a capability named like the role would be held by
+	 * anyone still carrying the role in their user meta, even after the role
+	 * was deleted or its capabilities changed.
+	 */
+	const INGEST_CAP = 'hookpress_ingest_events';
+
+	/** The capability version 1 used (the role's name). */
+	const LEGACY_INGEST_CAP = 'hookpress_ingest';
 
 	/**
 	 * Table names without the site prefix.
@@ -54,18 +72,69 @@ final class Hookpress_Installer {
 	}
 
 	/**
-	 * Upgrades the schema when the files changed without a reactivation.
+	 * Upgrades when the files changed without a reactivation.
+	 *
+	 * One request upgrades (it holds the lock); concurrent requests go on
+	 * without waiting: every step is additive or idempotent, and the role's
+	 * capabilities do not depend on the upgrade having run (enforce_role()).
 	 */
 	public static function maybe_upgrade() {
-		if ( get_option( self::DB_VERSION_OPTION ) !== self::DB_VERSION ) {
-			self::install();
+		if ( get_option( self::DB_VERSION_OPTION ) === self::DB_VERSION || ! self::lock_upgrade() ) {
+			return;
 		}
+		try {
+			self::install();
+		} finally {
+			self::unlock_upgrade();
+		}
+	}
+
+	/**
+	 * wp_roles_init: the ingest role, where it exists, has exactly the
+	 * capabilities this code gives it, in memory, whatever the stored roles
+	 * say. So an upgrade that changes them never leaves a request with the
+	 * old set, and a capability added to the role by hand has no effect.
+	 *
+	 * @param WP_Roles $roles Roles being initialised.
+	 */
+	public static function enforce_role( $roles ) {
+		if ( ! isset( $roles->roles[ self::ROLE ] ) ) {
+			return;
+		}
+		$roles->roles[ self::ROLE ]['capabilities'] = self::role_caps();
+		$roles->role_objects[ self::ROLE ]           = new WP_Role( self::ROLE, self::role_caps() );
+	}
+
+	/**
+	 * The ingest role's capabilities.
+	 *
+	 * @return array<string, bool>
+	 */
+	public static function role_caps() {
+		return array( self::INGEST_CAP => true );
 	}
 
 	/**
 	 * Creates or upgrades everything the plugin needs. Safe to run again.
 	 */
 	public static function install() {
+		global $wpdb;
+		// Nothing of an upgrade's SQL may be printed into the page or the
+		// REST answer of the request that happens to run it.
+		$shown = $wpdb->hide_errors();
+		try {
+			self::install_steps();
+		} finally {
+			if ( $shown ) {
+				$wpdb->show_errors();
+			}
+		}
+	}
+
+	/**
+	 * The steps of install().
+	 */
+	private static function install_steps() {
 		self::create_tables();
 
 		// The post type must be registered for its capability names to exist.
@@ -73,10 +142,8 @@ final class Hookpress_Installer {
 			Hookpress_Post_Type::register();
 		}
 
-		// The role is reset on every install so a capability added to it by
-		// hand (or by an older version) does not survive an upgrade.
-		remove_role( self::ROLE );
-		add_role( self::ROLE, __( 'Hookpress ingest', 'hookpress' ), array( self::INGEST_CAP => true ) );
+		self::save_role();
+		Hookpress_Post_Type::migrate_meta_keys();
 
 		$admin = get_role( 'administrator' );
 		if ( $admin ) {
@@ -96,6 +163,65 @@ final class Hookpress_Installer {
 		}
 
 		update_option( self::DB_VERSION_OPTION, self::DB_VERSION );
+	}
+
+	/**
+	 * Stores the ingest role with exactly role_caps(), in one write.
+	 *
+	 * remove_role() followed by add_role() stores the roles twice, and a
+	 * request loading the roles between the two writes finds no role: its
+	 * delivery is refused (403, which the deliverer treats as final). This
+	 * re-reads the stored roles, changes only the ingest role and writes them
+	 * once. The version-1 capability (the role's name) is taken off every
+	 * other role it was granted to.
+	 */
+	private static function save_role() {
+		global $wpdb;
+		$roles = wp_roles();
+		$key   = $roles->role_key;
+		// From the database, not the cache: another request may have written them.
+		$stored = maybe_unserialize( $wpdb->get_var( $wpdb->prepare( "SELECT option_value FROM {$wpdb->options} WHERE option_name = %s", $key ) ) ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery
+		if ( ! is_array( $stored ) ) {
+			$stored = $roles->roles;
+		}
+		foreach ( $stored as $name => $definition ) {
+			if ( self::ROLE !== $name && isset( $definition['capabilities'][ self::LEGACY_INGEST_CAP ] ) ) {
+				unset( $stored[ $name ]['capabilities'][ self::LEGACY_INGEST_CAP ] );
+			}
+		}
+		$stored[ self::ROLE ] = array(
+			'name'         => __( 'Hookpress ingest', 'hookpress' ),
+			'capabilities' => self::role_caps(),
+		);
+		update_option( $key, $stored );
+		$roles->for_site();
+	}
+
+	/**
+	 * Takes the upgrade lock: one INSERT on the options table's unique key,
+	 * so exactly one of any number of concurrent requests gets it (add_option()
+	 * cannot do this: it upserts).
+	 *
+	 * @return bool
+	 */
+	private static function lock_upgrade() {
+		global $wpdb;
+		$now = time();
+		// An expired lock (its request died) is removed first.
+		// phpcs:disable WordPress.DB.DirectDatabaseQuery
+		$wpdb->query( $wpdb->prepare( "DELETE FROM {$wpdb->options} WHERE option_name = %s AND CAST(option_value AS UNSIGNED) < %d", self::UPGRADE_LOCK_OPTION, $now ) );
+		$taken = $wpdb->query( $wpdb->prepare( "INSERT IGNORE INTO {$wpdb->options} (option_name, option_value, autoload) VALUES (%s, %s, 'no')", self::UPGRADE_LOCK_OPTION, (string) ( $now + self::UPGRADE_LOCK_TTL ) ) );
+		// phpcs:enable
+		return 1 === $taken;
+	}
+
+	/**
+	 * Gives the upgrade lock back.
+	 */
+	private static function unlock_upgrade() {
+		global $wpdb;
+		$wpdb->delete( $wpdb->options, array( 'option_name' => self::UPGRADE_LOCK_OPTION ), array( '%s' ) );
+		wp_cache_delete( self::UPGRADE_LOCK_OPTION, 'options' );
 	}
 
 	/**

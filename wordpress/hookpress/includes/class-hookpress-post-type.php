@@ -20,9 +20,14 @@ final class Hookpress_Post_Type {
 	const REST_BASE = 'ai-events';
 
 	/**
-	 * Registered meta: key => REST description. The keys are the meta keys in
-	 * the database and the names under "meta" in wp/v2/ai-events.
+	 * Registered meta: name => REST description. The names are those under
+	 * "meta" in wp/v2/ai-events; in the database each is stored under
+	 * META_PREFIX . name, which keeps them apart from other plugins' keys and,
+	 * starting with "_", out of the Custom Fields box without protecting the
+	 * plain names for every other post type.
 	 */
+	const META_PREFIX = '_hookpress_';
+
 	const META = array(
 		'external_id' => 'Event id given by the provider.',
 		'source'      => 'Configured source (provider) the event came from.',
@@ -39,7 +44,6 @@ final class Hookpress_Post_Type {
 	public static function add_hooks() {
 		add_action( 'init', array( __CLASS__, 'register' ) );
 		add_filter( 'map_meta_cap', array( __CLASS__, 'map_meta_cap' ), 10, 4 );
-		add_filter( 'is_protected_meta', array( __CLASS__, 'is_protected_meta' ), 10, 3 );
 		add_filter( 'rest_' . self::NAME . '_query', array( __CLASS__, 'rest_query' ), 10, 2 );
 		add_filter( 'rest_' . self::NAME . '_collection_params', array( __CLASS__, 'rest_collection_params' ) );
 		add_filter( 'manage_' . self::NAME . '_posts_columns', array( __CLASS__, 'columns' ) );
@@ -92,16 +96,16 @@ final class Hookpress_Post_Type {
 			)
 		);
 
-		foreach ( self::META as $key => $description ) {
+		foreach ( self::META as $name => $description ) {
 			register_post_meta(
 				self::NAME,
-				$key,
+				self::meta_key( $name ),
 				array(
 					'type'          => 'string',
 					'description'   => $description,
 					'single'        => true,
 					'default'       => '',
-					'show_in_rest'  => true,
+					'show_in_rest'  => array( 'name' => $name ),
 					// Nobody edits event meta through the meta APIs; the ingest
 					// route writes it directly.
 					'auth_callback' => '__return_false',
@@ -153,18 +157,55 @@ final class Hookpress_Post_Type {
 	}
 
 	/**
-	 * Hides the event meta from the Custom Fields box.
+	 * The database meta key of a field.
 	 *
-	 * @param bool   $protected Whether the key is protected.
-	 * @param string $meta_key  Meta key.
-	 * @param string $meta_type Object type.
-	 * @return bool
+	 * @param string $name Field name (a key of META).
+	 * @return string
 	 */
-	public static function is_protected_meta( $protected, $meta_key, $meta_type ) {
-		if ( 'post' === $meta_type && array_key_exists( $meta_key, self::META ) ) {
-			return true;
+	public static function meta_key( $name ) {
+		return self::META_PREFIX . $name;
+	}
+
+	/**
+	 * Moves version 1's unprefixed meta keys of events to the prefixed ones.
+	 *
+	 * Only rows of ai_event posts are touched (a post of another type may use
+	 * "status" or "source" for its own purpose). A row is renamed only when
+	 * the post has no prefixed row for that field yet (a delivery running
+	 * during the upgrade may have written one, which is newer); what is left
+	 * of the old keys is then deleted. Each statement is atomic, and the two
+	 * can run again safely.
+	 */
+	public static function migrate_meta_keys() {
+		global $wpdb;
+		$names = array_keys( self::META );
+		$in    = implode( ', ', array_fill( 0, count( $names ), '%s' ) );
+		// phpcs:disable WordPress.DB.PreparedSQL.InterpolatedNotPrepared, WordPress.DB.PreparedSQLPlaceholders, WordPress.DB.DirectDatabaseQuery -- table names are WordPress's; the IN list is placeholders.
+		$wpdb->query(
+			$wpdb->prepare(
+				"UPDATE {$wpdb->postmeta} AS m
+				JOIN {$wpdb->posts} AS p ON p.ID = m.post_id AND p.post_type = %s
+				LEFT JOIN {$wpdb->postmeta} AS n ON n.post_id = m.post_id AND n.meta_key = CONCAT(%s, m.meta_key)
+				SET m.meta_key = CONCAT(%s, m.meta_key)
+				WHERE m.meta_key IN ({$in}) AND n.meta_id IS NULL",
+				array_merge( array( self::NAME, self::META_PREFIX, self::META_PREFIX ), $names )
+			)
+		);
+		$wpdb->query(
+			$wpdb->prepare(
+				"DELETE m FROM {$wpdb->postmeta} AS m
+				JOIN {$wpdb->posts} AS p ON p.ID = m.post_id AND p.post_type = %s
+				WHERE m.meta_key IN ({$in})",
+				array_merge( array( self::NAME ), $names )
+			)
+		);
+		// phpcs:enable
+		// The renamed rows may sit in a persistent object cache under their old keys.
+		if ( function_exists( 'wp_cache_supports' ) && wp_cache_supports( 'flush_group' ) ) {
+			wp_cache_flush_group( 'post_meta' );
+		} else {
+			wp_cache_flush();
 		}
-		return $protected;
 	}
 
 	/**
@@ -199,7 +240,7 @@ final class Hookpress_Post_Type {
 		foreach ( array( 'external_id', 'source' ) as $key ) {
 			if ( isset( $request[ $key ] ) && '' !== (string) $request[ $key ] ) {
 				$clauses[] = array(
-					'key'     => $key,
+					'key'     => self::meta_key( $key ),
 					'value'   => (string) $request[ $key ],
 					'compare' => '=',
 					// BINARY: ids are case-sensitive, the column collation is not.
@@ -241,19 +282,19 @@ final class Hookpress_Post_Type {
 	public static function render_column( $column, $post_id ) {
 		switch ( $column ) {
 			case 'hookpress_external_id':
-				echo '<code>' . esc_html( get_post_meta( $post_id, 'external_id', true ) ) . '</code>';
+				echo '<code>' . esc_html( get_post_meta( $post_id, self::meta_key( 'external_id' ), true ) ) . '</code>';
 				break;
 			case 'hookpress_source':
-				echo esc_html( get_post_meta( $post_id, 'source', true ) );
+				echo esc_html( get_post_meta( $post_id, self::meta_key( 'source' ), true ) );
 				break;
 			case 'hookpress_status':
-				echo esc_html( get_post_meta( $post_id, 'status', true ) );
+				echo esc_html( get_post_meta( $post_id, self::meta_key( 'status' ), true ) );
 				break;
 			case 'hookpress_occurred':
-				echo esc_html( self::local_time( get_post_meta( $post_id, 'occurred_at', true ) ) );
+				echo esc_html( self::local_time( get_post_meta( $post_id, self::meta_key( 'occurred_at' ), true ) ) );
 				break;
 			case 'hookpress_received':
-				echo esc_html( self::local_time( get_post_meta( $post_id, 'received_at', true ) ) );
+				echo esc_html( self::local_time( get_post_meta( $post_id, self::meta_key( 'received_at' ), true ) ) );
 				break;
 		}
 	}

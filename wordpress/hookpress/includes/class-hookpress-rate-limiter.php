@@ -15,24 +15,36 @@ defined( 'ABSPATH' ) || exit;
  * requests as there are PHP workers, times however often they race. Here the
  * refill, the check and the spend are one conditional UPDATE: InnoDB locks the
  * row and re-evaluates the WHERE clause on the latest version, so concurrent
- * requests spend tokens strictly one after another. Time comes from the
- * database clock, the one clock every PHP process shares.
+ * requests spend tokens strictly one after another.
+ *
+ * Time comes from the database clock, the one clock every PHP process
+ * shares, read as UTC (NOW_SQL). UNIX_TIMESTAMP(NOW(6)) would pass through
+ * the connection's time zone: NOW() is local time there, and in the hour a
+ * daylight-saving zone repeats in autumn UNIX_TIMESTAMP() maps the second
+ * 01:10 to the first one, so the clock jumps back an hour and the bucket
+ * stops refilling for that hour. UTC has no such hour.
  */
 final class Hookpress_Rate_Limiter {
 
 	const BUCKET = 'ingest';
 
+	/** Seconds since the epoch, with microseconds, whatever the session's time zone. */
+	const NOW_SQL = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) * 0.000001)";
+
 	/**
 	 * Takes one token.
 	 *
-	 * @return true|int True when allowed, else seconds until a token is available (>= 1).
+	 * @return true|int|WP_Error True when allowed, else seconds until a token
+	 *                           is available (>= 1), or a 503 error when the
+	 *                           bucket cannot be read or written.
 	 */
 	public static function take() {
 		global $wpdb;
 		$table     = Hookpress_Installer::table( Hookpress_Installer::BUCKETS_TABLE );
 		$burst     = (float) Hookpress_Settings::burst();
 		$per_sec   = Hookpress_Settings::rate_per_minute() / 60.0;
-		$available = 'LEAST(%f, tokens + GREATEST(0, UNIX_TIMESTAMP(NOW(6)) - refilled_at) * %f)';
+		$now       = self::NOW_SQL;
+		$available = "LEAST(%f, tokens + GREATEST(0, {$now} - refilled_at) * %f)";
 
 		for ( $attempt = 0; $attempt < 2; $attempt++ ) {
 			// MySQL assigns SET columns left to right, so "tokens" is computed
@@ -43,7 +55,7 @@ final class Hookpress_Rate_Limiter {
 				$wpdb->prepare(
 					"UPDATE {$table}
 					SET tokens = {$available} - 1,
-						refilled_at = GREATEST(refilled_at, UNIX_TIMESTAMP(NOW(6))),
+						refilled_at = GREATEST(refilled_at, {$now}),
 						spent = spent + 1
 					WHERE name = %s AND {$available} >= 1",
 					$burst,
@@ -57,11 +69,17 @@ final class Hookpress_Rate_Limiter {
 			if ( 1 === $taken ) {
 				return true;
 			}
-			if ( 0 !== $taken || 0 === $attempt && ! self::exists() ) {
-				// Missing row (first request after install) or a failed query:
-				// create the row full and try once more. A failing database
-				// fails closed on the second pass.
-				self::ensure( $burst );
+			if ( 0 !== $taken ) {
+				// The database failed: not the caller's fault, and no reason to
+				// let it through either.
+				return self::unavailable();
+			}
+			if ( 0 === $attempt && ! self::exists() ) {
+				// Missing row (first request after install): create it full
+				// and try once more.
+				if ( false === self::ensure( $burst ) ) {
+					return self::unavailable();
+				}
 				continue;
 			}
 			break;
@@ -77,7 +95,7 @@ final class Hookpress_Rate_Limiter {
 		$table = Hookpress_Installer::table( Hookpress_Installer::BUCKETS_TABLE );
 		$wpdb->query( // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- table name is ours.
 			$wpdb->prepare(
-				"REPLACE INTO {$table} (name, tokens, refilled_at) VALUES (%s, %f, UNIX_TIMESTAMP(NOW(6)))",
+				"REPLACE INTO {$table} (name, tokens, refilled_at) VALUES (%s, %f, " . self::NOW_SQL . ')',
 				self::BUCKET,
 				(float) Hookpress_Settings::burst()
 			)
@@ -99,13 +117,14 @@ final class Hookpress_Rate_Limiter {
 	 * Creates the bucket row, full, unless another request just did.
 	 *
 	 * @param float $burst Bucket size.
+	 * @return int|false Rows inserted, false when the database failed.
 	 */
 	private static function ensure( $burst ) {
 		global $wpdb;
 		$table = Hookpress_Installer::table( Hookpress_Installer::BUCKETS_TABLE );
-		$wpdb->query( // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		return $wpdb->query( // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
 			$wpdb->prepare(
-				"INSERT IGNORE INTO {$table} (name, tokens, refilled_at) VALUES (%s, %f, UNIX_TIMESTAMP(NOW(6)))",
+				"INSERT IGNORE INTO {$table} (name, tokens, refilled_at) VALUES (%s, %f, " . self::NOW_SQL . ')',
 				self::BUCKET,
 				$burst
 			)
@@ -119,22 +138,43 @@ final class Hookpress_Rate_Limiter {
 	 *
 	 * @param float $burst   Bucket size.
 	 * @param float $per_sec Refill rate.
-	 * @return int
+	 * @return int|WP_Error
 	 */
 	private static function retry_after( $burst, $per_sec ) {
 		global $wpdb;
 		$table = Hookpress_Installer::table( Hookpress_Installer::BUCKETS_TABLE );
+		$now   = self::NOW_SQL;
 		$row   = $wpdb->get_row( // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
 			$wpdb->prepare(
-				"SELECT tokens, GREATEST(0, UNIX_TIMESTAMP(NOW(6)) - refilled_at) AS elapsed FROM {$table} WHERE name = %s",
+				"SELECT tokens, GREATEST(0, {$now} - refilled_at) AS elapsed FROM {$table} WHERE name = %s",
 				self::BUCKET
 			)
 		);
-		if ( ! $row || $per_sec <= 0 ) {
+		if ( ! $row ) {
+			return self::unavailable();
+		}
+		if ( $per_sec <= 0 ) {
 			return 60;
 		}
 		$available = min( $burst, (float) $row->tokens + (float) $row->elapsed * $per_sec );
 		$wait      = ( 1.0 - $available ) / $per_sec;
 		return max( 1, (int) ceil( $wait ) );
+	}
+
+	/**
+	 * The error when the bucket cannot be used: 503, retry later. The
+	 * database's own words stay in the error log.
+	 *
+	 * @return WP_Error
+	 */
+	private static function unavailable() {
+		return new WP_Error(
+			'hookpress_storage_unavailable',
+			__( 'The rate limiter is unavailable; retry later.', 'hookpress' ),
+			array(
+				'status'      => 503,
+				'retry_after' => 5,
+			)
+		);
 	}
 }
