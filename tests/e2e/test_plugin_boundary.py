@@ -511,7 +511,7 @@ LAYERS = r"""
 $user = get_user_by('login', 'hookpress-ingest');
 wp_set_current_user($user->ID);
 // What core sets when an application password authenticated the request.
-$GLOBALS['wp_rest_application_password_uuid'] = 'test';
+$GLOBALS['wp_rest_application_password_uuid'] = wp_generate_uuid4();
 $server = rest_get_server();
 $remove = json_decode('%(remove)s', true);
 if (in_array('pre_dispatch', $remove, true)) {
