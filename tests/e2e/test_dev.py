@@ -24,6 +24,8 @@ from typing import Any
 import psutil
 import pytest
 
+from hookpress.local.stack import DEFAULT_SOURCES
+from hookpress.providers import PROVIDERS
 from tests.e2e.cli_harness import ROOT, Cli, WordPressReader, clean_env, wait_for
 
 pytestmark = pytest.mark.slow
@@ -180,9 +182,10 @@ def test_dev_runs_the_pipeline_as_printed_and_sigterm_stops_everything(tmp_path,
     cleanup.append(dev)
     content = dev.content()
     assert "bootstrap: ready" in dev.output()
-    assert sorted(content["sources"]) == sorted(
-        ["github", "hmac-timestamp", "shopify", "slack", "standard-webhooks", "stripe", "smoke"]
-    ), "one source per scheme, named after it, and the smoke source"
+    assert sorted(content["sources"]) == sorted([*DEFAULT_SOURCES, "smoke"]), (
+        "one source per provider, named after it, the asymmetric one, and the smoke source"
+    )
+    assert set(PROVIDERS) <= set(content["sources"])
     assert oct(dev.local_file.stat().st_mode & 0o777) == "0o600"
 
     # The printed line works exactly as printed, from where dev was started.

@@ -51,9 +51,13 @@ def record(db: firestore.Client, key: str) -> dict[str, Any]:
 def send(rehearsal: Rehearsal, source: str, nonce: str | None = None) -> tuple[httpx.Response, Any]:
     scheme = rehearsal.outputs["sources"][source]["scheme"]
     body = example_payload(scheme, time.time(), nonce or secrets.token_hex(8))
+    # A URL-signing provider (Twilio) signs the public URL the program configured for the
+    # source, not the local address the rehearsal posts to; the deployed ingress checks that.
+    configured = json.loads(rehearsal.functions["ingress"].env["HOOKPRESS_SOURCES"])[source]
     request = sign_request(
         source=source, scheme=scheme, secret=rehearsal.source_secrets[source][0], body=body,
         now=time.time(), url=f"{rehearsal.ingress_url()}/{source}",
+        signed_url=configured.get("url"),
     )  # fmt: skip
     response = httpx.post(request.url, content=request.body, headers=request.headers, timeout=30)
     return response, request
