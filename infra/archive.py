@@ -2,7 +2,7 @@
 
 An archive is ``functions/<name>/`` at its root plus ``functions/hookpress/`` as
 the package ``hookpress/``, minus what never runs in the cloud
-(``hookpress/local/``, ``hookpress/cli/``, byte code). Its object name is a
+(``hookpress/local/``, ``hookpress/cli/``, ``hookpress/ops/``, byte code). Its object name is a
 sha256 over the sorted (path, bytes) pairs, so a changed file gives a new
 name (and a redeploy) while an unchanged tree keeps the name: nothing here
 depends on the clock or on file modification times.
@@ -25,8 +25,10 @@ import pulumi
 __all__ = ["ArchiveError", "asset_archive", "build_zip", "collect", "content_hash", "object_name"]
 
 CORE_PACKAGE = "hookpress"
-# Sub-packages of the core that only the developer's machine uses.
-EXCLUDED_CORE_PACKAGES = frozenset({"local", "cli"})
+# Sub-packages of the core that only the developer's or operator's machine uses: the
+# local stack, the CLI and the operations it runs. Deployed code never imports them
+# (ruff's TID251 in pyproject.toml, tests/unit/test_deployed_imports.py).
+EXCLUDED_CORE_PACKAGES = frozenset({"local", "cli", "ops"})
 _EXCLUDED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 _EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 # A fixed timestamp for zip entries: zip has no "no time", and the clock must not matter.

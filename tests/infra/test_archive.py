@@ -52,7 +52,9 @@ def test_archive_holds_the_function_and_the_core(tree: Path) -> None:
 
 def test_archive_leaves_out_local_cli_and_byte_code(tree: Path) -> None:
     names = set(archive.collect(tree / "ingress", tree / "hookpress"))
-    assert not [n for n in names if n.startswith(("hookpress/local/", "hookpress/cli/"))]
+    assert not [
+        n for n in names if n.startswith(("hookpress/local/", "hookpress/cli/", "hookpress/ops/"))
+    ]
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
@@ -141,4 +143,6 @@ def test_the_real_core_archive_leaves_out_local(tmp_path: Path) -> None:
     write_function(tmp_path / "fn", "fn")
     names = set(archive.collect(tmp_path / "fn", REPO / "functions" / "hookpress"))
     assert "hookpress/settings.py" in names
-    assert not [n for n in names if n.startswith(("hookpress/local/", "hookpress/cli/"))]
+    assert not [
+        n for n in names if n.startswith(("hookpress/local/", "hookpress/cli/", "hookpress/ops/"))
+    ]

@@ -53,6 +53,7 @@ def test_archive_imports_with_only_its_requirements(name: str, tmp_path: Path) -
         z.extractall(unpacked)
     assert not (unpacked / "hookpress" / "local").exists()
     assert not (unpacked / "hookpress" / "cli").exists()
+    assert not (unpacked / "hookpress" / "ops").exists()
 
     venv = venv_for(unpacked / "requirements.txt")
     probe = (
