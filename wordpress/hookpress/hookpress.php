@@ -28,8 +28,13 @@ require_once __DIR__ . '/includes/class-hookpress-events-controller.php';
 require_once __DIR__ . '/includes/class-hookpress-rate-limiter.php';
 require_once __DIR__ . '/includes/class-hookpress-idempotency.php';
 require_once __DIR__ . '/includes/class-hookpress-event-store.php';
+require_once __DIR__ . '/includes/class-hookpress-post-projection.php';
+require_once __DIR__ . '/includes/class-hookpress-event-query.php';
+require_once __DIR__ . '/includes/class-hookpress-retention.php';
 require_once __DIR__ . '/includes/class-hookpress-ingest-controller.php';
 require_once __DIR__ . '/includes/class-hookpress-credentials-controller.php';
+require_once __DIR__ . '/includes/class-hookpress-events-read-controller.php';
+require_once __DIR__ . '/includes/class-hookpress-events-admin.php';
 
 register_activation_hook( __FILE__, array( 'Hookpress_Installer', 'activate' ) );
 register_deactivation_hook( __FILE__, array( 'Hookpress_Installer', 'deactivate' ) );
@@ -46,5 +51,8 @@ Hookpress_Settings::add_hooks();
 Hookpress_Ingest_Controller::add_hooks();
 Hookpress_Credentials_Controller::add_hooks();
 Hookpress_Access_Guard::add_hooks();
+Hookpress_Events_Read_Controller::add_hooks();
+Hookpress_Events_Admin::add_hooks();
+Hookpress_Retention::add_hooks();
 
 add_action( Hookpress_Idempotency::PURGE_HOOK, array( 'Hookpress_Idempotency', 'purge_expired' ) );

@@ -3,13 +3,20 @@
  * Removes everything Hookpress stored, when the plugin is deleted in wp-admin.
  *
  * Deactivation keeps data (a deactivate/activate cycle must not lose events);
- * this runs only on "Delete", and removes the events, their meta, the options,
- * the tables, the role (from every user that holds it, then the role itself)
- * and the capabilities given to any role or user. Users who held the ingest
- * role are kept (deleting accounts is the administrator's call); one left
- * with no role at all also loses its application passwords, because a
- * role-less account can still edit its own profile and mint new passwords
- * through the REST API, and without the plugin nothing confines it.
+ * this runs only on "Delete", and removes the tables, the options, the
+ * scheduled jobs, the ai_event posts with their meta, the role (from every
+ * user that holds it, then the role itself) and the capabilities given to any
+ * role or user. Users who held the ingest role are kept (deleting accounts is
+ * the administrator's call); one left with no role at all also loses its
+ * application passwords, because a role-less account can still edit its own
+ * profile and mint new passwords through the REST API, and without the plugin
+ * nothing confines it.
+ *
+ * Tables and options go first: they are one statement each, and once they
+ * are gone nothing of the plugin is left half-configured, even if the rest
+ * is cut short. The posts go next, in bulk SQL chunks walking the posts'
+ * primary key (one pass over wp_posts in all), not one wp_delete_post() per
+ * post, so a million events finish in minutes.
  *
  * @package Hookpress
  */
@@ -22,26 +29,18 @@ defined( 'WP_UNINSTALL_PLUGIN' ) || exit;
 function hookpress_uninstall_site() {
 	global $wpdb;
 
-	// The post type is not registered during uninstall, so query by name; in
-	// batches, because wp_delete_post() also removes meta, terms and comments.
-	do {
-		$ids = $wpdb->get_col(
-			$wpdb->prepare( "SELECT ID FROM {$wpdb->posts} WHERE post_type = %s LIMIT 500", 'ai_event' )
-		);
-		foreach ( $ids as $id ) {
-			wp_delete_post( (int) $id, true );
-		}
-	} while ( $ids );
-
-	foreach ( array( 'hookpress_allowlist', 'hookpress_trusted_proxies', 'hookpress_rate_per_minute', 'hookpress_burst', 'hookpress_db_version', 'hookpress_upgrade_lock' ) as $option ) {
-		delete_option( $option );
-	}
-
-	foreach ( array( 'hookpress_events', 'hookpress_idempotency', 'hookpress_buckets' ) as $table ) {
+	foreach ( array( 'hookpress_events', 'hookpress_events_v1', 'hookpress_idempotency', 'hookpress_buckets' ) as $table ) {
 		$wpdb->query( "DROP TABLE IF EXISTS {$wpdb->prefix}{$table}" ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared, WordPress.DB.DirectDatabaseQuery.SchemaChange -- our own tables.
 	}
 
-	wp_clear_scheduled_hook( 'hookpress_purge_idempotency' );
+	foreach ( array( 'hookpress_allowlist', 'hookpress_trusted_proxies', 'hookpress_rate_per_minute', 'hookpress_burst', 'hookpress_create_posts', 'hookpress_retention_days', 'hookpress_db_version', 'hookpress_upgrade_lock' ) as $option ) {
+		delete_option( $option );
+	}
+
+	wp_unschedule_hook( 'hookpress_purge_idempotency' );
+	wp_unschedule_hook( 'hookpress_prune_events' );
+
+	hookpress_uninstall_posts();
 
 	// The role comes off every user first: once the role is deleted, WordPress
 	// no longer recognises it as one and WP_User::remove_role() does nothing,
@@ -85,6 +84,35 @@ function hookpress_uninstall_site() {
 			}
 		}
 	}
+}
+
+/**
+ * Deletes every ai_event post and its meta in chunks of plain SQL.
+ *
+ * The post type is not registered during uninstall, so posts are found by
+ * name. The cursor walks the primary key, so each chunk costs the same
+ * however many posts are already gone. ai_event posts have no terms,
+ * comments or revisions, so posts and postmeta are all there is.
+ */
+function hookpress_uninstall_posts() {
+	global $wpdb;
+	@set_time_limit( 0 ); // phpcs:ignore WordPress.PHP.NoSilencedErrors -- not every host allows it; the chunks are what makes it finish.
+	$last = 0;
+	do {
+		$ids = $wpdb->get_col(
+			$wpdb->prepare( "SELECT ID FROM {$wpdb->posts} FORCE INDEX (PRIMARY) WHERE ID > %d AND post_type = %s ORDER BY ID LIMIT 5000", $last, 'ai_event' )
+		);
+		if ( ! $ids ) {
+			break;
+		}
+		$last = (int) end( $ids );
+		$in   = implode( ',', array_map( 'intval', $ids ) );
+		// phpcs:disable WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- integer ids.
+		$wpdb->query( "DELETE FROM {$wpdb->postmeta} WHERE post_id IN ({$in})" );
+		$wpdb->query( "DELETE FROM {$wpdb->posts} WHERE ID IN ({$in})" );
+		// phpcs:enable
+	} while ( true );
+	wp_cache_flush();
 }
 
 if ( is_multisite() ) {

@@ -10,10 +10,14 @@ defined( 'ABSPATH' ) || exit;
 /**
  * Stores the first response per Idempotency-Key and replays it.
  *
- * A key is claimed by inserting its row (the primary key makes exactly one
- * concurrent insert win); the winner processes the request and stores the
- * response, everyone else sees the row: "in flight" until it is done, the
- * stored response after. Keys are scoped to the authenticated user.
+ * A key is claimed inside the request's transaction (see
+ * Hookpress_Event_Store::transaction()): an INSERT ... ON DUPLICATE KEY
+ * UPDATE takes the key's row under an exclusive lock, new or not. Another
+ * request with the same key waits at that statement until the first one's
+ * transaction ends, then finds its stored response and replays it. The
+ * response is stored in the same transaction as the event, so a request that
+ * fails or dies leaves no claim behind: its retry runs again at once. Keys
+ * are scoped to the authenticated user.
  */
 final class Hookpress_Idempotency {
 
@@ -22,17 +26,8 @@ final class Hookpress_Idempotency {
 	/** How long a stored response is replayed. */
 	const TTL = DAY_IN_SECONDS;
 
-	/**
-	 * A claim older than this is taken to belong to a request that died
-	 * (fatal error, killed worker) and may be taken over; otherwise that key
-	 * would answer 409 until it expired.
-	 */
-	const ABANDONED_AFTER = 60;
-
-	const CLAIMED   = 'claimed';
-	const REPLAY    = 'replay';
-	const IN_FLIGHT = 'in_flight';
-	const MISMATCH  = 'mismatch';
+	/** Marks a replayed response. */
+	const REPLAYED_HEADER = 'Idempotent-Replayed';
 
 	/**
 	 * The row key for a user's Idempotency-Key.
@@ -46,119 +41,95 @@ final class Hookpress_Idempotency {
 	}
 
 	/**
-	 * Tries to claim a key for this request.
+	 * Claims a key for this request, or answers with what is stored for it.
+	 * Runs inside the request's transaction.
 	 *
 	 * @param string $key_hash     From key_hash().
 	 * @param string $request_hash Hash of the request body.
-	 * @return array{state: string, status?: int, body?: mixed}|WP_Error
+	 * @return true|WP_REST_Response|WP_Error True when claimed; the stored
+	 *                                        response to replay; or an error
+	 *                                        (422 reused with another body, 503).
 	 */
 	public static function claim( $key_hash, $request_hash ) {
 		global $wpdb;
 		$table = Hookpress_Installer::table( Hookpress_Installer::IDEMPOTENCY_TABLE );
-
-		for ( $attempt = 0; $attempt < 2; $attempt++ ) {
-			// phpcs:disable WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- table name is ours.
-			$inserted = $wpdb->query(
-				$wpdb->prepare(
-					"INSERT IGNORE INTO {$table} (key_hash, request_hash, state, status_code, response, created_at, expires_at)
-					VALUES (%s, %s, 'pending', 0, NULL, UTC_TIMESTAMP(), UTC_TIMESTAMP() + INTERVAL %d SECOND)",
-					$key_hash,
-					$request_hash,
-					self::TTL
-				)
-			);
-			if ( false === $inserted ) {
-				return self::storage_error();
-			}
-			if ( 1 === $inserted ) {
-				return array( 'state' => self::CLAIMED );
-			}
-
-			// Expired rows and abandoned claims are taken over in one
-			// conditional UPDATE, so two retries cannot both take them.
-			$taken = $wpdb->query(
-				$wpdb->prepare(
-					"UPDATE {$table}
-					SET request_hash = %s, state = 'pending', status_code = 0, response = NULL,
-						created_at = UTC_TIMESTAMP(), expires_at = UTC_TIMESTAMP() + INTERVAL %d SECOND
-					WHERE key_hash = %s
-						AND ( expires_at < UTC_TIMESTAMP()
-							OR ( state = 'pending' AND created_at < UTC_TIMESTAMP() - INTERVAL %d SECOND ) )",
-					$request_hash,
-					self::TTL,
-					$key_hash,
-					self::ABANDONED_AFTER
-				)
-			);
-			if ( 1 === $taken ) {
-				return array( 'state' => self::CLAIMED );
-			}
-
-			$row = $wpdb->get_row(
-				$wpdb->prepare( "SELECT request_hash, state, status_code, response FROM {$table} WHERE key_hash = %s", $key_hash )
-			);
-			// phpcs:enable
-			if ( ! $row ) {
-				// Released between our insert and our read: try again.
-				continue;
-			}
-			if ( ! hash_equals( $row->request_hash, $request_hash ) ) {
-				return array( 'state' => self::MISMATCH );
-			}
-			if ( 'done' === $row->state ) {
-				return array(
-					'state'  => self::REPLAY,
-					'status' => (int) $row->status_code,
-					'body'   => json_decode( (string) $row->response, true ),
-				);
-			}
-			return array( 'state' => self::IN_FLIGHT );
+		// phpcs:disable WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- table name is ours.
+		$locked = $wpdb->query(
+			$wpdb->prepare(
+				"INSERT INTO {$table} (key_hash, request_hash, state, status_code, response, created_at, expires_at)
+				VALUES (%s, %s, 'pending', 0, NULL, UTC_TIMESTAMP(), UTC_TIMESTAMP() + INTERVAL %d SECOND)
+				ON DUPLICATE KEY UPDATE key_hash = key_hash",
+				$key_hash,
+				$request_hash,
+				self::TTL
+			)
+		);
+		$row    = false === $locked ? null : $wpdb->get_row(
+			$wpdb->prepare(
+				"SELECT request_hash, state, status_code, response, expires_at < UTC_TIMESTAMP() AS expired
+				FROM {$table} WHERE key_hash = %s FOR UPDATE",
+				$key_hash
+			)
+		);
+		// phpcs:enable
+		if ( ! $row ) {
+			return self::storage_error();
 		}
-		return array( 'state' => self::IN_FLIGHT );
+		Hookpress_Event_Store::step( 'claimed' );
+
+		// "pending" is this transaction's own new row (another request's would
+		// still be locked), or a claim an older version left by dying.
+		if ( 'pending' === $row->state || '1' === (string) $row->expired ) {
+			if ( 'pending' !== $row->state || ! hash_equals( $row->request_hash, $request_hash ) ) {
+				$taken = $wpdb->query(
+					$wpdb->prepare(
+						"UPDATE {$table} SET request_hash = %s, state = 'pending', status_code = 0, response = NULL,
+							created_at = UTC_TIMESTAMP(), expires_at = UTC_TIMESTAMP() + INTERVAL %d SECOND
+						WHERE key_hash = %s", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+						$request_hash,
+						self::TTL,
+						$key_hash
+					)
+				);
+				if ( false === $taken ) {
+					return self::storage_error();
+				}
+			}
+			return true;
+		}
+		if ( ! hash_equals( $row->request_hash, $request_hash ) ) {
+			return new WP_Error( 'hookpress_idempotency_key_reused', __( 'This Idempotency-Key was used with a different request body.', 'hookpress' ), array( 'status' => 422 ) );
+		}
+		$response = new WP_REST_Response( json_decode( (string) $row->response, true ), (int) $row->status_code );
+		$response->header( self::REPLAYED_HEADER, 'true' );
+		return $response;
 	}
 
 	/**
-	 * Stores the response of a claimed key.
+	 * Stores the response of a claimed key (inside the same transaction).
 	 *
-	 * @param string $key_hash Key.
-	 * @param int    $status   HTTP status.
-	 * @param mixed  $body     Response data.
+	 * @param string           $key_hash Key.
+	 * @param WP_REST_Response $response The response to replay.
+	 * @return true|WP_Error
 	 */
-	public static function complete( $key_hash, $status, $body ) {
+	public static function complete( $key_hash, WP_REST_Response $response ) {
 		global $wpdb;
-		$wpdb->update(
+		$done = $wpdb->update(
 			Hookpress_Installer::table( Hookpress_Installer::IDEMPOTENCY_TABLE ),
 			array(
 				'state'       => 'done',
-				'status_code' => (int) $status,
-				'response'    => wp_json_encode( $body ),
+				'status_code' => (int) $response->get_status(),
+				'response'    => wp_json_encode( $response->get_data() ),
 			),
-			array(
-				'key_hash' => $key_hash,
-				'state'    => 'pending',
-			),
+			array( 'key_hash' => $key_hash ),
 			array( '%s', '%d', '%s' ),
-			array( '%s', '%s' )
+			array( '%s' )
 		);
-	}
-
-	/**
-	 * Gives a claimed key back, so a retry runs the request again. Used when the
-	 * request failed in a way worth retrying: storing that failure would turn
-	 * a transient error into a permanent answer.
-	 *
-	 * @param string $key_hash Key.
-	 */
-	public static function release( $key_hash ) {
-		global $wpdb;
-		$wpdb->delete(
-			Hookpress_Installer::table( Hookpress_Installer::IDEMPOTENCY_TABLE ),
-			array(
-				'key_hash' => $key_hash,
-				'state'    => 'pending',
-			),
-			array( '%s', '%s' )
-		);
+		if ( false === $done ) {
+			return self::storage_error();
+		}
+		Hookpress_Event_Store::step( 'completed' );
+		return true;
 	}
 
 	/**
@@ -173,13 +144,13 @@ final class Hookpress_Idempotency {
 	}
 
 	/**
-	 * The error when the table cannot be used.
+	 * The error when the table cannot be used (no database text: it can name
+	 * tables and values). 503, not 500: the database may recover, and the
+	 * caller retries 503.
 	 *
 	 * @return WP_Error
 	 */
 	private static function storage_error() {
-		// 503, not 500: the database may recover, and the caller retries 503.
-		// The database's words stay in the error log, whatever WP_DEBUG says.
 		return new WP_Error(
 			'hookpress_storage_unavailable',
 			__( 'The event store is unavailable; retry later.', 'hookpress' ),

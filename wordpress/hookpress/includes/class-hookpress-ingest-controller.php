@@ -1,6 +1,6 @@
 <?php
 /**
- * POST /wp-json/ai-guy/v1/ingest
+ * POST /wp-json/ai-guy/v1/ingest and /wp-json/ai-guy/v1/ingest/batch
  *
  * @package Hookpress
  */
@@ -15,20 +15,33 @@ defined( 'ABSPATH' ) || exit;
  * the media type and size 415/413, the token bucket 429) — before WordPress
  * parses and validates arguments, so a caller that may not deliver learns
  * nothing about the schema (the route is also left out of the /wp-json/
- * index) — then the argument schema (400), the Idempotency-Key (replay, 409
- * in flight, 422 reused with another body) and the upsert.
+ * index) — then the argument schema (400), the Idempotency-Key (replay, 422
+ * reused with another body) and the upsert.
+ *
+ * The batch route takes up to MAX_BATCH_RECORDS records and dispatches each
+ * as a request to the single route, as core's batch endpoint does: every
+ * record passes the same checks (one token of the bucket each, the batch's
+ * own paying for its first), carries its own Idempotency-Key, and gets its
+ * own answer.
  */
 final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 
 	const ROUTE_NAMESPACE = 'ai-guy/v1';
 	const ROUTE           = '/ingest';
+	const BATCH_ROUTE     = '/ingest/batch';
+
+	/** Records per batch request. */
+	const MAX_BATCH_RECORDS = 100;
 
 	/** Metadata, as stored (compact JSON). */
 	const MAX_METADATA_BYTES = 65536;
 
 	const MAX_SUMMARY_CHARS = 2000;
 
-	const REPLAYED_HEADER = 'Idempotent-Replayed';
+	const REPLAYED_HEADER = Hookpress_Idempotency::REPLAYED_HEADER;
+
+	/** Headers of a record's answer that a batch response passes on. */
+	const BATCH_HEADERS = array( 'Location', 'Retry-After', self::REPLAYED_HEADER );
 
 	/** Fields the body must contain. */
 	const REQUIRED = array( 'source', 'external_id', 'status', 'occurred_at' );
@@ -75,6 +88,36 @@ final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 				'schema' => array( $this, 'get_public_item_schema' ),
 			)
 		);
+		register_rest_route(
+			$this->namespace,
+			self::BATCH_ROUTE,
+			array(
+				array(
+					'methods'             => WP_REST_Server::CREATABLE,
+					'callback'            => array( $this, 'create_items' ),
+					'permission_callback' => array( $this, 'create_item_permissions_check' ),
+					'args'                => array(
+						'records' => array(
+							'description' => __( 'The records, each with its own Idempotency-Key.', 'hookpress' ),
+							'type'        => 'array',
+							'required'    => true,
+							'minItems'    => 1,
+							'maxItems'    => self::MAX_BATCH_RECORDS,
+							'items'       => array(
+								'type'                 => 'object',
+								'properties'           => array(
+									'idempotency_key' => array( 'type' => 'string' ),
+									'record'          => array( 'type' => 'object' ),
+								),
+								'required'             => array( 'record' ),
+								'additionalProperties' => false,
+							),
+						),
+					),
+					'show_in_index'       => false,
+				),
+			)
+		);
 	}
 
 	/**
@@ -90,49 +133,128 @@ final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 	}
 
 	/**
-	 * Stores one event.
+	 * Stores one event: prepare it, claim its Idempotency-Key, upsert it,
+	 * answer 201 with Location (200 when it was already there). The claim,
+	 * the upsert (with its post) and the stored response are one transaction.
 	 *
 	 * @param WP_REST_Request $request Request.
 	 * @return WP_REST_Response
 	 */
 	public function create_item( $request ) {
-		// The JSON body is the whole request: a field must not be filled in
-		// from the query string, and a field we do not know is an error, not
-		// something to drop silently.
+		$event = $this->prepare_item_for_database( $request );
+		if ( is_wp_error( $event ) ) {
+			return self::error_response( $event );
+		}
+		$key = $this->idempotency_key( $request );
+		if ( is_wp_error( $key ) ) {
+			return self::error_response( $key );
+		}
+
+		$response = Hookpress_Event_Store::transaction(
+			function () use ( $event, $key, $request ) {
+				if ( null !== $key ) {
+					$claim = Hookpress_Idempotency::claim( $key['key_hash'], $key['request_hash'] );
+					if ( true !== $claim ) {
+						return $claim; // The first response, replayed; or an error.
+					}
+				}
+				$stored = Hookpress_Event_Store::upsert( $event );
+				if ( is_wp_error( $stored ) ) {
+					return $stored;
+				}
+				$response = $this->prepare_item_for_response( $stored, $request );
+				if ( null !== $key ) {
+					$completed = Hookpress_Idempotency::complete( $key['key_hash'], $response );
+					if ( is_wp_error( $completed ) ) {
+						return $completed;
+					}
+				}
+				return $response;
+			}
+		);
+		return is_wp_error( $response ) ? self::error_response( $response ) : $response;
+	}
+
+	/**
+	 * Stores up to MAX_BATCH_RECORDS events, each exactly as the single route
+	 * would (dispatched to it), and answers 207 with one answer per record,
+	 * in order: {"responses": [{"status": 201, "body": {...}, "headers": {...}}]}.
+	 *
+	 * @param WP_REST_Request $request Request.
+	 * @return WP_REST_Response
+	 */
+	public function create_items( $request ) {
+		// The records as sent: decoded as objects, so {} stays {} when each is
+		// encoded again for its own request (WordPress's decoding makes it []).
+		$decoded = json_decode( (string) $request->get_body() );
+		if ( ! is_object( $decoded ) || ! isset( $decoded->records ) || ! is_array( $decoded->records ) ) {
+			return self::error_response(
+				new WP_Error( 'rest_invalid_json', __( 'The body must be a JSON object with a "records" list.', 'hookpress' ), array( 'status' => 400 ) )
+			);
+		}
+		$server    = rest_get_server();
+		$responses = array();
+		foreach ( $decoded->records as $n => $item ) {
+			$single = new WP_REST_Request( 'POST', '/' . self::ROUTE_NAMESPACE . self::ROUTE );
+			if ( 0 === $n ) {
+				Hookpress_Access_Guard::pay_with( $single, $request );
+			}
+			$single->set_header( 'Content-Type', 'application/json' );
+			if ( isset( $item->idempotency_key ) ) {
+				$single->set_header( 'Idempotency-Key', (string) $item->idempotency_key );
+			}
+			$single->set_body( (string) wp_json_encode( $item->record, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE ) );
+			$answer  = rest_ensure_response( $server->dispatch( $single ) );
+			$headers = array_intersect_key( $answer->get_headers(), array_flip( self::BATCH_HEADERS ) );
+
+			$responses[] = array(
+				'status'  => $answer->get_status(),
+				'body'    => $server->response_to_data( $answer, false ),
+				'headers' => $headers ? $headers : new stdClass(),
+			);
+		}
+		return new WP_REST_Response( array( 'responses' => $responses ), 207 );
+	}
+
+	/**
+	 * The event to store, from a request's JSON body; or why not (400, 413).
+	 *
+	 * The JSON body is the whole request: a field must not be filled in from
+	 * the query string, and a field we do not know is an error, not something
+	 * to drop silently.
+	 *
+	 * @param WP_REST_Request $request Request.
+	 * @return array|WP_Error
+	 */
+	protected function prepare_item_for_database( $request ) {
 		$body = $request->get_json_params();
 		if ( ! is_array( $body ) || ( $body && self::is_list( $body ) ) ) {
-			return self::error_response(
-				new WP_Error( 'rest_invalid_json', __( 'The body must be a JSON object.', 'hookpress' ), array( 'status' => 400 ) )
-			);
+			return new WP_Error( 'rest_invalid_json', __( 'The body must be a JSON object.', 'hookpress' ), array( 'status' => 400 ) );
 		}
 		$valid = rest_validate_value_from_schema( $body, $this->get_body_schema(), 'body' );
 		if ( is_wp_error( $valid ) ) {
-			return self::error_response(
-				new WP_Error(
-					'rest_invalid_param',
-					$valid->get_error_message(),
-					array(
-						'status' => 400,
-						'reason' => $valid->get_error_code(),
-					)
+			return new WP_Error(
+				'rest_invalid_param',
+				$valid->get_error_message(),
+				array(
+					'status' => 400,
+					'reason' => $valid->get_error_code(),
 				)
 			);
 		}
 
 		$metadata = self::metadata_json( $request->get_body() );
 		if ( strlen( $metadata ) > self::MAX_METADATA_BYTES ) {
-			return self::error_response(
-				new WP_Error(
-					'hookpress_metadata_too_large',
-					/* translators: %d: limit in bytes */
-					sprintf( __( 'metadata must encode to at most %d bytes.', 'hookpress' ), self::MAX_METADATA_BYTES ),
-					array( 'status' => 413 )
-				)
+			return new WP_Error(
+				'hookpress_metadata_too_large',
+				/* translators: %d: limit in bytes */
+				sprintf( __( 'metadata must encode to at most %d bytes.', 'hookpress' ), self::MAX_METADATA_BYTES ),
+				array( 'status' => 413 )
 			);
 		}
 
 		$occurred = self::parse_time( (string) $request['occurred_at'] );
-		$event    = array(
+		return array(
 			'source'         => (string) $request['source'],
 			'external_id'    => (string) $request['external_id'],
 			'status'         => (string) $request['status'],
@@ -141,73 +263,59 @@ final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 			'occurred_at'    => $occurred['text'],
 			'occurred_at_us' => $occurred['us'],
 		);
+	}
 
-		$key_hash = null;
-		$key      = $request->get_header( 'idempotency_key' );
-		if ( null !== $key ) {
-			if ( ! preg_match( '/\A[\x21-\x7e]{1,255}\z/', $key ) ) {
-				return self::error_response(
-					new WP_Error( 'hookpress_invalid_idempotency_key', __( 'Idempotency-Key must be 1 to 255 visible ASCII characters.', 'hookpress' ), array( 'status' => 400 ) )
-				);
-			}
-			$key_hash = Hookpress_Idempotency::key_hash( get_current_user_id(), $key );
-			$claim    = Hookpress_Idempotency::claim( $key_hash, hash( 'sha256', (string) wp_json_encode( self::canonical( $body ) ) ) );
-			if ( is_wp_error( $claim ) ) {
-				return self::error_response( $claim );
-			}
-			if ( Hookpress_Idempotency::REPLAY === $claim['state'] ) {
-				$response = new WP_REST_Response( $claim['body'], $claim['status'] );
-				$response->header( self::REPLAYED_HEADER, 'true' );
-				return $response;
-			}
-			if ( Hookpress_Idempotency::IN_FLIGHT === $claim['state'] ) {
-				return self::error_response(
-					new WP_Error(
-						'hookpress_idempotency_in_flight',
-						__( 'A request with this Idempotency-Key is still being processed; retry shortly.', 'hookpress' ),
-						array(
-							'status'      => 409,
-							'retry_after' => 1,
-						)
-					)
-				);
-			}
-			if ( Hookpress_Idempotency::MISMATCH === $claim['state'] ) {
-				return self::error_response(
-					new WP_Error( 'hookpress_idempotency_key_reused', __( 'This Idempotency-Key was used with a different request body.', 'hookpress' ), array( 'status' => 422 ) )
-				);
-			}
-		}
-
-		$stored = null;
-		try {
-			$stored = Hookpress_Event_Store::upsert( $event );
-		} finally {
-			// Anything but a stored outcome gives the key back, so the caller's
-			// retry runs again instead of replaying a transient failure.
-			if ( null !== $key_hash && ( null === $stored || is_wp_error( $stored ) ) ) {
-				Hookpress_Idempotency::release( $key_hash );
-			}
-		}
-		if ( is_wp_error( $stored ) ) {
-			return self::error_response( $stored );
-		}
-
-		$status = Hookpress_Event_Store::CREATED === $stored['result'] ? 201 : 200;
-		$data   = array(
-			'id'          => $stored['id'],
+	/**
+	 * The answer for a stored event: 201 with Location when it was created.
+	 *
+	 * "id" is the event's post while posts are on (what wp/v2/ai-events
+	 * serves), else its row in the events table (ai-guy/v1/events).
+	 *
+	 * @param array           $stored  Hookpress_Event_Store::upsert()'s result.
+	 * @param WP_REST_Request $request Request.
+	 * @return WP_REST_Response
+	 */
+	public function prepare_item_for_response( $stored, $request ) {
+		$event   = $stored['event'];
+		$post_id = (int) $event['post_id'];
+		$as_post = Hookpress_Settings::create_posts() && $post_id > 0;
+		$data    = array(
+			'id'          => $as_post ? $post_id : (int) $event['id'],
+			'event_id'    => (int) $event['id'],
+			'post_id'     => $post_id > 0 ? $post_id : null,
 			'external_id' => $event['external_id'],
 			'source'      => $event['source'],
 			'result'      => $stored['result'],
 		);
-		if ( null !== $key_hash ) {
-			Hookpress_Idempotency::complete( $key_hash, $status, $data );
-		}
-		$response = new WP_REST_Response( $data, $status );
-		if ( 201 === $status ) {
-			$response->header( 'Location', rest_url( 'wp/v2/' . Hookpress_Post_Type::REST_BASE . '/' . $stored['id'] ) );
+		$created  = Hookpress_Event_Store::CREATED === $stored['result'];
+		$response = new WP_REST_Response( $data, $created ? 201 : 200 );
+		if ( $created ) {
+			$location = $as_post
+				? 'wp/v2/' . Hookpress_Post_Type::REST_BASE . '/' . $post_id
+				: Hookpress_Events_Read_Controller::ROUTE_NAMESPACE . Hookpress_Events_Read_Controller::ROUTE . '/' . (int) $event['id'];
+			$response->header( 'Location', rest_url( $location ) );
 		}
 		return $response;
+	}
+
+	/**
+	 * The request's Idempotency-Key, hashed for storage with the body's hash.
+	 *
+	 * @param WP_REST_Request $request Request.
+	 * @return array{key_hash: string, request_hash: string}|null|WP_Error Null without a key.
+	 */
+	private function idempotency_key( $request ) {
+		$key = $request->get_header( 'idempotency_key' );
+		if ( null === $key ) {
+			return null;
+		}
+		if ( ! preg_match( '/\A[\x21-\x7e]{1,255}\z/', $key ) ) {
+			return new WP_Error( 'hookpress_invalid_idempotency_key', __( 'Idempotency-Key must be 1 to 255 visible ASCII characters.', 'hookpress' ), array( 'status' => 400 ) );
+		}
+		return array(
+			'key_hash'     => Hookpress_Idempotency::key_hash( get_current_user_id(), $key ),
+			'request_hash' => hash( 'sha256', (string) wp_json_encode( self::canonical( $request->get_json_params() ) ) ),
+		);
 	}
 
 	/**
@@ -267,8 +375,18 @@ final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 			'type'       => 'object',
 			'properties' => array(
 				'id'          => array(
-					'description' => __( 'Id of the ai_event post.', 'hookpress' ),
+					'description' => __( 'Id of the ai_event post while posts are on, else event_id.', 'hookpress' ),
 					'type'        => 'integer',
+					'readonly'    => true,
+				),
+				'event_id'    => array(
+					'description' => __( 'Id of the event in the events table (ai-guy/v1/events/{id}).', 'hookpress' ),
+					'type'        => 'integer',
+					'readonly'    => true,
+				),
+				'post_id'     => array(
+					'description' => __( 'Id of its ai_event post, or null.', 'hookpress' ),
+					'type'        => array( 'integer', 'null' ),
 					'readonly'    => true,
 				),
 				'external_id' => array(
@@ -389,7 +507,8 @@ final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 			}
 			$offset = ( '-' === $m[9] ? -1 : 1 ) * ( $offset_hours * 3600 + $offset_minutes * 60 );
 		}
-		$seconds = gmmktime( $hour, $minute, $second, $month, $day, $year ) - $offset;
+		// Not gmmktime(): it reads the years 0-100 as 1970-2069.
+		$seconds = ( new DateTimeImmutable( '@0' ) )->setDate( $year, $month, $day )->setTime( $hour, $minute, $second )->getTimestamp() - $offset;
 		$text    = gmdate( 'Y-m-d\TH:i:s', $seconds );
 		if ( '000000' !== $fraction ) {
 			$text .= '.' . rtrim( $fraction, '0' );

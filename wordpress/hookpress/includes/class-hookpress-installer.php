@@ -65,10 +65,11 @@ final class Hookpress_Installer {
 	}
 
 	/**
-	 * Deactivation hook: stops the scheduled purge, keeps every event and setting.
+	 * Deactivation hook: stops the scheduled jobs, keeps every event and setting.
 	 */
 	public static function deactivate() {
 		wp_clear_scheduled_hook( Hookpress_Idempotency::PURGE_HOOK );
+		wp_unschedule_hook( Hookpress_Retention::HOOK );
 	}
 
 	/**
@@ -156,10 +157,15 @@ final class Hookpress_Installer {
 		add_option( Hookpress_Settings::TRUSTED_PROXIES, array() );
 		add_option( Hookpress_Settings::RATE_PER_MINUTE, Hookpress_Settings::DEFAULT_RATE_PER_MINUTE );
 		add_option( Hookpress_Settings::BURST, Hookpress_Settings::DEFAULT_BURST );
+		add_option( Hookpress_Settings::CREATE_POSTS, 1 );
+		add_option( Hookpress_Settings::RETENTION_DAYS, 0 );
 		Hookpress_Rate_Limiter::reset();
 
 		if ( ! wp_next_scheduled( Hookpress_Idempotency::PURGE_HOOK ) ) {
 			wp_schedule_event( time() + HOUR_IN_SECONDS, 'daily', Hookpress_Idempotency::PURGE_HOOK );
+		}
+		if ( ! wp_next_scheduled( Hookpress_Retention::HOOK ) ) {
+			wp_schedule_event( time() + HOUR_IN_SECONDS, 'hourly', Hookpress_Retention::HOOK );
 		}
 
 		update_option( self::DB_VERSION_OPTION, self::DB_VERSION );
@@ -238,10 +244,22 @@ final class Hookpress_Installer {
 	/**
 	 * Creates the tables with dbDelta (which also alters them on upgrade).
 	 *
-	 * The events table is the race-safe index behind the upsert: one row per
-	 * (source, external_id), keyed by a hash so the unique key stays small on
-	 * any MySQL row format. Postmeta cannot serve that purpose because
-	 * meta_value is not unique and not usefully indexed.
+	 * The events table is the store of record: one row per (source,
+	 * external_id), the unique key the upsert relies on. Every other index
+	 * serves one query of the read paths (the Events screen, the read-only
+	 * REST route, wp/v2/ai-events' filters, retention), so that no read scans
+	 * the table however large it grows:
+	 *
+	 * - external_id: lookup by external id alone (REST filter, search box);
+	 * - occurred_at, received_at: the unfiltered list, newest first, and the
+	 *   retention sweep (oldest received first);
+	 * - source_*, status_*: a filtered list in either order, without a sort;
+	 * - post_id: the row of a post deleted in wp-admin.
+	 *
+	 * occurred_at_us is microseconds since the epoch (UTC): exact, any year,
+	 * and independent of the session time zone. content_hash is the tie-break
+	 * for equal times (see Hookpress_Event_Store). source and external_id
+	 * compare byte for byte: ids are case-sensitive.
 	 */
 	private static function create_tables() {
 		global $wpdb;
@@ -252,16 +270,29 @@ final class Hookpress_Installer {
 		$idempotency     = self::table( self::IDEMPOTENCY_TABLE );
 		$buckets         = self::table( self::BUCKETS_TABLE );
 
+		$legacy = self::set_aside_v1_index( $events );
+
 		dbDelta(
 			"CREATE TABLE {$events} (
-  key_hash char(64) NOT NULL,
-  source varchar(64) NOT NULL,
-  external_id varchar(256) NOT NULL,
-  post_id bigint(20) unsigned NOT NULL DEFAULT 0,
+  id bigint(20) unsigned NOT NULL AUTO_INCREMENT,
+  source varchar(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  external_id varchar(256) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  status varchar(64) NOT NULL,
+  summary text NOT NULL,
+  metadata mediumtext NOT NULL,
   occurred_at_us bigint(20) NOT NULL,
-  content_hash char(64) NOT NULL,
-  updated_at datetime NOT NULL,
-  PRIMARY KEY  (key_hash),
+  content_hash binary(32) NOT NULL,
+  received_at datetime(6) NOT NULL,
+  post_id bigint(20) unsigned NOT NULL DEFAULT 0,
+  PRIMARY KEY  (id),
+  UNIQUE KEY source_external_id (source,external_id),
+  KEY external_id (external_id),
+  KEY occurred_at (occurred_at_us),
+  KEY received_at (received_at),
+  KEY source_occurred_at (source,occurred_at_us),
+  KEY source_received_at (source,received_at),
+  KEY status_occurred_at (status,occurred_at_us),
+  KEY status_received_at (status,received_at),
   KEY post_id (post_id)
 ) {$charset_collate};
 CREATE TABLE {$idempotency} (
@@ -283,5 +314,69 @@ CREATE TABLE {$buckets} (
   PRIMARY KEY  (name)
 ) {$charset_collate};"
 		);
+
+		if ( null !== $legacy ) {
+			self::migrate_v1_events( $events, $legacy );
+		}
+	}
+
+	/**
+	 * Renames version 1's index table out of the way, when it is there.
+	 *
+	 * Version 1 kept events in posts and postmeta, with a small index table
+	 * (key_hash, post_id, ...) under the name the store of record now uses.
+	 * RENAME TABLE is atomic: of two requests upgrading at once, one renames
+	 * and migrates, the other finds the name free and only creates the table.
+	 *
+	 * @param string $events Events table name.
+	 * @return string|null The legacy table's new name, when this request renamed it.
+	 */
+	private static function set_aside_v1_index( $events ) {
+		global $wpdb;
+		if ( $wpdb->get_var( $wpdb->prepare( 'SHOW TABLES LIKE %s', $wpdb->esc_like( $events ) ) ) !== $events ) {
+			return null;
+		}
+		$column = $wpdb->get_var( $wpdb->prepare( "SHOW COLUMNS FROM {$events} LIKE %s", 'key_hash' ) ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- table name is ours.
+		if ( 'key_hash' !== $column ) {
+			return null;
+		}
+		$legacy = $events . '_v1';
+		$wpdb->query( "RENAME TABLE {$events} TO {$legacy}" ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared, WordPress.DB.DirectDatabaseQuery.SchemaChange -- our own table.
+		return '' === $wpdb->last_error ? $legacy : null;
+	}
+
+	/**
+	 * Copies version 1's events (index row + post meta) into the store of
+	 * record, keeping their posts as the projection, then drops the old index.
+	 * INSERT IGNORE makes a repeated migration harmless.
+	 *
+	 * @param string $events Events table name.
+	 * @param string $legacy Version 1 index table.
+	 */
+	private static function migrate_v1_events( $events, $legacy ) {
+		global $wpdb;
+		$meta = array();
+		foreach ( array( 'status', 'summary', 'metadata', 'received_at' ) as $key ) {
+			$meta[ $key ] = $wpdb->prepare(
+				"(SELECT meta_value FROM {$wpdb->postmeta} WHERE post_id = l.post_id AND meta_key = %s LIMIT 1)", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				$key
+			);
+		}
+		// phpcs:disable WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- table names and subqueries are ours.
+		$wpdb->query(
+			"INSERT IGNORE INTO {$events}
+				(source, external_id, status, summary, metadata, occurred_at_us, content_hash, received_at, post_id)
+			SELECT l.source, l.external_id,
+				COALESCE({$meta['status']}, ''), COALESCE({$meta['summary']}, ''), COALESCE({$meta['metadata']}, '{}'),
+				l.occurred_at_us,
+				UNHEX(SHA2(CONCAT_WS(CHAR(31), COALESCE({$meta['status']}, ''), COALESCE({$meta['summary']}, ''), COALESCE({$meta['metadata']}, '{}')), 256)),
+				COALESCE(STR_TO_DATE({$meta['received_at']}, '%Y-%m-%dT%H:%i:%sZ'), l.updated_at),
+				l.post_id
+			FROM {$legacy} AS l"
+		);
+		if ( '' === $wpdb->last_error ) {
+			$wpdb->query( "DROP TABLE IF EXISTS {$legacy}" ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery.SchemaChange
+		}
+		// phpcs:enable
 	}
 }

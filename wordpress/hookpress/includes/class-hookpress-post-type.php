@@ -8,11 +8,14 @@
 defined( 'ABSPATH' ) || exit;
 
 /**
- * One ai_event post per delivered event.
+ * One ai_event post per event: the projection of its row in the events table
+ * (see Hookpress_Post_Projection), while "Create a post for each event" is on.
  *
  * Events are a record of what arrived: only the ingest route writes them. In
  * wp-admin administrators can list and delete them but not edit them (a later
  * delivery would overwrite an edit anyway), and wp/v2/ai-events is read-only.
+ * Its filters (external_id, source) are answered from the events table, by
+ * index, never by a postmeta scan.
  */
 final class Hookpress_Post_Type {
 
@@ -46,6 +49,7 @@ final class Hookpress_Post_Type {
 		add_filter( 'map_meta_cap', array( __CLASS__, 'map_meta_cap' ), 10, 4 );
 		add_filter( 'rest_' . self::NAME . '_query', array( __CLASS__, 'rest_query' ), 10, 2 );
 		add_filter( 'rest_' . self::NAME . '_collection_params', array( __CLASS__, 'rest_collection_params' ) );
+		add_filter( 'posts_clauses', array( __CLASS__, 'source_clauses' ), 10, 2 );
 		add_filter( 'manage_' . self::NAME . '_posts_columns', array( __CLASS__, 'columns' ) );
 		add_action( 'manage_' . self::NAME . '_posts_custom_column', array( __CLASS__, 'render_column' ), 10, 2 );
 		add_filter( 'post_row_actions', array( __CLASS__, 'row_actions' ), 10, 2 );
@@ -63,7 +67,7 @@ final class Hookpress_Post_Type {
 					'name'          => __( 'AI events', 'hookpress' ),
 					'singular_name' => __( 'AI event', 'hookpress' ),
 					'menu_name'     => __( 'AI events', 'hookpress' ),
-					'all_items'     => __( 'All AI events', 'hookpress' ),
+					'all_items'     => __( 'Event posts', 'hookpress' ),
 					'search_items'  => __( 'Search AI events', 'hookpress' ),
 					'not_found'     => __( 'No AI events have been received yet.', 'hookpress' ),
 				),
@@ -72,7 +76,8 @@ final class Hookpress_Post_Type {
 				'publicly_queryable'    => false,
 				'exclude_from_search'   => true,
 				'show_ui'               => true,
-				'show_in_menu'          => true,
+				// Under the Events screen's menu, which lists the table itself.
+				'show_in_menu'          => Hookpress_Events_Admin::PAGE,
 				'show_in_nav_menus'     => false,
 				'show_in_admin_bar'     => false,
 				'menu_icon'             => 'dashicons-rss',
@@ -229,30 +234,51 @@ final class Hookpress_Post_Type {
 	}
 
 	/**
-	 * Applies the external_id and source filters.
+	 * Applies the external_id and source filters through the events table.
+	 *
+	 * external_id: the posts of the matching rows (by the external_id or the
+	 * unique index), as post__in. source: a join on the events table, added
+	 * by source_clauses(). Either way postmeta is never searched.
 	 *
 	 * @param array           $args    WP_Query arguments.
 	 * @param WP_REST_Request $request The request.
 	 * @return array
 	 */
 	public static function rest_query( $args, $request ) {
-		$clauses = array();
-		foreach ( array( 'external_id', 'source' ) as $key ) {
-			if ( isset( $request[ $key ] ) && '' !== (string) $request[ $key ] ) {
-				$clauses[] = array(
-					'key'     => self::meta_key( $key ),
-					'value'   => (string) $request[ $key ],
-					'compare' => '=',
-					// BINARY: ids are case-sensitive, the column collation is not.
-					'type'    => 'BINARY',
-				);
+		global $wpdb;
+		$source = isset( $request['source'] ) ? (string) $request['source'] : '';
+		if ( isset( $request['external_id'] ) && '' !== (string) $request['external_id'] ) {
+			$table = Hookpress_Event_Store::table();
+			$sql   = $wpdb->prepare( "SELECT post_id FROM {$table} WHERE external_id = %s AND post_id > 0", (string) $request['external_id'] ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+			if ( '' !== $source ) {
+				$sql .= $wpdb->prepare( ' AND source = %s', $source );
 			}
-		}
-		if ( $clauses ) {
-			$existing           = isset( $args['meta_query'] ) && is_array( $args['meta_query'] ) ? $args['meta_query'] : array();
-			$args['meta_query'] = array_merge( array( 'relation' => 'AND' ), $existing, $clauses ); // phpcs:ignore WordPress.DB.SlowDBQuery -- an exact filter callers ask for explicitly.
+			$ids = array_map( 'intval', $wpdb->get_col( $sql ) ); // phpcs:ignore WordPress.DB.PreparedSQL.NotPrepared -- prepared above.
+			// An empty post__in means "no restriction" to WP_Query: 0 matches nothing.
+			$args['post__in'] = $ids ? $ids : array( 0 );
+		} elseif ( '' !== $source ) {
+			$args['hookpress_source'] = $source;
 		}
 		return $args;
+	}
+
+	/**
+	 * Joins the events table for wp/v2/ai-events?source=.
+	 *
+	 * @param array    $clauses Query clauses.
+	 * @param WP_Query $query   Query.
+	 * @return array
+	 */
+	public static function source_clauses( $clauses, $query ) {
+		global $wpdb;
+		$source = $query->get( 'hookpress_source' );
+		if ( ! is_string( $source ) || '' === $source ) {
+			return $clauses;
+		}
+		$table             = Hookpress_Event_Store::table();
+		$clauses['join']  .= " INNER JOIN {$table} AS hookpress_events ON hookpress_events.post_id = {$wpdb->posts}.ID";
+		$clauses['where'] .= $wpdb->prepare( ' AND hookpress_events.source = %s', $source );
+		return $clauses;
 	}
 
 	/**
@@ -332,7 +358,7 @@ final class Hookpress_Post_Type {
 	 * @param string $rfc3339 Stored value.
 	 * @return string
 	 */
-	private static function local_time( $rfc3339 ) {
+	public static function local_time( $rfc3339 ) {
 		$timestamp = $rfc3339 ? strtotime( $rfc3339 ) : false;
 		if ( false === $timestamp ) {
 			return (string) $rfc3339;

@@ -12,7 +12,8 @@ defined( 'ABSPATH' ) || exit;
  *
  * Each option can be pinned in wp-config.php with a constant of the same name
  * in upper case (HOOKPRESS_ALLOWLIST, HOOKPRESS_TRUSTED_PROXIES,
- * HOOKPRESS_RATE_PER_MINUTE, HOOKPRESS_BURST). A pinned value wins over the
+ * HOOKPRESS_RATE_PER_MINUTE, HOOKPRESS_BURST, HOOKPRESS_CREATE_POSTS,
+ * HOOKPRESS_RETENTION_DAYS). A pinned value wins over the
  * stored option and is shown read-only on the page, so infrastructure code can
  * own it without an administrator undoing it by accident.
  */
@@ -25,6 +26,12 @@ final class Hookpress_Settings {
 	const TRUSTED_PROXIES = 'hookpress_trusted_proxies';
 	const RATE_PER_MINUTE = 'hookpress_rate_per_minute';
 	const BURST           = 'hookpress_burst';
+
+	const CREATE_POSTS   = 'hookpress_create_posts';
+	const RETENTION_DAYS = 'hookpress_retention_days';
+
+	/** Longest retention the page accepts (ten years); 0 keeps events forever. */
+	const MAX_RETENTION_DAYS = 3650;
 
 	const DEFAULT_RATE_PER_MINUTE = 300;
 	const DEFAULT_BURST           = 60;
@@ -84,6 +91,28 @@ final class Hookpress_Settings {
 	}
 
 	/**
+	 * Whether each event also gets an ai_event post (on unless switched off).
+	 *
+	 * @return bool
+	 */
+	public static function create_posts() {
+		if ( defined( 'HOOKPRESS_CREATE_POSTS' ) ) {
+			return (bool) HOOKPRESS_CREATE_POSTS;
+		}
+		return (bool) get_option( self::CREATE_POSTS, 1 );
+	}
+
+	/**
+	 * Days an event is kept after it was last stored; 0 keeps events forever.
+	 *
+	 * @return int
+	 */
+	public static function retention_days() {
+		$days = defined( 'HOOKPRESS_RETENTION_DAYS' ) ? (int) HOOKPRESS_RETENTION_DAYS : (int) get_option( self::RETENTION_DAYS, 0 );
+		return max( 0, min( $days, self::MAX_RETENTION_DAYS ) );
+	}
+
+	/**
 	 * Registers the options with the Settings API.
 	 */
 	public static function register_settings() {
@@ -131,6 +160,70 @@ final class Hookpress_Settings {
 				'show_in_rest'      => false,
 			)
 		);
+		register_setting(
+			self::GROUP,
+			self::CREATE_POSTS,
+			array(
+				'type'              => 'boolean',
+				'description'       => __( 'Whether each event also gets an ai_event post.', 'hookpress' ),
+				'sanitize_callback' => array( __CLASS__, 'sanitize_create_posts' ),
+				'default'           => true,
+				'show_in_rest'      => false,
+			)
+		);
+		register_setting(
+			self::GROUP,
+			self::RETENTION_DAYS,
+			array(
+				'type'              => 'integer',
+				'description'       => __( 'Days an event is kept; 0 keeps events forever.', 'hookpress' ),
+				'sanitize_callback' => array( __CLASS__, 'sanitize_retention_days' ),
+				'default'           => 0,
+				'show_in_rest'      => false,
+			)
+		);
+	}
+
+	/**
+	 * Sanitizes "Create a post for each event" (an unchecked box sends nothing).
+	 *
+	 * @param mixed $value Submitted value.
+	 * @return int 1 or 0.
+	 */
+	public static function sanitize_create_posts( $value ) {
+		if ( null === $value && defined( 'HOOKPRESS_CREATE_POSTS' ) ) {
+			// The disabled (pinned) box was not sent: keep what is stored.
+			return (int) get_option( self::CREATE_POSTS, 1 );
+		}
+		return in_array( $value, array( true, 1, '1', 'on', 'yes', 'true' ), true ) ? 1 : 0;
+	}
+
+	/**
+	 * Sanitizes the retention: whole days from 0 (forever) to MAX_RETENTION_DAYS.
+	 *
+	 * @param mixed $value Submitted value.
+	 * @return int
+	 */
+	public static function sanitize_retention_days( $value ) {
+		$stored = (int) get_option( self::RETENTION_DAYS, 0 );
+		if ( null === $value ) {
+			return $stored;
+		}
+		if ( is_int( $value ) || ( is_string( $value ) && preg_match( '/\A\s*\d+\s*\z/', $value ) ) ) {
+			$days = (int) $value;
+			if ( $days <= self::MAX_RETENTION_DAYS ) {
+				return $days;
+			}
+		}
+		if ( function_exists( 'add_settings_error' ) ) {
+			add_settings_error(
+				self::RETENTION_DAYS,
+				self::RETENTION_DAYS . '_invalid',
+				/* translators: %d: maximum */
+				sprintf( __( 'Retention must be a whole number of days from 0 (keep forever) to %d; the previous value was kept.', 'hookpress' ), self::MAX_RETENTION_DAYS )
+			);
+		}
+		return $stored;
 	}
 
 	/**
@@ -256,6 +349,43 @@ final class Hookpress_Settings {
 				'description' => __( 'Requests allowed back to back after a quiet period. Requests over the limit get 429 with Retry-After, which the deliverer retries.', 'hookpress' ),
 			)
 		);
+		add_settings_section(
+			'hookpress_storage',
+			__( 'Storage', 'hookpress' ),
+			array( __CLASS__, 'render_storage_section' ),
+			self::PAGE
+		);
+		add_settings_field(
+			self::CREATE_POSTS,
+			__( 'Posts', 'hookpress' ),
+			array( __CLASS__, 'render_checkbox_field' ),
+			self::PAGE,
+			'hookpress_storage',
+			array(
+				'label_for'   => self::CREATE_POSTS,
+				'option'      => self::CREATE_POSTS,
+				'constant'    => 'HOOKPRESS_CREATE_POSTS',
+				'value'       => self::create_posts(),
+				'label'       => __( 'Create a post for each event', 'hookpress' ),
+				'description' => __( 'Each event is also an ai_event post, readable at wp/v2/ai-events. Switch it off on a high-volume site: events are then stored in the events table only, and read in AI events and at ai-guy/v1/events.', 'hookpress' ),
+			)
+		);
+		add_settings_field(
+			self::RETENTION_DAYS,
+			__( 'Retention (days)', 'hookpress' ),
+			array( __CLASS__, 'render_number_field' ),
+			self::PAGE,
+			'hookpress_storage',
+			array(
+				'label_for'   => self::RETENTION_DAYS,
+				'option'      => self::RETENTION_DAYS,
+				'constant'    => 'HOOKPRESS_RETENTION_DAYS',
+				'value'       => self::retention_days(),
+				'min'         => 0,
+				'max'         => self::MAX_RETENTION_DAYS,
+				'description' => __( 'Events (and their posts) not stored again for this many days are deleted by an hourly job, in batches. 0 keeps every event.', 'hookpress' ),
+			)
+		);
 	}
 
 	/**
@@ -300,6 +430,30 @@ final class Hookpress_Settings {
 	}
 
 	/**
+	 * Intro of the storage section.
+	 */
+	public static function render_storage_section() {
+		echo '<p>' . esc_html__( 'Every event is stored once, in the plugin\'s events table.', 'hookpress' ) . '</p>';
+	}
+
+	/**
+	 * Renders a checkbox.
+	 *
+	 * @param array $args Field arguments.
+	 */
+	public static function render_checkbox_field( $args ) {
+		$pinned = defined( $args['constant'] );
+		printf(
+			'<label><input type="checkbox" id="%1$s" name="%1$s" value="1" %2$s %3$s /> %4$s</label>',
+			esc_attr( $args['option'] ),
+			checked( (bool) $args['value'], true, false ),
+			disabled( $pinned, true, false ),
+			esc_html( $args['label'] )
+		);
+		self::render_description( $args, $pinned );
+	}
+
+	/**
 	 * Intro of the rate section.
 	 */
 	public static function render_rate_section() {
@@ -331,10 +485,11 @@ final class Hookpress_Settings {
 	public static function render_number_field( $args ) {
 		$pinned = defined( $args['constant'] );
 		printf(
-			'<input type="number" id="%1$s" name="%1$s" value="%2$d" min="1" max="%3$d" step="1" class="small-text" %4$s />',
+			'<input type="number" id="%1$s" name="%1$s" value="%2$d" min="%3$d" max="%4$d" step="1" class="small-text" %5$s />',
 			esc_attr( $args['option'] ),
 			(int) $args['value'],
-			(int) self::MAX_RATE,
+			isset( $args['min'] ) ? (int) $args['min'] : 1,
+			isset( $args['max'] ) ? (int) $args['max'] : (int) self::MAX_RATE,
 			disabled( $pinned, true, false )
 		);
 		self::render_description( $args, $pinned );
