@@ -5,6 +5,8 @@ Screenshots go to test-artifacts/ at the repository root.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -122,3 +124,115 @@ def test_event_list_shows_the_event_columns(
     assert row.locator("a.row-title").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "wp-admin-ai-event-list.png"), full_page=True)
+
+
+def test_events_screen_sorts_filters_searches_shows_and_bulk_deletes(
+    admin_page: Page,
+    wordpress: WordPressSite,
+    wordpress_server: WordPressServer,
+    ingest_client: httpx.Client,
+    new_event: Callable[..., dict[str, Any]],
+) -> None:
+    source = f"screen-{uuid.uuid4().hex[:10]}"
+    sent = [
+        new_event(
+            source=source,
+            external_id=f"scr-{n}",
+            status=status,
+            occurred_at=at,
+            metadata={"n": n, "nested": {"ok": True}},
+        )
+        for n, (status, at) in enumerate(
+            [
+                ("failed", "2026-01-02T00:00:00Z"),
+                ("succeeded", "2026-01-03T00:00:00Z"),
+                ("failed", "2026-01-01T00:00:00Z"),
+            ]
+        )
+    ]
+    created = [ingest_client.post(wordpress.ingest_url, json=r).json() for r in sent]
+    page = admin_page
+    screen = f"{wordpress.url}/wp-admin/admin.php?page=hookpress-events"
+
+    def shown() -> list[str]:
+        return [
+            t.strip()
+            for t in page.locator(
+                "table.wp-list-table tbody td.column-external_id a.row-title"
+            ).all_inner_texts()
+        ]
+
+    # Filter by source through the menu: newest occurred_at first.
+    page.goto(screen)
+    assert page.locator("h1").first.inner_text().strip() == "AI events"
+    page.select_option("#filter-by-source", source)
+    page.click("#hookpress-filter-submit")
+    page.wait_for_url(f"**source={source}**")
+    assert shown() == ["scr-1", "scr-0", "scr-2"]
+    headers = [t.strip() for t in page.locator("table.wp-list-table thead th").all_inner_texts()]
+    for column in ("External ID", "Source", "Status", "Occurred", "Received", "Post"):
+        assert column in headers, headers
+
+    # Sort by received_at (the column header), then the other way.
+    page.click("table.wp-list-table thead th.column-received_at a")
+    page.wait_for_url("**orderby=received_at**")
+    assert shown() == ["scr-2", "scr-1", "scr-0"]
+    page.click("table.wp-list-table thead th.column-received_at a")
+    page.wait_for_url("**order=asc**")
+    assert shown() == ["scr-0", "scr-1", "scr-2"]
+
+    # Status filter, and search by external id.
+    page.goto(f"{screen}&source={source}&status=failed")
+    assert shown() == ["scr-0", "scr-2"]
+    page.goto(f"{screen}&source={source}")
+    page.fill("#hookpress-event-search-input", "scr-2")
+    page.click("#search-submit")
+    page.wait_for_url("**s=scr-2**")
+    assert shown() == ["scr-2"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(f"{screen}&source={source}")
+    page.screenshot(path=str(ARTIFACTS / "wp-admin-events-screen.png"), full_page=True)
+
+    # The row's page shows every field and the metadata.
+    page.click("a.row-title >> text=scr-1")
+    page.wait_for_url("**event=**")
+    metadata = json.loads(page.locator("pre.hookpress-metadata").inner_text())
+    assert metadata == sent[1]["metadata"]
+    assert source in page.locator("table.hookpress-event").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "wp-admin-event-view.png"), full_page=True)
+
+    # Bulk delete two: rows and posts go.
+    page.goto(f"{screen}&source={source}")
+    for event in created[:2]:
+        page.check(f"#event-{event['event_id']}")
+    page.select_option("#bulk-action-selector-top", "delete")
+    page.click("#doaction")
+    page.wait_for_url("**deleted=2**")
+    assert "2 events deleted." in page.locator(".notice-success").inner_text()
+    assert shown() == ["scr-2"]
+    gone = ",".join(str(e["post_id"]) for e in created[:2])
+    assert wordpress_server.sql(f"SELECT ID FROM wp_posts WHERE ID IN ({gone})") == []
+
+
+def test_events_screen_is_for_users_who_can_read_events(
+    browser: Browser, wordpress: WordPressSite, wordpress_server: WordPressServer
+) -> None:
+    login = f"editor-{uuid.uuid4().hex[:8]}"
+    wordpress_server.create_user(login, "editor")
+    password = "Editor-" + uuid.uuid4().hex
+    wordpress_server.run_php(
+        f"wp_set_password({json.dumps(password)}, get_user_by('login', {json.dumps(login)})->ID);"
+    )
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(f"{wordpress.url}/wp-login.php")
+        page.fill("#user_login", login)
+        page.fill("#user_pass", password)
+        page.click("#wp-submit")
+        page.wait_for_url("**/wp-admin/**")
+        response = page.goto(f"{wordpress.url}/wp-admin/admin.php?page=hookpress-events")
+        assert response is not None
+        assert response.status == 403
+    finally:
+        context.close()

@@ -168,6 +168,8 @@ class WordPressServer:
     internal detail, as they would on a developer's site. ``debug_display``
     also turns on ``WP_DEBUG_DISPLAY`` (WordPress's default once ``WP_DEBUG``
     is on), under which wpdb prints failed queries into the page.
+    ``mariadb_options`` are extra ``mariadbd`` arguments (the WordPress
+    benchmark sizes the buffer pool with them).
     """
 
     def __init__(
@@ -179,6 +181,7 @@ class WordPressServer:
         plugin_dir: Path | None = None,
         debug: bool = False,
         debug_display: bool = False,
+        mariadb_options: Sequence[str] = (),
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -188,6 +191,7 @@ class WordPressServer:
         self._workers = workers
         self._debug = debug or debug_display
         self._debug_display = debug_display
+        self._mariadb_options = tuple(mariadb_options)
         self._plugin_dir = (plugin_dir or _default_plugin_dir()).resolve()
         self._docroot = self.workdir / "docroot"
         self._datadir = self.workdir / "mysql" / "data"
@@ -267,6 +271,40 @@ class WordPressServer:
             self._socket_dir = None
         atexit.unregister(self.stop)
 
+    @property
+    def docroot(self) -> Path:
+        """The site's document root (drop-ins and must-use plugins go under wp-content)."""
+        return self._docroot
+
+    @property
+    def db_socket(self) -> Path:
+        """MariaDB's unix socket (user root, no password, database ``wordpress``)."""
+        return self._socket
+
+    def restart_php(self) -> None:
+        """Stop ``php -S`` and start it again on the same port.
+
+        The PHP server does not replace a worker that died (a test that kills
+        one mid-request leaves it a worker short); this brings every worker back.
+        """
+        port = self.port
+        php, self._php = self._php, None
+        if php is not None:
+            _stop_group(php, signal.SIGINT, timeout=10)
+        tools = self._started_tools()
+        log = self.logs_dir / "php-server.log"
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            self._php = self._spawn_php(tools, port, log)
+            if self._wait_http(self._php, port, log):
+                return
+            # The old socket may linger a moment after the old server exited.
+            _stop_group(self._php, signal.SIGINT, timeout=10)
+            self._php = None
+            if time.monotonic() > deadline:
+                raise WordPressError(f"php -S did not restart on port {port}:\n{_tail(log)}")
+            time.sleep(0.5)
+
     # -- configuration used by tests and the local stack -------------------
 
     def set_options(
@@ -313,6 +351,16 @@ class WordPressServer:
         For tests and diagnostics only: it runs ``eval`` on the given code.
         """
         return str(self._wp("eval", {"code": code})["output"])
+
+    def sql(self, statement: str) -> list[dict[str, Any]]:
+        """Run one SQL statement through WordPress's ``$wpdb`` (php-cli).
+
+        Returns the rows of a statement that has any, as dicts of strings
+        (NULL as None), else ``[]``; a database error raises WordPressError.
+        For tests, benchmarks and diagnostics.
+        """
+        rows = self._wp("sql", {"statement": statement})["rows"]
+        return list(rows)
 
     def uninstall_plugin(self) -> None:
         """Deactivate the plugin, then run its uninstall.php, as wp-admin's Delete does."""
@@ -390,6 +438,7 @@ class WordPressServer:
                 "--innodb-flush-log-at-trx-commit=0",
                 "--innodb-doublewrite=0",
                 "--sync-binlog=0",
+                *self._mariadb_options,
                 *self._user_args(),
             ],
             self.logs_dir / "mariadb.out",
@@ -500,19 +549,7 @@ class WordPressServer:
         tools = self._started_tools()
         for attempt in range(3):
             log = self.logs_dir / "php-server.log"
-            self._php = _spawn(
-                [
-                    tools.php,
-                    *self._php_ini(),
-                    "-S",
-                    f"127.0.0.1:{port}",
-                    "-t",
-                    str(self._docroot),
-                    str(self._runtime / "router.php"),
-                ],
-                log,
-                env={**os.environ, "PHP_CLI_SERVER_WORKERS": str(self._workers)},
-            )
+            self._php = self._spawn_php(tools, port, log)
             if self._wait_http(self._php, port, log):
                 self._port = port
                 return
@@ -525,6 +562,21 @@ class WordPressServer:
             self._write_config(port)
             self._site = None
         raise AssertionError("unreachable")
+
+    def _spawn_php(self, tools: _Tools, port: int, log: Path) -> subprocess.Popen[bytes]:
+        return _spawn(
+            [
+                tools.php,
+                *self._php_ini(),
+                "-S",
+                f"127.0.0.1:{port}",
+                "-t",
+                str(self._docroot),
+                str(self._runtime / "router.php"),
+            ],
+            log,
+            env={**os.environ, "PHP_CLI_SERVER_WORKERS": str(self._workers)},
+        )
 
     def _wait_http(self, php: subprocess.Popen[bytes], port: int, log: Path) -> bool:
         deadline = time.monotonic() + _START_TIMEOUT
@@ -879,6 +931,15 @@ switch ( $hp_command ) {
 		ob_start();
 		eval( $hp_args['code'] ); // phpcs:ignore Squiz.PHP.Eval -- test harness only.
 		hp_done( array( 'output' => ob_get_clean() ) );
+		break;
+
+	case 'sql':
+		$wpdb->suppress_errors( true );
+		$hp_rows = $wpdb->get_results( $hp_args['statement'], ARRAY_A );
+		if ( '' !== $wpdb->last_error ) {
+			hp_fail( 'sql: ' . $wpdb->last_error );
+		}
+		hp_done( array( 'rows' => is_array( $hp_rows ) ? $hp_rows : array() ) );
 		break;
 
 	case 'deactivate':

@@ -1,0 +1,165 @@
+"""Helpers for the plugin's store tests and the WordPress benchmark.
+
+A site started by :class:`~hookpress.local.wordpress.WordPressServer` gets
+the test-only must-use plugin ``tests/e2e/wp/hookpress-test-hooks.php``
+(kill PHP at a named step, capture a request's SQL) and, when a test asks,
+the read/write-splitting ``db.php`` drop-in. Statements are checked with
+``EXPLAIN`` on the real MariaDB.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hookpress.local.wordpress import WordPressServer
+
+WP_FILES = Path(__file__).resolve().parent / "wp"
+EVENTS = "wp_hookpress_events"
+IDEMPOTENCY = "wp_hookpress_idempotency"
+
+#: Statements that would make the store depend on a lock function (or a table lock).
+LOCKING = re.compile(r"\b(GET_LOCK|RELEASE_LOCK|IS_FREE_LOCK|IS_USED_LOCK|LOCK\s+TABLES)\b", re.I)
+
+#: The steps Hookpress_Event_Store announces, in order (kill points).
+STEPS = ("claimed", "upserted", "projected", "linked", "completed", "committed")
+
+
+def install_test_hooks(server: WordPressServer) -> None:
+    """Copy the test-only must-use plugin into the site."""
+    target = server.docroot / "wp-content" / "mu-plugins"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(WP_FILES / "hookpress-test-hooks.php", target / "hookpress-test-hooks.php")
+
+
+def count(server: WordPressServer, statement: str) -> int:
+    """The single number a COUNT statement returns."""
+    rows = server.sql(statement)
+    return int(next(iter(rows[0].values())))
+
+
+def rows_of(server: WordPressServer, source: str, external_id: str) -> list[dict[str, Any]]:
+    """The events-table rows of one key (0 or 1)."""
+    return server.sql(
+        f"SELECT id, status, summary, metadata, occurred_at_us, post_id, "
+        f"LOWER(HEX(content_hash)) AS content_hash FROM {EVENTS} "
+        f"WHERE source = {quote(source)} AND external_id = {quote(external_id)}"
+    )
+
+
+def posts_titled(server: WordPressServer, source: str, external_id: str) -> list[dict[str, Any]]:
+    """ai_event posts of one key, by their title (not through the table)."""
+    return server.sql(
+        "SELECT ID, post_status FROM wp_posts WHERE post_type = 'ai_event' "
+        f"AND post_title = {quote(f'{source}: {external_id}')}"
+    )
+
+
+def projection_problems(server: WordPressServer) -> list[str]:
+    """Every way the posts and the table disagree (empty when consistent)."""
+    problems = []
+    orphans = server.sql(
+        f"SELECT p.ID FROM wp_posts p LEFT JOIN {EVENTS} e ON e.post_id = p.ID "
+        "WHERE p.post_type = 'ai_event' AND e.id IS NULL"
+    )
+    if orphans:
+        problems.append(f"posts without a row: {[r['ID'] for r in orphans]}")
+    dangling = server.sql(
+        f"SELECT e.id, e.post_id FROM {EVENTS} e LEFT JOIN wp_posts p ON p.ID = e.post_id "
+        "WHERE e.post_id > 0 AND p.ID IS NULL"
+    )
+    if dangling:
+        problems.append(f"rows linked to no post: {dangling}")
+    shared = server.sql(
+        f"SELECT post_id, COUNT(*) AS n FROM {EVENTS} WHERE post_id > 0 "
+        "GROUP BY post_id HAVING n > 1"
+    )
+    if shared:
+        problems.append(f"posts shared by rows: {shared}")
+    stale_meta = server.sql(
+        f"SELECT e.id FROM {EVENTS} e JOIN wp_postmeta m ON m.post_id = e.post_id "
+        "AND m.meta_key = 'status' WHERE m.meta_value <> e.status"
+    )
+    if stale_meta:
+        problems.append(f"posts showing another version than their row: {stale_meta}")
+    return problems
+
+
+def quote(value: str) -> str:
+    """A SQL string literal (tests build their own statements)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@contextmanager
+def captured_queries(server: WordPressServer) -> Iterator[tuple[dict[str, str], list[str]]]:
+    """Headers that make a request record its SQL, and the list it fills on exit.
+
+    Use the headers on exactly one request inside the block.
+    """
+    token = uuid.uuid4().hex
+    queries: list[str] = []
+    yield {"X-Hookpress-Test-Queries": token}, queries
+    path = server.docroot / "wp-content" / "hookpress-test-queries" / f"{token}.json"
+    queries.extend(json.loads(path.read_text()))
+    path.unlink()
+
+
+def explain(server: WordPressServer, statement: str) -> list[dict[str, Any]]:
+    """EXPLAIN of one statement (SELECT, UPDATE or DELETE)."""
+    return server.sql(f"EXPLAIN {statement}")
+
+
+def unindexed(
+    server: WordPressServer, statements: Iterable[str], tables: Iterable[str]
+) -> list[str]:
+    """Statements on ``tables`` whose plan reads a table without an index.
+
+    A plan row fails when its access type is ALL (a full scan) or it names no
+    key. Derived tables (``<derivedN>``, the capped count's outer query over
+    at most MAX_COUNT + 1 rows it built with an index) are not tables.
+    INSERT statements have no plan worth the name: the upsert finds its row
+    by the unique key by definition.
+    """
+    names = tuple(tables)
+    found = []
+    for statement in statements:
+        text = statement.strip()
+        if not re.match(r"(SELECT|UPDATE|DELETE)\b", text, re.I):
+            continue
+        if not any(re.search(rf"\b{re.escape(t)}\b", text) for t in names):
+            continue
+        for row in explain(server, text):
+            table = str(row.get("table") or "")
+            if table.startswith("<derived") or table.startswith("<union"):
+                continue
+            if row.get("type") == "ALL" or not row.get("key"):
+                if row.get("Extra") and "Select tables optimized away" in str(row["Extra"]):
+                    continue
+                found.append(f"{text}\n    -> {row}")
+    return found
+
+
+def seed_events(
+    server: WordPressServer, count_: int, *, source: str = "bench", start: int = 1
+) -> None:
+    """Bulk-load rows into the events table with one INSERT ... SELECT (no posts).
+
+    External ids are ``evt_<n>``; occurred and received times 31.5 s apart (a
+    million rows span a year); statuses cycle through five values.
+    """
+    server.sql(
+        f"INSERT INTO {EVENTS} (source, external_id, status, summary, metadata, "
+        "occurred_at_us, content_hash, received_at, post_id) "
+        f"SELECT {quote(source)}, CONCAT('evt_', seq), ELT(1 + seq % 5, 'succeeded', "
+        "'failed', 'pending', 'canceled', 'refunded'), CONCAT('Seeded event ', seq), "
+        "CONCAT('{\"n\":', seq, '}'), 1735689600000000 + seq * 31536000, "
+        "UNHEX(SHA2(CONCAT('seed', seq), 256)), "
+        "TIMESTAMPADD(MICROSECOND, seq * 31536000, '2025-01-01 00:00:00'), 0 "
+        f"FROM seq_{start}_to_{start + count_ - 1}"
+    )
