@@ -482,9 +482,10 @@ def test_with_posts_on_postmeta_is_only_written_by_post_id(
     for record in (body(key), body(key, status="later", occurred_at="2026-09-09T00:00:00Z")):
         with captured_queries(store_server) as (headers, queries):
             assert client.post(site.ingest_url, json=record, headers=headers).status_code < 300
-        meta = [q for q in queries if "wp_postmeta" in q]
+        # (wpdb reads the column list once per table: SHOW FULL COLUMNS.)
+        meta = [q for q in queries if "wp_postmeta" in q and not q.startswith("SHOW")]
         assert meta
-        assert [q for q in meta if "meta_value" in q.split("WHERE", 1)[-1]] == []
+        assert [q for q in meta if "WHERE" in q and "meta_value" in q.split("WHERE", 1)[1]] == []
         assert all("post_id" in q for q in meta), meta
 
 
@@ -543,4 +544,5 @@ def test_every_query_of_the_ingest_and_read_paths_uses_an_index(
         statements.extend(queries)
 
     tables = (EVENTS, IDEMPOTENCY, "wp_posts", "wp_postmeta")
-    assert unindexed(store_server, statements, tables) == []
+    problems = unindexed(store_server, statements, tables)
+    assert problems == [], "\n".join(problems)

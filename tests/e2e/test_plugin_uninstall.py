@@ -1,7 +1,8 @@
-"""Uninstalling the plugin removes its data; stopping the harness leaves nothing running.
+"""Uninstalling removes the plugin's data in bulk; upgrading from version 1 keeps it.
 
-Runs on a second, throwaway site so the session's site stays intact for
-every other test, whatever the order.
+Each runs on a throwaway site of its own so the session's site stays intact
+for every other test, whatever the order; stopping the harness leaves
+nothing running.
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ echo json_encode(array(
     'tables' => $wpdb->get_col("SHOW TABLES LIKE '%hookpress%'"),
     'role' => null !== get_role('hookpress_ingest'),
     'caps' => $caps,
-    'cron' => (bool) wp_next_scheduled('hookpress_purge_idempotency'),
+    'cron' => (bool) wp_next_scheduled('hookpress_purge_idempotency')
+        || (bool) wp_next_scheduled('hookpress_prune_events'),
     'users' => $users,
+    'others' => (int) $wpdb->get_var(
+        "SELECT COUNT(*) FROM {$wpdb->posts} p JOIN {$wpdb->postmeta} m ON m.post_id = p.ID
+        WHERE p.post_type = 'post' AND m.meta_key = 'kept'"
+    ),
 ));
 """
 
@@ -94,11 +100,26 @@ def test_uninstall_removes_posts_meta_options_tables_role_and_caps(tmp_path: Pat
             "get_user_by('login', 'mixed')->add_role('hookpress_ingest');"
             "get_user_by('login', 'admin')->add_cap('hookpress_ingest_events');"
         )
+        # Bulk-seeded events beyond one chunk (5,000), and a blog post that must survive.
+        server.sql(
+            "INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, "
+            "post_title, post_excerpt, post_status, post_name, to_ping, pinged, post_modified, "
+            "post_modified_gmt, post_content_filtered, post_type) "
+            "SELECT 2, NOW(), UTC_TIMESTAMP(), '', CONCAT('bulk: ', seq), '', 'publish', "
+            "CONCAT('bulk-', seq), '', '', NOW(), UTC_TIMESTAMP(), '', 'ai_event' "
+            "FROM seq_1_to_12000"
+        )
+        server.sql(
+            "INSERT INTO wp_postmeta (post_id, meta_key, meta_value) SELECT ID, 'external_id', "
+            "post_name FROM wp_posts WHERE post_type = 'ai_event' AND post_title LIKE 'bulk: %'"
+        )
+        server.run_php("add_post_meta(wp_insert_post(array('post_title' => 'Kept')), 'kept', 1);")
 
         before = json.loads(server.run_php(STATE))
-        assert before["posts"] == 3
+        assert before["posts"] == 12_003
         assert before["meta"] > 0
         assert len(before["tables"]) == 3
+        assert before["others"] == 1
         assert before["role"] is True
         assert "administrator:edit_ai_events" in before["caps"]
         assert "hookpress_allowlist" in before["options"]
@@ -129,6 +150,7 @@ def test_uninstall_removes_posts_meta_options_tables_role_and_caps(tmp_path: Pat
             "role": False,
             "caps": [],
             "cron": False,
+            "others": 1,
         }
         port = server.port
         processes = _children_under(workdir)
@@ -142,3 +164,67 @@ def test_uninstall_removes_posts_meta_options_tables_role_and_caps(tmp_path: Pat
     assert _children_under(workdir) == []
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+V1_SITE = r"""
+global $wpdb;
+$events = $wpdb->prefix . 'hookpress_events';
+$wpdb->query( "DROP TABLE {$events}" );
+$wpdb->query( "CREATE TABLE {$events} (
+  key_hash char(64) NOT NULL, source varchar(64) NOT NULL, external_id varchar(256) NOT NULL,
+  post_id bigint(20) unsigned NOT NULL DEFAULT 0, occurred_at_us bigint(20) NOT NULL,
+  content_hash char(64) NOT NULL, updated_at datetime NOT NULL, PRIMARY KEY (key_hash),
+  KEY post_id (post_id) )" );
+$legacy = array( array( 'v1-a', 'succeeded', '{"n":1}' ), array( 'v1-b', 'failed', '{}' ) );
+foreach ( $legacy as $e ) {
+    $id = wp_insert_post( array( 'post_type' => 'ai_event', 'post_status' => 'publish',
+        'post_title' => 'legacy: ' . $e[0], 'post_content' => 'Old summary' ) );
+    $meta = array( 'external_id' => $e[0], 'source' => 'legacy', 'status' => $e[1],
+        'summary' => 'Old summary', 'metadata' => $e[2], 'occurred_at' => '2025-05-05T05:05:05Z',
+        'received_at' => '2025-05-06T06:06:06Z' );
+    foreach ( $meta as $k => $v ) { add_post_meta( $id, $k, wp_slash( $v ) ); }
+    $wpdb->insert( $events, array( 'key_hash' => hash( 'sha256', "legacy\n" . $e[0] ),
+        'source' => 'legacy', 'external_id' => $e[0], 'post_id' => $id,
+        'occurred_at_us' => 1746421505000000, 'content_hash' => str_repeat( '0', 64 ),
+        'updated_at' => '2025-05-06 06:06:06' ) );
+}
+update_option( 'hookpress_db_version', '1' );
+"""
+
+
+def test_upgrade_from_version_1_moves_events_into_the_table(tmp_path: Path) -> None:
+    with WordPressServer(tmp_path / "upgrade-site", workers=2) as server:
+        site = server.site
+        server.run_php(V1_SITE)
+
+        server.run_php("Hookpress_Installer::maybe_upgrade();")
+
+        rows = server.sql(
+            "SELECT source, external_id, status, summary, metadata, occurred_at_us, "
+            "received_at, post_id FROM wp_hookpress_events ORDER BY external_id"
+        )
+        assert [(r["external_id"], r["status"], r["metadata"]) for r in rows] == [
+            ("v1-a", "succeeded", '{"n":1}'),
+            ("v1-b", "failed", "{}"),
+        ]
+        assert all(r["occurred_at_us"] == "1746421505000000" for r in rows)
+        assert all(r["received_at"].startswith("2025-05-06 06:06:06") for r in rows)
+        assert server.sql("SHOW TABLES LIKE 'wp_hookpress_events_v1'") == []
+        assert server.run_php("echo get_option('hookpress_db_version');") != "1"
+
+        # Redelivered as it was: unchanged, and the old post is still its post.
+        with httpx.Client(auth=(site.ingest_user, site.app_password), timeout=60) as client:
+            again = client.post(
+                site.ingest_url,
+                json={
+                    "source": "legacy",
+                    "external_id": "v1-a",
+                    "status": "succeeded",
+                    "summary": "Old summary",
+                    "metadata": {"n": 1},
+                    "occurred_at": "2025-05-05T05:05:05Z",
+                },
+            )
+        assert again.status_code == 200, again.text
+        assert again.json()["result"] == "unchanged"
+        assert again.json()["id"] == int(rows[0]["post_id"])
