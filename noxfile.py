@@ -121,3 +121,10 @@ def bench(session: nox.Session) -> None:
     """Throughput, latency, CPU and drain figures as ratios to floors measured in the same run."""
     session.install("-e", ".[test,bench]")
     session.run("python", "-m", "bench.run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def wpbench(session: nox.Session) -> None:
+    """WordPress at a million events against 1,000, as ratios (not in the default list: ~30 min)."""
+    session.install("-e", ".[test,e2e]")
+    session.run("python", "-m", "bench.wordpress", *session.posargs)

@@ -104,17 +104,30 @@ def quote(value: str) -> str:
 
 
 @contextmanager
+def captured_profile(
+    server: WordPressServer,
+) -> Iterator[tuple[dict[str, str], list[tuple[str, float]]]]:
+    """Headers that make a request record its SQL, and the list of (statement,
+    seconds) it fills on exit. Use the headers on exactly one request inside the block.
+    """
+    token = uuid.uuid4().hex
+    timed: list[tuple[str, float]] = []
+    yield {"X-Hookpress-Test-Queries": token}, timed
+    path = server.docroot / "wp-content" / "hookpress-test-queries" / f"{token}.json"
+    timed.extend((str(sql), float(seconds)) for sql, seconds in json.loads(path.read_text()))
+    path.unlink()
+
+
+@contextmanager
 def captured_queries(server: WordPressServer) -> Iterator[tuple[dict[str, str], list[str]]]:
-    """Headers that make a request record its SQL, and the list it fills on exit.
+    """Headers that make a request record its SQL, and the statements it fills on exit.
 
     Use the headers on exactly one request inside the block.
     """
-    token = uuid.uuid4().hex
     queries: list[str] = []
-    yield {"X-Hookpress-Test-Queries": token}, queries
-    path = server.docroot / "wp-content" / "hookpress-test-queries" / f"{token}.json"
-    queries.extend(json.loads(path.read_text()))
-    path.unlink()
+    with captured_profile(server) as (headers, timed):
+        yield headers, queries
+    queries.extend(sql for sql, _ in timed)
 
 
 def explain(server: WordPressServer, statement: str) -> list[dict[str, Any]]:

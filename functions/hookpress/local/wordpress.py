@@ -345,12 +345,12 @@ class WordPressServer:
         result = self._wp("create-user", {"login": login, "role": role})
         return str(result["app_password"])
 
-    def run_php(self, code: str) -> str:
+    def run_php(self, code: str, *, timeout: float = _PHP_TIMEOUT) -> str:
         """Run PHP code with WordPress loaded (php-cli); return what it printed.
 
         For tests and diagnostics only: it runs ``eval`` on the given code.
         """
-        return str(self._wp("eval", {"code": code})["output"])
+        return str(self._wp("eval", {"code": code}, timeout=timeout)["output"])
 
     def sql(self, statement: str) -> list[dict[str, Any]]:
         """Run one SQL statement through WordPress's ``$wpdb`` (php-cli).
@@ -362,10 +362,10 @@ class WordPressServer:
         rows = self._wp("sql", {"statement": statement})["rows"]
         return list(rows)
 
-    def uninstall_plugin(self) -> None:
+    def uninstall_plugin(self, *, timeout: float = _PHP_TIMEOUT) -> None:
         """Deactivate the plugin, then run its uninstall.php, as wp-admin's Delete does."""
         self._wp("deactivate", {})
-        self._wp("uninstall", {})
+        self._wp("uninstall", {}, timeout=timeout)
 
     # -- start-up steps ----------------------------------------------------
 
@@ -611,7 +611,9 @@ class WordPressServer:
 
     # -- php-cli helper ----------------------------------------------------
 
-    def _wp(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _wp(
+        self, command: str, args: dict[str, Any], *, timeout: float = _PHP_TIMEOUT
+    ) -> dict[str, Any]:
         """Run one command of the wp-tool.php helper; return its JSON result."""
         tools = self._started_tools()
         token = secrets.token_hex(8)
@@ -641,7 +643,7 @@ class WordPressServer:
                     stdout=out,
                     stderr=out,
                     check=False,
-                    timeout=_PHP_TIMEOUT,
+                    timeout=timeout,
                 )
             if done.returncode != 0 or not result_file.exists():
                 raise WordPressError(

@@ -9,7 +9,8 @@
  *   store announces STEP (Hookpress_Event_Store::STEP_ACTION): the crash of a
  *   real process, with no shutdown functions, no destructors, no ROLLBACK.
  * - X-Hookpress-Test-Queries: TOKEN writes every SQL statement the request
- *   ran after this point to wp-content/hookpress-test-queries/TOKEN.json.
+ *   ran after this point, with the seconds it took, to
+ *   wp-content/hookpress-test-queries/TOKEN.json as [[statement, seconds], ...].
  *
  * @package Hookpress
  */
@@ -43,7 +44,7 @@ if ( '' !== $hookpress_test_queries ) {
 			}
 			$queries = array();
 			foreach ( (array) $GLOBALS['wpdb']->queries as $query ) {
-				$queries[] = $query[0];
+				$queries[] = array( $query[0], (float) $query[1] );
 			}
 			file_put_contents( "$dir/$hookpress_test_queries.json", wp_json_encode( $queries ) );
 		}
