@@ -169,3 +169,55 @@ def test_replay_refuses_ambiguous_selections(cli):
     assert cli.run("replay", "--status", "delivered").returncode == 2
     assert cli.run("replay", "--dead-letters", "--source", "x").returncode == 2
     assert cli.run("replay", "--status", "failed", "--rate", "fast").returncode == 2
+
+
+def test_replay_of_many_events_delivers_them_through_the_batch_route(cli, stack, db, wordpress):
+    # 12 events fail (WordPress answers 422 through the fault proxy), then are replayed.
+    stack.proxy.set(fail_next=12, fail_status=422)
+    sent = [cli.json("send", "cli-stripe", "--example") for _ in range(12)]
+    keys = [s["event_id"] for s in sent]
+    wait_for(lambda: all(status_of(db, k) == "failed" for k in keys), "failed")
+
+    done = cli.run("replay", *keys, "--rate", "1000/s", "--json")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "straight to WordPress" in done.stderr
+    report = json.loads(done.stdout)
+    assert report["counts"] == {"replayed": 12}
+    assert {i["detail"] for i in report["items"]} == {"delivered straight to WordPress (HTTP 201)"}
+    # Delivered by the time replay returns (no Pub/Sub round trip), once each.
+    for key, event in zip(keys, sent, strict=True):
+        record = db.collection("events").document(key).get().to_dict()
+        assert record["status"] == "delivered"
+        assert record["downstream_status"] == 201
+        assert [p["id"] for p in wordpress.find(event["provider_id"])] == [record["wp_post_id"]]
+    again = cli.json("replay", *keys)
+    assert again["counts"] == {"delivered": 12}
+
+
+def test_replay_republishes_when_the_batch_route_is_out_of_reach(cli, stack, db, plugin_options):
+    stack.proxy.set(fail_next=10, fail_status=422)
+    keys = [cli.json("send", "cli-github", "--example")["event_id"] for _ in range(10)]
+    wait_for(lambda: all(status_of(db, k) == "failed" for k in keys), "failed")
+    # This machine is not on the allowlist (nor is deliver, behind the fault proxy here).
+    plugin_options(allowlist=["192.0.2.1"])
+
+    forced = cli.run("replay", *keys, "--via", "wordpress")
+    assert forced.returncode == 4, forced.stderr
+    assert "not on the plugin's allowlist" in forced.stderr
+
+    auto = cli.run("replay", *keys, "--json")
+    assert "republishing through Pub/Sub" in auto.stderr
+    assert json.loads(auto.stdout)["counts"] == {"replayed": 10}
+    # deliver is refused too (403: failed); once allowed again, replay goes straight.
+    wait_for(lambda: all(status_of(db, k) == "failed" for k in keys), "refused by WordPress")
+    plugin_options(allowlist=["127.0.0.1", "::1"])
+    final = cli.run("replay", *keys, "--json")
+    assert "straight to WordPress" in final.stderr
+    assert json.loads(final.stdout)["counts"] == {"replayed": 10}
+    assert all(status_of(db, k) == "delivered" for k in keys)
+
+
+def test_replay_via_wordpress_takes_keys_and_selections_only(cli):
+    assert cli.run("replay", "--dead-letters", "--via", "wordpress").returncode == 2
+    assert cli.run("replay", "--day", "today", "--via", "wordpress").returncode == 2

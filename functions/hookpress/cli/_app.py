@@ -34,6 +34,8 @@ __all__ = ["build_parser", "main"]
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 _DEFAULT_RATE = "20/s"
+#: ``replay --via auto`` delivers straight to WordPress from this many events on.
+_DIRECT_MIN_EVENTS = 10
 
 DESCRIPTION = """\
 Operate a hookpress stack: send signed test webhooks, look events up, replay
@@ -264,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", default=_DEFAULT_RATE, help=f"at most N/s, N/m or N/h (default {_DEFAULT_RATE})"
     )
     replay.add_argument("--limit", type=int, help="at most this many events")
+    replay.add_argument(
+        "--via",
+        choices=("auto", "pubsub", "wordpress"),
+        default="auto",
+        help="pubsub: republish, deliver posts each event; wordpress: deliver here, up to 100 "
+        "events a request to the plugin's batch route (needs the stack's WordPress, from an "
+        f"allowlisted address); auto (default): wordpress for KEYs or --status/--since/--until "
+        f"selecting {_DIRECT_MIN_EVENTS} or more events when it can, else pubsub",
+    )
     replay.add_argument(
         "--dry-run", action="store_true", help="say what would be done; publish nothing"
     )
@@ -745,6 +756,8 @@ def cmd_replay(ctx: Context) -> ExitCode:
                 f"{', '.join(bad)} events are not replayed (delivered is done, published is on "
                 "its way unless --stale-after says otherwise): use held, failed, dead or received"
             )
+    if args.via == "wordpress" and (args.dead_letters or by_gcs):
+        raise _usage("--via wordpress replays KEYs and --status/--since/--until selections only")
     if args.stale_after and not (args.status and "published" in args.status):
         raise _usage("--stale-after applies to --status published only")
     for key in args.keys:
@@ -761,18 +774,29 @@ def cmd_replay(ctx: Context) -> ExitCode:
         cutoff = _parsed(lambda: parse_when(args.stale_after, now))
         replayer.stale_published_s = max(0.0, (now - cutoff).total_seconds())
     ctx.out.note(f"[dim]{target.describe()}[/]")
+    if selection is not None and not selection.statuses:
+        selection = Selection(
+            statuses=("held", "failed", "dead", "received"),
+            since=selection.since,
+            until=selection.until,
+            sources=selection.sources,
+            limit=selection.limit,
+        )
+    # Keys and selections are replayed by key: then they can go straight to WordPress.
+    by_keys = bool(args.keys) or (
+        selection is not None and args.via != "pubsub" and not args.dry_run
+    )
+    keys: list[str] = list(args.keys)
+    if by_keys and selection is not None:
+        from hookpress.ops.selection import select
+
+        keys = [s.key for s in select(replayer.records, selection)]
+    if by_keys and args.via != "pubsub" and not args.dry_run:
+        replayer.direct = _direct(ctx, target, len(keys), forced=args.via == "wordpress")
     with ReplayProgress(ctx.out, "replay") as progress:
-        if args.keys:
-            report = replayer.replay_keys(args.keys, progress)
+        if by_keys:
+            report = replayer.replay_keys(keys, progress)
         elif selection is not None:
-            if not selection.statuses:
-                selection = Selection(
-                    statuses=("held", "failed", "dead", "received"),
-                    since=selection.since,
-                    until=selection.until,
-                    sources=selection.sources,
-                    limit=selection.limit,
-                )
             report = replayer.replay_selection(selection, progress)
         elif args.dead_letters:
             report = replayer.replay_dead_letters(target.dead_letters(), args.limit, progress)
@@ -780,6 +804,70 @@ def cmd_replay(ctx: Context) -> ExitCode:
             prefixes = _prefixes(ctx, target, day)
             report = replayer.replay_gcs(prefixes, tuple(args.source or ()), progress)
     return _report(ctx, report, "replay")
+
+
+def _direct(ctx: Context, target: Target, count: int, *, forced: bool) -> Any:
+    """A DirectDelivery for replay, or None (republish) with a note saying why."""
+    from hookpress.ops.direct import BatchingWordPress, DirectDelivery, probe
+
+    def decline(why: str, hint: str) -> None:
+        if forced:
+            raise CliError(f"cannot deliver straight to WordPress: {why}", ExitCode.CONFIG, hint)
+        ctx.out.note(f"[dim]republishing through Pub/Sub: {why}[/]")
+
+    if not forced and count < _DIRECT_MIN_EVENTS:
+        return None
+    wp = target.wordpress
+    if wp is None:
+        decline(
+            "this tool does not know the stack's WordPress",
+            "set HOOKPRESS_WP_BASE_URL, HOOKPRESS_WP_USER and HOOKPRESS_WP_APP_PASSWORD_SECRET "
+            "(the deliver function's values), or use --via pubsub",
+        )
+        return None
+    passwords = target.secret_values().fetch(wp.password_secret)
+    if not passwords:
+        decline(f"the secret {wp.password_secret} has no enabled version", "use --via pubsub")
+        return None
+    import httpx
+
+    with httpx.Client(timeout=target.timeout_s, follow_redirects=False) as client:
+        why = probe(client, wp.base_url, wp.user, passwords[0])
+    if why is not None:
+        decline(why, "use --via pubsub, or run from an address on the plugin's allowlist")
+        return None
+    from hookpress.backends.secrets import CachedSecrets
+    from hookpress.deliver import Breaker, Deliverer
+    from hookpress.logs import Logger
+    from hookpress.settings import DeliverSettings
+
+    settings = DeliverSettings(
+        project=target.project,
+        raw_bucket=target.require_bucket(),
+        wp_base_url=wp.base_url,
+        wp_user=wp.user,
+        wp_app_password_secret=wp.password_secret,
+        push_auth="none",
+        events_collection=target.events_collection,
+        control_collection=target.control_collection,
+        firestore_database=target.firestore_database,
+        control_ttl_s=target.control_ttl_s,
+        event_ttl_days=target.event_ttl_days,
+        secrets=target.secrets,
+    )
+    deliverer = Deliverer(
+        settings,
+        records=target.records(),
+        raw=target.raw(),
+        secrets=CachedSecrets(target.secret_values(), ttl_s=300, min_refresh_interval_s=5),
+        wordpress=BatchingWordPress(wp.base_url, wp.user),
+        breaker=Breaker(settings.breaker_threshold, settings.breaker_cooldown_s),
+        log=Logger("hookpress-cli", stream=sys.stderr),
+    )
+    ctx.out.note(
+        f"delivering {count} events straight to WordPress, up to 100 a request ({wp.base_url})"
+    )
+    return DirectDelivery(deliverer)
 
 
 def _prefixes(ctx: Context, target: Target, day: date | None) -> list[str]:

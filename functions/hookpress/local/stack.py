@@ -649,6 +649,8 @@ class LocalStack:
                 "admin_app_password": site.admin_app_password,
                 "ingest_user": site.ingest_user,
                 "app_password": site.app_password,
+                # Where tools read the current one (rotation replaces it there).
+                "app_password_secret": WP_SECRET,
             },
             "emulators": {
                 "pubsub": env["PUBSUB_EMULATOR_HOST"],

@@ -18,6 +18,12 @@ Where the keys come from:
 - the dead-letter pull subscription: a message is acknowledged only once its
   event has been republished (or is already delivered).
 
+Keys and selections can also be delivered straight into WordPress, up to a
+hundred events a request, through the plugin's batch route
+(:mod:`hookpress.ops.direct`, set as ``direct``): the same records are
+chosen, and the deliver function's own code delivers them and writes each
+outcome on its record.
+
 Each decision is an :class:`Item`; a :class:`Report` counts them.
 """
 
@@ -30,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from hookpress.backends import BackendError
@@ -39,7 +46,9 @@ from hookpress.publication import REPLAYABLE, Publication
 if TYPE_CHECKING:
     from hookpress.backends.firestore import EventRecords, Snapshot
     from hookpress.backends.gcs import RawStore
+    from hookpress.deliver import Result
     from hookpress.ops.deadletters import DeadLetters
+    from hookpress.ops.direct import DirectDelivery
     from hookpress.ops.selection import Selection
 
 __all__ = ["Action", "Item", "Progress", "RateLimiter", "Replayer", "Report"]
@@ -165,6 +174,11 @@ class Replayer:
     stale_published_s: float | None = None
     clock: Callable[[], float] = time.time
     max_consecutive_errors: int = 5
+    #: Deliver keys and selections straight into WordPress in batches (None: republish).
+    direct: DirectDelivery | None = None
+    #: With ``direct``: a batch leaves when it holds this many events or is this old.
+    batch_size: int = 100
+    batch_window_s: float = 1.0
     _errors: int = field(default=0, init=False, repr=False)
 
     # -- entry points --------------------------------------------------------------------
@@ -175,6 +189,8 @@ class Replayer:
         unique = list(dict.fromkeys(keys))
         progress.total(len(unique))
         report = Report(dry_run=self.dry_run)
+        if self.direct is not None and not self.dry_run:
+            return self._run_direct(report, progress, unique, self.direct)
         return self._run(report, progress, ((k, self._replay_key) for k in unique))
 
     def replay_selection(self, selection: Selection, progress: Progress | None = None) -> Report:
@@ -279,6 +295,49 @@ class Replayer:
                 break
         return report
 
+    def _run_direct(
+        self, report: Report, progress: Progress, keys: list[str], direct: DirectDelivery
+    ) -> Report:
+        """Decide each key as a republish would, then deliver the chosen ones in batches."""
+        queue: list[Item] = []  # chosen: the record's status and source before
+        opened = 0.0
+
+        def flush() -> None:
+            delivered = direct.deliver(i.key for i in queue)
+            for before, (_, result) in zip(queue, delivered, strict=True):
+                item = _delivered_item(before, result)
+                self._errors = self._errors + 1 if item.action is Action.ERROR else 0
+                report.add(item)
+                progress.advance(item)
+            queue.clear()
+
+        for key in keys:
+            decided = self._guard(key, partial(self._choose, key))
+            if decided.action is Action.WOULD_REPLAY:
+                self.limiter.wait()
+                if not queue:
+                    opened = time.monotonic()
+                queue.append(decided)
+            else:
+                report.add(decided)
+                progress.advance(decided)
+            if queue and (
+                len(queue) >= self.batch_size or time.monotonic() - opened >= self.batch_window_s
+            ):
+                flush()
+            if self._errors >= self.max_consecutive_errors:
+                report.aborted = f"{self._errors} errors in a row"
+                break
+        if queue and report.aborted is None:
+            flush()
+        return report
+
+    def _choose(self, key: str) -> Item:
+        snapshot = self.records.get(key)
+        if snapshot is None:
+            return Item(key, Action.MISSING, detail="no record")
+        return self._gate(snapshot) or self._item(snapshot, Action.WOULD_REPLAY)
+
     def _guard(self, key: str, decide: Callable[[], Item]) -> Item:
         try:
             item = decide()
@@ -298,37 +357,43 @@ class Replayer:
         return self._guard(key, decide)
 
     def _replay_snapshot(self, snapshot: Snapshot) -> Item:
-        data = snapshot.data
-        status = data.get("status")
-        source = data.get("source")
-        key = snapshot.key
-
-        def item(action: Action, detail: str | None = None) -> Item:
-            return Item(
-                key,
-                action,
-                str(status) if status else None,
-                str(source) if source else None,
-                detail,
-            )
-
-        if status == Status.DELIVERED.value:
-            return item(Action.DELIVERED)
-        now = self.clock()
-        if status == Status.PUBLISHED.value and not self._stale(snapshot, now):
-            return item(Action.IN_FLIGHT, "published, on its way to WordPress")
-        if status == Status.RECEIVED.value and self.publication.claim_live(snapshot, now):
-            return item(Action.IN_FLIGHT, "being published")
-        if status not in {Status.RECEIVED.value, Status.PUBLISHED.value} | REPLAYABLE:
-            return item(Action.ERROR, f"unknown status {status!r}")
+        decided = self._gate(snapshot)
+        if decided is not None:
+            return decided
         if self.dry_run:
-            return item(Action.WOULD_REPLAY)
+            return self._item(snapshot, Action.WOULD_REPLAY)
         self.limiter.wait()
         if self.publication.replay(
             snapshot, self.clock(), stale_published_s=self.stale_published_s
         ):
-            return item(Action.REPLAYED)
-        return item(Action.IN_FLIGHT, "another caller published it first")
+            return self._item(snapshot, Action.REPLAYED)
+        return self._item(snapshot, Action.IN_FLIGHT, "another caller published it first")
+
+    def _gate(self, snapshot: Snapshot) -> Item | None:
+        """Why this record is not sent again (an Item), or None when it is."""
+        status = snapshot.data.get("status")
+        if status == Status.DELIVERED.value:
+            return self._item(snapshot, Action.DELIVERED)
+        now = self.clock()
+        if status == Status.PUBLISHED.value and not self._stale(snapshot, now):
+            return self._item(snapshot, Action.IN_FLIGHT, "published, on its way to WordPress")
+        if status == Status.RECEIVED.value and self.publication.claim_live(snapshot, now):
+            return self._item(snapshot, Action.IN_FLIGHT, "being published")
+        if status not in {Status.RECEIVED.value, Status.PUBLISHED.value} | REPLAYABLE:
+            return self._item(snapshot, Action.ERROR, f"unknown status {status!r}")
+        return None
+
+    @staticmethod
+    def _item(snapshot: Snapshot, action: Action, detail: str | None = None) -> Item:
+        status = snapshot.data.get("status")
+        source = snapshot.data.get("source")
+        return Item(
+            snapshot.key,
+            action,
+            str(status) if status else None,
+            str(source) if source else None,
+            detail,
+        )
 
     def _stale(self, snapshot: Snapshot, now: float) -> bool:
         if self.stale_published_s is None:
@@ -431,6 +496,20 @@ class Replayer:
             return item
 
         return self._guard(key, decide)
+
+
+def _delivered_item(before: Item, result: Result) -> Item:
+    """The report's item for an event delivered straight to WordPress."""
+    from hookpress.deliver import Outcome
+    from hookpress.ops.direct import outcome_text
+
+    action = {
+        Outcome.DELIVERED: Action.REPLAYED,
+        Outcome.ALREADY_DELIVERED: Action.DELIVERED,
+        Outcome.HELD: Action.PENDING,  # paused: held, replayed by `hookpress resume`
+        Outcome.UNKNOWN_EVENT: Action.MISSING,
+    }.get(result.outcome, Action.ERROR)
+    return Item(before.key, action, before.status, before.source, outcome_text(result))
 
 
 def _received_at(metadata: Mapping[str, str]) -> datetime | None:

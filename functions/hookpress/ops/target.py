@@ -49,6 +49,7 @@ __all__ = [
     "Source",
     "Target",
     "TargetError",
+    "WordPress",
     "cron_period_s",
     "find_local_file",
     "load_cloud",
@@ -81,6 +82,15 @@ class Source:
     provider: str | None = None  # None: the scheme's own provider
     signing_secrets: tuple[str, ...] = ()  # asymmetric keys: the private half (local only)
     public_url: str | None = None  # what a URL-signing provider (Twilio) signs
+
+
+@dataclass(frozen=True, slots=True)
+class WordPress:
+    """How an operator tool reaches the plugin as the ingest user (replay's batch route)."""
+
+    base_url: str  # the REST base, e.g. https://example.com/wp-json
+    user: str
+    password_secret: str  # the secret id of the ingest user's application password
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +131,8 @@ class Target:
     smoke_source: str | None = None
     #: how often the reconcile job runs, in seconds (None: unknown)
     reconcile_every_s: float | None = None
+    #: the plugin, as the deliver function reaches it (None: not known to this tool)
+    wordpress: WordPress | None = None
     #: a Secret Manager client to use instead of building one (scripts, tests)
     secret_client: Any = field(default=None, compare=False, repr=False)
 
@@ -311,6 +323,9 @@ def load_local(path: Path, env: Mapping[str, str] | None = None) -> Target:
     subscriptions = _map(data.get("subscriptions"))
     smoke = _map(data.get("smoke"))
     every = smoke.get("reconcile_every_s")
+    wp = _map(data.get("wordpress"))
+    wp_base, wp_user = _text(wp.get("rest_base")), _text(wp.get("ingest_user"))
+    wp_secret = _text(wp.get("app_password_secret"))
     return Target(
         kind="local",
         smoke_source=_text(smoke.get("source")),
@@ -329,7 +344,12 @@ def load_local(path: Path, env: Mapping[str, str] | None = None) -> Target:
         pull_wait_s=2.0,  # the emulator answers at once when messages wait
         event_ttl_days=_int(env, "HOOKPRESS_EVENT_TTL_DAYS", 30),
         control_ttl_s=_float(env, "HOOKPRESS_CONTROL_TTL_S", 5.0),
+        wordpress=_wordpress(wp_base, wp_user, wp_secret),
     )
+
+
+def _wordpress(base: str | None, user: str | None, secret: str | None) -> WordPress | None:
+    return WordPress(base.rstrip("/"), user, secret) if base and user and secret else None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -429,6 +449,10 @@ def load_cloud(
     subscriptions = _map(outputs.get("subscriptions"))
     smoke = _map(outputs.get("smoke"))
     schedule = _text(smoke.get("reconcileSchedule"))
+    # The deliver function's own variables: set them to replay straight into WordPress.
+    wp_base = _text(env.get("HOOKPRESS_WP_BASE_URL"))
+    wp_user = _text(env.get("HOOKPRESS_WP_USER"))
+    wp_secret = _text(env.get("HOOKPRESS_WP_APP_PASSWORD_SECRET"))
     return Target(
         kind="cloud",
         smoke_source=_text(smoke.get("source")),
@@ -461,6 +485,7 @@ def load_cloud(
         or "(default)",
         event_ttl_days=_int(env, "HOOKPRESS_EVENT_TTL_DAYS", 30),
         control_ttl_s=_float(env, "HOOKPRESS_CONTROL_TTL_S", 5.0),
+        wordpress=_wordpress(wp_base, wp_user, wp_secret),
     )
 
 
