@@ -42,7 +42,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -61,6 +60,7 @@ from tests.e2e.plugin_site import (
     IDEMPOTENCY,
     captured_profile,
     captured_queries,
+    concurrently,
     install_test_hooks,
     projection_problems,
     unindexed,
@@ -481,17 +481,6 @@ def profile(sites: list[Site]) -> dict[str, Any]:
             ],
         }
     return result
-
-
-def concurrently(count_: int, send: Callable[[int], httpx.Response]) -> list[httpx.Response]:
-    barrier = threading.Barrier(count_)
-
-    def run(i: int) -> httpx.Response:
-        barrier.wait()
-        return send(i)
-
-    with ThreadPoolExecutor(max_workers=count_) as pool:
-        return list(pool.map(run, range(count_)))
 
 
 def concurrency(site: Site) -> dict[str, Any]:

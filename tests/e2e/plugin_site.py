@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hookpress.local.wordpress import WordPressServer
 
@@ -36,6 +38,21 @@ NO_READ = re.compile(
 
 #: The steps Hookpress_Event_Store announces, in order (kill points).
 STEPS = ("claimed", "upserted", "projected", "linked", "completed", "committed")
+
+
+T = TypeVar("T")
+
+
+def concurrently(count: int, send: Callable[[int], T]) -> list[T]:
+    """Run ``send(0)`` … ``send(count - 1)`` in threads released at the same instant."""
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> T:
+        barrier.wait()
+        return send(index)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
 
 
 def install_test_hooks(server: WordPressServer) -> None:

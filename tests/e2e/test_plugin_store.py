@@ -12,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from tests.e2e.plugin_site import (
     STEPS,
     WP_FILES,
     captured_queries,
+    concurrently,
     count,
     install_test_hooks,
     posts_titled,
@@ -107,18 +106,6 @@ def content_hash(record: Body) -> str:
     metadata = json.dumps(record.get("metadata") or {}, separators=(",", ":"), ensure_ascii=False)
     text = f"{record['status']}\x1f{record.get('summary') or ''}\x1f{metadata}"
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def concurrently(count_: int, send: Callable[[int], httpx.Response]) -> list[httpx.Response]:
-    """Run ``send`` in ``count_`` threads released at the same instant."""
-    barrier = threading.Barrier(count_)
-
-    def run(index: int) -> httpx.Response:
-        barrier.wait()
-        return send(index)
-
-    with ThreadPoolExecutor(max_workers=count_) as pool:
-        return list(pool.map(run, range(count_)))
 
 
 # -- the table ----------------------------------------------------------------------------
