@@ -85,34 +85,32 @@ def posts_titled(server: WordPressServer, source: str, external_id: str) -> list
     )
 
 
+#: Each way posts and rows can disagree, as a query that finds the instances.
+_DISAGREEMENTS = {
+    "posts without a row": f"SELECT p.ID FROM wp_posts p LEFT JOIN {EVENTS} e ON e.post_id = p.ID "
+    "WHERE p.post_type = 'ai_event' AND e.id IS NULL",
+    "rows linked to no post": f"SELECT e.id, e.post_id FROM {EVENTS} e "
+    "LEFT JOIN wp_posts p ON p.ID = e.post_id WHERE e.post_id > 0 AND p.ID IS NULL",
+    "posts shared by rows": f"SELECT post_id, COUNT(*) AS n FROM {EVENTS} WHERE post_id > 0 "
+    "GROUP BY post_id HAVING n > 1",
+    "posts showing another version than their row": f"SELECT e.id FROM {EVENTS} e "
+    "JOIN wp_postmeta m ON m.post_id = e.post_id AND m.meta_key = 'status' "
+    "WHERE m.meta_value <> e.status",
+}
+
+
 def projection_problems(server: WordPressServer) -> list[str]:
-    """Every way the posts and the table disagree (empty when consistent)."""
-    problems = []
-    orphans = server.sql(
-        f"SELECT p.ID FROM wp_posts p LEFT JOIN {EVENTS} e ON e.post_id = p.ID "
-        "WHERE p.post_type = 'ai_event' AND e.id IS NULL"
+    """Every way the posts and the table disagree (empty when consistent); one php run."""
+    found = json.loads(
+        server.run_php(
+            "global $wpdb; $out = array();"
+            f"foreach ( json_decode( {quote(json.dumps(_DISAGREEMENTS))}, true ) as $what => $sql )"
+            " { $rows = $wpdb->get_results( $sql, ARRAY_A );"
+            " if ( $rows ) { $out[ $what ] = $rows; } }"
+            " echo json_encode( (object) $out );"
+        )
     )
-    if orphans:
-        problems.append(f"posts without a row: {[r['ID'] for r in orphans]}")
-    dangling = server.sql(
-        f"SELECT e.id, e.post_id FROM {EVENTS} e LEFT JOIN wp_posts p ON p.ID = e.post_id "
-        "WHERE e.post_id > 0 AND p.ID IS NULL"
-    )
-    if dangling:
-        problems.append(f"rows linked to no post: {dangling}")
-    shared = server.sql(
-        f"SELECT post_id, COUNT(*) AS n FROM {EVENTS} WHERE post_id > 0 "
-        "GROUP BY post_id HAVING n > 1"
-    )
-    if shared:
-        problems.append(f"posts shared by rows: {shared}")
-    stale_meta = server.sql(
-        f"SELECT e.id FROM {EVENTS} e JOIN wp_postmeta m ON m.post_id = e.post_id "
-        "AND m.meta_key = 'status' WHERE m.meta_value <> e.status"
-    )
-    if stale_meta:
-        problems.append(f"posts showing another version than their row: {stale_meta}")
-    return problems
+    return [f"{what}: {rows}" for what, rows in found.items()]
 
 
 def quote(value: str) -> str:
