@@ -63,6 +63,7 @@ from tests.e2e.plugin_site import (
     concurrently,
     install_test_hooks,
     projection_problems,
+    seed_statements,
     unindexed,
 )
 
@@ -143,49 +144,15 @@ def mariadb(server: WordPressServer, sql: str) -> None:
 def seed(site: Site) -> dict[str, Any]:
     """Bulk-load ``site.events`` events with their posts, meta and stored keys."""
     server = site.server
-    user = server.sql("SELECT ID FROM wp_users WHERE user_login = 'hookpress-ingest'")[0]["ID"]
+    author = int(
+        server.sql("SELECT ID FROM wp_users WHERE user_login = 'hookpress-ingest'")[0]["ID"]
+    )
     base = int(server.sql("SELECT COALESCE(MAX(ID), 0) + 1000 AS b FROM wp_posts")[0]["b"])
     started = time.perf_counter()
     for first in range(1, site.events + 1, CHUNK):
         last = min(site.events, first + CHUNK - 1)
-        seq = f"seq_{first}_to_{last}"
-        status = "ELT(1 + seq % 5, 'succeeded', 'failed', 'pending', 'canceled', 'refunded')"
-        summary = "CONCAT('Seeded event ', seq)"
-        metadata = "CONCAT('{\"n\":', seq, '}')"
-        occurred = "1735689600000000 + seq * 31536000"
-        received = "TIMESTAMPADD(MICROSECOND, seq * 31536000, '2025-01-01 00:00:00')"
-        rfc = "DATE_FORMAT({}, '%Y-%m-%dT%H:%i:%sZ')"
-        meta = {
-            "external_id": "CONCAT('evt_', seq)",
-            "source": f"'{SOURCE}'",
-            "status": status,
-            "summary": summary,
-            "metadata": metadata,
-            "occurred_at": rfc.format(received),
-            "received_at": rfc.format(received),
-        }
-        statements = [
-            f"INSERT INTO {EVENTS} (id, source, external_id, status, summary, metadata, occurred_at_us, "
-            f"content_hash, received_at, post_id) SELECT seq, '{SOURCE}', CONCAT('evt_', seq), {status}, "
-            f"{summary}, {metadata}, {occurred}, UNHEX(SHA2(CONCAT_WS(CHAR(31), {status}, {summary}, "
-            f"{metadata}), 256)), {received}, {base} + seq FROM {seq};",
-            "INSERT INTO wp_posts (ID, post_author, post_date, post_date_gmt, post_content, post_title, "
-            "post_excerpt, post_status, comment_status, ping_status, post_name, to_ping, pinged, "
-            "post_modified, post_modified_gmt, post_content_filtered, post_type) "
-            f"SELECT {base} + seq, {user}, {received}, {received}, {summary}, CONCAT('{SOURCE}: evt_', seq), "
-            "'', 'publish', 'closed', 'closed', CONCAT('hookpress-event-', seq), '', '', "
-            f"{received}, {received}, '', 'ai_event' FROM {seq};",
-            "INSERT INTO wp_postmeta (post_id, meta_key, meta_value) "
-            + " UNION ALL ".join(
-                f"SELECT {base} + seq, '{key}', {value} FROM {seq}" for key, value in meta.items()
-            )
-            + ";",
-            f"INSERT INTO {IDEMPOTENCY} (key_hash, request_hash, state, status_code, response, "
-            f"created_at, expires_at) SELECT SHA2(CONCAT({user}, CHAR(10), 'seed-', seq), 256), "
-            "SHA2(seq, 256), 'done', 201, CONCAT('{\"id\":', seq, '}'), UTC_TIMESTAMP(), "
-            f"UTC_TIMESTAMP() + INTERVAL 1 DAY FROM {seq};",
-        ]
-        mariadb(server, "\n".join(statements))
+        statements = seed_statements(first, last, post_base=base, author=author)
+        mariadb(server, ";\n".join(statements) + ";")
     mariadb(server, f"ANALYZE TABLE {EVENTS}, {IDEMPOTENCY}, wp_posts, wp_postmeta;")
     seconds = time.perf_counter() - started
     return {

@@ -24,6 +24,7 @@ from hookpress.local.wordpress import WordPressServer
 
 WP_FILES = Path(__file__).resolve().parent / "wp"
 EVENTS = "wp_hookpress_events"
+INGEST_USER = "hookpress-ingest"
 IDEMPOTENCY = "wp_hookpress_idempotency"
 
 #: Statements that would make the store depend on a lock function (or a table lock).
@@ -145,9 +146,19 @@ def captured_queries(server: WordPressServer) -> Iterator[tuple[dict[str, str], 
     queries.extend(sql for sql, _ in timed)
 
 
-def explain(server: WordPressServer, statement: str) -> list[dict[str, Any]]:
-    """EXPLAIN of one statement (SELECT, UPDATE or DELETE)."""
-    return server.sql(f"EXPLAIN {statement}")
+def explain_all(server: WordPressServer, statements: list[str]) -> list[list[dict[str, Any]]]:
+    """EXPLAIN of each statement (SELECT, UPDATE or DELETE), in one php run."""
+    if not statements:
+        return []
+    output = server.run_php(
+        "global $wpdb; $out = array();"
+        f"foreach ( json_decode( {quote(json.dumps(statements))}, true ) as $sql )"
+        " { $out[] = $wpdb->get_results( 'EXPLAIN ' . $sql, ARRAY_A ); }"
+        " echo json_encode( $out );",
+        timeout=600,
+    )
+    plans: list[list[dict[str, Any]]] = json.loads(output)
+    return plans
 
 
 def unindexed(
@@ -162,39 +173,85 @@ def unindexed(
     by the unique key by definition.
     """
     names = tuple(tables)
+    chosen = [
+        text
+        for text in dict.fromkeys(s.strip() for s in statements)
+        if re.match(r"(SELECT|UPDATE|DELETE)\b", text, re.I)
+        and any(re.search(rf"\b{re.escape(t)}\b", text) for t in names)
+    ]
     found = []
-    for statement in statements:
-        text = statement.strip()
-        if not re.match(r"(SELECT|UPDATE|DELETE)\b", text, re.I):
-            continue
-        if not any(re.search(rf"\b{re.escape(t)}\b", text) for t in names):
-            continue
-        for row in explain(server, text):
+    for text, plan in zip(chosen, explain_all(server, chosen), strict=True):
+        for row in plan:
             table = str(row.get("table") or "")
-            if table.startswith("<derived") or table.startswith("<union"):
+            if table.startswith(("<derived", "<union")):
                 continue
-            if row.get("type") == "ALL" or not row.get("key"):
-                if NO_READ.search(str(row.get("Extra") or "")):
-                    continue
+            if (row.get("type") == "ALL" or not row.get("key")) and not NO_READ.search(
+                str(row.get("Extra") or "")
+            ):
                 found.append(f"{text}\n    -> {row}")
     return found
 
 
-def seed_events(
-    server: WordPressServer, count_: int, *, source: str = "bench", start: int = 1
-) -> None:
-    """Bulk-load rows into the events table with one INSERT ... SELECT (no posts).
+def seed_statements(
+    first: int, last: int, *, post_base: int, author: int, id_base: int = 0
+) -> list[str]:
+    """SQL that bulk-loads events ``first`` … ``last`` as deliver would have left them.
 
-    External ids are ``evt_<n>``; occurred and received times 31.5 s apart (a
-    million rows span a year); statuses cycle through five values.
+    Each event ``n`` is a row (id ``id_base + n``, source ``bench``, external id
+    ``evt_<n>``, statuses cycling through five values, occurred and received
+    31.536 s apart from 2025-01-01, so a million span a year), its post (id
+    ``post_base + n``) with the seven meta rows the projection writes, and a
+    stored Idempotency-Key, all by INSERT … SELECT from MariaDB's sequence
+    engine. The content hash is the plugin's, so a redelivery is ``unchanged``.
     """
-    server.sql(
-        f"INSERT INTO {EVENTS} (source, external_id, status, summary, metadata, "
+    seq = f"seq_{first}_to_{last}"
+    status = "ELT(1 + seq % 5, 'succeeded', 'failed', 'pending', 'canceled', 'refunded')"
+    summary = "CONCAT('Seeded event ', seq)"
+    metadata = "CONCAT('{\"n\":', seq, '}')"
+    occurred = "1735689600000000 + seq * 31536000"
+    received = "TIMESTAMPADD(MICROSECOND, seq * 31536000, '2025-01-01 00:00:00')"
+    rfc = f"DATE_FORMAT({received}, '%Y-%m-%dT%H:%i:%sZ')"
+    meta = {
+        "external_id": "CONCAT('evt_', seq)",
+        "source": "'bench'",
+        "status": status,
+        "summary": summary,
+        "metadata": metadata,
+        "occurred_at": rfc,
+        "received_at": rfc,
+    }
+    return [
+        f"INSERT INTO {EVENTS} (id, source, external_id, status, summary, metadata, "
         "occurred_at_us, content_hash, received_at, post_id) "
-        f"SELECT {quote(source)}, CONCAT('evt_', seq), ELT(1 + seq % 5, 'succeeded', "
-        "'failed', 'pending', 'canceled', 'refunded'), CONCAT('Seeded event ', seq), "
-        "CONCAT('{\"n\":', seq, '}'), 1735689600000000 + seq * 31536000, "
-        "UNHEX(SHA2(CONCAT('seed', seq), 256)), "
-        "TIMESTAMPADD(MICROSECOND, seq * 31536000, '2025-01-01 00:00:00'), 0 "
-        f"FROM seq_{start}_to_{start + count_ - 1}"
+        f"SELECT {id_base} + seq, 'bench', CONCAT('evt_', seq), {status}, {summary}, "
+        f"{metadata}, {occurred}, "
+        f"UNHEX(SHA2(CONCAT_WS(CHAR(31), {status}, {summary}, {metadata}), 256)), {received}, "
+        f"{post_base} + seq FROM {seq}",
+        "INSERT INTO wp_posts (ID, post_author, post_date, post_date_gmt, post_content, "
+        "post_title, post_excerpt, post_status, comment_status, ping_status, post_name, to_ping, "
+        "pinged, post_modified, post_modified_gmt, post_content_filtered, post_type) "
+        f"SELECT {post_base} + seq, {author}, {received}, {received}, {summary}, "
+        "CONCAT('bench: evt_', seq), '', 'publish', 'closed', 'closed', "
+        f"CONCAT('hookpress-event-', seq), '', '', {received}, {received}, '', 'ai_event' "
+        f"FROM {seq}",
+        "INSERT INTO wp_postmeta (post_id, meta_key, meta_value) "
+        + " UNION ALL ".join(
+            f"SELECT {post_base} + seq, '{key}', {value} FROM {seq}" for key, value in meta.items()
+        ),
+        f"INSERT INTO {IDEMPOTENCY} (key_hash, request_hash, state, status_code, response, "
+        f"created_at, expires_at) SELECT SHA2(CONCAT({author}, CHAR(10), 'seed-', seq), 256), "
+        "SHA2(seq, 256), 'done', 201, CONCAT('{\"id\":', seq, '}'), UTC_TIMESTAMP(), "
+        f"UTC_TIMESTAMP() + INTERVAL 1 DAY FROM {seq}",
+    ]
+
+
+def seed_site(server: WordPressServer, events: int) -> None:
+    """Bulk-load ``events`` seeded events into an empty table, with posts (see seed_statements)."""
+    author = int(
+        server.sql(f"SELECT ID FROM wp_users WHERE user_login = {quote(INGEST_USER)}")[0]["ID"]
     )
+    base = int(server.sql("SELECT COALESCE(MAX(ID), 0) + 1000 AS b FROM wp_posts")[0]["b"])
+    ids = int(server.sql(f"SELECT COALESCE(MAX(id), 0) + 1000 AS b FROM {EVENTS}")[0]["b"])
+    for statement in seed_statements(1, events, post_base=base, author=author, id_base=ids):
+        server.sql(statement)
+    server.sql(f"ANALYZE TABLE {EVENTS}, {IDEMPOTENCY}, wp_posts, wp_postmeta")
