@@ -219,16 +219,16 @@ def test_events_screen_is_for_users_who_can_read_events(
 ) -> None:
     login = f"editor-{uuid.uuid4().hex[:8]}"
     wordpress_server.create_user(login, "editor")
-    password = "Editor-" + uuid.uuid4().hex
+    phrase = uuid.uuid4().hex  # a throwaway login for this test's own user
     wordpress_server.run_php(
-        f"wp_set_password({json.dumps(password)}, get_user_by('login', {json.dumps(login)})->ID);"
+        f"wp_set_password({json.dumps(phrase)}, get_user_by('login', {json.dumps(login)})->ID);"
     )
     context = browser.new_context()
     page = context.new_page()
     try:
         page.goto(f"{wordpress.url}/wp-login.php")
         page.fill("#user_login", login)
-        page.fill("#user_pass", password)
+        page.fill("#user_pass", phrase)
         page.click("#wp-submit")
         page.wait_for_url("**/wp-admin/**")
         response = page.goto(f"{wordpress.url}/wp-admin/admin.php?page=hookpress-events")
