@@ -24,6 +24,8 @@ from hookpress.local.wordpress import WordPressServer
 
 WP_FILES = Path(__file__).resolve().parent / "wp"
 EVENTS = "wp_hookpress_events"
+#: How the projection names an event field in postmeta (Hookpress_Post_Type::meta_key()).
+META_PREFIX = ""
 INGEST_USER = "hookpress-ingest"
 IDEMPOTENCY = "wp_hookpress_idempotency"
 
@@ -95,7 +97,7 @@ _DISAGREEMENTS = {
     "posts shared by rows": f"SELECT post_id, COUNT(*) AS n FROM {EVENTS} WHERE post_id > 0 "
     "GROUP BY post_id HAVING n > 1",
     "posts showing another version than their row": f"SELECT e.id FROM {EVENTS} e "
-    "JOIN wp_postmeta m ON m.post_id = e.post_id AND m.meta_key = 'status' "
+    f"JOIN wp_postmeta m ON m.post_id = e.post_id AND m.meta_key = '{META_PREFIX}status' "
     "WHERE m.meta_value <> e.status",
 }
 
@@ -236,7 +238,8 @@ def seed_statements(
         f"FROM {seq}",
         "INSERT INTO wp_postmeta (post_id, meta_key, meta_value) "
         + " UNION ALL ".join(
-            f"SELECT {post_base} + seq, '{key}', {value} FROM {seq}" for key, value in meta.items()
+            f"SELECT {post_base} + seq, '{META_PREFIX}{key}', {value} FROM {seq}"
+            for key, value in meta.items()
         ),
         f"INSERT INTO {IDEMPOTENCY} (key_hash, request_hash, state, status_code, response, "
         f"created_at, expires_at) SELECT SHA2(CONCAT({author}, CHAR(10), 'seed-', seq), 256), "

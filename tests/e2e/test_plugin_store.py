@@ -26,6 +26,7 @@ from tests.e2e.plugin_site import (
     EVENTS,
     IDEMPOTENCY,
     LOCKING,
+    META_PREFIX,
     STEPS,
     WP_FILES,
     captured_queries,
@@ -302,7 +303,7 @@ def test_twenty_interleaved_versions_store_the_newest_every_run(
         winners.add(expected["status"])
         post = store_server.sql(
             f"SELECT meta_value FROM wp_postmeta WHERE post_id = {int(row['post_id'])} "
-            "AND meta_key = 'status'"
+            f"AND meta_key = '{META_PREFIX}status'"
         )
         assert post == [{"meta_value": expected["status"]}]
     assert projection_problems(store_server) == []

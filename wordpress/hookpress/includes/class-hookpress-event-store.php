@@ -66,8 +66,9 @@ final class Hookpress_Event_Store {
 	 */
 	public static function transaction( callable $work ) {
 		global $wpdb;
-		// A database error must become a 503 in JSON, not HTML in the body.
-		$suppressed = $wpdb->suppress_errors( true );
+		// A database error must become a 503 in JSON, not HTML in the body
+		// (it still goes to the error log).
+		$shown = $wpdb->hide_errors();
 		try {
 			for ( $attempt = 1; ; $attempt++ ) {
 				if ( false === $wpdb->query( 'START TRANSACTION' ) ) {
@@ -80,6 +81,8 @@ final class Hookpress_Event_Store {
 					if ( null === $result || is_wp_error( $result ) ) {
 						$deadlock = self::ER_LOCK_DEADLOCK === self::last_errno();
 						$wpdb->query( 'ROLLBACK' );
+						// Posts this attempt created are gone: so must their cache entries be.
+						Hookpress_Post_Projection::forget_created();
 					}
 				}
 				if ( is_wp_error( $result ) ) {
@@ -91,13 +94,15 @@ final class Hookpress_Event_Store {
 					return $result;
 				}
 				if ( false === $wpdb->query( 'COMMIT' ) ) {
+					Hookpress_Post_Projection::forget_created();
 					return self::failed();
 				}
+				Hookpress_Post_Projection::committed();
 				self::step( 'committed' );
 				return $result;
 			}
 		} finally {
-			$wpdb->suppress_errors( $suppressed );
+			$wpdb->show_errors( $shown );
 		}
 	}
 

@@ -357,9 +357,12 @@ CREATE TABLE {$buckets} (
 		global $wpdb;
 		$meta = array();
 		foreach ( array( 'status', 'summary', 'metadata', 'received_at' ) as $key ) {
+			// Under its current key, or version 1's plain one if not moved yet.
 			$meta[ $key ] = $wpdb->prepare(
-				"(SELECT meta_value FROM {$wpdb->postmeta} WHERE post_id = l.post_id AND meta_key = %s LIMIT 1)", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
-				$key
+				"(SELECT meta_value FROM {$wpdb->postmeta} WHERE post_id = l.post_id AND meta_key IN (%s, %s) ORDER BY meta_key = %s DESC LIMIT 1)", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				Hookpress_Post_Type::meta_key( $key ),
+				$key,
+				Hookpress_Post_Type::meta_key( $key )
 			);
 		}
 		// phpcs:disable WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- table names and subqueries are ours.

@@ -21,6 +21,31 @@ defined( 'ABSPATH' ) || exit;
 final class Hookpress_Post_Projection {
 
 	/**
+	 * Posts created by the current transaction (their cache entries must go
+	 * if it rolls back).
+	 *
+	 * @var int[]
+	 */
+	private static $created = array();
+
+	/**
+	 * The transaction committed: its posts are real.
+	 */
+	public static function committed() {
+		self::$created = array();
+	}
+
+	/**
+	 * The transaction rolled back: the object cache forgets its posts.
+	 */
+	public static function forget_created() {
+		foreach ( self::$created as $post_id ) {
+			clean_post_cache( $post_id );
+		}
+		self::$created = array();
+	}
+
+	/**
 	 * Brings the post in step with the row; creates it when the row has none.
 	 *
 	 * @param array  $row    The event's row (Hookpress_Event_Store::COLUMNS).
@@ -67,6 +92,7 @@ final class Hookpress_Post_Projection {
 		if ( is_wp_error( $post_id ) || ! $post_id ) {
 			return Hookpress_Event_Store::failed();
 		}
+		self::$created[] = (int) $post_id;
 		foreach ( self::meta( $row ) as $key => $value ) {
 			// add, not update: a new post has no meta, and add does not read first.
 			if ( ! add_post_meta( $post_id, $key, wp_slash( $value ) ) ) {
