@@ -25,7 +25,7 @@ from hookpress.local.wordpress import WordPressServer
 WP_FILES = Path(__file__).resolve().parent / "wp"
 EVENTS = "wp_hookpress_events"
 #: How the projection names an event field in postmeta (Hookpress_Post_Type::meta_key()).
-META_PREFIX = ""
+META_PREFIX = "_hookpress_"
 INGEST_USER = "hookpress-ingest"
 IDEMPOTENCY = "wp_hookpress_idempotency"
 

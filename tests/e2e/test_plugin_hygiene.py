@@ -27,6 +27,9 @@ from hookpress.local.wordpress import WordPressServer, WordPressSite
 
 from .conftest import OUTSIDE_ADDRESS
 
+#: Hookpress_Installer::DB_VERSION: what an upgrade leaves in hookpress_db_version.
+DB_VERSION = "3"
+
 NewEvent = Callable[..., dict[str, Any]]
 SetOptions = Callable[..., None]
 
@@ -154,7 +157,7 @@ def test_upgrade_moves_old_meta_keys_of_events_only(wordpress_server: WordPressS
     }
     assert found["raced"] == {"_hookpress_status": ["newer"]}
     assert found["blog"] == {"source": ["me"], "status": ["mine"]}
-    assert found["version"] == "2"
+    assert found["version"] == DB_VERSION
 
 
 # -- the token bucket's clock ----------------------------------------------------
@@ -366,7 +369,7 @@ def test_the_upgrade_never_stores_the_roles_without_the_ingest_capability(
     assert all(caps == {"hookpress_ingest_events": True} for caps in found["writes"]), found
     assert found["role"] == {"hookpress_ingest_events": True}
     assert found["editor"] is False
-    assert found["version"] == "2"
+    assert found["version"] == DB_VERSION
 
 
 def test_one_request_upgrades_while_others_wait_for_nothing(
@@ -396,7 +399,7 @@ def test_one_request_upgrades_while_others_wait_for_nothing(
         """,
     )
 
-    assert found == {"while_held": "1", "after": "2", "lock_left": 0}
+    assert found == {"while_held": "1", "after": DB_VERSION, "lock_left": 0}
 
 
 def test_deliveries_during_an_upgrade_are_never_refused(
@@ -421,4 +424,4 @@ def test_deliveries_during_an_upgrade_are_never_refused(
         "echo json_encode(array(get_option('hookpress_db_version'),"
         " get_option(wp_roles()->role_key)['hookpress_ingest']['capabilities']));",
     )
-    assert after == ["2", {"hookpress_ingest_events": True}]
+    assert after == [DB_VERSION, {"hookpress_ingest_events": True}]

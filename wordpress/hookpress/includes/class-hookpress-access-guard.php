@@ -115,6 +115,21 @@ final class Hookpress_Access_Guard {
 	}
 
 	/**
+	 * Lets a request dispatched on behalf of another (a record of a batch)
+	 * use the token that one already took, once: a batch's own token pays for
+	 * its first record, so a batch of n records costs n tokens. Every check
+	 * but the token still runs for the record.
+	 *
+	 * @param WP_REST_Request $request The dispatched request.
+	 * @param WP_REST_Request $paid_by The request that took the token.
+	 */
+	public static function pay_with( $request, $paid_by ) {
+		if ( null !== self::$spent && self::$spent->contains( $paid_by ) && true === self::$spent[ $paid_by ] ) {
+			self::$spent[ $request ] = true;
+		}
+	}
+
+	/**
 	 * Whether a user is the ingest identity: holds the ingest capability
 	 * (through a role or a grant of its own) or the ingest role.
 	 *

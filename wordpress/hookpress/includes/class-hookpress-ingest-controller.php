@@ -204,7 +204,14 @@ final class Hookpress_Ingest_Controller extends WP_REST_Controller {
 				$single->set_header( 'Idempotency-Key', (string) $item->idempotency_key );
 			}
 			$single->set_body( (string) wp_json_encode( $item->record, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE ) );
-			$answer  = rest_ensure_response( $server->dispatch( $single ) );
+			// As core's batch endpoint does: a refusal may come back as a bare
+			// WP_Error, and rest_post_dispatch adds what a response gets on its
+			// way out (Retry-After, among others).
+			$answer = $server->dispatch( $single );
+			if ( is_wp_error( $answer ) ) {
+				$answer = rest_convert_error_to_response( $answer );
+			}
+			$answer  = apply_filters( 'rest_post_dispatch', rest_ensure_response( $answer ), $server, $single );
 			$headers = array_intersect_key( $answer->get_headers(), array_flip( self::BATCH_HEADERS ) );
 
 			$responses[] = array(

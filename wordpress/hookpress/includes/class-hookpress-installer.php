@@ -12,7 +12,7 @@ defined( 'ABSPATH' ) || exit;
  */
 final class Hookpress_Installer {
 
-	const DB_VERSION        = '2';
+	const DB_VERSION        = '3';
 	const DB_VERSION_OPTION = 'hookpress_db_version';
 
 	/**
