@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,7 +17,10 @@ from rich.table import Table
 
 from hookpress.ops.replay import Action, Item, Report
 
-__all__ = ["Output", "ReplayProgress", "jsonable"]
+__all__ = ["JSON", "Output", "ReplayProgress", "jsonable"]
+
+#: what ``json.dumps`` writes
+JSON: TypeAlias = "str | int | float | bool | list[JSON] | dict[str, JSON] | None"
 
 _PIPE_WIDTH = 200
 
@@ -62,7 +65,7 @@ _STATUS_STYLE = {
 }
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: object) -> JSON:
     """Firestore values as JSON: times in ISO 8601, bytes as text."""
     if isinstance(value, datetime):
         return value.isoformat()
@@ -121,7 +124,7 @@ class Output:
         if hint:
             self.err.print(f"  {escape(hint)}")
 
-    def json(self, data: Any) -> None:
+    def json(self, data: object) -> None:
         """One JSON document on stdout."""
         self.out.file.write(json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n")
         self.out.file.flush()
