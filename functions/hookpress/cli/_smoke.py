@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
 from hookpress.backends import BackendError
+from hookpress.cli._context import Context, newest_secret
 from hookpress.cli._exit import CliError, ExitCode
-
-if TYPE_CHECKING:
-    from hookpress.cli._app import Context
+from hookpress.cli._parser import Commands, add_command
 
 __all__ = ["add_parser", "cmd_smoke"]
 
 _MARK = {True: "[green]✓[/]", False: "[red]✗[/]"}
 
 
-def add_parser(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Register ``smoke`` with the command tree."""
-    smoke = command(
+def add_parser(commands: Commands) -> None:
+    """Register ``smoke``."""
+    smoke = add_command(
         commands,
         "smoke",
         "check a stack end to end: one signed event through to WordPress",
@@ -37,21 +32,6 @@ def add_parser(commands: Any, command: Callable[..., argparse.ArgumentParser]) -
     smoke.set_defaults(run=cmd_smoke)
 
 
-def _secret(ctx: Context, name: str, secret_id: str, inline: tuple[str, ...]) -> str:
-    target = ctx.target()
-    values: tuple[str, ...] = ()
-    if target.kind == "cloud" or target.secrets.backend == "file":
-        values = target.secret_values().fetch(secret_id)
-    values = values or inline
-    if not values:
-        raise CliError(
-            f"no enabled value of secret {secret_id} (the smoke source {name!r})",
-            ExitCode.CONFIG,
-            "the program stores one on `pulumi up`; check hookpress:smokeSource",
-        )
-    return values[0]
-
-
 def cmd_smoke(ctx: Context) -> ExitCode:
     """``hookpress smoke``."""
     import httpx
@@ -67,7 +47,13 @@ def cmd_smoke(ctx: Context) -> ExitCode:
             "with `nox -s dev`",
         )
     source = target.source(target.smoke_source)
-    secret = _secret(ctx, source.name, source.secret, source.inline_secrets)
+    secret = newest_secret(target, source)
+    if secret is None:
+        raise CliError(
+            f"no enabled value of secret {source.secret} (the smoke source {source.name!r})",
+            ExitCode.CONFIG,
+            "the program stores one on `pulumi up`; check hookpress:smokeSource",
+        )
     ctx.out.note(f"[dim]smoke test of the {target.describe()}[/]")
 
     def progress(line: str) -> None:
