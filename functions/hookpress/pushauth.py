@@ -5,7 +5,7 @@ sends it as ``Authorization: Bearer …``. We check its signature against
 Google's published certificates, its audience (the deliver URL), its expiry,
 its issuer, and that ``email`` is the configured push identity with
 ``email_verified``. A missing or invalid token is 401; a valid token for
-someone else is 403.
+someone else is 403; no certificates to check it with is 503.
 
 The local Pub/Sub emulator sends no token: turning verification off is an
 explicit setting (``HOOKPRESS_PUSH_AUTH=none``), logged loudly at start-up.
@@ -78,7 +78,8 @@ CLOUD_RUN_VARIABLES = ("K_SERVICE", "K_REVISION", "K_CONFIGURATION")
 
 
 class PushAuthError(Exception):
-    """The push request is not from our subscription. ``status`` is 401 or 403."""
+    """The push cannot be authenticated. ``status`` is 401 or 403 (not from our
+    subscription) or 503 (Google's certificates cannot be had right now)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -87,41 +88,73 @@ class PushAuthError(Exception):
 
 
 class CertsCache:
-    """Google's signing certificates (kid → PEM), cached as long as Google says."""
+    """Google's signing certificates (kid → PEM), cached as long as Google says.
+
+    Fetches are never driven by traffic. A token with an unknown key id
+    forces a re-fetch (Google rotated its keys) only if the last fetch
+    attempt is ``min_refetch_s`` old, so a caller inventing key ids causes at
+    most one fetch per interval. A failed fetch keeps the certificates held
+    (Google publishes new keys well before signing with them) and is retried
+    after 1 s, 2 s, 4 s, … up to ``min_refetch_s``; with none held the push is
+    answered 503 (our failure: Pub/Sub retries), never a fetch per request.
+    """
 
     def __init__(
         self,
         fetch: Callable[[], tuple[Mapping[str, str], float]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        min_refetch_s: float = 30.0,
     ) -> None:
         self._fetch = fetch or self._fetch_google
         self._clock = clock
+        self._min_refetch = min_refetch_s
         self._lock = threading.Lock()
         self._certs: Mapping[str, str] = {}
         self._expires = 0.0
+        self._attempted = float("-inf")
+        self._failures = 0
+        self._retry_at = float("-inf")
+        self._error = "never_fetched"
+
+    @classmethod
+    def _fetch_google(cls) -> tuple[Mapping[str, str], float]:
+        return cls.parse(httpx.get(GOOGLE_CERTS_URL, timeout=5.0, follow_redirects=False))
 
     @staticmethod
-    def _fetch_google() -> tuple[Mapping[str, str], float]:
-        resp = httpx.get(GOOGLE_CERTS_URL, timeout=5.0, follow_redirects=False)
+    def parse(resp: httpx.Response) -> tuple[Mapping[str, str], float]:
+        """Google's answer: the certificates and for how long (raises HTTPError or ValueError)."""
         resp.raise_for_status()
         match = _MAX_AGE.search(resp.headers.get("cache-control", ""))
-        certs: dict[str, str] = resp.json()
+        certs: Any = resp.json()
+        if not isinstance(certs, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in certs.items()
+        ):
+            raise ValueError("not a map of key ids to certificates")
         return certs, float(match.group(1)) if match else 3600.0
 
     def get(self, *, force: bool = False) -> Mapping[str, str]:
         """The certificates; re-fetched when expired or when ``force`` (an unknown key id)."""
         with self._lock:
-            if force or self._clock() >= self._expires:
-                try:
-                    certs, max_age = self._fetch()
-                except (httpx.HTTPError, ValueError) as exc:
-                    if not self._certs:
-                        raise PushAuthError(
-                            401, f"certs_unavailable:{type(exc).__name__}"
-                        ) from None
-                else:
-                    self._certs, self._expires = certs, self._clock() + max_age
+            now = self._clock()
+            due = now >= self._expires or (force and now - self._attempted >= self._min_refetch)
+            if due and now >= self._retry_at:
+                self._refetch(now)
+            if not self._certs:
+                raise PushAuthError(503, f"certs_unavailable:{self._error}")
             return self._certs
+
+    def _refetch(self, now: float) -> None:
+        self._attempted = now
+        try:
+            certs, max_age = self._fetch()
+        except (httpx.HTTPError, ValueError) as exc:
+            self._failures += 1
+            self._retry_at = now + min(self._min_refetch, 2.0 ** (self._failures - 1))
+            self._error = type(exc).__name__
+            return
+        # A max-age of 0 must not turn every push into a fetch.
+        self._certs, self._expires = certs, now + max(max_age, self._min_refetch)
+        self._failures, self._retry_at = 0, float("-inf")
 
 
 class OidcVerifier:

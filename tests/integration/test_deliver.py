@@ -20,6 +20,7 @@ from hookpress import deliver
 from hookpress.deliver import CONTROL_DOCUMENT, Runtime
 from tests.conftest import FUNCTIONS
 from tests.integration.conftest import BUCKET, Backends, signed, unique_body
+from tests.secretmanager_fake import ERRORS, BrokenSecretManager, secret_manager_errors
 
 WP_BASE = "https://wp.example/wp-json"
 INGEST_URL = WP_BASE + "/ai-guy/v1/ingest"
@@ -366,4 +367,28 @@ def test_concurrent_updates_never_undo_delivered(deliver_app, runtime, wp, event
     )
     rt.deliverer._settle(stale, None, last_error="late failure")
     time.sleep(0.1)
+    assert backends.record(key)["status"] == "delivered"
+
+
+@pytest.mark.parametrize("error", ERRORS)
+def test_every_secret_manager_error_is_503_and_leaves_the_breaker_alone(
+    deliver_app, runtime, wp, event, backends, deliver_env, error
+):
+    from hookpress.backends.secrets import CachedSecrets, SecretManagerValues
+
+    project = deliver_env["HOOKPRESS_PROJECT"]
+    secret = f"projects/{project}/secrets/wp-app-password"
+    fake = BrokenSecretManager(secret_manager_errors()[error], "access", secret)
+    rt = runtime()
+    values = SecretManagerValues(project, 5, client=fake)  # type: ignore[arg-type]
+    rt.deliverer.secrets = CachedSecrets(values, ttl_s=300, min_refresh_interval_s=30)
+    key = event()
+    assert [push(deliver_app, key) for _ in range(5)] == [503] * 5  # threshold 3
+    assert rt.deliverer.breaker.state == "closed"  # not WordPress's fault
+    assert wp.requests == []
+    assert backends.record(key)["attempts"] == 0
+
+    fake.where = "none"  # Secret Manager is back
+    time.sleep(1.1)  # the first back-off after a failed read
+    assert push(deliver_app, key) == 204
     assert backends.record(key)["status"] == "delivered"

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from hookpress.backends.gcs import RawStore
 from hookpress.ingress import Ingestor
 from tests.conftest import FUNCTIONS
 from tests.integration.conftest import Backends, signed, unique_body
+from tests.secretmanager_fake import ERRORS, BrokenSecretManager, secret_manager_errors
 
 
 class Flaky:
@@ -241,3 +243,77 @@ def test_the_raw_object_is_create_only(ingestor, backends):
     assert ingestor.raw.put(name, b'{"first": true}') is True
     assert ingestor.raw.put(name, b'{"second": true}') is False
     assert backends.object(name) == b'{"first": true}'
+
+
+# -- Secret Manager: every error is a 503, and no caller can drive its reads ---------------
+
+
+def _secret_manager(ingestor: Ingestor, fake: Any, ttl_s: float = 300) -> Any:
+    from hookpress.backends.secrets import CachedSecrets, SecretManagerValues
+
+    values = SecretManagerValues(ingestor.settings.project, 5, client=fake)
+    return CachedSecrets(values, ttl_s=ttl_s, min_refresh_interval_s=30)
+
+
+@pytest.mark.parametrize("error", ERRORS)
+def test_every_secret_manager_error_is_503_never_500(app, ingestor, use, backends, error):
+    secret = f"projects/{ingestor.settings.project}/secrets/src-stripe"
+    fake = BrokenSecretManager(secret_manager_errors()[error], "access", secret)
+    use(secrets=_secret_manager(ingestor, fake))
+    assert_unavailable(send(app, unique_body()))
+    assert backends.messages(settle_s=0.2) == []
+
+
+def test_no_credentials_at_all_is_503(app, ingestor, use, monkeypatch, tmp_path):
+    """The client cannot even be built (google.auth.default() finds nothing)."""
+    from hookpress.backends.secrets import CachedSecrets, SecretManagerValues
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    values = SecretManagerValues(ingestor.settings.project, 5)
+    use(secrets=CachedSecrets(values, ttl_s=300, min_refresh_interval_s=30))
+    assert_unavailable(send(app, unique_body()))
+
+
+class CountingSecretManager(BrokenSecretManager):
+    """The fake store holding the stripe source's secret; counts reads; can go down."""
+
+    def __init__(self) -> None:
+        from google.api_core import exceptions as gexc
+
+        super().__init__(gexc.ServiceUnavailable("down"), "none")
+        self.reads = 0
+
+    def list_secret_versions(self, request: dict[str, Any], timeout: float) -> Any:
+        self.reads += 1
+        return super().list_secret_versions(request, timeout)
+
+
+def test_bad_signatures_cannot_drive_secret_manager_reads(app, ingestor, use, backends):
+    from tests.integration.conftest import SECRETS
+
+    fake = CountingSecretManager()
+    parent = f"projects/{ingestor.settings.project}/secrets/src-stripe"
+    fake.versions = {parent: [(1, "ENABLED", SECRETS["stripe"][0])]}
+    use(secrets=_secret_manager(ingestor, fake, ttl_s=0.5))
+    assert send(app, unique_body()).status_code == 202  # the first read
+    body = unique_body()
+    forged = {
+        "Content-Type": "application/json",
+        "Stripe-Signature": f"t={int(time.time())},v1=" + "0" * 64,
+    }
+    codes = [
+        app.test_client().post("/stripe", data=body, headers=forged).status_code for _ in range(100)
+    ]
+    assert codes == [401] * 100
+    assert fake.reads <= 2  # one re-read after a failed check, then none for 30 s
+
+    fake.where = "list"  # Secret Manager goes down; the cache (TTL 0.5 s) goes stale
+    time.sleep(0.6)
+    before = fake.reads
+    codes = [
+        app.test_client().post("/stripe", data=body, headers=forged).status_code for _ in range(100)
+    ]
+    assert codes == [401] * 100  # checked against the stale secret, not 503
+    good = unique_body()
+    assert send(app, good).status_code == 202  # genuine events still go through
+    assert fake.reads - before <= 2  # one failed read, then back-off

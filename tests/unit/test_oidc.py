@@ -44,7 +44,7 @@ class Keys:
         )
         self.signer = crypt.RSASigner.from_string(pem, key_id=kid)
 
-    def token(self, **overrides: object) -> str:
+    def token(self, kid: str | None = None, **overrides: object) -> str:
         now = int(time.time())
         claims = {
             "iss": "https://accounts.google.com",
@@ -57,7 +57,7 @@ class Keys:
         }
         claims.update(overrides)
         claims = {k: v for k, v in claims.items() if v is not None}
-        return jwt.encode(self.signer, claims).decode()
+        return jwt.encode(self.signer, claims, key_id=kid).decode()
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +113,15 @@ def test_signed_by_another_key_is_401(verifier):
     assert refused(verifier, f"Bearer {stranger.token()}")[0] == 401
 
 
-def test_unknown_key_id_refetches_once_then_401(verifier, fetches):
+def test_unknown_key_id_refetches_once_then_401(keys):
+    google, clock = Google(keys), Clock()
+    verifier = OidcVerifier(AUDIENCE, PUSH_SA, CertsCache(google, clock))
+    verifier.verify(f"Bearer {keys.token()}")
+    clock.t += 30  # Google may have rotated its keys since the last fetch
     other = Keys("k2")
     assert refused(verifier, f"Bearer {other.token()}")[0] == 401
-    assert len(fetches) == 2
+    assert refused(verifier, f"Bearer {other.token()}")[0] == 401
+    assert google.calls == 2
 
 
 def test_tampered_payload_is_401(verifier, keys):
@@ -147,3 +152,108 @@ def test_unverified_email_is_403(verifier, keys):
         403,
         "email_not_verified",
     )
+
+
+# -- the certificate cache backs off: no fetch per request, whatever callers send ----------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Google:
+    """Google's certificate endpoint: answers with the keys, or fails with ``error``."""
+
+    def __init__(self, keys: Keys, max_age: float = 3600.0) -> None:
+        self.keys, self.max_age = keys, max_age
+        self.calls = 0
+        self.error: Exception | None = None
+
+    def __call__(self) -> tuple[dict[str, str], float]:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return {self.keys.kid: self.keys.cert_pem}, self.max_age
+
+
+def test_invented_key_ids_cannot_drive_fetches(keys):
+    google, clock = Google(keys), Clock()
+    verifier = OidcVerifier(AUDIENCE, PUSH_SA, CertsCache(google, clock))
+    verifier.verify(f"Bearer {keys.token()}")
+    for i in range(500):  # a token for another key id each time
+        assert refused(verifier, f"Bearer {keys.token(kid=f'invented-{i}')}")[0] == 401
+        clock.t += 0.1
+    # 50 s of it: the first fetch, then one forced re-fetch at 30 s
+    assert google.calls == 2
+    verifier.verify(f"Bearer {keys.token()}")  # the real key still verifies throughout
+
+
+def _http_errors() -> list[Exception]:
+    import httpx
+
+    request = httpx.Request("GET", "https://www.googleapis.com/oauth2/v1/certs")
+    return [
+        httpx.ConnectError("unreachable"),
+        httpx.ReadTimeout("slow"),
+        httpx.HTTPStatusError("503", request=request, response=httpx.Response(503)),
+        ValueError("not json"),
+    ]
+
+
+@pytest.mark.parametrize("error", _http_errors(), ids=lambda e: type(e).__name__)
+def test_an_outage_serves_held_certs_and_backs_off(keys, error):
+    google, clock = Google(keys, max_age=60), Clock()
+    verifier = OidcVerifier(AUDIENCE, PUSH_SA, CertsCache(google, clock))
+    verifier.verify(f"Bearer {keys.token()}")
+    google.error = error
+    for _ in range(600):  # ten minutes at one push a second, certificates expired
+        clock.t += 1
+        verifier.verify(f"Bearer {keys.token()}")  # the held certificates still verify
+    assert google.calls <= 1 + 6 + 600 // 30  # back-off 1, 2 … 30 s, then one per 30 s
+
+
+@pytest.mark.parametrize("error", _http_errors(), ids=lambda e: type(e).__name__)
+def test_no_certs_at_all_is_503_not_401_and_backs_off(keys, error):
+    google, clock = Google(keys), Clock()
+    google.error = error
+    verifier = OidcVerifier(AUDIENCE, PUSH_SA, CertsCache(google, clock))
+    for _ in range(100):
+        status, reason = refused(verifier, f"Bearer {keys.token()}")
+        assert status == 503  # our failure, not the caller's: Pub/Sub retries
+        assert reason == f"certs_unavailable:{type(error).__name__}"
+    assert google.calls == 1
+    google.error = None
+    clock.t += 1
+    verifier.verify(f"Bearer {keys.token()}")
+    assert google.calls == 2
+
+
+def test_a_zero_max_age_does_not_fetch_per_request(keys):
+    google, clock = Google(keys, max_age=0), Clock()
+    verifier = OidcVerifier(AUDIENCE, PUSH_SA, CertsCache(google, clock))
+    for _ in range(100):
+        verifier.verify(f"Bearer {keys.token()}")
+        clock.t += 0.1
+    assert google.calls == 1
+
+
+@pytest.mark.parametrize("body", [[], {"k1": 1}, "x"], ids=["list", "not-pem", "string"])
+def test_googles_answer_must_be_a_map_of_certificates(body):
+    import httpx
+
+    request = httpx.Request("GET", "https://www.googleapis.com/oauth2/v1/certs")
+    with pytest.raises(ValueError, match="not a map"):
+        CertsCache.parse(httpx.Response(200, json=body, request=request))
+    certs, max_age = CertsCache.parse(
+        httpx.Response(
+            200,
+            json={"k1": "PEM"},
+            headers={"Cache-Control": "public, max-age=19984"},
+            request=request,
+        )
+    )
+    assert (dict(certs), max_age) == ({"k1": "PEM"}, 19984.0)

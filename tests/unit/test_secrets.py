@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from typing import Any
 
 import pytest
 
 from hookpress.backends import BackendError
 from hookpress.backends.secrets import CachedSecrets, EnvValues, FileValues
+from tests.secretmanager_fake import (
+    ERRORS,
+    BrokenSecretManager,
+    FakeSecretManager,
+    secret_manager_errors,
+)
 
 
 class Values:
@@ -101,57 +109,6 @@ def test_env_values():
     assert values.fetch("c") == ()
 
 
-class FakeSecretManager:
-    """The four Secret Manager calls the adapters make, over an in-memory store."""
-
-    def __init__(self) -> None:
-        self.versions: dict[str, list[tuple[int, str, str]]] = {}  # secret -> (id, state, value)
-        self.fail = False
-
-    def _check(self) -> None:
-        if self.fail:
-            from google.api_core import exceptions as gexc
-
-            raise gexc.ServiceUnavailable("down")
-
-    def list_secret_versions(self, request: dict, timeout: float) -> list:
-        self._check()
-        from types import SimpleNamespace
-
-        parent = request["parent"]
-        assert request["filter"] == "state:ENABLED"
-        return [
-            SimpleNamespace(name=f"{parent}/versions/{v}")
-            for v, state, _ in self.versions.get(parent, [])
-            if state == "ENABLED"
-        ]
-
-    def access_secret_version(self, request: dict, timeout: float):
-        self._check()
-        from types import SimpleNamespace
-
-        parent, _, version = request["name"].rpartition("/versions/")
-        value = next(val for v, _, val in self.versions[parent] if str(v) == version)
-        return SimpleNamespace(payload=SimpleNamespace(data=value.encode()))
-
-    def add_secret_version(self, request: dict, timeout: float):
-        self._check()
-        from types import SimpleNamespace
-
-        parent = request["parent"]
-        versions = self.versions.setdefault(parent, [])
-        version = len(versions) + 1
-        versions.append((version, "ENABLED", request["payload"]["data"].decode()))
-        return SimpleNamespace(name=f"{parent}/versions/{version}")
-
-    def disable_secret_version(self, request: dict, timeout: float) -> None:
-        self._check()
-        parent, _, version = request["name"].rpartition("/versions/")
-        self.versions[parent] = [
-            (v, "DISABLED" if str(v) == version else s, val) for v, s, val in self.versions[parent]
-        ]
-
-
 def test_secret_manager_values_are_every_enabled_version_newest_first():
     from hookpress.backends.secrets import SecretManagerValues, SecretManagerWriter
 
@@ -183,3 +140,190 @@ def test_file_writer_adds_newest_first_and_retires(tmp_path):
     writer.disable_older("s", keep=1)
     assert writer.fetch("s") == ("b",)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+# -- every way Secret Manager fails is a BackendError (503), never an exception (500) ------
+
+
+@pytest.mark.parametrize("where", ["list", "paging", "access"])
+@pytest.mark.parametrize("error", ERRORS)
+def test_each_secret_manager_error_is_a_backend_error(error: str, where: str):
+    from hookpress.backends.secrets import SecretManagerValues, SecretManagerWriter
+
+    fake = BrokenSecretManager(secret_manager_errors()[error], where)
+    with pytest.raises(BackendError) as info:
+        SecretManagerValues("p", 5, client=fake).fetch("s")  # type: ignore[arg-type]
+    assert (info.value.backend, info.value.detail) == ("secretmanager", error)
+    writer = SecretManagerWriter("p", 5, client=fake)  # type: ignore[arg-type]
+    with pytest.raises(BackendError):
+        writer.add_version("s", "new")
+    with pytest.raises(BackendError):
+        writer.disable_older("s", keep=1)
+
+
+@pytest.mark.parametrize("error", ERRORS)
+def test_the_cache_serves_stale_values_or_raises_a_backend_error(error: str):
+    from hookpress.backends.secrets import SecretManagerValues
+
+    fake = BrokenSecretManager(secret_manager_errors()[error], "none")
+    clock = Clock()
+    cached = CachedSecrets(
+        SecretManagerValues("p", 5, client=fake),  # type: ignore[arg-type]
+        ttl_s=300,
+        min_refresh_interval_s=30,
+        clock=clock,
+    )
+    assert cached.get("s") == ("v2", "v1")
+    fake.where = "access"
+    clock.t += 301
+    assert cached.get("s") == ("v2", "v1")  # stale, served
+    cold = CachedSecrets(
+        SecretManagerValues("p", 5, client=fake),  # type: ignore[arg-type]
+        ttl_s=300,
+        min_refresh_interval_s=30,
+        clock=clock,
+    )
+    with pytest.raises(BackendError):
+        cold.get("s")
+
+
+def test_an_undecodable_secret_is_a_backend_error():
+    from hookpress.backends.secrets import SecretManagerValues
+
+    class Latin1(FakeSecretManager):
+        def access_secret_version(self, request: dict, timeout: float, retry: object = None):
+            from types import SimpleNamespace
+
+            return SimpleNamespace(payload=SimpleNamespace(data=b"\xff\xfe"))
+
+    fake = Latin1()
+    fake.versions["projects/p/secrets/s"] = [(1, "ENABLED", "x")]
+    with pytest.raises(BackendError):
+        SecretManagerValues("p", 5, client=fake).fetch("s")  # type: ignore[arg-type]
+
+
+def test_no_credentials_when_the_client_is_built_is_a_backend_error(monkeypatch, tmp_path):
+    """google.auth.default() raises DefaultCredentialsError inside the client's constructor."""
+    from hookpress.backends.secrets import SecretManagerValues
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(BackendError) as info:
+        SecretManagerValues("p", 5).fetch("s")
+    assert info.value.detail == "DefaultCredentialsError"
+
+
+class _FailingCredentials:
+    """Credentials whose token refresh fails, as on a broken metadata server."""
+
+    @staticmethod
+    def make(error: Exception) -> Any:
+        from google.auth import credentials
+
+        class Failing(credentials.Credentials):  # type: ignore[misc]
+            def refresh(self, request: Any) -> None:
+                raise error
+
+        return Failing()
+
+
+@pytest.mark.parametrize("error", ["RefreshError", "TransportError"])
+def test_the_real_client_surfaces_a_failed_token_refresh_as_a_backend_error(error: str):
+    """The real client over REST raises google-auth's own exception, not an API error."""
+    from google.api_core.client_options import ClientOptions
+    from google.cloud import secretmanager
+
+    from hookpress.backends.secrets import SecretManagerValues
+
+    client = secretmanager.SecretManagerServiceClient(
+        credentials=_FailingCredentials.make(secret_manager_errors()[error]),
+        transport="rest",
+        client_options=ClientOptions(api_endpoint="http://127.0.0.1:9"),
+    )
+    with pytest.raises(BackendError) as info:
+        SecretManagerValues("p", 2, client=client).fetch("s")
+    assert info.value.detail == error
+
+
+def test_the_real_clients_retry_gives_up_within_the_timeout():
+    """access_secret_version retries for 60 s by default; ours stops at the backend timeout."""
+    import time
+
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import secretmanager
+
+    from hookpress.backends.secrets import SecretManagerValues
+
+    real = secretmanager.SecretManagerServiceClient(
+        credentials=AnonymousCredentials(),
+        transport="grpc",
+        client_options=ClientOptions(api_endpoint="127.0.0.1:9"),  # nothing listens
+    )
+
+    class ListsThenReal(FakeSecretManager):
+        def access_secret_version(self, request: dict, timeout: float, retry: object = None):
+            return real.access_secret_version(request=request, timeout=timeout, retry=retry)
+
+    fake = ListsThenReal()
+    fake.versions["projects/p/secrets/s"] = [(1, "ENABLED", "x")]
+    started = time.monotonic()
+    with pytest.raises(BackendError) as info:
+        SecretManagerValues("p", 1.5, client=fake).fetch("s")  # type: ignore[arg-type]
+    assert info.value.detail == "RetryError"
+    assert time.monotonic() - started < 15  # not the client's 60 s (generous: a loaded machine)
+
+
+# -- no traffic-driven storm of Secret Manager reads ------------------------------------------
+
+
+def test_bad_signatures_cannot_drive_reads_while_the_store_is_down():
+    """The bug: a failed read back-dated the cache, so every bad signature re-read."""
+    values, clock = Values("a"), Clock()
+    secrets = cache(values, clock)
+    secrets.get("s")
+    values.fail = True
+    clock.t += 301  # expired: this read fails and the stale value is served
+    assert secrets.get("s") == ("a",)
+    calls = values.calls
+    for _ in range(1000):
+        assert secrets.refresh_after_failure("s") is None
+        assert secrets.get("s") == ("a",)
+    assert values.calls == calls  # not one more read from a thousand bad signatures
+
+
+def test_refresh_after_failure_is_keyed_on_the_last_attempt_not_the_cache_age():
+    values, clock = Values("a"), Clock()
+    secrets = cache(values, clock)
+    secrets.get("s")
+    clock.t += 100  # the cache is 100 s old, well past the 30 s interval
+    values.fail = True
+    assert secrets.refresh_after_failure("s") is None  # read (failed): nothing new
+    assert values.calls == 2
+    clock.t += 29
+    assert secrets.refresh_after_failure("s") is None
+    assert values.calls == 2  # 29 s after the last attempt: no read
+    values.fail = False
+    values.values = ("b", "a")
+    clock.t += 1
+    assert secrets.refresh_after_failure("s") == ("b", "a")
+    assert values.calls == 3
+
+
+def test_a_cold_instance_backs_off_while_the_store_is_down():
+    """Nothing cached: each request would read. Reads back off 1, 2, 4 … 30 s instead."""
+    values, clock = Values(), Clock()
+    values.fail = True
+    secrets = cache(values, clock)
+    for _ in range(600 * 10):  # ten minutes at ten requests a second
+        with pytest.raises(BackendError):
+            secrets.get("s")
+        secrets_refresh = secrets.refresh_after_failure  # a bad signature cannot add reads
+        with contextlib.suppress(BackendError):
+            secrets_refresh("s")
+        clock.t += 0.1
+    # 1+2+4+8+16 s of back-off, then one read per 30 s
+    assert values.calls <= 6 + 600 // 30
+    values.fail = False
+    values.values = ("a",)
+    clock.t += 30
+    assert secrets.get("s") == ("a",)  # back within one interval

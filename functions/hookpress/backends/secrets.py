@@ -15,10 +15,12 @@ There is deliberately no fallback from one to another.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,6 +52,26 @@ class SecretValues(Protocol):
         ...
 
 
+@contextlib.contextmanager
+def _secret_manager_errors() -> Iterator[None]:
+    """Turn every way a Secret Manager call can fail into BackendError.
+
+    ``GoogleAPIError`` covers each call's error and ``RetryError`` (a retry
+    that gave up); ``GoogleAuthError`` covers a token refresh that failed
+    (``RefreshError``, ``TransportError``) and missing credentials when the
+    client is built (``DefaultCredentialsError``); ``OSError`` a socket
+    timeout; ``ValueError`` a payload that is not UTF-8 or a version name
+    that is not a number. Anything else escaping would be a 500.
+    """
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
+    try:
+        yield
+    except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, OSError, ValueError) as exc:
+        raise BackendError("secretmanager", type(exc).__name__) from None
+
+
 class SecretManagerValues:
     """Secret Manager: list the ENABLED versions, access each."""
 
@@ -69,28 +91,42 @@ class SecretManagerValues:
                 self._client = secretmanager.SecretManagerServiceClient()
             return self._client
 
-    def fetch(self, name: str) -> tuple[str, ...]:
-        from google.api_core import exceptions as gexc
+    def _access_retry(self) -> Any:
+        """The client's own retry of ``access_secret_version``, bounded by our timeout.
 
-        client = self._get_client()
+        Its default runs for 60 s whatever ``timeout`` says (measured: an
+        unreachable endpoint answered RetryError after 56 s with timeout=2); a
+        request waiting on a secret must give up within the backend timeout.
+        The other calls have no default retry, and get none here.
+        """
+        from google.api_core import exceptions as gexc
+        from google.api_core.retry import Retry, if_exception_type
+
+        return Retry(
+            initial=0.2,
+            predicate=if_exception_type(gexc.ResourceExhausted, gexc.ServiceUnavailable),
+            timeout=self._timeout,
+        )
+
+    def _enabled_versions(self, client: SecretManagerServiceClient, name: str) -> list[str]:
+        """Names of the ENABLED versions, newest first (version ids are increasing integers)."""
         parent = f"projects/{self._project}/secrets/{name}"
-        try:
-            versions = client.list_secret_versions(
-                request={"parent": parent, "filter": "state:ENABLED"}, timeout=self._timeout
-            )
-            names = [v.name for v in versions]
-            # Newest first: version ids are increasing integers.
-            names.sort(key=lambda n: int(n.rsplit("/", 1)[1]), reverse=True)
+        versions = client.list_secret_versions(
+            request={"parent": parent, "filter": "state:ENABLED"}, timeout=self._timeout
+        )
+        names = [v.name for v in versions]  # the pager may call the API again while iterating
+        names.sort(key=lambda n: int(n.rsplit("/", 1)[1]), reverse=True)
+        return names
+
+    def fetch(self, name: str) -> tuple[str, ...]:
+        with _secret_manager_errors():
+            client = self._get_client()
             values = []
-            for version in names:
+            for version in self._enabled_versions(client, name):
                 payload = client.access_secret_version(
-                    request={"name": version}, timeout=self._timeout
+                    request={"name": version}, timeout=self._timeout, retry=self._access_retry()
                 ).payload.data
                 values.append(payload.decode("utf-8").strip())
-        except gexc.GoogleAPICallError as exc:
-            raise BackendError("secretmanager", type(exc).__name__) from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BackendError("secretmanager", type(exc).__name__) from None
         return tuple(v for v in values if v)
 
 
@@ -147,15 +183,35 @@ def build_secret_values(
     return EnvValues(env)
 
 
+@dataclass(slots=True)
+class _Entry:
+    """What the cache knows about one secret."""
+
+    values: tuple[str, ...] | None = None  # None until a read succeeds
+    loaded_at: float = 0.0  # the last successful read (the TTL counts from here)
+    attempted_at: float = float("-inf")  # the last read, whatever became of it
+    failures: int = 0  # consecutive failed reads
+    retry_at: float = float("-inf")  # no read before this, after a failure
+    error: BackendError | None = None  # the last failure
+
+
 class CachedSecrets:
     """Every enabled value per secret, cached for ``ttl_s``; thread-safe.
 
-    ``get`` serves from the cache and refreshes when it is older than the TTL.
-    If a refresh fails and older values exist, they keep being served (a brief
-    Secret Manager outage must not reject every webhook); with nothing cached
-    the BackendError propagates. ``refresh_after_failure`` re-reads at most
-    once per ``min_refresh_interval_s`` after a signature did not verify, so a
-    rotation takes effect at once.
+    ``get`` serves from the cache and reads again when it is older than the
+    TTL. If a read fails and older values exist, they keep being served (a
+    brief Secret Manager outage must not reject every webhook); with nothing
+    cached the BackendError propagates (the caller answers 503).
+
+    Reads are never driven by traffic. After a failed read the next one waits
+    1 s, then 2 s, 4 s, … up to ``min_refresh_interval_s``; meanwhile ``get``
+    serves the stale values or re-raises the last error at once.
+    ``refresh_after_failure`` (a signature did not verify: perhaps the secret
+    was just rotated) reads again only if the *last attempt*, successful or
+    not, is ``min_refresh_interval_s`` old: an unauthenticated caller can
+    send any number of bad signatures and cause at most one Secret Manager
+    read per interval per instance. (Keying this on the cache's age instead
+    would let every request through whenever the last read had failed.)
     """
 
     def __init__(
@@ -170,7 +226,7 @@ class CachedSecrets:
         self._ttl = ttl_s
         self._min_refresh = min_refresh_interval_s
         self._clock = clock
-        self._cache: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._entries: dict[str, _Entry] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -178,38 +234,60 @@ class CachedSecrets:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
 
-    def _load(self, name: str) -> tuple[str, ...]:
+    def _fresh(self, entry: _Entry | None) -> tuple[str, ...] | None:
+        if entry is None or entry.values is None:
+            return None
+        return entry.values if self._clock() - entry.loaded_at < self._ttl else None
+
+    def _load(self, name: str, entry: _Entry) -> tuple[str, ...]:
+        """Read ``name`` now (the caller holds its lock and has checked the back-off)."""
+        now = self._clock()
+        entry.attempted_at = now
         try:
             values = self._values.fetch(name)
-        except BackendError:
-            cached = self._cache.get(name)
-            if cached is None:
-                raise
-            # Serve stale values, but try again after the minimum interval.
-            self._cache[name] = (self._clock() - self._ttl + self._min_refresh, cached[1])
-            return cached[1]
-        self._cache[name] = (self._clock(), values)
+        except BackendError as exc:
+            entry.failures += 1
+            entry.retry_at = now + min(self._min_refresh, 2.0 ** (entry.failures - 1))
+            entry.error = exc
+            return self._stale(entry)
+        entry.values, entry.loaded_at = values, now
+        entry.failures, entry.retry_at, entry.error = 0, float("-inf"), None
         return values
+
+    @staticmethod
+    def _stale(entry: _Entry) -> tuple[str, ...]:
+        if entry.values is not None:
+            return entry.values
+        error = entry.error or BackendError("secrets", "never read")
+        raise BackendError(error.backend, error.detail)
 
     def get(self, name: str) -> tuple[str, ...]:
         """The enabled values of ``name``, newest first."""
-        cached = self._cache.get(name)
-        if cached is not None and self._clock() - cached[0] < self._ttl:
-            return cached[1]
+        fresh = self._fresh(self._entries.get(name))
+        if fresh is not None:
+            return fresh
         with self._lock_for(name):
-            cached = self._cache.get(name)
-            if cached is not None and self._clock() - cached[0] < self._ttl:
-                return cached[1]
-            return self._load(name)
+            entry = self._entries.setdefault(name, _Entry())
+            fresh = self._fresh(entry)
+            if fresh is not None:
+                return fresh
+            if self._clock() < entry.retry_at:
+                return self._stale(entry)  # backing off after a failed read
+            return self._load(name, entry)
 
     def refresh_after_failure(self, name: str) -> tuple[str, ...] | None:
-        """Re-read ``name`` if the cache is older than the minimum interval; else None."""
+        """Re-read ``name`` unless it was attempted within the minimum interval; else None.
+
+        Returns the values only when they changed (a retry with the same
+        values cannot verify what just failed).
+        """
         with self._lock_for(name):
-            cached = self._cache.get(name)
-            if cached is not None and self._clock() - cached[0] < self._min_refresh:
+            entry = self._entries.setdefault(name, _Entry())
+            now = self._clock()
+            if now - entry.attempted_at < self._min_refresh or now < entry.retry_at:
                 return None
-            before = cached[1] if cached else None
-            values = self._load(name)
+            before = entry.values
+            values = self._load(name, entry)
             return None if values == before else values
 
 
@@ -229,38 +307,22 @@ class SecretManagerWriter(SecretManagerValues):
     """Secret Manager: add a version, disable old ones (never destroys: disabling is reversible)."""
 
     def add_version(self, name: str, value: str) -> str:
-        from google.api_core import exceptions as gexc
-
-        client = self._get_client()
-        try:
-            version = client.add_secret_version(
+        with _secret_manager_errors():
+            version = self._get_client().add_secret_version(
                 request={
                     "parent": f"projects/{self._project}/secrets/{name}",
                     "payload": {"data": value.encode("utf-8")},
                 },
                 timeout=self._timeout,
             )
-        except gexc.GoogleAPICallError as exc:
-            raise BackendError("secretmanager", type(exc).__name__) from None
         return str(version.name.rsplit("/", 1)[1])
 
     def disable_older(self, name: str, keep: int = 1) -> list[str]:
-        from google.api_core import exceptions as gexc
-
-        client = self._get_client()
-        parent = f"projects/{self._project}/secrets/{name}"
-        try:
-            names = [
-                v.name
-                for v in client.list_secret_versions(
-                    request={"parent": parent, "filter": "state:ENABLED"}, timeout=self._timeout
-                )
-            ]
-            names.sort(key=lambda n: int(n.rsplit("/", 1)[1]), reverse=True)
+        with _secret_manager_errors():
+            client = self._get_client()
+            names = self._enabled_versions(client, name)
             for version in names[keep:]:
                 client.disable_secret_version(request={"name": version}, timeout=self._timeout)
-        except gexc.GoogleAPICallError as exc:
-            raise BackendError("secretmanager", type(exc).__name__) from None
         return [n.rsplit("/", 1)[1] for n in names[keep:]]
 
 
