@@ -9,6 +9,12 @@ index is a write hot spot and nothing queries it.
 Two composite indexes serve the queries by status: the reconciler's sweep
 (status, updated_at) and ``hookpress events list`` / ``replay --status``
 (status, received_at).
+
+``events-bodies/{sha256}`` holds one marker per body for the schemes whose
+delivery id is not signed (``hookpress.events.first_provider_id``). A TTL
+policy covers one collection group
+(https://cloud.google.com/firestore/docs/ttl), so it gets its own, on the
+same field: a marker lives as long as its record.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_gcp import firestore
 
+from hookpress.events import bodies_collection
 from infra.base import Component
 
 __all__ = ["EventStore", "EventStoreArgs"]
@@ -69,6 +76,16 @@ class EventStore(Component):
             project=args.project,
             database=args.database,
             collection=args.collection,
+            field=args.ttl_field,
+            ttl_config=firestore.FieldTtlConfigArgs(),
+            index_config=firestore.FieldIndexConfigArgs(indexes=[]),
+            opts=self.child(depends_on=after),
+        )
+        self.bodies_ttl = firestore.Field(
+            "bodies-ttl",
+            project=args.project,
+            database=args.database,
+            collection=bodies_collection(args.collection),
             field=args.ttl_field,
             ttl_config=firestore.FieldTtlConfigArgs(),
             index_config=firestore.FieldIndexConfigArgs(indexes=[]),

@@ -92,12 +92,10 @@ ERRORS = sorted(secret_manager_errors())
 class BrokenSecretManager(FakeSecretManager):
     """The fake store, with one error raised from a chosen call (or while paging)."""
 
-    def __init__(
-        self, error: Exception, where: str, secret: str = "projects/p/secrets/s"
-    ) -> None:
+    def __init__(self, error: Exception, where: str, parent: str = "projects/p/secrets/s") -> None:
         super().__init__()
         self.error, self.where = error, where
-        self.versions[secret] = [(1, "ENABLED", "v1"), (2, "ENABLED", "v2")]
+        self.versions[parent] = [(1, "ENABLED", "v1"), (2, "ENABLED", "v2")]
 
     def list_secret_versions(self, request: dict, timeout: float) -> Any:
         versions = super().list_secret_versions(request, timeout)

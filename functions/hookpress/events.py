@@ -5,6 +5,14 @@ Firestore document, the GCS object and the WordPress ``Idempotency-Key``.
 The provider id is the scheme's delivery-id header, else the payload's id
 field, else the sha256 of the body.
 
+Where the id can come from a header the signature does not cover (GitHub's
+and Shopify's delivery ids: :attr:`hookpress.providers.Provider.id_unsigned`),
+whoever holds one captured request can send its signed body again under any
+id. So the *body* decides: :func:`first_provider_id` keeps a
+create-only marker per body (``{events}-bodies/{sha256 of source:body}``)
+holding the first provider id it arrived with, and every later arrival of
+the same body - under another id, or none - is that same event.
+
 Status machine (DESIGN.md)::
 
     received ─publish─▶ published ─2xx─▶ delivered
@@ -21,15 +29,22 @@ import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hookpress.backends import BackendError
 from hookpress.signatures import valid_id
+
+if TYPE_CHECKING:
+    from hookpress.backends.firestore import EventRecords
 
 __all__ = [
     "RAW_NAME",
     "InvalidPayloadId",
     "Status",
+    "bodies_collection",
+    "body_marker_key",
     "event_key",
+    "first_provider_id",
     "message_attributes",
     "new_record",
     "provider_event_id",
@@ -73,6 +88,64 @@ def provider_event_id(
 def event_key(source: str, provider_id: str) -> str:
     """sha256 hex of ``{source}:{provider_event_id}``."""
     return hashlib.sha256(f"{source}:{provider_id}".encode()).hexdigest()
+
+
+def bodies_collection(events_collection: str) -> str:
+    """The collection of body markers, beside the events (``events`` → ``events-bodies``)."""
+    return f"{events_collection}-bodies"
+
+
+def body_marker_key(source: str, body: bytes) -> str:
+    """sha256 hex of ``{source}:{body}``: the document id of the body's marker."""
+    digest = hashlib.sha256(f"{source}:".encode())
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def first_provider_id(
+    records: EventRecords,
+    *,
+    id_unsigned: bool,
+    source: str,
+    body: bytes,
+    provider_id: str,
+    received_at: datetime,
+    ttl_days: int,
+) -> str:
+    """The provider id this body is stored under: ``provider_id``, unless the body came first.
+
+    Only when ``id_unsigned`` (the provider's id can come from a header the
+    signature does not cover); otherwise the id (signed, or read from the
+    signed body) already is the identity.
+    The marker is created before the record, and create-only: among
+    concurrent copies one wins, and every copy then takes the path of the
+    winner's id - record create-if-absent, publish claim, 202 or ``200
+    duplicate`` - so none is lost and none is a second event. A marker whose
+    record was never created (that attempt answered 503) is completed by the
+    next copy, whatever its id. Raises BackendError (answered 503).
+    """
+    if not id_unsigned:
+        return provider_id
+    marker = body_marker_key(source, body)
+    collection = bodies_collection(records.collection_name)
+    created = records.create(
+        marker,
+        {
+            "source": source,
+            "provider_event_id": provider_id,
+            "created_at": received_at,
+            # Not shorter than the record's: the record's TTL is the replay horizon.
+            "expire_at": received_at + timedelta(days=ttl_days),
+        },
+        collection=collection,
+    )
+    if created is not None:
+        return provider_id
+    first = records.get(marker, collection=collection)
+    if first is None:
+        raise BackendError("firestore", "marker expired meanwhile")  # the retry creates it
+    known = first.data.get("provider_event_id")
+    return known if isinstance(known, str) and valid_id(known) else provider_id
 
 
 RAW_NAME = re.compile(

@@ -71,6 +71,24 @@ class Provider:
         """The signature scheme."""
         return SCHEMES[self.scheme_name]
 
+    @property
+    def id_unsigned(self) -> bool:
+        """Whether the id can come from a header the signature does not cover.
+
+        GitHub's and Shopify's delivery ids (and any ``header:NAME`` part):
+        whoever holds one captured request can change them, so the ingress lets
+        the signed body decide (:func:`hookpress.events.first_provider_id`).
+        """
+        scheme = self.scheme
+        for parts in self.ids:
+            for part in parts:
+                kind = part.partition(":")[0]
+                if kind == "header":
+                    return True
+                if kind == "delivery" and scheme.id_header is not None and not scheme.id_signed:
+                    return True
+        return False
+
     def _part(
         self, part: str, delivery: str | None, headers: Mapping[str, str], payload: dict[str, Any]
     ) -> str | None:

@@ -10,11 +10,15 @@ import pytest
 from hookpress.events import (
     InvalidPayloadId,
     Status,
+    bodies_collection,
+    body_marker_key,
     event_key,
     new_record,
     provider_event_id,
     raw_object_name,
 )
+from hookpress.providers import PROVIDERS
+from hookpress.signatures import SCHEMES, SignatureError
 
 
 def test_event_key_is_sha256_of_source_and_provider_id():
@@ -58,3 +62,43 @@ def test_new_record_has_every_field_of_the_contract():
     }  # fmt: skip
     assert record["status"] == Status.RECEIVED
     assert record["expire_at"] == when + timedelta(days=30)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMES))
+def test_id_signed_tells_the_truth(name: str):
+    """A scheme that claims its id is signed must refuse a changed id; one that does not, not.
+
+    The claim decides whether a body marker guards the event key
+    (``first_provider_id``), so it is checked against verification itself.
+    """
+    scheme = SCHEMES[name]
+    if scheme.id_header is None:
+        return  # the id comes from the signed body: nothing to forge
+    body, now, url = b'{"id": "evt_1"}', 1_700_000_000, "https://hooks.example/x"
+    key = scheme.new_secret()
+    signed = scheme.sign(body, key.sign, now=now, delivery_id="a", url=url)
+    headers = {k.lower(): v for k, v in signed.items()}
+    scheme.verify(body, headers, [key.verify], now=now, url=url)  # the genuine one passes
+    headers[scheme.id_header] = "b"
+    try:
+        scheme.verify(body, headers, [key.verify], now=now, url=url)
+    except SignatureError:
+        verified_with_another_id = False
+    else:
+        verified_with_another_id = True
+    assert scheme.id_signed is not verified_with_another_id
+
+
+def test_only_github_and_shopify_take_their_id_from_an_unsigned_header():
+    assert {n for n, s in SCHEMES.items() if s.id_header and not s.id_signed} == {
+        "github",
+        "shopify",
+    }
+    assert {n for n, p in PROVIDERS.items() if p.id_unsigned} == {"github", "shopify"}
+
+
+def test_the_body_marker_key_is_sha256_of_source_and_body():
+    body = b'{"zen": "Design for failure."}'
+    assert body_marker_key("github", body) == hashlib.sha256(b"github:" + body).hexdigest()
+    assert body_marker_key("github", body) != body_marker_key("shopify", body)
+    assert bodies_collection("events") == "events-bodies"

@@ -72,11 +72,18 @@ class EventRecords:
 
         return Retry(timeout=self._timeout)
 
-    def create(self, key: str, record: dict[str, Any]) -> datetime | None:
+    @property
+    def collection_name(self) -> str:
+        """The events collection's name."""
+        return self._collection_name
+
+    def create(
+        self, key: str, record: dict[str, Any], collection: str | None = None
+    ) -> datetime | None:
         """Create ``key`` if absent: its update time, or None if it already existed."""
         try:
             result = (
-                self.collection()
+                self.collection(collection)
                 .document(key)
                 .create(record, timeout=self._timeout, retry=self._retry())
             )

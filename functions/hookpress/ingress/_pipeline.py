@@ -31,6 +31,7 @@ from hookpress.events import (
     InvalidPayloadId,
     Status,
     event_key,
+    first_provider_id,
     message_attributes,
     new_record,
     raw_object_name,
@@ -159,6 +160,19 @@ class Ingestor:
             pid = provider.event_id(verified.delivery_id, headers, payload, body)
         except InvalidPayloadId:
             return Result(Outcome.MALFORMED, reason="invalid_id")
+        try:
+            # An unsigned delivery id cannot make the same signed body a new event.
+            pid = first_provider_id(
+                self.records,
+                id_unsigned=provider.id_unsigned,
+                source=source.name,
+                body=body,
+                provider_id=pid,
+                received_at=datetime.fromtimestamp(now, UTC),
+                ttl_days=self.settings.event_ttl_days,
+            )
+        except BackendError as exc:
+            return Result(Outcome.UNAVAILABLE, reason=exc.backend)
         key = event_key(source.name, pid)
         # A label only (an unusable one is dropped): never worth refusing a verified event for.
         event_type = provider.event_type(headers, payload)

@@ -1,0 +1,232 @@
+"""Unsigned delivery ids cannot mint events (GitHub, Shopify): the signed body decides.
+
+An attacker who captured one genuine request can send its body and signature
+again under any ``X-GitHub-Delivery``/``X-Shopify-Webhook-Id``, or none: each
+is the first event again (``200 duplicate``). And because the marker is
+written before the record, every failure window is walked here: whatever
+failed, the provider's retry - under the same id or another - completes the
+one event, publishes it once, and loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from hookpress.backends import BackendError
+from hookpress.events import body_marker_key, event_key
+from tests.integration.conftest import Backends, signed, unique_body
+from tests.integration.test_ingress_faults import Flaky, assert_unavailable, variant
+
+UNSIGNED = ["github", "shopify"]
+TYPE_HEADER = {"github": "X-GitHub-Event", "shopify": "X-Shopify-Topic"}
+ID_HEADER = {"github": "X-GitHub-Delivery", "shopify": "X-Shopify-Webhook-Id"}
+
+
+@pytest.fixture
+def use(ingestor: Any) -> Iterator[Callable[..., Any]]:
+    """Install a variant of the session's ingestor with some adapters replaced."""
+    from hookpress import ingress
+
+    def install(**parts: Any) -> Any:
+        chosen = variant(ingestor, **parts)
+        ingress.install(chosen)
+        return chosen
+
+    yield install
+    ingress.install(None)
+
+
+def fresh_id(tag: str = "d") -> str:
+    return f"{tag}-{time.monotonic_ns()}"
+
+
+def send(app: Any, source: str, body: bytes, delivery: str | None, **headers: str) -> Any:
+    sent = signed(source, body, delivery_id=delivery or "x")
+    if delivery is None:
+        del sent[ID_HEADER[source]]
+    sent.update(headers)
+    return app.test_client().post(f"/{source}", data=body, headers=sent)
+
+
+def messages_for(backends: Backends) -> list[str]:
+    return [json.loads(m.data)["event_key"] for m in backends.messages()]
+
+
+def keys_of(backends: Backends, source: str, body: bytes) -> set[str]:
+    """Every record holding this body (there must be exactly one)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    digest = hashlib.sha256(body).hexdigest()
+    query = backends.db.collection("events").where(filter=FieldFilter("body_sha256", "==", digest))
+    return {d.id for d in query.stream() if (d.to_dict() or {}).get("source") == source}
+
+
+def marker(backends: Backends, source: str, body: bytes) -> dict[str, Any] | None:
+    snap = backends.db.collection("events-bodies").document(body_marker_key(source, body)).get()
+    return snap.to_dict() if snap.exists else None
+
+
+@pytest.mark.parametrize("source", UNSIGNED)
+def test_the_same_signed_body_under_another_id_or_none_is_a_duplicate(
+    app, client, backends: Backends, source: str
+):
+    body = unique_body(source)
+    first_id = fresh_id()
+    first = send(app, source, body, first_id, **{TYPE_HEADER[source]: "first.type"})
+    assert first.status_code == 202
+    key = first.get_json()["event_id"]
+    assert key == event_key(source, first_id)
+
+    replays = [
+        send(app, source, body, fresh_id("replayed")),
+        send(app, source, body, None),  # no id header: the payload id would have been used
+        send(app, source, body, fresh_id(), **{TYPE_HEADER[source]: "other.type"}),
+        send(app, source, body, first_id),  # the provider's own retry
+    ]
+    assert [r.status_code for r in replays] == [200] * 4
+    assert all(r.get_json() == {"status": "duplicate", "event_id": key} for r in replays)
+
+    assert keys_of(backends, source, body) == {key}
+    record = backends.wait_status(key, "published")
+    assert record["provider_event_id"] == first_id
+    assert record["event_type"] == "first.type"  # an unsigned type header decides nothing
+    assert messages_for(backends) == [key]
+    mark = marker(backends, source, body)
+    assert mark is not None
+    assert mark["provider_event_id"] == first_id
+    assert mark["expire_at"] - mark["created_at"] == record["expire_at"] - record["received_at"]
+
+
+def test_a_signed_id_is_trusted_as_the_providers_word(client, backends: Backends):
+    """Standard Webhooks signs webhook-id: a new id is a new message, and no marker is kept."""
+    body = unique_body("sw")
+    first = client.post(
+        "/standard-webhooks",
+        data=body,
+        headers=signed("standard-webhooks", body, delivery_id="m1x"),
+    )
+    other = fresh_id("msg")
+    second = client.post(
+        "/standard-webhooks",
+        data=body,
+        headers=signed("standard-webhooks", body, delivery_id=other),
+    )
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert marker(backends, "standard-webhooks", body) is None
+
+
+@pytest.mark.parametrize("source", UNSIGNED)
+def test_copies_under_many_ids_at_once_are_one_event(app, ingestor, backends: Backends, source):
+    from hookpress import ingress
+
+    ingress.install(ingestor)
+    body = unique_body(source)
+    ids = [fresh_id(f"c{i}") for i in range(8)]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda d: send(app, source, body, d), ids))
+    finally:
+        ingress.install(None)
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * 7 + [202]
+    (key,) = {a.get_json()["event_id"] for a in answers}
+    assert keys_of(backends, source, body) == {key}
+    assert key == event_key(source, marker(backends, source, body)["provider_event_id"])
+    assert messages_for(backends) == [key]
+
+
+# -- failure windows: nothing accepted is lost, nothing is published twice ------------------
+
+
+class FailRecordCreate(Flaky):
+    """The marker is written; the record's create (the events collection) fails."""
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != "create":
+            return attr
+
+        def create(key: str, record: dict[str, Any], collection: str | None = None) -> Any:
+            if collection is None and self.failures > 0:
+                self.failures -= 1
+                raise BackendError("firestore", "injected")
+            return attr(key, record, collection=collection)
+
+        return create
+
+
+@pytest.mark.parametrize("retry_id", ["same", "another", "none"])
+def test_marker_written_but_record_not_then_any_retry_completes_the_event(
+    app, ingestor, use, backends: Backends, retry_id: str
+):
+    source = "github"
+    body = unique_body(source)
+    first_id = fresh_id()
+    use(records=FailRecordCreate(ingestor.records, "create", "firestore"))
+    assert_unavailable(send(app, source, body, first_id))
+    assert marker(backends, source, body) is not None
+    assert keys_of(backends, source, body) == set()
+
+    retry = {"same": first_id, "another": fresh_id("retry"), "none": None}[retry_id]
+    resp = send(app, source, body, retry)
+    # nothing was accepted before: this is the event's first 202, under the first id
+    assert resp.status_code == 202
+    key = event_key(source, first_id)
+    assert resp.get_json()["event_id"] == key
+    assert keys_of(backends, source, body) == {key}
+    assert backends.wait_status(key, "published")["provider_event_id"] == first_id
+    assert messages_for(backends) == [key]
+
+
+def test_marker_create_failing_stores_nothing_and_the_retry_succeeds(
+    app, ingestor, use, backends: Backends
+):
+    source = "shopify"
+    body = unique_body(source)
+    records = Flaky(ingestor.records, "create", "firestore")  # the first create is the marker's
+    use(records=records)
+    before = backends.object_names()
+    assert_unavailable(send(app, source, body, fresh_id()))
+    assert marker(backends, source, body) is None
+    assert keys_of(backends, source, body) == set()
+    assert backends.object_names() == before
+
+    second = fresh_id("retry")
+    resp = send(app, source, body, second)
+    assert resp.status_code == 202
+    assert resp.get_json()["event_id"] == event_key(source, second)
+    assert messages_for(backends) == [event_key(source, second)]
+
+
+@pytest.mark.parametrize("failing", ["gcs", "pubsub"])
+def test_stored_but_not_published_then_a_retry_under_another_id_publishes_once(
+    app, ingestor, use, backends: Backends, failing: str
+):
+    source = "github"
+    body = unique_body(source)
+    first_id = fresh_id()
+    if failing == "gcs":
+        use(raw=Flaky(ingestor.raw, "put", "gcs"))
+    else:
+        use(publisher=Flaky(ingestor.publisher, "publish", "pubsub"))
+    assert_unavailable(send(app, source, body, first_id))
+    key = event_key(source, first_id)
+    assert keys_of(backends, source, body) == {key}
+    assert backends.record(key)["status"] == "received"
+
+    resp = send(app, source, body, fresh_id("retry"))
+    assert resp.status_code == 200
+    assert resp.get_json() == {"status": "duplicate", "event_id": key}
+    record = backends.wait_status(key, "published")
+    assert backends.object(record["raw_uri"].split("/", 3)[3]) == body
+    assert messages_for(backends) == [key]
+    again = send(app, source, body, fresh_id("again"))
+    assert again.status_code == 200
+    assert backends.messages(settle_s=0.5) == []
