@@ -392,3 +392,107 @@ def test_every_secret_manager_error_is_503_and_leaves_the_breaker_alone(
     time.sleep(1.1)  # the first back-off after a failed read
     assert push(deliver_app, key) == 204
     assert backends.record(key)["status"] == "delivered"
+
+
+# -- poison payloads: failed at the first attempt, acked, and the breaker never stuck -------
+
+POISON = {
+    "hmac-timestamp": {"status": "done", "created_at": "1e400"},
+    "stripe": {"type": "charge.succeeded", "created": 1e20},
+    "slack": {"event_id": "Ev1", "event_time": -(10**14)},
+    "standard-webhooks": {"type": "x", "created_at": "0001-01-01T00:00:00+14:00"},
+}
+
+
+@pytest.mark.parametrize("source", sorted(POISON))
+def test_a_poison_payload_is_failed_at_the_first_attempt_and_acked(
+    deliver_app, runtime, wp, event, backends, source
+):
+    fields = POISON[source]
+    if source == "slack":
+        fields = {**fields, "event_id": f"Ev{time.monotonic_ns()}"}
+    key = event(source, unique_body("poison", **fields))
+    assert push(deliver_app, key) == 204
+    record = backends.record(key)
+    assert record["status"] == "failed"
+    assert record["attempts"] == 1
+    assert record["last_error"] == "unusable_payload:occurred_at_out_of_range"
+    assert wp.requests == []
+    assert push(deliver_app, key) == 204  # a redelivery changes nothing
+    assert backends.record(key)["attempts"] == 2
+    assert runtime().deliverer.breaker.state == "closed"
+
+
+def test_a_transform_that_raises_fails_the_event_not_the_instance(
+    deliver_app, runtime, wp, event, backends
+):
+    from hookpress.deliver import transforms
+
+    @transforms.register("hmac-timestamp")
+    def broken(e: transforms.Event) -> dict[str, Any]:
+        return {"summary": e.payload["missing"]}
+
+    try:
+        key = event("hmac-timestamp", unique_body("hooked"))
+        assert push(deliver_app, key) == 204
+    finally:
+        transforms._BY_SOURCE.pop("hmac-timestamp", None)
+    record = backends.record(key)
+    assert (record["status"], record["last_error"]) == (
+        "failed",
+        "unusable_payload:transform_failed:KeyError",
+    )
+    assert push(deliver_app, event()) == 204  # the next event is delivered
+    assert len(wp.requests) == 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_half_open_breakers_probe_is_never_lost(
+    deliver_app, runtime, wp, event, backends, deliver_env
+):
+    """Poison, a secrets outage, a bug: none of them may keep the one probe slot taken."""
+    from hookpress.backends.secrets import CachedSecrets, SecretManagerValues
+    from hookpress.deliver import Breaker
+
+    rt = runtime()
+    clock = Clock()
+    rt.deliverer.breaker = Breaker(3, 60, clock)
+    wp.script = [503, 503, 503]
+    assert [push(deliver_app, event()) for _ in range(3)] == [503] * 3
+    assert rt.deliverer.breaker.state == "open"
+    clock.t = 60  # cooled down: the next call that reaches WordPress is the probe
+
+    poison = event("stripe", unique_body("poison", type="x", created=1e20))
+    assert push(deliver_app, poison) == 204  # failed without asking the breaker
+    assert backends.record(poison)["status"] == "failed"
+
+    good_secrets = rt.deliverer.secrets
+    project = deliver_env["HOOKPRESS_PROJECT"]
+    fake = BrokenSecretManager(
+        secret_manager_errors()["RefreshError"],
+        "access",
+        f"projects/{project}/secrets/wp-app-password",
+    )
+    rt.deliverer.secrets = CachedSecrets(
+        SecretManagerValues(project, 5, client=fake),  # type: ignore[arg-type]
+        ttl_s=300,
+        min_refresh_interval_s=30,
+    )
+    assert push(deliver_app, event()) == 503  # took the slot, then the secrets failed
+    rt.deliverer.secrets = good_secrets
+
+    wp.script = [RuntimeError("a bug in a transport")]  # not an httpx error: unforeseen
+    assert push(deliver_app, event()) == 500
+    assert rt.deliverer.breaker.state == "half-open"
+
+    key = event()
+    assert push(deliver_app, key) == 204  # the probe still happens, and closes the breaker
+    assert backends.record(key)["status"] == "delivered"
+    assert rt.deliverer.breaker.state == "closed"

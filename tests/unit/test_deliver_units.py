@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from hookpress.deliver import (
     classify,
 )
 from hookpress.deliver._envelope import MalformedEnvelope, parse_envelope
-from hookpress.deliver.transforms import Event, build_record, register
+from hookpress.deliver.transforms import Event, UnusablePayload, build_record, register
 
 KEY = "a" * 64
 
@@ -249,3 +250,172 @@ def test_a_per_source_hook_wins():
         "hello",
         {"n": 1},
     )
+
+
+# -- poison payloads: a reason, never an exception -----------------------------------------
+
+OUT_OF_RANGE = [
+    1e20,
+    10**30,
+    -(10**12),
+    "1e400",
+    "9" * 30,
+    "-99999999999999",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+]
+NOT_A_TIME = [True, {}, [], "", "soon", "nan", "Infinity", "2026-13-45", None]
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE, ids=repr)
+@pytest.mark.parametrize("scheme", ["hmac-timestamp", "stripe", "standard-webhooks", "slack"])
+def test_a_time_out_of_range_is_an_unusable_payload(scheme: str, value: object):
+    field = {"stripe": "created", "slack": "event_time"}.get(scheme, "created_at")
+    with pytest.raises(UnusablePayload) as info:
+        build_record(event({field: value, "type": "x"}, scheme))
+    assert info.value.reason == "occurred_at_out_of_range"
+
+
+@pytest.mark.parametrize("value", NOT_A_TIME, ids=repr)
+def test_a_value_that_is_no_time_at_all_is_ignored(value: object):
+    record = build_record(event({"occurred_at": value, "created_at": 1_700_000_000}))
+    assert record["occurred_at"] == "2023-11-14T22:13:20+00:00"
+    assert build_record(event({"created_at": value}))["occurred_at"] == "2026-11-01T12:00:00+00:00"
+
+
+def test_the_edges_of_the_range_are_delivered():
+    early = build_record(event({"created_at": "0001-01-01T00:00:00Z"}))
+    late = build_record(event({"created_at": "9999-12-31T23:59:59+00:00"}))
+    assert early["occurred_at"] == "0001-01-01T00:00:00+00:00"
+    assert late["occurred_at"] == "9999-12-31T23:59:59+00:00"
+    assert build_record(event({"created_at": "1700000000.5"}))["occurred_at"].startswith("2023")
+
+
+@pytest.mark.parametrize(
+    ("returns", "reason"),
+    [
+        (ZeroDivisionError, "transform_failed:ZeroDivisionError"),
+        (RecursionError, "transform_failed:RecursionError"),
+        (KeyError, "transform_failed:KeyError"),
+        (["not", "a", "dict"], "transform_returned_list"),
+        ({"summary": "\ud800"}, "transform_failed:UnicodeEncodeError"),
+        ({"metadata": {"self": None}}, None),
+    ],
+    ids=repr,
+)
+def test_a_hook_that_raises_or_returns_nonsense_is_a_reason(returns: object, reason: str | None):
+    @register("hooked")
+    def hook(e: Event) -> object:
+        if isinstance(returns, type):
+            raise returns("boom")
+        return returns
+
+    try:
+        if reason is None:
+            assert build_record(event({}, source="hooked"))["metadata"] == {}
+        else:
+            with pytest.raises(UnusablePayload) as info:
+                build_record(event({}, source="hooked"))
+            assert info.value.reason == reason
+    finally:
+        from hookpress.deliver import transforms
+
+        transforms._BY_SOURCE.pop("hooked", None)
+
+
+def test_a_hooks_naive_time_is_utc_and_a_circular_metadata_is_a_reason():
+    from hookpress.deliver import transforms
+
+    @register("hooked")
+    def naive(e: Event) -> dict:
+        return {"occurred_at": datetime(2026, 1, 2, 3, 4, 5)}  # naive: the point
+
+    try:
+        assert build_record(event({}, source="hooked"))["occurred_at"] == (
+            "2026-01-02T03:04:05+00:00"
+        )
+        loop: dict = {}
+        loop["loop"] = loop
+
+        @register("hooked")
+        def circular(e: Event) -> dict:
+            return {"metadata": loop}
+
+        with pytest.raises(UnusablePayload) as info:
+            build_record(event({}, source="hooked"))
+        assert info.value.reason == "transform_failed:ValueError"
+    finally:
+        transforms._BY_SOURCE.pop("hooked", None)
+
+
+def test_integers_no_json_reader_holds_exactly_become_strings():
+    big, edge = 2**64 + 1, 2**53 - 1
+    record = build_record(
+        event({"metadata": {"n": big, "edge": edge, "neg": -big, "deep": [{"x": big}], "b": True}})
+    )
+    assert record["metadata"] == {
+        "n": str(big),
+        "edge": edge,
+        "neg": str(-big),
+        "deep": [{"x": str(big)}],
+        "b": True,
+    }
+    stripe = build_record(event({"data": {"object": {"amount": big}}}, "stripe"))
+    assert stripe["metadata"]["amount"] == str(big)
+
+
+def test_control_characters_never_reach_the_status():
+    assert build_record(event({"type": "a\nb\x00c"}))["status"] == "a b c"
+    assert build_record(event({"type": "\n\t"}))["status"] == "received"
+
+
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**80), 2**80)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=20)
+        | st.sampled_from(["1e400", "0001-01-01T00:00:00+01:00", "2026-01-01T00:00:00Z", "9" * 20])
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=12,
+    )
+
+
+KEYS = ["id", "type", "status", "summary", "metadata", "data", "object", "created", "created_at",
+        "occurred_at", "event", "event_time", "action", "repository", "sender", "name",
+        "timestamp", "description", "message", "updated_at", "team_id", "livemode"]  # fmt: skip
+
+
+@pytest.mark.parametrize("scheme", ["hmac-timestamp", "stripe", "standard-webhooks", "github",
+                                    "slack", "shopify"])  # fmt: skip
+def test_every_default_transform_gives_a_record_or_a_reason(scheme: str):
+    """Any JSON object under the keys the transforms read: never an exception, never junk."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(payload=st.dictionaries(st.sampled_from(KEYS), _json_values(), max_size=8))
+    def check(payload: dict) -> None:
+        try:
+            record = build_record(event(payload, scheme, event_type="push"))
+        except UnusablePayload as exc:
+            reasons.add(exc.reason)
+            return
+        assert set(record) == {"source", "external_id", "status", "summary", "metadata",
+                               "occurred_at"}  # fmt: skip
+        assert 1 <= len(record["status"]) <= 64
+        assert not any(ord(c) < 32 or ord(c) == 127 for c in record["status"])
+        assert len(record["summary"]) <= 2000
+        assert isinstance(record["metadata"], dict)
+        datetime.fromisoformat(record["occurred_at"])
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+
+    reasons: set[str] = set()
+    check()
+    assert reasons <= {"occurred_at_out_of_range"}

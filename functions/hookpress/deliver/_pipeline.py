@@ -29,7 +29,7 @@ from hookpress.deliver._errors import (
     RetryableDeliveryError,
 )
 from hookpress.deliver._wordpress import Delivered, WordPressClient
-from hookpress.deliver.transforms import Event, build_record
+from hookpress.deliver.transforms import Event, UnusablePayload, build_record
 from hookpress.events import Status
 from hookpress.logs import Logger
 from hookpress.payloads import MalformedBody, parse_payload
@@ -129,9 +129,16 @@ class Deliverer:
             if self.paused():
                 self._settle(snapshot, Status.HELD, last_error="paused")
                 return Result(Outcome.HELD, reason="paused")
+            try:
+                record = self._wp_record(snapshot)
+            except PermanentDeliveryError as exc:
+                # The payload, not WordPress: no retry can help, and the breaker
+                # (which judges WordPress) is not asked, so no probe slot is taken.
+                self._settle(snapshot, Status.FAILED, error=exc)
+                return Result(Outcome.FAILED, reason=exc.reason)
             if not self.breaker.allow():
                 return Result(Outcome.BREAKER_OPEN, reason="breaker_open")
-            return self._attempt(snapshot)
+            return self._attempt(snapshot, record)
         except BackendError as exc:
             return Result(Outcome.UNAVAILABLE, reason=exc.backend)
 
@@ -158,7 +165,10 @@ class Deliverer:
             received_at=received if isinstance(received, datetime) else datetime.now(UTC),
             provider=str(data.get("provider") or ""),
         )
-        return build_record(event)
+        try:
+            return build_record(event)
+        except UnusablePayload as exc:
+            raise PermanentDeliveryError(f"unusable_payload:{exc.reason}") from None
 
     def _post(self, record: dict[str, Any], key: str) -> Delivered:
         secret = self.settings.wp_app_password_secret
@@ -174,21 +184,23 @@ class Deliverer:
                 raise
             return self.wordpress.post(record, key, fresh[0])
 
-    def _attempt(self, snapshot: Snapshot) -> Result:
+    def _attempt(self, snapshot: Snapshot, record: dict[str, Any]) -> Result:
+        """Post once. The breaker hears WordPress's verdict, or gets its probe slot back."""
         key = snapshot.key
         try:
-            record = self._wp_record(snapshot)
             delivered = self._post(record, key)
         except RetryableDeliveryError as exc:
             self.breaker.failure()
             self._settle(snapshot, None, error=exc)
             return Result(Outcome.RETRY, reason=exc.reason, downstream_status=exc.status)
         except PermanentDeliveryError as exc:
-            self.breaker.success()  # WordPress answered (or never needed asking)
+            self.breaker.success()  # WordPress answered
             self._settle(snapshot, Status.FAILED, error=exc)
             return Result(Outcome.FAILED, reason=exc.reason, downstream_status=exc.status)
-        except BackendError:
-            self.breaker.abandon()  # GCS, Firestore or secrets failed: no verdict on WordPress
+        except BaseException:
+            # No verdict on WordPress (the secrets backend failed, or anything unforeseen):
+            # whatever it was, a half-open breaker must not keep its one probe slot taken.
+            self.breaker.abandon()
             raise
         self.breaker.success()
         now = datetime.fromtimestamp(self.clock(), UTC)

@@ -14,24 +14,46 @@ and ``source`` the source name; the rest comes from a transform:
   ``metadata``, ``occurred_at`` from ``occurred_at``/``created_at``/``created``.
 
 Whatever a transform returns is normalised by :func:`build_record`: the
-summary cut to 2,000 characters, the status to 64, the metadata to a JSON
-object of bounded size, ``occurred_at`` to RFC 3339 UTC. A URL in a payload is
-data like any other string: nothing here fetches anything.
+summary cut to 2,000 characters, the status to 64 without control
+characters, the metadata to a JSON object of bounded size whose integers
+beyond ±(2**53 - 1) become strings (I-JSON, RFC 7493: PHP would read them as
+floats), ``occurred_at`` to RFC 3339 UTC. A URL in a payload is data like any
+other string: nothing here fetches anything.
+
+A field that is not a time at all (``"soon"``, ``true``, an object) is
+ignored and the receipt time stands. A payload no transform can make a
+record of raises :class:`UnusablePayload`, with a reason: a time outside
+years 1-9999 (``created: 1e20``, ``"1e400"``, year 1 at +01:00), a transform
+that raises or returns something other than a dict. Deliver marks that event
+``failed`` at once: retrying the same bytes cannot help.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Event", "Transform", "build_record", "register"]
+__all__ = ["Event", "Transform", "UnusablePayload", "build_record", "register"]
 
 SUMMARY_CHARS = 2_000
 STATUS_CHARS = 64
 METADATA_BYTES = 32 * 1024
+#: the integers every JSON reader holds exactly (RFC 7493 section 2.2)
+SAFE_INTEGER = 2**53 - 1
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+class UnusablePayload(ValueError):
+    """This payload cannot become a WordPress record; ``reason`` says why (logged, recorded)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,25 +101,38 @@ def _dig(data: Any, *path: str) -> Any:
     return data
 
 
+def _epoch(seconds: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise UnusablePayload("occurred_at_out_of_range") from None
+
+
+def _utc(value: datetime) -> datetime:
+    """In UTC (a naive time is taken as UTC); years 1-9999 once there, else UnusablePayload."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise UnusablePayload("occurred_at_out_of_range") from None
+
+
 def _when(value: Any) -> datetime | None:
-    """Epoch seconds (int, float or numeric string) or an ISO 8601 string."""
+    """Epoch seconds (int, float or numeric string) or an ISO 8601 string; None if not a time."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        try:
-            return datetime.fromtimestamp(float(value), UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
+        return _epoch(value)
     if isinstance(value, str) and value:
+        text = value.strip()
+        if _NUMBER.match(text):
+            return _epoch(float(text))
         try:
-            return datetime.fromtimestamp(float(value), UTC)
-        except ValueError:
-            pass
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return _utc(parsed)
     return None
 
 
@@ -352,6 +387,19 @@ BY_PROVIDER: dict[str, Transform] = {
 }
 
 
+def _safe_integers(value: Any) -> Any:
+    """Integers beyond the exactly representable range as strings, everywhere in ``value``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -SAFE_INTEGER <= value <= SAFE_INTEGER else str(value)
+    if isinstance(value, dict):
+        return {k: _safe_integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_safe_integers(v) for v in value]
+    return value
+
+
 def _metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         return {}
@@ -359,27 +407,37 @@ def _metadata(value: Any) -> dict[str, Any]:
     if len(json.dumps(clean, default=str).encode()) > METADATA_BYTES:
         return {"truncated": True}
     plain: dict[str, Any] = json.loads(json.dumps(clean, default=str))  # JSON types only
-    return plain
+    return dict(_safe_integers(plain))
 
 
 def build_record(event: Event) -> dict[str, Any]:
-    """The body POSTed to ``ai-guy/v1/ingest``."""
+    """The body POSTed to ``ai-guy/v1/ingest``; UnusablePayload if there can be none."""
     transform = (
         _BY_SOURCE.get(event.source)
         or BY_PROVIDER.get(event.provider)
         or BY_SCHEME.get(event.scheme, generic)
     )
-    out = transform(event)
-    status = _str(out.get("status")) or "received"
-    summary = _str(out.get("summary")) or ""
-    occurred = out.get("occurred_at")
-    if not isinstance(occurred, datetime):
-        occurred = _when(occurred) or event.received_at
-    return {
-        "source": event.source,
-        "external_id": event.provider_event_id,
-        "status": status[:STATUS_CHARS],
-        "summary": summary[:SUMMARY_CHARS],
-        "metadata": _metadata(out.get("metadata")),
-        "occurred_at": occurred.astimezone(UTC).isoformat(timespec="seconds"),
-    }
+    try:
+        out = transform(event)
+        if not isinstance(out, dict):
+            raise UnusablePayload(f"transform_returned_{type(out).__name__}")
+        status = _CONTROL.sub(" ", _str(out.get("status")) or "").strip() or "received"
+        summary = _str(out.get("summary")) or ""
+        occurred = out.get("occurred_at")
+        when = _utc(occurred) if isinstance(occurred, datetime) else _when(occurred)
+        record = {
+            "source": event.source,
+            "external_id": event.provider_event_id,
+            "status": status[:STATUS_CHARS],
+            "summary": summary[:SUMMARY_CHARS],
+            "metadata": _metadata(out.get("metadata")),
+            "occurred_at": (when or _utc(event.received_at)).isoformat(timespec="seconds"),
+        }
+        json.dumps(record, ensure_ascii=False).encode("utf-8")  # what will be sent must encode
+    except UnusablePayload:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any exception: see below
+        # A transform is code written for one integration (a per-source hook, say):
+        # whatever it raises on this payload, it will raise again on every retry.
+        raise UnusablePayload(f"transform_failed:{type(exc).__name__}") from None
+    return record
