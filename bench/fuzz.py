@@ -1,4 +1,11 @@
-"""Hostile requests against the ingress: ``nox -s fuzz`` (100,000 cases) and tests/fuzz (10,000).
+"""Hostile requests and hostile payloads: ``nox -s fuzz`` and, shorter, tests/fuzz.
+
+Two halves. The ingress half (100,000 cases; the suite runs 10,000) attacks
+the public edge; the deliver half (2,000 cases; the suite runs 200) sends
+payloads no transform expected through the ingress and the deliver function
+into a real WordPress.
+
+**The ingress half.**
 
 Hypothesis builds requests for the real entry point (``functions/ingress/main.py``
 under ``functions_framework.create_app(...).test_client()``) with healthy
@@ -24,6 +31,20 @@ After the run the backends are audited: every GCS object, Firestore record
 and Pub/Sub message of the run belongs to an accepted, genuinely signed
 request. The process's RSS is sampled after each batch (each batch is a fresh
 hypothesis run, so the fuzzer's own bookkeeping does not accumulate).
+
+**The deliver half** (:class:`DeliverFuzzer`). Genuinely signed JSON objects
+for every scheme whose fields the transforms read hold hostile values:
+numbers past every range (``1e308``, ``10**4000``, ``2**64``), times out of
+range, impossible or nearly ISO 8601 (``"1e400"``, year 1 at +14:00,
+``"2026-02-30"``), markup, control and bidi characters, wrong types,
+nesting to the parser's limit, fields of hundreds of KiB; and unsigned type
+headers of any text. Each is accepted by the ingress, pushed to deliver,
+and posted to WordPress (MariaDB and ``php -S``, the plugin as shipped).
+Invariants on every case: deliver answers 204 (never a 5xx), the event ends
+``delivered`` or ``failed`` (with ``unusable_payload:…`` or WordPress's 4xx as
+the reason), and the breaker's one probe slot is never left taken: every
+batch starts with the breaker half-open. After every batch a normal event
+must be delivered, close the breaker, and be one post in WordPress.
 """
 
 from __future__ import annotations
@@ -48,6 +69,7 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -940,6 +962,481 @@ def run(
     return fuzzer.report
 
 
+# -- the deliver half: hostile payloads through ingress and deliver into WordPress -------------
+
+#: the fields the default transforms read (hookpress.deliver.transforms)
+TRANSFORM_KEYS: tuple[str, ...] = (
+    "type",
+    "status",
+    "summary",
+    "description",
+    "message",
+    "metadata",
+    "occurred_at",
+    "created_at",
+    "created",
+    "updated_at",
+    "timestamp",
+    "event_time",
+    "data",
+    "event",
+    "object",
+    "action",
+    "repository",
+    "sender",
+    "name",
+    "admin_graphql_api_id",
+    "livemode",
+    "api_version",
+    "team_id",
+)
+#: the fields they read one level down (data.object, event, repository, sender)
+NESTED_KEYS: tuple[str, ...] = (
+    "id",
+    "object",
+    "amount",
+    "currency",
+    "type",
+    "text",
+    "channel",
+    "full_name",
+    "login",
+)
+#: numbers no transform expected: past every range, at every edge of IEEE and int64
+HOSTILE_NUMBERS: tuple[int | float, ...] = (
+    0,
+    -0.0,
+    1e20,
+    -1e20,
+    1e308,
+    -1e308,
+    5e-324,
+    2**53 + 1,
+    2**63,
+    -(2**63) - 1,
+    2**64,
+    10**400,
+    -(10**4000),
+    253_402_300_800,  # 10000-01-01
+    -62_135_596_801,  # one second before year 1
+    1_700_000_000.999_999_9,
+)
+#: times as text: out of range, impossible, ambiguous, or only nearly ISO 8601
+HOSTILE_TIMES: tuple[str, ...] = (
+    "1e400",
+    "-1e400",
+    "9" * 30,
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999Z",
+    "0000-00-00T00:00:00Z",
+    "2026-02-30T00:00:00Z",
+    "2016-12-31T23:59:60Z",
+    "2026-01-01T24:00:00Z",
+    "2026-01-01T00:00:00+99:99",
+    "2026-01-01T00:00:00.123456789+00:00",
+    "2026-01-01",
+    "20260101T000000Z",
+    "2026-W01-1",
+    " 1700000000 ",
+    "1_700_000_000",
+    "+1700000000",
+    "-1",
+    "0x10",
+    "NaN",
+    "Infinity",
+    "",
+)
+#: strings that have broken somebody's parser, template or database
+HOSTILE_STRINGS: tuple[str, ...] = (
+    "<script>alert(1)</script>",
+    "<!-- -->]]>",
+    "' OR 1=1 --",
+    "%00%0d%0a",
+    "\u202e\u2066rtl",
+    "\u2028\u2029",
+    "\x00",
+    "a\r\nb\tc\x7f",
+    "\U0001f600" * 100,
+    "\ufdfa" * 1000,
+    "\\u0000\\",
+    "{{7*7}}${7*7}",
+    "${jndi:ldap://127.0.0.1/x}",
+    "http://169.254.169.254/computeMetadata/v1/",
+    "x" * 70_000,
+)
+
+
+class DeliverStrategies:
+    """Signed payloads whose every field the transforms read is hostile."""
+
+    def value(self) -> st.SearchStrategy[tuple[str, Any]]:
+        """One hostile value and its kind."""
+        offsets = st.integers(-1439, 1439).map(lambda m: timezone(timedelta(minutes=m)))
+        times = st.sampled_from(HOSTILE_TIMES) | st.datetimes(timezones=offsets).map(
+            lambda d: d.isoformat()
+        )
+        numbers = (
+            st.sampled_from(HOSTILE_NUMBERS)
+            | st.integers()
+            | st.floats(allow_nan=False, allow_infinity=False)
+        )
+        strings = st.sampled_from(HOSTILE_STRINGS) | st.text(max_size=300)
+        return st.one_of(
+            times.map(lambda v: ("time", v)),
+            numbers.map(lambda v: ("number", v)),
+            strings.map(lambda v: ("string", v)),
+            _JSON_VALUES.map(lambda v: ("wrong_type", v)),
+            self.deep().map(lambda v: ("deep", v)),
+            self.huge().map(lambda v: ("huge", v)),
+        )
+
+    @staticmethod
+    def deep() -> st.SearchStrategy[Any]:
+        """Objects and lists nested up to the strict parser's limit (64, the body included)."""
+
+        @st.composite
+        def build(draw: st.DrawFn) -> Any:
+            depth = draw(st.integers(2, 58))  # under data.object.<field>: 4 levels already
+            node: Any = draw(st.sampled_from([1, "x", None, [], {}]))
+            for _ in range(depth):
+                node = [node] if draw(st.booleans()) else {"a": node}
+            return node
+
+        return build()
+
+    @staticmethod
+    def huge() -> st.SearchStrategy[Any]:
+        """A long string, a wide object or a long list: up to a few hundred KiB."""
+        size = st.integers(1_000, 300_000)
+        return st.one_of(
+            size.map(lambda n: "y" * n),
+            st.integers(100, 5_000).map(lambda n: {f"k{i}": i for i in range(n)}),
+            st.integers(100, 20_000).map(lambda n: list(range(n))),
+        )
+
+    def payload(self) -> st.SearchStrategy[tuple[dict[str, Any], set[str]]]:
+        """A JSON object with hostile values under the transforms' keys, and its kinds."""
+
+        @st.composite
+        def build(draw: st.DrawFn) -> tuple[dict[str, Any], set[str]]:
+            kinds: set[str] = set()
+            obj: dict[str, Any] = {}
+            for key in draw(st.lists(st.sampled_from(TRANSFORM_KEYS), unique=True, max_size=8)):
+                kind, obj[key] = draw(self.value())
+                kinds.add(kind)
+            parents = st.sampled_from(["data", "event", "repository", "sender"])
+            for parent in draw(st.lists(parents, unique=True, max_size=2)):
+                names = draw(st.lists(st.sampled_from(NESTED_KEYS), unique=True, max_size=4))
+                child = {name: draw(self.value())[1] for name in names}
+                obj[parent] = {"object": child} if parent == "data" else child
+                kinds.add("nested")
+            nonce = next(_NONCE)
+            ident = draw(
+                st.sampled_from(["", "<b>", "' OR 1=1 --", "\u202e", "\U0001f600", "x" * 200])
+            )
+            if draw(st.booleans()):
+                obj["id"] = obj["event_id"] = f"fz{nonce}{ident}"[:256]
+            else:
+                obj["_nonce"] = nonce  # no id: the key comes from the body's hash
+                kinds.add("no_id")
+            return obj, kinds or {"empty"}
+
+        return build()
+
+    def cases(self) -> st.SearchStrategy[DeliverCase]:
+        """One source, one hostile payload, hostile unsigned headers where the scheme has them."""
+
+        @st.composite
+        def build(draw: st.DrawFn) -> DeliverCase:
+            source = draw(st.sampled_from(SOURCES))
+            payload, kinds = draw(self.payload())
+            body = json.dumps(payload, ensure_ascii=draw(st.booleans())).encode()
+            event_type = draw(
+                st.none()
+                | st.sampled_from(["push", "orders/create", "<x>", " ", "a" * 300])
+                | st.text(_HEADER_CHARS, max_size=40)
+            )
+            return DeliverCase(source, body, sorted(kinds), event_type)
+
+        return build()
+
+
+@dataclass
+class DeliverCase:
+    """One event for the deliver half: what is sent, and what the fuzzer knows about it."""
+
+    source: str
+    body: bytes
+    kinds: list[str]
+    event_type: str | None  # the unsigned type header, for the schemes that have one
+
+    def describe(self) -> str:
+        """Secret-free: the source, the kinds of hostility, the size."""
+        return f"{self.source} kinds={self.kinds} body={len(self.body)}B"
+
+
+@dataclass
+class DeliverReport:
+    """Counts of one deliver run."""
+
+    cases: int = 0
+    batches: int = 0
+    ingress_statuses: Counter[int] = field(default_factory=Counter)
+    deliver_statuses: Counter[int] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    failed_reasons: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
+    half_open_batches: int = 0
+    probes_by_normal_event: int = 0
+    sentinels_delivered: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "cases": self.cases,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 1),
+            "cases_per_second": round(self.cases / self.seconds, 2) if self.seconds else None,
+            "ingress_statuses": {str(k): v for k, v in sorted(self.ingress_statuses.items())},
+            "deliver_statuses": {str(k): v for k, v in sorted(self.deliver_statuses.items())},
+            "deliver_5xx": sum(v for k, v in self.deliver_statuses.items() if k >= 500),
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "non_final": sum(
+                v for k, v in self.outcomes.items() if k not in {"delivered", "failed"}
+            ),
+            "failed_reasons": dict(self.failed_reasons.most_common()),
+            "kinds": dict(sorted(self.kinds.items())),
+            "half_open_batches": self.half_open_batches,
+            "sentinels_delivered": self.sentinels_delivered,
+        }
+
+
+class DeliverFuzzer:
+    """The ingress and the deliver entry points in this process, WordPress for real.
+
+    Each case is signed for one of the six schemes, accepted by the ingress
+    (its own fresh bucket, collection and topic, as :class:`IngressFuzzer`),
+    then pushed to the deliver function, which calls the real WordPress.
+    Every batch starts with the breaker half-open (opened by WordPress
+    failures, cooled down), so a payload that took and kept the probe slot
+    would show as a 503 at the next case. After every batch a normal event
+    must be delivered and readable in WordPress.
+    """
+
+    def __init__(self, project: str, workdir: Path, site: Any) -> None:
+        import functions_framework
+
+        from hookpress import deliver
+        from hookpress.deliver import Breaker
+
+        self.site = site
+        self.ingress = IngressFuzzer(project, workdir)
+        tag = self.ingress.tag
+        secrets_file = workdir / f"{tag}-wp-secrets.json"
+        secrets_file.write_text(json.dumps({f"{tag}-wp": [site.app_password]}))
+        secrets_file.chmod(0o600)
+        self.env = {
+            "HOOKPRESS_PROJECT": project,
+            "HOOKPRESS_RAW_BUCKET": tag,
+            "HOOKPRESS_EVENTS_COLLECTION": tag,
+            "HOOKPRESS_CONTROL_COLLECTION": f"{tag}-control",
+            "HOOKPRESS_WP_BASE_URL": site.rest_base,
+            "HOOKPRESS_WP_USER": site.ingest_user,
+            "HOOKPRESS_WP_APP_PASSWORD_SECRET": f"{tag}-wp",
+            "HOOKPRESS_PUSH_AUTH": "none",
+            "HOOKPRESS_SECRETS_BACKEND": "file",
+            "HOOKPRESS_SECRETS_FILE": str(secrets_file),
+        }
+        with contextlib.redirect_stdout(_LogSink()):
+            self.runtime = deliver.build_runtime(self.env)
+        self.clock = _ManualClock()
+        self.breaker = Breaker(3, 30, self.clock)
+        self.runtime.deliverer.breaker = self.breaker
+        deliver.install(self.runtime)
+        app = functions_framework.create_app(
+            target="deliver", source=str(FUNCTIONS / "deliver" / "main.py")
+        )
+        self.client = app.test_client()
+        self.report = DeliverReport()
+
+    def close(self) -> None:
+        """Uninstall both functions, close WordPress's connection pool."""
+        from hookpress import deliver
+
+        deliver.install(None)
+        self.runtime.deliverer.wordpress.close()
+        self.ingress.close()
+
+    # -- one case ---------------------------------------------------------------
+
+    def _accept(self, source: str, body: bytes, event_type: str | None) -> str:
+        """Send through the ingress; the event key (the ingress must accept a signed object)."""
+        from hookpress.signatures import SCHEMES
+
+        scheme = SCHEMES[source]
+        signed = scheme.sign(body, self.ingress.keys[source][0], now=time.time(),
+                             delivery_id=f"fz-{next(_NONCE)}")  # fmt: skip
+        headers = {"Content-Type": "application/json", **signed}
+        type_header = scheme.type_header
+        if type_header:
+            headers.pop(next(h for h in headers if h.lower() == type_header), None)
+            if event_type is not None:
+                headers[type_header] = event_type
+        with contextlib.redirect_stdout(_LogSink()):
+            resp = self.ingress.client.post(f"/{source}", data=body, headers=headers)
+        self.report.ingress_statuses[resp.status_code] += 1
+        if resp.status_code not in (200, 202):
+            raise InvariantBroken(f"the ingress answered {resp.status_code} to a signed object")
+        return str(resp.get_json()["event_id"])
+
+    def _push(self, key: str) -> int:
+        data = base64.b64encode(json.dumps({"event_key": key}).encode()).decode()
+        envelope = {
+            "message": {"data": data, "messageId": key[:16], "attributes": {"event_key": key}},
+            "subscription": "projects/hookpress-local/subscriptions/events-deliver",
+        }
+        sink = _LogSink()
+        with contextlib.redirect_stdout(sink):
+            status = int(self.client.post("/", json=envelope).status_code)
+        if self.site.app_password in "".join(sink.lines):
+            raise InvariantBroken("the application password in a deliver log line")
+        return status
+
+    def check(self, case: DeliverCase) -> None:
+        """Accept, deliver, and check every invariant; raise InvariantBroken."""
+        report = self.report
+        report.cases += 1
+        report.kinds.update(case.kinds)
+        was_probing_slot_free = not self.breaker.probing
+        key = self._accept(case.source, case.body, case.event_type)
+        status = self._push(key)
+        report.deliver_statuses[status] += 1
+        record = self.ingress.ingestor.records.get(key)
+        state = record.data.get("status") if record else "no record"
+        report.outcomes[str(state)] += 1
+        detail = ""
+        if record is not None:
+            downstream = record.data.get("downstream_body") or ""
+            detail = f" last_error={record.data.get('last_error')!r} wp={downstream[:300]!r}"
+        if status >= 500:
+            raise InvariantBroken(f"deliver answered {status}: {case.describe()}{detail}")
+        if status != 204:
+            raise InvariantBroken(f"deliver answered {status}, not 204: {case.describe()}")
+        if state not in {"delivered", "failed"}:
+            raise InvariantBroken(f"left {state!r}, not final: {case.describe()}{detail}")
+        if state == "failed" and record is not None:
+            reason = str(record.data.get("last_error") or "")
+            if not reason.startswith(("unusable_payload:", "wordpress_rejected")):
+                raise InvariantBroken(f"failed for {reason!r}: {case.describe()}{detail}")
+            report.failed_reasons[_failure_label(reason, record.data)] += 1
+        if self.breaker.probing or (was_probing_slot_free and self.breaker.state == "open"):
+            raise InvariantBroken(f"the breaker's probe slot is held: {case.describe()}")
+
+    def force_half_open(self) -> None:
+        """Open the breaker as three WordPress failures would, then let it cool down."""
+        for _ in range(self.breaker.threshold):
+            self.breaker.failure()
+        self.clock.t += self.breaker.cooldown_s
+        if self.breaker.state != "half-open":
+            raise InvariantBroken(f"the breaker did not open ({self.breaker.state})")
+        self.report.half_open_batches += 1
+
+    def sentinel(self) -> None:
+        """A normal event after hostile ones: delivered, and exactly one post in WordPress."""
+        import httpx
+
+        external_id = f"sentinel-{self.ingress.tag}-{next(_NONCE)}"
+        body = json.dumps(
+            {"id": external_id, "status": "completed", "summary": "after the storm"}
+        ).encode()
+        key = self._accept("hmac-timestamp", body, None)
+        status = self._push(key)
+        record = self.ingress.ingestor.records.get(key)
+        if status != 204 or record is None or record.data.get("status") != "delivered":
+            raise InvariantBroken(
+                f"a normal event after a batch was not delivered ({status}, "
+                f"{record and record.data.get('status')})"
+            )
+        if self.breaker.state != "closed":
+            raise InvariantBroken(f"the breaker is {self.breaker.state} after a normal event")
+        site = self.site
+        with httpx.Client(auth=(site.admin_user, site.admin_app_password), timeout=60) as admin:
+            posts = admin.get(
+                f"{site.rest_base}/wp/v2/ai-events",
+                params={"external_id": external_id, "status": "any"},
+            ).json()
+        if len(posts) != 1 or posts[0]["meta"].get("status") != "completed":
+            raise InvariantBroken(f"WordPress holds {len(posts)} posts for the normal event")
+        self.report.sentinels_delivered += 1
+
+    def run_batch(self, size: int, batch_seed: int) -> None:
+        """Half-open breaker, ``size`` hypothesis cases, then the normal event."""
+        self.force_half_open()
+        strategy = DeliverStrategies().cases()
+
+        @seed(batch_seed)
+        @settings(
+            max_examples=size,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            print_blob=True,
+        )
+        @given(case=strategy)
+        def run(case: DeliverCase) -> None:
+            self.check(case)
+
+        run()
+        self.sentinel()
+        self.report.batches += 1
+
+
+def _failure_label(reason: str, record: Mapping[str, Any]) -> str:
+    """``unusable_payload:<why>``, or WordPress's status and error code (never the payload)."""
+    if not reason.startswith("wordpress_rejected"):
+        return reason
+    try:
+        code = json.loads(record.get("downstream_body") or "").get("code", "?")
+    except (ValueError, AttributeError):
+        code = "?"
+    return f"wordpress_rejected:{record.get('downstream_status')}:{code}"
+
+
+class _ManualClock:
+    """The breaker's clock, moved by the fuzzer (cool-downs without waiting)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def run_deliver(
+    fuzzer: DeliverFuzzer,
+    cases: int,
+    batch: int,
+    base_seed: int,
+    progress: Callable[[str], None] | None = None,
+) -> DeliverReport:
+    """Run ``cases`` deliver cases in batches (each with its half-open start and sentinel)."""
+    started = time.monotonic()
+    done = index = 0
+    while done < cases:
+        size = min(batch, cases - done)
+        before = fuzzer.report.cases
+        fuzzer.run_batch(size, base_seed + index)
+        done += fuzzer.report.cases - before
+        index += 1
+        if progress:
+            progress(f"deliver: {done:,} cases, {time.monotonic() - started:.0f} s")
+    fuzzer.report.seconds = time.monotonic() - started
+    return fuzzer.report
+
+
 @contextlib.contextmanager
 def emulators_env(workdir: Path) -> Iterator[str]:
     """Start the emulators, point this process at them; yield the project."""
@@ -967,9 +1464,11 @@ def markdown(report: FuzzReport, command: str) -> str:
     samples = data["rss_mib_after_each_batch"]
     rss_list = ", ".join(str(x) for x in samples[:12]) + (" …" if len(samples) > 12 else "")
     lines = [
-        "# Fuzzing the ingress",
+        "# Fuzzing the ingress and delivery",
         "",
         f"Command: `{command}`",
+        "",
+        "## Ingress: hostile requests at the public edge",
         "",
         "| figure | value |",
         "|---|---|",
@@ -997,6 +1496,50 @@ def markdown(report: FuzzReport, command: str) -> str:
     return "\n".join(lines)
 
 
+def deliver_markdown(report: DeliverReport, failure: str | None) -> str:
+    """The deliver half's results."""
+    data = report.as_dict()
+    reasons = ", ".join(f"{k}: {v:,}" for k, v in data["failed_reasons"].items()) or "none"
+    return "\n".join(
+        [
+            "## Deliver: hostile payloads into a real WordPress",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| cases | {data['cases']:,} in {data['batches']} batches |",
+            f"| wall time | {data['seconds']} s ({data['cases_per_second']} cases/s) |",
+            f"| deliver 5xx | {data['deliver_5xx']} |",
+            f"| events left in a non-final state | {data['non_final']} |",
+            f"| outcomes | {', '.join(f'{k}: {v:,}' for k, v in data['outcomes'].items())} |",
+            f"| batches begun with the breaker half-open | {data['half_open_batches']} |",
+            f"| normal events delivered after a batch | {data['sentinels_delivered']} |",
+            f"| invariants | {'held' if failure is None else 'BROKEN: ' + failure} |",
+            "",
+            f"Failure reasons: {reasons}",
+            "",
+            "Hostile kinds (cases containing each): "
+            + ", ".join(f"{k}: {v:,}" for k, v in data["kinds"].items()),
+            "",
+        ]
+    )
+
+
+def _run_deliver_half(
+    project: str, workdir: Path, cases: int, batch: int, base_seed: int, say: Callable[[str], None]
+) -> tuple[DeliverReport, str | None]:
+    from hookpress.local.wordpress import WordPressServer
+
+    with WordPressServer(workdir / "wordpress") as server:
+        fuzzer = DeliverFuzzer(project, workdir, server.site)
+        try:
+            run_deliver(fuzzer, cases, batch, base_seed, say)
+        except InvariantBroken as exc:
+            return fuzzer.report, str(exc)
+        finally:
+            fuzzer.close()
+    return fuzzer.report, None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench.fuzz [--cases N] [--batch N] [--seed N]``."""
     parser = argparse.ArgumentParser(
@@ -1006,9 +1549,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--max-rss-growth-mib", type=float, default=64.0)
+    parser.add_argument("--deliver-cases", type=int, default=2_000, help="0: ingress only")
+    parser.add_argument("--deliver-batch", type=int, default=100)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    command = "nox -s fuzz" + (f" -- --cases {args.cases}" if args.cases != 100_000 else "")
+    flags = [f"--cases {args.cases}"] if args.cases != 100_000 else []
+    if args.deliver_cases != 2_000:
+        flags.append(f"--deliver-cases {args.deliver_cases}")
+    command = "nox -s fuzz" + (" -- " + " ".join(flags) if flags else "")
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -1025,6 +1573,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             failure = str(exc)
         finally:
             fuzzer.close()
+        deliver_report, deliver_failure = DeliverReport(), None
+        if args.deliver_cases > 0:
+            deliver_report, deliver_failure = _run_deliver_half(
+                project, Path(tmp), args.deliver_cases, args.deliver_batch, args.seed, say
+            )
     report = fuzzer.report
     data = {
         "command": command,
@@ -1033,14 +1586,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "failure": failure,
         "max_rss_growth_mib": args.max_rss_growth_mib,
         **report.as_dict(),
+        "deliver": {
+            "invariants_held": deliver_failure is None,
+            "failure": deliver_failure,
+            **deliver_report.as_dict(),
+        },
     }
     bounded = report.rss_growth_mib <= args.max_rss_growth_mib
     data["rss_bounded"] = bounded
+    text = markdown(report, command) + "\n" + deliver_markdown(deliver_report, deliver_failure)
     write_json(args.out / "fuzz.json", data)
-    write_markdown(args.out / "fuzz.md", markdown(report, command))
-    print(markdown(report, command))
-    if failure:
-        say(f"INVARIANT BROKEN: {failure}")
+    write_markdown(args.out / "fuzz.md", text)
+    print(text)
+    if failure or deliver_failure:
+        say(f"INVARIANT BROKEN: {failure or deliver_failure}")
         return 1
     if not bounded:
         say(f"RSS grew {report.rss_growth_mib:.1f} MiB (limit {args.max_rss_growth_mib})")

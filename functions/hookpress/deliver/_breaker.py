@@ -40,6 +40,12 @@ class Breaker:
                 return "half-open"
             return "open"
 
+    @property
+    def probing(self) -> bool:
+        """Whether the one probe of a half-open breaker is out (its slot taken)."""
+        with self._lock:
+            return self._probing
+
     def allow(self) -> bool:
         """Whether this request may call WordPress now."""
         with self._lock:
