@@ -621,6 +621,26 @@ class Strategies:
 # -- the target -------------------------------------------------------------------
 
 
+def hypothesis_run(
+    strategy: st.SearchStrategy[Any], check: Callable[[Any], None], size: int, batch_seed: int
+) -> None:
+    """``size`` cases of ``strategy`` through ``check``: seeded, no database, no deadline."""
+
+    @seed(batch_seed)
+    @settings(
+        max_examples=size,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
+    @given(case=strategy)
+    def run(case: Any) -> None:
+        check(case)
+
+    run()
+
+
 class _LogSink(io.TextIOBase):
     """Collects the ingress's log lines (stdout) so they can be checked, not printed."""
 
@@ -850,21 +870,7 @@ class IngressFuzzer:
 
     def run_batch(self, size: int, batch_seed: int) -> None:
         """One hypothesis run of ``size`` cases."""
-        strategy = Strategies(self.keys).cases()
-
-        @seed(batch_seed)
-        @settings(
-            max_examples=size,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-            print_blob=True,
-        )
-        @given(case=strategy)
-        def run(case: Case) -> None:
-            self.check(case)
-
-        run()
+        hypothesis_run(Strategies(self.keys).cases(), self.check, size, batch_seed)
         self.report.batches += 1
 
     def audit(self) -> dict[str, int]:
@@ -1189,7 +1195,6 @@ class DeliverReport:
     failed_reasons: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
     half_open_batches: int = 0
-    probes_by_normal_event: int = 0
     sentinels_delivered: int = 0
     seconds: float = 0.0
 
@@ -1375,21 +1380,7 @@ class DeliverFuzzer:
     def run_batch(self, size: int, batch_seed: int) -> None:
         """Half-open breaker, ``size`` hypothesis cases, then the normal event."""
         self.force_half_open()
-        strategy = DeliverStrategies().cases()
-
-        @seed(batch_seed)
-        @settings(
-            max_examples=size,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-            print_blob=True,
-        )
-        @given(case=strategy)
-        def run(case: DeliverCase) -> None:
-            self.check(case)
-
-        run()
+        hypothesis_run(DeliverStrategies().cases(), self.check, size, batch_seed)
         self.sentinel()
         self.report.batches += 1
 

@@ -72,6 +72,33 @@ def client(app: Any, ingestor: ingress.Ingestor) -> Iterator[Any]:
     ingress.install(None)
 
 
+def variant(base: ingress.Ingestor, **parts: Any) -> ingress.Ingestor:
+    """The same ingestor with some adapters replaced (a failing or slow one, say)."""
+    deps = {
+        "secrets": base.secrets,
+        "raw": base.raw,
+        "records": base.records,
+        "publisher": base.publisher,
+        "pool": base.pool,
+        "log": base.log,
+    }
+    deps.update(parts)
+    return ingress.Ingestor(base.settings, **deps)
+
+
+@pytest.fixture
+def use(ingestor: ingress.Ingestor) -> Iterator[Any]:
+    """``use(raw=...)`` installs a variant of the session's ingestor for one test."""
+
+    def install(**parts: Any) -> ingress.Ingestor:
+        chosen = variant(ingestor, **parts)
+        ingress.install(chosen)
+        return chosen
+
+    yield install
+    ingress.install(None)
+
+
 @dataclass
 class Backends:
     """What landed where: the bucket, the events collection, the topic."""

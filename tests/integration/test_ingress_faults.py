@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -46,30 +45,6 @@ class Flaky:
             return attr(*args, **kwargs)
 
         return wrapped
-
-
-def variant(base: Ingestor, **parts: Any) -> Ingestor:
-    deps = {
-        "secrets": base.secrets,
-        "raw": base.raw,
-        "records": base.records,
-        "publisher": base.publisher,
-        "pool": base.pool,
-        "log": base.log,
-    }
-    deps.update(parts)
-    return Ingestor(base.settings, **deps)
-
-
-@pytest.fixture
-def use(ingestor: Ingestor) -> Iterator[Any]:
-    def install(**parts: Any) -> Ingestor:
-        chosen = variant(ingestor, **parts)
-        ingress.install(chosen)
-        return chosen
-
-    yield install
-    ingress.install(None)
 
 
 def send(app: Any, body: bytes, source: str = "stripe") -> Any:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,25 +21,11 @@ import pytest
 from hookpress.backends import BackendError
 from hookpress.events import body_marker_key, event_key
 from tests.integration.conftest import Backends, signed, unique_body
-from tests.integration.test_ingress_faults import Flaky, assert_unavailable, variant
+from tests.integration.test_ingress_faults import Flaky, assert_unavailable
 
 UNSIGNED = ["github", "shopify"]
 TYPE_HEADER = {"github": "X-GitHub-Event", "shopify": "X-Shopify-Topic"}
 ID_HEADER = {"github": "X-GitHub-Delivery", "shopify": "X-Shopify-Webhook-Id"}
-
-
-@pytest.fixture
-def use(ingestor: Any) -> Iterator[Callable[..., Any]]:
-    """Install a variant of the session's ingestor with some adapters replaced."""
-    from hookpress import ingress
-
-    def install(**parts: Any) -> Any:
-        chosen = variant(ingestor, **parts)
-        ingress.install(chosen)
-        return chosen
-
-    yield install
-    ingress.install(None)
 
 
 def fresh_id(tag: str = "d") -> str:

@@ -15,8 +15,8 @@ from hookpress.publication import Publication
 from hookpress.reconcile import Reconciler
 from hookpress.settings import ReconcileSettings
 from tests.conftest import FUNCTIONS
-from tests.integration.conftest import Backends, signed, unique_body
-from tests.integration.test_ingress_faults import Flaky, variant
+from tests.integration.conftest import Backends, signed, unique_body, variant
+from tests.integration.test_ingress_faults import Flaky
 
 
 class Clock:
