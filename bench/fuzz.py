@@ -1391,10 +1391,15 @@ def _failure_label(reason: str, record: Mapping[str, Any]) -> str:
     if not reason.startswith("wordpress_rejected"):
         return reason
     try:
-        code = json.loads(record.get("downstream_body") or "").get("code", "?")
+        answer = json.loads(record.get("downstream_body") or "")
+        code = str(answer.get("code", "?"))
+        data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        params = data.get("params")
+        what = ",".join(sorted(params)) if isinstance(params, dict) else data.get("reason")
     except (ValueError, AttributeError):
-        code = "?"
-    return f"wordpress_rejected:{record.get('downstream_status')}:{code}"
+        code, what = "?", None
+    label = f"wordpress_rejected:{record.get('downstream_status')}:{code}"
+    return f"{label}:{what}" if what else label
 
 
 class _ManualClock:

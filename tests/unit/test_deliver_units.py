@@ -419,3 +419,19 @@ def test_every_default_transform_gives_a_record_or_a_reason(scheme: str):
     reasons: set[str] = set()
     check()
     assert reasons <= {"occurred_at_out_of_range"}
+
+
+@pytest.mark.parametrize("header", ["<x>", "<script>x</script>", " ", "a b", "push\n", "x" * 65])
+@pytest.mark.parametrize(("scheme", "default"), [("github", "github"), ("shopify", "shopify")])
+def test_an_unsigned_type_header_that_is_no_label_decides_nothing(scheme, default, header):
+    """WordPress strips markup from the status: "<x>" would leave it empty and refused."""
+    record = build_record(event({}, scheme, event_type=header))
+    assert record["status"] == default
+
+
+def test_the_labels_providers_send_are_kept():
+    assert build_record(event({}, "github", event_type="pull_request"))["status"] == "pull_request"
+    assert build_record(event({}, "shopify", event_type="orders/create"))["status"] == (
+        "orders/create"
+    )
+    assert build_record(event({}, "hmac-timestamp", event_type="x.y"))["status"] == "x.y"

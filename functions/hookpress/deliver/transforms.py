@@ -46,6 +46,7 @@ METADATA_BYTES = 32 * 1024
 SAFE_INTEGER = 2**53 - 1
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:-]{0,63}")
 
 
 class UnusablePayload(ValueError):
@@ -87,6 +88,16 @@ def register(source: str) -> Callable[[Transform], Transform]:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _label(value: Any) -> str | None:
+    """An unsigned type header (X-GitHub-Event, X-Shopify-Topic) if it looks like one.
+
+    The header is not covered by the signature: it may name the event, but a
+    value no provider sends (markup, spaces) must not decide anything, not
+    even that WordPress refuses the record, so it is dropped for the default.
+    """
+    return value if isinstance(value, str) and _LABEL.fullmatch(value) else None
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -139,7 +150,7 @@ def _when(value: Any) -> datetime | None:
 def generic(event: Event) -> dict[str, Any]:
     """The original mapping, for payloads that carry their own status and summary."""
     p = event.payload
-    status = _str(p.get("status")) or _str(p.get("type")) or event.event_type or "received"
+    status = _str(p.get("status")) or _str(p.get("type")) or _label(event.event_type) or "received"
     summary = (
         _str(p.get("summary"))
         or _str(p.get("description"))
@@ -190,7 +201,7 @@ def standard_webhooks(event: Event) -> dict[str, Any]:
 def github(event: Event) -> dict[str, Any]:
     """GitHub: the event type comes from X-GitHub-Event, refined by ``action``."""
     p = event.payload
-    kind = event.event_type or "github"
+    kind = _label(event.event_type) or "github"
     action = _str(p.get("action"))
     repo = _str(_dig(p, "repository", "full_name"))
     sender = _str(_dig(p, "sender", "login"))
@@ -220,7 +231,7 @@ def slack(event: Event) -> dict[str, Any]:
 def shopify(event: Event) -> dict[str, Any]:
     """Shopify: the topic comes from X-Shopify-Topic."""
     p = event.payload
-    kind = event.event_type or "shopify"
+    kind = _label(event.event_type) or "shopify"
     name = _str(p.get("name")) or _str(str(p.get("id"))) or ""
     return {
         "status": kind,
