@@ -78,8 +78,11 @@ CLOUD_RUN_VARIABLES = ("K_SERVICE", "K_REVISION", "K_CONFIGURATION")
 
 
 class PushAuthError(Exception):
-    """The push cannot be authenticated. ``status`` is 401 or 403 (not from our
-    subscription) or 503 (Google's certificates cannot be had right now)."""
+    """The push cannot be authenticated.
+
+    ``status`` is 401 or 403 (not from our subscription) or 503 (Google's
+    certificates cannot be had right now).
+    """
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
