@@ -82,7 +82,7 @@ class EventStore(Component):
             opts=self.child(depends_on=after),
         )
         self.bodies_ttl = firestore.Field(
-            "bodies-ttl",
+            self.named("bodies-ttl"),
             project=args.project,
             database=args.database,
             collection=bodies_collection(args.collection),
