@@ -33,14 +33,17 @@ request. The process's RSS is sampled after each batch (each batch is a fresh
 hypothesis run, so the fuzzer's own bookkeeping does not accumulate).
 
 **The deliver half** (:class:`DeliverFuzzer`). Genuinely signed JSON objects
-for every scheme whose fields the transforms read hold hostile values:
+for every provider (one source each, so every default transform is reached;
+Twilio's are form bodies) whose fields the transforms read hold hostile values:
 numbers past every range (``1e308``, ``10**4000``, ``2**64``), times out of
 range, impossible or nearly ISO 8601 (``"1e400"``, year 1 at +14:00,
 ``"2026-02-30"``), markup, control and bidi characters, wrong types,
 nesting to the parser's limit, fields of hundreds of KiB; and unsigned type
 headers of any text. Each is accepted by the ingress, pushed to deliver,
 and posted to WordPress (MariaDB and ``php -S``, the plugin as shipped).
-Invariants on every case: deliver answers 204 (never a 5xx), the event ends
+Invariants on every case: the ingress accepts it (or answers 400 where the
+provider's id, read from the payload, is unusable: fal.ai's status,
+ElevenLabs' type), deliver answers 204 (never a 5xx), the event ends
 ``delivered`` or ``failed`` (with ``unusable_payload:…`` or WordPress's 4xx as
 the reason), and the breaker's one probe slot is never left taken: every
 batch starts with the breaker half-open. After every batch a normal event
@@ -77,6 +80,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from bench._common import FUNCTIONS, RESULTS, machine, write_json, write_markdown
+from hookpress.providers import PROVIDERS
 
 __all__ = ["Case", "FuzzReport", "IngressFuzzer", "main"]
 
@@ -88,6 +92,10 @@ SOURCES: tuple[str, ...] = (
     "slack",
     "shopify",
 )
+#: the deliver half: a source per provider, so every default transform meets hostile payloads
+DELIVER_SOURCES: tuple[str, ...] = tuple(sorted(PROVIDERS))
+#: the public URL a source is configured with (Twilio signs the URL it calls)
+PUBLIC_URL = "https://hooks.example.com/hookpress"
 MAX_BODY = 1024 * 1024
 TOLERANCE = 300
 KNOWN_STATUSES = frozenset({200, 202, 400, 401, 404, 405, 413, 415})
@@ -110,6 +118,10 @@ def _nonce() -> str:
     nonce that grows a digit would change a body's length between a case and its
     replay, and with it the bounds of the next draw (FlakyStrategyDefinition)."""
     return f"{next(_NONCE):010d}"
+
+
+def _public_url(source: str) -> str:
+    return f"{PUBLIC_URL}/{source}"
 
 
 class InvariantBroken(AssertionError):
@@ -705,22 +717,29 @@ class FuzzReport:
 
 
 class IngressFuzzer:
-    """The ingress entry point against the emulators, with a fresh bucket, collection and topic."""
+    """The ingress entry point against the emulators, with a fresh bucket, collection and topic.
 
-    def __init__(self, project: str, workdir: Path) -> None:
+    ``sources``: one source per provider, named after it (the ingress half: the
+    six original schemes; the deliver half: every provider).
+    """
+
+    def __init__(self, project: str, workdir: Path, sources: Sequence[str] = SOURCES) -> None:
         import functions_framework
         from google.cloud import pubsub_v1
 
         from hookpress import ingress
         from hookpress.local.emulators import ensure_bucket, ensure_topic
-        from hookpress.local.stack import generate_secret
+        from hookpress.local.stack import generate_keys
 
         tag = f"fuzz-{secrets.token_hex(4)}"
         self.project = project
         self.tag = tag
-        self.keys: dict[str, list[str]] = {
-            s: [generate_secret(s), generate_secret(s)] for s in SOURCES
-        }
+        self.sources = tuple(sources)
+        pairs = {s: [generate_keys(s), generate_keys(s)] for s in self.sources}
+        #: what the ingress holds (for the HMAC schemes, also what signs)
+        self.keys: dict[str, list[str]] = {s: [k.verify for k in ks] for s, ks in pairs.items()}
+        #: what a provider signs with (a private key for the asymmetric ones)
+        self.signing: dict[str, str] = {s: ks[0].sign for s, ks in pairs.items()}
         secrets_file = workdir / f"{tag}-secrets.json"
         secrets_file.write_text(json.dumps({f"{tag}-{s}": v for s, v in self.keys.items()}))
         ensure_bucket(project, tag)
@@ -731,7 +750,10 @@ class IngressFuzzer:
         self.env = {
             "HOOKPRESS_PROJECT": project,
             "HOOKPRESS_SOURCES": json.dumps(
-                {s: {"scheme": s, "secret": f"{tag}-{s}"} for s in SOURCES}
+                {
+                    s: {"provider": s, "secret": f"{tag}-{s}", "url": _public_url(s)}
+                    for s in self.sources
+                }
             ),
             "HOOKPRESS_RAW_BUCKET": tag,
             "HOOKPRESS_EVENTS_TOPIC": tag,
@@ -749,6 +771,7 @@ class IngressFuzzer:
         self.accepted_keys: set[str] = set()
         self.report = FuzzReport()
         self._secret_values = [v for vs in self.keys.values() for v in vs]
+        self._secret_values += list(self.signing.values())
 
     def close(self) -> None:
         """Uninstall the ingestor and delete the subscription."""
@@ -807,7 +830,7 @@ class IngressFuzzer:
             if status != 405:
                 fail("not POST but not 405")
             return self._check_logs(case, sink)
-        if name not in SOURCES:
+        if name not in self.sources:
             if status != 404:
                 fail("unknown source but not 404")
             return self._check_logs(case, sink)
@@ -996,8 +1019,20 @@ TRANSFORM_KEYS: tuple[str, ...] = (
     "livemode",
     "api_version",
     "team_id",
+    # the providers' transforms (Replicate, fal.ai, ElevenLabs, Clerk, Resend, Paddle)
+    "completed_at",
+    "model",
+    "version",
+    "error",
+    "metrics",
+    "request_id",
+    "gateway_request_id",
+    "event_timestamp",
+    "instance_id",
+    "event_type",
+    "notification_id",
 )
-#: the fields they read one level down (data.object, event, repository, sender)
+#: the fields they read one level down (data, data.object, event, metrics, repository, sender)
 NESTED_KEYS: tuple[str, ...] = (
     "id",
     "object",
@@ -1008,6 +1043,22 @@ NESTED_KEYS: tuple[str, ...] = (
     "channel",
     "full_name",
     "login",
+    "status",
+    "conversation_id",
+    "agent_id",
+    "email_id",
+    "predict_time",
+)
+#: the fields Twilio's transform reads from its form body (every value is text)
+TWILIO_KEYS: tuple[str, ...] = (
+    "MessageSid",
+    "CallSid",
+    "SmsSid",
+    "MessageStatus",
+    "CallStatus",
+    "SmsStatus",
+    "AccountSid",
+    "ErrorCode",
 )
 #: numbers no transform expected: past every range, at every edge of IEEE and int64
 HOSTILE_NUMBERS: tuple[int | float, ...] = (
@@ -1133,11 +1184,13 @@ class DeliverStrategies:
             for key in draw(st.lists(st.sampled_from(TRANSFORM_KEYS), unique=True, max_size=8)):
                 kind, obj[key] = draw(self.value())
                 kinds.add(kind)
-            parents = st.sampled_from(["data", "event", "repository", "sender"])
+            parents = st.sampled_from(["data", "event", "metrics", "repository", "sender"])
             for parent in draw(st.lists(parents, unique=True, max_size=2)):
                 names = draw(st.lists(st.sampled_from(NESTED_KEYS), unique=True, max_size=4))
                 child = {name: draw(self.value())[1] for name in names}
-                obj[parent] = {"object": child} if parent == "data" else child
+                # Stripe reads data.object.<field>; the other providers data.<field>
+                stripe_like = parent == "data" and draw(st.booleans())
+                obj[parent] = {"object": child} if stripe_like else child
                 kinds.add("nested")
             nonce = _nonce()
             ident = draw(
@@ -1152,12 +1205,32 @@ class DeliverStrategies:
 
         return build()
 
+    def form(self) -> st.SearchStrategy[tuple[bytes, set[str]]]:
+        """Twilio's form body: its fields holding hostile text (a form holds nothing else)."""
+
+        @st.composite
+        def build(draw: st.DrawFn) -> tuple[bytes, set[str]]:
+            kinds: set[str] = set()
+            fields: dict[str, str] = {}
+            for key in draw(st.lists(st.sampled_from(TWILIO_KEYS), unique=True, max_size=6)):
+                kind, value = draw(self.value().filter(lambda kv: kv[0] != "huge"))
+                text = value if isinstance(value, str) else json.dumps(value)
+                fields[key] = text[:10_000]  # percent-encoded, well under the ingress's 1 MiB
+                kinds.add(kind)
+            fields["_nonce"] = _nonce()  # the key is the body's hash: each case is new
+            return urllib.parse.urlencode(fields).encode(), kinds or {"empty"}
+
+        return build()
+
     def cases(self) -> st.SearchStrategy[DeliverCase]:
         """One source, one hostile payload, hostile unsigned headers where the scheme has them."""
 
         @st.composite
         def build(draw: st.DrawFn) -> DeliverCase:
-            source = draw(st.sampled_from(SOURCES))
+            source = draw(st.sampled_from(DELIVER_SOURCES))
+            if source == "twilio":
+                body, kinds = draw(self.form())
+                return DeliverCase(source, body, sorted(kinds), None)
             payload, kinds = draw(self.payload())
             body = json.dumps(payload, ensure_ascii=draw(st.booleans())).encode()
             event_type = draw(
@@ -1191,6 +1264,8 @@ class DeliverReport:
     cases: int = 0
     batches: int = 0
     ingress_statuses: Counter[int] = field(default_factory=Counter)
+    ingress_refused: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)
     deliver_statuses: Counter[int] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     failed_reasons: Counter[str] = field(default_factory=Counter)
@@ -1207,11 +1282,15 @@ class DeliverReport:
             "seconds": round(self.seconds, 1),
             "cases_per_second": round(self.cases / self.seconds, 2) if self.seconds else None,
             "ingress_statuses": {str(k): v for k, v in sorted(self.ingress_statuses.items())},
+            "ingress_refused": dict(sorted(self.ingress_refused.items())),
+            "sources": dict(sorted(self.sources.items())),
             "deliver_statuses": {str(k): v for k, v in sorted(self.deliver_statuses.items())},
             "deliver_5xx": sum(v for k, v in self.deliver_statuses.items() if k >= 500),
             "outcomes": dict(sorted(self.outcomes.items())),
             "non_final": sum(
-                v for k, v in self.outcomes.items() if k not in {"delivered", "failed"}
+                v
+                for k, v in self.outcomes.items()
+                if k not in {"delivered", "failed", "refused_at_ingress"}
             ),
             "failed_reasons": dict(self.failed_reasons.most_common()),
             "kinds": dict(sorted(self.kinds.items())),
@@ -1223,7 +1302,7 @@ class DeliverReport:
 class DeliverFuzzer:
     """The ingress and the deliver entry points in this process, WordPress for real.
 
-    Each case is signed for one of the six schemes, accepted by the ingress
+    Each case is signed for one of the providers, accepted by the ingress
     (its own fresh bucket, collection and topic, as :class:`IngressFuzzer`),
     then pushed to the deliver function, which calls the real WordPress.
     Every batch starts with the breaker half-open (opened by WordPress
@@ -1239,7 +1318,7 @@ class DeliverFuzzer:
         from hookpress.deliver import Breaker
 
         self.site = site
-        self.ingress = IngressFuzzer(project, workdir)
+        self.ingress = IngressFuzzer(project, workdir, DELIVER_SOURCES)
         tag = self.ingress.tag
         secrets_file = workdir / f"{tag}-wp-secrets.json"
         secrets_file.write_text(json.dumps({f"{tag}-wp": [site.app_password]}))
@@ -1278,14 +1357,24 @@ class DeliverFuzzer:
 
     # -- one case ---------------------------------------------------------------
 
-    def _accept(self, source: str, body: bytes, event_type: str | None) -> str:
-        """Send through the ingress; the event key (the ingress must accept a signed object)."""
-        from hookpress.signatures import SCHEMES
+    def _accept(self, source: str, body: bytes, event_type: str | None) -> str | None:
+        """Send through the ingress: the event key, or None for a documented refusal.
 
-        scheme = SCHEMES[source]
-        signed = scheme.sign(body, self.ingress.keys[source][0], now=time.time(),
-                             delivery_id=f"fz-{_nonce()}")  # fmt: skip
-        headers = {"Content-Type": "application/json", **signed}
+        The ingress must accept a signed object, except one whose provider id is
+        present but unusable (``fal``'s status, ``elevenlabs``' type and
+        conversation id are read from the payload): that is a 400, never a
+        silently different key (DESIGN.md), and nothing reaches deliver.
+        """
+        from hookpress.events import InvalidPayloadId
+        from hookpress.payloads import MalformedBody, parse_payload
+
+        provider = PROVIDERS[source]
+        scheme = provider.scheme
+        form = scheme.name == "twilio"
+        signed = scheme.sign(body, self.ingress.signing[source], now=time.time(),
+                             delivery_id=f"fz-{_nonce()}", url=_public_url(source))  # fmt: skip
+        content_type = "application/x-www-form-urlencoded" if form else "application/json"
+        headers = {"Content-Type": content_type, **signed}
         type_header = scheme.type_header
         if type_header:
             headers.pop(next(h for h in headers if h.lower() == type_header), None)
@@ -1294,6 +1383,17 @@ class DeliverFuzzer:
         with contextlib.redirect_stdout(_LogSink()):
             resp = self.ingress.client.post(f"/{source}", data=body, headers=headers)
         self.report.ingress_statuses[resp.status_code] += 1
+        if resp.status_code == 400:
+            lower = {k.lower(): v for k, v in headers.items()}
+            delivery = lower.get(scheme.id_header) if scheme.id_header else None
+            try:
+                provider.event_id(delivery, lower, parse_payload(body, "form" if form else "json"),
+                                  body)  # fmt: skip
+            except InvalidPayloadId:
+                self.report.ingress_refused["invalid_id"] += 1
+                return None
+            except MalformedBody:
+                pass  # the fuzzer's own body is not what it meant to send: an invariant below
         if resp.status_code not in (200, 202):
             raise InvariantBroken(f"the ingress answered {resp.status_code} to a signed object")
         return str(resp.get_json()["event_id"])
@@ -1316,8 +1416,12 @@ class DeliverFuzzer:
         report = self.report
         report.cases += 1
         report.kinds.update(case.kinds)
+        report.sources[case.source] += 1
         was_probing_slot_free = not self.breaker.probing
         key = self._accept(case.source, case.body, case.event_type)
+        if key is None:
+            report.outcomes["refused_at_ingress"] += 1
+            return
         status = self._push(key)
         report.deliver_statuses[status] += 1
         record = self.ingress.ingestor.records.get(key)
@@ -1359,6 +1463,8 @@ class DeliverFuzzer:
             {"id": external_id, "status": "completed", "summary": "after the storm"}
         ).encode()
         key = self._accept("hmac-timestamp", body, None)
+        if key is None:
+            raise InvariantBroken("the ingress refused a normal event")
         status = self._push(key)
         record = self.ingress.ingestor.records.get(key)
         if status != 204 or record is None or record.data.get("status") != "delivered":
@@ -1508,6 +1614,8 @@ def deliver_markdown(report: DeliverReport, failure: str | None) -> str:
             f"| deliver 5xx | {data['deliver_5xx']} |",
             f"| events left in a non-final state | {data['non_final']} |",
             f"| outcomes | {', '.join(f'{k}: {v:,}' for k, v in data['outcomes'].items())} |",
+            f"| refused at the ingress (unusable provider id) "
+            f"| {sum(data['ingress_refused'].values()):,} |",
             f"| batches begun with the breaker half-open | {data['half_open_batches']} |",
             f"| normal events delivered after a batch | {data['sentinels_delivered']} |",
             f"| invariants | {'held' if failure is None else 'BROKEN: ' + failure} |",
@@ -1516,6 +1624,9 @@ def deliver_markdown(report: DeliverReport, failure: str | None) -> str:
             "",
             "Hostile kinds (cases containing each): "
             + ", ".join(f"{k}: {v:,}" for k, v in data["kinds"].items()),
+            "",
+            "Cases by source (one per provider): "
+            + ", ".join(f"{k}: {v:,}" for k, v in data["sources"].items()),
             "",
         ]
     )

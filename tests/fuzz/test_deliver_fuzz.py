@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.fuzz import DeliverCase, DeliverFuzzer, InvariantBroken, run_deliver
+from bench.fuzz import DELIVER_SOURCES, DeliverCase, DeliverFuzzer, InvariantBroken, run_deliver
 from hookpress.local.emulators import Emulators
 from hookpress.local.wordpress import WordPressServer, WordPressSite
 
@@ -79,3 +79,6 @@ def test_hostile_payloads_never_wedge_delivery(fuzzer: DeliverFuzzer):
     assert report.failed_reasons["unusable_payload:occurred_at_out_of_range"] > 0
     kinds = ("time", "number", "string", "wrong_type", "deep", "huge", "nested", "no_id")
     assert all(report.kinds[k] for k in kinds), report.kinds
+    # every provider's default transform met hostile payloads (Twilio's as a form)
+    assert set(report.sources) == set(DELIVER_SOURCES), report.sources
+    assert len(DELIVER_SOURCES) == 15
