@@ -46,7 +46,9 @@ def ingress_env(emulators: Emulators, tmp_path_factory: pytest.TempPathFactory) 
         "HOOKPRESS_EVENTS_TOPIC": TOPIC,
         "HOOKPRESS_SECRETS_BACKEND": "file",
         "HOOKPRESS_SECRETS_FILE": str(secrets_file),
-        "HOOKPRESS_BACKEND_TIMEOUT_S": "5",
+        # Generous: a first call on a loaded machine (channel set-up, a cold emulator)
+        # took more than 5 s and answered 503; no test here waits on this timeout.
+        "HOOKPRESS_BACKEND_TIMEOUT_S": "20",
     }
 
 
