@@ -53,7 +53,7 @@ from hookpress.local.oidc import LocalSigner, OidcFront, Route
 from hookpress.local.stack import FunctionProcess, generate_secret
 from hookpress.local.wordpress import WordPressServer
 from hookpress.pushauth import TEST_CERTS_VARIABLE
-from hookpress.settings import SCHEMES
+from hookpress.signatures import SCHEMES
 from infra import archive
 
 FUNCTIONS_ROOT = REPO / "functions"
