@@ -3,6 +3,8 @@
 Ingress and deliver read exactly these variables through
 ``hookpress.settings`` (``IngressSettings.from_env``/``DeliverSettings.from_env``);
 the infra tests parse the environments built here with those very functions.
+A variable with a default and bounds is named by its rule in
+``hookpress.config_rules``, the one the program read the key with.
 Secrets are named (Secret Manager secret ids), never included: the
 functions fetch the values at run time with their own identity. The secrets
 backend is left to its default, Secret Manager.
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 
 import pulumi
 
+from hookpress import config_rules as rules
 from infra.config import Settings
 
 __all__ = ["deliver_env", "ingress_env", "reconcile_env", "rotate_env", "sources_json"]
@@ -23,7 +26,12 @@ Env = Mapping[str, pulumi.Input[str]]
 
 
 def _seconds(value: float) -> str:
-    return f"{value:g}"
+    """Text the function reads back as this very number: ``5`` for 5.0, every digit otherwise.
+
+    (``:g`` alone keeps six significant digits: 12.3456789 would deploy as 12.3457.)
+    """
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 def sources_json(settings: Settings) -> str:
@@ -46,7 +54,7 @@ def _common(settings: Settings) -> dict[str, pulumi.Input[str]]:
     return {
         "HOOKPRESS_PROJECT": settings.project,
         "HOOKPRESS_FIRESTORE_DATABASE": settings.firestore_database,
-        "HOOKPRESS_EVENT_TTL_DAYS": str(settings.event_ttl_days),
+        rules.EVENT_TTL_DAYS.variable: str(settings.event_ttl_days),
     }
 
 
@@ -60,11 +68,11 @@ def ingress_env(
         "HOOKPRESS_SOURCES": sources_json(settings),
         "HOOKPRESS_RAW_BUCKET": raw_bucket,
         "HOOKPRESS_EVENTS_TOPIC": events_topic,
-        "HOOKPRESS_MAX_BODY_BYTES": str(settings.ingress.max_body_bytes),
-        "HOOKPRESS_TIMESTAMP_TOLERANCE_S": str(settings.ingress.timestamp_tolerance_s),
+        rules.MAX_BODY_BYTES.variable: str(settings.ingress.max_body_bytes),
+        rules.TIMESTAMP_TOLERANCE_S.variable: str(settings.ingress.timestamp_tolerance_s),
         # The warehouse's BigQuery subscription writes the message: the payload too, if asked.
         **(
-            {"HOOKPRESS_MESSAGE_PAYLOAD": "true"}
+            {rules.MESSAGE_PAYLOAD.variable: "true"}
             if settings.warehouse.enabled and settings.warehouse.include_payload
             else {}
         ),
@@ -120,9 +128,9 @@ def deliver_env(
         **_wordpress(settings),
         **_push(settings.function_url(short), push_account),
         "HOOKPRESS_RAW_BUCKET": raw_bucket,
-        "HOOKPRESS_WP_CONNECT_TIMEOUT_S": _seconds(d.wp_connect_timeout_s),
-        "HOOKPRESS_WP_READ_TIMEOUT_S": _seconds(d.wp_read_timeout_s),
-        "HOOKPRESS_PAUSE_WP_DELIVERY": "true" if d.paused else "false",
+        rules.WP_CONNECT_TIMEOUT_S.variable: _seconds(d.wp_connect_timeout_s),
+        rules.WP_READ_TIMEOUT_S.variable: _seconds(d.wp_read_timeout_s),
+        rules.PAUSE_WP_DELIVERY.variable: "true" if d.paused else "false",
     }
 
 

@@ -625,9 +625,9 @@ def test_deliver_environment_is_what_deliver_settings_reads(graph: Graph) -> Non
 
 @pytest.mark.parametrize("short", ["ingress", "deliver"])
 def test_environment_sets_only_variables_the_settings_read(graph: Graph, short: str) -> None:
-    known = set(
-        re.findall(r'"(HOOKPRESS_[A-Z_]+)"', (REPO / "functions/hookpress/settings.py").read_text())
-    )
+    core = REPO / "functions" / "hookpress"
+    text = "".join((core / f).read_text() for f in ("settings.py", "config_rules.py"))
+    known = set(re.findall(r'"(HOOKPRESS_[A-Z_]+)"', text))
     # and functions-framework's own server settings (gunicorn workers and threads)
     assert set(_env(graph, short)) <= known | {"WORKERS", "THREADS"}
 

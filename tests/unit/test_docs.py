@@ -19,7 +19,7 @@ def test_every_environment_variable_the_functions_read_is_documented():
 
 
 def test_every_pulumi_config_key_is_documented():
-    config = (ROOT / "infra" / "config.py").read_text()
+    config = "".join(p.read_text() for p in sorted((ROOT / "infra" / "config").glob("*.py")))
     keys = set(re.findall(r'\b(?:r|gcp)\.\w+\(\s*"([a-z][A-Za-z]+)"', config))
     keys |= set(re.findall(r'_\w+\(r, "([a-z][A-Za-z]+)"', config))
     keys |= set(re.findall(r'require_secret(?:_object)?\("([a-z][A-Za-z]+)"\)', config))

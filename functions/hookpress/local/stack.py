@@ -86,7 +86,7 @@ def lane_topic(lane: str) -> str:
 
 
 WP_SECRET = "wordpress-app-password"  # noqa: S105 - a secret id, not a value
-SMOKE_SOURCE = "smoke"  # as the Pulumi program names it (infra/config.py)
+SMOKE_SOURCE = "smoke"  # as the Pulumi program names it (infra/config/)
 SMOKE_SCHEME = "hmac-timestamp"
 
 

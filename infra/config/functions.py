@@ -1,0 +1,178 @@
+"""The functions' sizing, ingress's limits, deliver's WordPress and its push subscription.
+
+Cloud Run's rules on CPU, memory and concurrency are checked here, before
+Google refuses them halfway through an update; the limits a function reads
+itself (body size, tolerance, WordPress timeouts, the pause switch) use that
+function's own defaults and bounds (``hookpress.config_rules``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from hookpress import config_rules as rules
+from infra.config.model import (
+    ConfigError,
+    DeliverConfig,
+    FunctionSizing,
+    IngressConfig,
+    PushConfig,
+    Source,
+)
+from infra.config.reader import Reader
+
+__all__ = ["read_deliver", "read_ingress", "read_push"]
+
+_MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+# Cloud Run functions accept these CPU values; below 1 a function serves one request at a time.
+_CPUS = {"0.083": 0.083, "0.167": 0.167, "0.333": 0.333, "0.5": 0.5, "0.583": 0.583}
+_CPUS.update({str(n): float(n) for n in (1, 2, 4, 6, 8)})
+
+
+def read_ingress(r: Reader) -> IngressConfig:
+    """The public ingress: its sizing and the request limits it enforces."""
+    concurrency = r.integer("ingressConcurrency", 32, 1, 1000)
+    memory = _memory(r, "ingressMemory", "512Mi")
+    lowest = r.integer("ingressMinInstances", 0, 0, 100)
+    highest = r.integer("ingressMaxInstances", 100, 1, 1000)
+    if lowest > highest:
+        raise ConfigError(
+            f"{r.key('ingressMinInstances')} ({lowest}) is larger than "
+            f"{r.key('ingressMaxInstances')} ({highest})."
+        )
+    return IngressConfig(
+        sizing=FunctionSizing(
+            min_instances=lowest,
+            max_instances=highest,
+            concurrency=concurrency,
+            memory=memory,
+            cpu=_cpu(r, "ingressCpu", "1", concurrency, memory),
+            timeout_s=r.integer("ingressTimeoutS", 60, 1, 3600),
+        ),
+        max_body_bytes=r.knob("maxBodyBytes", rules.MAX_BODY_BYTES),
+        timestamp_tolerance_s=r.knob("timestampToleranceS", rules.TIMESTAMP_TOLERANCE_S),
+    )
+
+
+def read_deliver(r: Reader, prefix: str, sources: tuple[Source, ...]) -> DeliverConfig:
+    """Deliver: the WordPress it posts to, how hard (the cap), and how long it may take."""
+    cap = r.integer("wpConcurrencyCap", 8, 1, 1000)
+    concurrency = r.integer("deliverConcurrency", 1, 1, 1000)
+    if cap % concurrency:
+        raise ConfigError(
+            f"{r.key('wpConcurrencyCap')} ({cap}) must be a multiple of "
+            f"{r.key('deliverConcurrency')} ({concurrency}), so that max instances "
+            "times concurrency equals the cap WordPress is sized for."
+        )
+    timeout = r.integer("deliverTimeoutS", 60, 10, 600)
+    memory = _memory(r, "deliverMemory", "512Mi")
+    connect = r.knob("wpConnectTimeoutS", rules.WP_CONNECT_TIMEOUT_S)
+    read = r.knob("wpReadTimeoutS", rules.WP_READ_TIMEOUT_S)
+    if connect + read >= timeout:
+        raise ConfigError(
+            f"{r.key('wpConnectTimeoutS')} + {r.key('wpReadTimeoutS')} ({connect + read:g} s) "
+            f"must be shorter than {r.key('deliverTimeoutS')} ({timeout} s), or the "
+            "function is killed before it can answer Pub/Sub."
+        )
+    deliver = DeliverConfig(
+        sizing=FunctionSizing(
+            min_instances=0,
+            max_instances=cap // concurrency,
+            concurrency=concurrency,
+            memory=memory,
+            cpu=_cpu(r, "deliverCpu", "1" if concurrency > 1 else "0.5", concurrency, memory),
+            timeout_s=timeout,
+        ),
+        wp_base_url=_url(r, "wpBaseUrl"),
+        wp_user=r.required(
+            "wpUser", "the WordPress user the ingest application password belongs to"
+        ),
+        wp_app_password_secret_id=r.text("wpAppPasswordSecretId", f"{prefix}-wp-app-password")
+        or f"{prefix}-wp-app-password",
+        wp_concurrency_cap=cap,
+        wp_connect_timeout_s=connect,
+        wp_read_timeout_s=read,
+        paused=r.knob("pauseDelivery", rules.PAUSE_WP_DELIVERY),
+    )
+    if not rules.SECRET_ID.match(deliver.wp_app_password_secret_id):
+        raise ConfigError(
+            f"{r.key('wpAppPasswordSecretId')} must be a secret id (letters, digits, '-', '_')."
+        )
+    if deliver.wp_app_password_secret_id in {s.secret_id for s in sources}:
+        raise ConfigError(
+            f"{r.key('wpAppPasswordSecretId')} is also a source's secret: they must differ."
+        )
+    return deliver
+
+
+def read_push(r: Reader, deliver_timeout_s: int) -> PushConfig:
+    """The push subscription to deliver: its ack deadline, retry backoff and dead-letter policy."""
+    ack = r.integer("ackDeadlineS", deliver_timeout_s, 10, 600)
+    if ack < deliver_timeout_s:
+        raise ConfigError(
+            f"{r.key('ackDeadlineS')} ({ack} s) must be at least {r.key('deliverTimeoutS')} "
+            f"({deliver_timeout_s} s), or Pub/Sub redelivers messages deliver is still working on."
+        )
+    min_backoff = r.integer("retryMinBackoffS", 10, 10, 600)
+    max_backoff = r.integer("retryMaxBackoffS", 600, 10, 600)
+    if min_backoff > max_backoff:
+        raise ConfigError(
+            f"{r.key('retryMinBackoffS')} ({min_backoff} s) is larger than "
+            f"{r.key('retryMaxBackoffS')} ({max_backoff} s)."
+        )
+    return PushConfig(
+        ack_deadline_s=ack,
+        min_backoff_s=min_backoff,
+        max_backoff_s=max_backoff,
+        max_delivery_attempts=r.integer("deadLetterMaxAttempts", 5, 5, 100),
+    )
+
+
+def _memory(r: Reader, name: str, default: str) -> str:
+    value = r.text(name, default) or default
+    if not _MEMORY.match(value):
+        raise ConfigError(f"{r.key(name)} must be a size such as 512Mi or 1Gi, got {value[:32]!r}.")
+    return value
+
+
+def _mebibytes(memory: str) -> int:
+    return int(memory[:-2]) * (1024 if memory.endswith("Gi") else 1)
+
+
+def _cpu(r: Reader, name: str, default: str, concurrency: int, memory: str = "512Mi") -> str:
+    """A CPU value Cloud Run accepts with this concurrency and memory.
+
+    Below 1 vCPU, Cloud Run requires a concurrency of 1, at least 0.5 vCPU above
+    512 MiB and 1 vCPU above 1 GiB
+    (https://cloud.google.com/run/docs/configuring/services/cpu#cpu-memory).
+    """
+    value = r.text(name, default) or default
+    if value not in _CPUS:
+        raise ConfigError(
+            f"{r.key(name)} must be one of {', '.join(sorted(_CPUS, key=_CPUS.__getitem__))}, "
+            f"got {value[:32]!r}."
+        )
+    cpu = _CPUS[value]
+    if concurrency > 1 and cpu < 1:
+        raise ConfigError(
+            f"{r.key(name)} is {value}, but a function serving {concurrency} concurrent "
+            "requests needs at least 1 CPU: raise the CPU or set the concurrency to 1."
+        )
+    mib = _mebibytes(memory)
+    needed = 1.0 if mib > 1024 else 0.5 if mib > 512 else 0.0
+    if cpu < needed:
+        raise ConfigError(
+            f"{r.key(name)} is {value}, but Cloud Run needs at least {needed:g} CPU for "
+            f"{memory} of memory: raise the CPU or lower the memory."
+        )
+    return value
+
+
+def _url(r: Reader, name: str) -> str:
+    value = r.required(name, "the WordPress REST base URL, e.g. https://example.com/wp-json")
+    if not re.match(r"^https://[^/\s?#@]+(/[^\s?#]*)?$", value):
+        raise ConfigError(
+            f"{r.key(name)} must be an https:// URL without credentials, query or fragment, "
+            f"got {value[:64]!r}."
+        )
+    return value.rstrip("/")
