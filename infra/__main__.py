@@ -26,7 +26,7 @@ import pulumi  # noqa: E402
 from pulumi_gcp import cloudrunv2, organizations  # noqa: E402
 
 from hookpress.lanes import lane_filter  # noqa: E402
-from infra.access import Access, Grant  # noqa: E402
+from infra.access import IDENTITIES, Access, runtime_grants  # noqa: E402
 from infra.alerting import SlackChannel, SlackChannelArgs  # noqa: E402
 from infra.apis import Apis  # noqa: E402
 from infra.build import BuildInfra, BuildInfraArgs  # noqa: E402
@@ -67,18 +67,6 @@ RECONCILE_SIZING = FunctionSizing(
 ROTATE_SIZING = FunctionSizing(
     min_instances=0, max_instances=1, concurrency=1, memory="256Mi", cpu="0.167", timeout_s=120
 )
-
-# One service account per workload (see identities.py).
-IDENTITIES = {
-    "ingress": "Runs the public ingress function.",
-    "deliver": "Runs the deliver function.",
-    "reconcile": "Runs the reconcile function.",
-    "rotate": "Runs the rotate function.",
-    "push": "Signs Pub/Sub pushes to deliver (run.invoker on deliver only).",
-    "rotate-push": "Signs Pub/Sub pushes to rotate (run.invoker on rotate only).",
-    "scheduler": "Signs Cloud Scheduler calls to reconcile (run.invoker on reconcile only).",
-    "build": "Builds the function images (Cloud Build).",
-}
 
 
 def with_project_number(settings: Settings) -> Settings:
@@ -369,7 +357,7 @@ def main(
     Access(
         "access",
         project=project,
-        grants=_grants(s, ids, raw, messaging, secrets, store),
+        grants=runtime_grants(s, ids, raw, messaging, secrets, store),
         depends_on=ready,
     )
     extra_channels: list[pulumi.Input[str]] = list(s.observability.notification_channels)
@@ -513,113 +501,6 @@ def _check_url(fn: CloudFunction, project: str, region: str) -> None:
             )
 
     urls.apply(check)
-
-
-def _grants(
-    s: Settings,
-    ids: Identities,
-    raw: RawStore,
-    messaging: Messaging,
-    secrets: Secrets,
-    store: EventStore,
-) -> list[Grant]:
-    """Every runtime permission, by workload: only what its code calls."""
-    bucket, events = raw.bucket.name, messaging.events.name
-    database = store.database.name if store.database is not None else s.firestore_database
-    wp = secrets.wordpress.secret_id
-    grants = [
-        # ingress: create raw objects (never read or overwrite), records, publish, its secrets.
-        Grant(
-            "ingress-raw-create",
-            "bucket",
-            bucket,
-            "roles/storage.objectCreator",
-            ids.member("ingress"),
-        ),
-        Grant(
-            "ingress-firestore",
-            "firestore",
-            database,
-            "roles/datastore.user",
-            ids.member("ingress"),
-        ),
-        Grant("ingress-publish", "topic", events, "roles/pubsub.publisher", ids.member("ingress")),
-        # deliver: read raw objects, update records, read the WordPress password.
-        Grant(
-            "deliver-raw-read",
-            "bucket",
-            bucket,
-            "roles/storage.objectViewer",
-            ids.member("deliver"),
-        ),
-        Grant(
-            "deliver-firestore",
-            "firestore",
-            database,
-            "roles/datastore.user",
-            ids.member("deliver"),
-        ),
-        Grant(
-            "deliver-wp-access",
-            "secret",
-            wp,
-            "roles/secretmanager.secretAccessor",
-            ids.member("deliver"),
-        ),
-        # Listing the enabled versions (rotation overlap) needs versions.list: viewer, no payloads.
-        Grant("deliver-wp-list", "secret", wp, "roles/secretmanager.viewer", ids.member("deliver")),
-        # reconcile: find stragglers, re-publish them.
-        Grant(
-            "reconcile-firestore",
-            "firestore",
-            database,
-            "roles/datastore.user",
-            ids.member("reconcile"),
-        ),
-        Grant(
-            "reconcile-publish", "topic", events, "roles/pubsub.publisher", ids.member("reconcile")
-        ),
-    ]
-    for name, secret in secrets.sources.items():
-        grants.append(
-            Grant(
-                f"ingress-secret-{name}",
-                "secret",
-                secret.secret_id,
-                "roles/secretmanager.secretAccessor",
-                ids.member("ingress"),
-            )
-        )
-        grants.append(
-            Grant(
-                f"ingress-secret-list-{name}",
-                "secret",
-                secret.secret_id,
-                "roles/secretmanager.viewer",
-                ids.member("ingress"),
-            )
-        )
-    if s.rotation_enabled:
-        # rotate: read the current password, add the new version, disable the old one.
-        grants.append(
-            Grant(
-                "rotate-wp-access",
-                "secret",
-                wp,
-                "roles/secretmanager.secretAccessor",
-                ids.member("rotate"),
-            )
-        )
-        grants.append(
-            Grant(
-                "rotate-wp-versions",
-                "secret",
-                wp,
-                "roles/secretmanager.secretVersionManager",
-                ids.member("rotate"),
-            )
-        )
-    return grants
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""What each workload may do with the data: every runtime grant in one reviewable place.
+"""Who runs what, and what each may do with the data: every runtime grant in one place.
 
-Grants are made on the narrowest resource that supports IAM: a bucket, a
-topic, a secret. Firestore has no per-collection IAM, so its one
+:data:`IDENTITIES` are the service accounts, one per workload;
+:func:`runtime_grants` is the table of what each may do, which :class:`Access`
+creates. Grants are made on the narrowest resource that supports IAM: a
+bucket, a topic, a secret. Firestore has no per-collection IAM, so its one
 project-level role (``roles/datastore.user``) carries a condition that
-limits it to this stack's database.
+limits it to this stack's database. Who may *invoke* a private function is
+granted with the function (``infra/function.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,26 @@ import pulumi
 from pulumi_gcp import projects, pubsub, secretmanager, storage
 
 from infra.base import Component
+from infra.config import Settings
+from infra.events_store import EventStore
+from infra.identities import Identities
+from infra.messaging import Messaging
+from infra.secret_store import Secrets
+from infra.storage import RawStore
 
-__all__ = ["Access", "Grant"]
+__all__ = ["IDENTITIES", "Access", "Grant", "runtime_grants"]
+
+# One service account per workload (see identities.py).
+IDENTITIES = {
+    "ingress": "Runs the public ingress function.",
+    "deliver": "Runs the deliver function.",
+    "reconcile": "Runs the reconcile function.",
+    "rotate": "Runs the rotate function.",
+    "push": "Signs Pub/Sub pushes to deliver (run.invoker on deliver only).",
+    "rotate-push": "Signs Pub/Sub pushes to rotate (run.invoker on rotate only).",
+    "scheduler": "Signs Cloud Scheduler calls to reconcile (run.invoker on reconcile only).",
+    "build": "Builds the function images (Cloud Build).",
+}
 
 Kind = Literal["bucket", "topic", "secret", "firestore"]
 
@@ -87,3 +108,49 @@ class Access(Component):
             ),
             opts=opts,
         )
+
+
+def runtime_grants(
+    s: Settings,
+    ids: Identities,
+    raw: RawStore,
+    messaging: Messaging,
+    secrets: Secrets,
+    store: EventStore,
+) -> list[Grant]:
+    """Every runtime permission, by workload: only what its code calls."""
+    bucket, events = raw.bucket.name, messaging.events.name
+    database = store.database.name if store.database is not None else s.firestore_database
+    wp = secrets.wordpress.secret_id
+
+    def grant(label: str, kind: Kind, target: pulumi.Input[str], role: str, who: str) -> Grant:
+        return Grant(label, kind, target, role, ids.member(who))
+
+    grants = [
+        # ingress: create raw objects (never read or overwrite), records, publish, its secrets.
+        grant("ingress-raw-create", "bucket", bucket, "roles/storage.objectCreator", "ingress"),
+        grant("ingress-firestore", "firestore", database, "roles/datastore.user", "ingress"),
+        grant("ingress-publish", "topic", events, "roles/pubsub.publisher", "ingress"),
+        # deliver: read raw objects, update records, read the WordPress password.
+        grant("deliver-raw-read", "bucket", bucket, "roles/storage.objectViewer", "deliver"),
+        grant("deliver-firestore", "firestore", database, "roles/datastore.user", "deliver"),
+        grant("deliver-wp-access", "secret", wp, "roles/secretmanager.secretAccessor", "deliver"),
+        # Listing the enabled versions (rotation overlap) needs versions.list: viewer, no payloads.
+        grant("deliver-wp-list", "secret", wp, "roles/secretmanager.viewer", "deliver"),
+        # reconcile: find stragglers, re-publish them.
+        grant("reconcile-firestore", "firestore", database, "roles/datastore.user", "reconcile"),
+        grant("reconcile-publish", "topic", events, "roles/pubsub.publisher", "reconcile"),
+    ]
+    for name, secret in secrets.sources.items():
+        sid = secret.secret_id
+        accessor, viewer = "roles/secretmanager.secretAccessor", "roles/secretmanager.viewer"
+        grants.append(grant(f"ingress-secret-{name}", "secret", sid, accessor, "ingress"))
+        grants.append(grant(f"ingress-secret-list-{name}", "secret", sid, viewer, "ingress"))
+    if s.rotation_enabled:
+        # rotate: read the current password, add the new version, disable the old one.
+        versions = "roles/secretmanager.secretVersionManager"
+        grants += [
+            grant("rotate-wp-access", "secret", wp, "roles/secretmanager.secretAccessor", "rotate"),
+            grant("rotate-wp-versions", "secret", wp, versions, "rotate"),
+        ]
+    return grants
