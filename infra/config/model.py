@@ -48,6 +48,9 @@ class Source:
     provider: str = ""
     lane: str = "normal"
     tolerance_s: int | None = None
+    # Whether the config sets ``tolerance``: null included, which means the deployment's
+    # timestampToleranceS instead of the provider's own window.
+    tolerance_set: bool = False
     url: str | None = None  # the public URL a URL-signing provider (Twilio) signs
 
     def spec(self) -> dict[str, object]:
@@ -57,7 +60,7 @@ class Source:
             "secret": self.secret_id,
             "lane": self.lane,
         }
-        if self.tolerance_s is not None:
+        if self.tolerance_set:
             spec["tolerance"] = self.tolerance_s
         if self.url:
             spec["url"] = self.url

@@ -55,6 +55,7 @@ def _configured(r: Reader, prefix: str) -> tuple[Source, ...]:
                 lane=source.lane,
                 # Only a tolerance the config sets: otherwise the function keeps the provider's.
                 tolerance_s=source.tolerance_s if "tolerance" in data[name] else None,
+                tolerance_set="tolerance" in data[name],
                 url=source.url,
             )
         )
