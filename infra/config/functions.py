@@ -35,11 +35,7 @@ def read_ingress(r: Reader) -> IngressConfig:
     memory = _memory(r, "ingressMemory", "512Mi")
     lowest = r.integer("ingressMinInstances", 0, 0, 100)
     highest = r.integer("ingressMaxInstances", 100, 1, 1000)
-    if lowest > highest:
-        raise ConfigError(
-            f"{r.key('ingressMinInstances')} ({lowest}) is larger than "
-            f"{r.key('ingressMaxInstances')} ({highest})."
-        )
+    r.not_above("ingressMinInstances", lowest, "ingressMaxInstances", highest)
     return IngressConfig(
         sizing=FunctionSizing(
             min_instances=lowest,
@@ -115,11 +111,7 @@ def read_push(r: Reader, deliver_timeout_s: int) -> PushConfig:
         )
     min_backoff = r.integer("retryMinBackoffS", 10, 10, 600)
     max_backoff = r.integer("retryMaxBackoffS", 600, 10, 600)
-    if min_backoff > max_backoff:
-        raise ConfigError(
-            f"{r.key('retryMinBackoffS')} ({min_backoff} s) is larger than "
-            f"{r.key('retryMaxBackoffS')} ({max_backoff} s)."
-        )
+    r.not_above("retryMinBackoffS", min_backoff, "retryMaxBackoffS", max_backoff, " s")
     return PushConfig(
         ack_deadline_s=ack,
         min_backoff_s=min_backoff,

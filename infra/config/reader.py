@@ -77,6 +77,16 @@ class Reader:
         with config_errors():
             return knob.read(self.cfg.get(name), self.key(name))
 
+    def not_above(
+        self, low: str, low_value: int, high: str, high_value: int, unit: str = ""
+    ) -> None:
+        """ConfigError unless the value of key ``low`` is at most that of key ``high``."""
+        if low_value > high_value:
+            raise ConfigError(
+                f"{self.key(low)} ({low_value}{unit}) is larger than "
+                f"{self.key(high)} ({high_value}{unit})."
+            )
+
     def obj(self, name: str) -> Any:
         """Structured config (a map or list), None when unset."""
         try:
