@@ -20,23 +20,29 @@ install; nothing here skips.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
+
+from hookpress.local.processes import (
+    ProcessExited,
+    WaitTimeout,
+    free_port,
+    spawn,
+    stop,
+    wait_http,
+    wait_unix,
+)
 
 __all__ = [
     "DEFAULT_ALLOWLIST",
@@ -136,13 +142,6 @@ def _require_tools() -> _Tools:
             f"{WORDPRESS_SOURCE} has no WordPress: install the Debian package wordpress"
         )
     return _Tools(php=php, mariadbd=mariadbd, install_db=install_db)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _php_string(value: str) -> str:
@@ -245,7 +244,7 @@ class WordPressServer:
             self._prepare_dirs()
             self._start_mariadb()
             self._build_docroot()
-            port = self._requested_port or _free_port()
+            port = self._requested_port or free_port()
             self._write_config(port)
             site = self._install(port)
             self._start_php(port)
@@ -263,9 +262,9 @@ class WordPressServer:
         mariadb, self._mariadb = self._mariadb, None
         if php is not None:
             # SIGINT is how the PHP server shuts down (master and workers).
-            _stop_group(php, signal.SIGINT, timeout=10)
+            stop(php, signal.SIGINT, timeout_s=10)
         if mariadb is not None:
-            _stop_group(mariadb, signal.SIGTERM, timeout=60)
+            stop(mariadb, signal.SIGTERM, timeout_s=60)
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
@@ -290,7 +289,7 @@ class WordPressServer:
         port = self.port
         php, self._php = self._php, None
         if php is not None:
-            _stop_group(php, signal.SIGINT, timeout=10)
+            stop(php, signal.SIGINT, timeout_s=10)
         tools = self._started_tools()
         log = self.logs_dir / "php-server.log"
         deadline = time.monotonic() + _START_TIMEOUT
@@ -299,7 +298,7 @@ class WordPressServer:
             if self._wait_http(self._php, port, log):
                 return
             # The old socket may linger a moment after the old server exited.
-            _stop_group(self._php, signal.SIGINT, timeout=10)
+            stop(self._php, signal.SIGINT, timeout_s=10)
             self._php = None
             if time.monotonic() > deadline:
                 raise WordPressError(f"php -S did not restart on port {port}:\n{_tail(log)}")
@@ -419,7 +418,7 @@ class WordPressServer:
 
         socket_path = self._socket
         log = self.logs_dir / "mariadb.log"
-        self._mariadb = _spawn(
+        self._mariadb = spawn(
             [
                 tools.mariadbd,
                 "--no-defaults",
@@ -441,23 +440,16 @@ class WordPressServer:
                 *self._mariadb_options,
                 *self._user_args(),
             ],
-            self.logs_dir / "mariadb.out",
-            env=None,
+            log=self.logs_dir / "mariadb.out",
         )
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._mariadb.poll() is not None:
-                raise WordPressError(f"mariadbd exited at start-up:\n{_tail(log)}")
-            if socket_path.exists():
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                    try:
-                        probe.connect(str(socket_path))
-                    except OSError:
-                        pass
-                    else:
-                        return
-            time.sleep(0.1)
-        raise WordPressError(f"mariadbd did not open {socket_path} in time:\n{_tail(log)}")
+        try:
+            wait_unix(socket_path, _START_TIMEOUT, self._mariadb)
+        except ProcessExited:
+            raise WordPressError(f"mariadbd exited at start-up:\n{_tail(log)}") from None
+        except WaitTimeout:
+            raise WordPressError(
+                f"mariadbd did not open {socket_path} in time:\n{_tail(log)}"
+            ) from None
 
     def _build_docroot(self) -> None:
         # A real copy, not symlinks: PHP resolves symlinks in __FILE__, and
@@ -554,17 +546,17 @@ class WordPressServer:
                 self._port = port
                 return
             # Exited at once: most likely the port was taken after we chose it.
-            _stop_group(self._php, signal.SIGINT, timeout=10)
+            stop(self._php, signal.SIGINT, timeout_s=10)
             self._php = None
             if self._requested_port is not None or attempt == 2:
                 raise WordPressError(f"php -S did not start on port {port}:\n{_tail(log)}")
-            port = _free_port()
+            port = free_port()
             self._write_config(port)
             self._site = None
         raise AssertionError("unreachable")
 
     def _spawn_php(self, tools: _Tools, port: int, log: Path) -> subprocess.Popen[bytes]:
-        return _spawn(
+        return spawn(
             [
                 tools.php,
                 *self._php_ini(),
@@ -574,24 +566,22 @@ class WordPressServer:
                 str(self._docroot),
                 str(self._runtime / "router.php"),
             ],
-            log,
+            log=log,
             env={**os.environ, "PHP_CLI_SERVER_WORKERS": str(self._workers)},
         )
 
     def _wait_http(self, php: subprocess.Popen[bytes], port: int, log: Path) -> bool:
-        deadline = time.monotonic() + _START_TIMEOUT
+        """Whether WordPress answered; False if ``php -S`` exited first (a port taken)."""
         probe = f"http://127.0.0.1:{port}/wp-json/"
-        while time.monotonic() < deadline:
-            if php.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(probe, timeout=5) as response:
-                    if response.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise WordPressError(f"WordPress did not answer {probe} in time:\n{_tail(log)}")
+        try:
+            wait_http(probe, _START_TIMEOUT, php, interval_s=0.1, request_timeout_s=5)
+        except ProcessExited:
+            return False
+        except WaitTimeout:
+            raise WordPressError(
+                f"WordPress did not answer {probe} in time:\n{_tail(log)}"
+            ) from None
+        return True
 
     def _php_ini(self) -> list[str]:
         settings = {
@@ -656,70 +646,6 @@ class WordPressServer:
         finally:
             result_file.unlink(missing_ok=True)
             args_file.unlink(missing_ok=True)
-
-
-def _spawn(command: list[str], log: Path, *, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
-    """Start a process in its own process group, output appended to a log file."""
-    with log.open("ab") as out:
-        return subprocess.Popen(  # noqa: S603 - fixed program, arguments are ours
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-
-def _stop_group(process: subprocess.Popen[bytes], sig: signal.Signals, *, timeout: float) -> None:
-    """Stop a process we started and everything in its process group.
-
-    The signal goes to the whole group, as a terminal's Ctrl-C would: the PHP
-    server's master only exits once its workers have, and it reaps them, so no
-    worker is orphaned. An orphan would be handed to init, and not every init
-    (a container's, a sandbox's) reaps, which leaves zombies behind.
-    """
-    group = process.pid  # start_new_session made it the group leader
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            # Children first, so the leader can still reap them; then the leader.
-            for pid in _group_members(group):
-                if pid != group:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-            try:
-                process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=timeout)
-    # Anything of the group still running (none after a clean shutdown).
-    deadline = time.monotonic() + timeout
-    while (members := _group_members(group)) and time.monotonic() < deadline:
-        for pid in members:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
-
-
-def _group_members(group: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, read from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may contain spaces and ")".
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == group:
-            members.append(int(entry.name))
-    return members
 
 
 _WP_CONFIG: Final = """<?php
