@@ -305,6 +305,16 @@ class WordPressServer:
         """
         return str(self._wp("eval", {"code": code}, timeout=timeout)["output"])
 
+    def run_php_file(
+        self, path: Path, args: dict[str, Any] | None = None, *, timeout: float = _PHP_TIMEOUT
+    ) -> str:
+        """Run a PHP file with WordPress loaded (php-cli); return what it printed.
+
+        The file reads ``args`` as ``$hp_args``. For tests and diagnostics only.
+        """
+        request = {"file": str(Path(path).resolve()), "args": args or {}}
+        return str(self._wp("run", request, timeout=timeout)["output"])
+
     def sql(self, statement: str) -> list[dict[str, Any]]:
         """Run one SQL statement through WordPress's ``$wpdb`` (php-cli).
 

@@ -152,6 +152,15 @@ switch ( $hp_command ) {
 		hp_done( array( 'output' => ob_get_clean() ) );
 		break;
 
+	case 'run':
+		// A PHP file (a test's), run in this scope: $hp_args is then its own arguments.
+		$hp_file = $hp_args['file'];
+		$hp_args = $hp_args['args'];
+		ob_start();
+		require $hp_file;
+		hp_done( array( 'output' => ob_get_clean() ) );
+		break;
+
 	case 'sql':
 		$wpdb->suppress_errors( true );
 		$hp_rows = $wpdb->get_results( $hp_args['statement'], ARRAY_A );
