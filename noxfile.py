@@ -17,14 +17,29 @@ nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
 SOURCES = ["functions", "infra", "tests", "bench", "noxfile.py"]
+#: Where `nox -s lint` finds the PHP it checks with `php -l`: the plugin, the local
+#: WordPress's programs (functions/hookpress/local/php), the end-to-end tests' PHP.
+PHP_SOURCES = ["wordpress", "functions", "tests"]
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Ruff: lint rules and the formatter's check, no changes written."""
+    """Ruff: lint rules and the formatter's check, no changes written; `php -l` on the PHP."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", *(session.posargs or SOURCES))
     session.run("ruff", "format", "--check", *(session.posargs or SOURCES))
+    php = shutil.which("php")
+    if php is None:
+        session.error(
+            "php is not on PATH: the lint session checks the PHP sources with `php -l`. "
+            "Install the Debian package php-cli (./scripts/bootstrap does)"
+        )
+    files = sorted(str(path) for top in PHP_SOURCES for path in Path(top).rglob("*.php"))
+    if not files:
+        session.error(f"no PHP found under {', '.join(PHP_SOURCES)}")
+    for file in files:
+        session.run(php, "-l", file, external=True, silent=True)
+    session.log(f"php -l: {len(files)} files, no syntax errors")
 
 
 @nox.session(python=PYTHON)

@@ -22,8 +22,8 @@ from pathlib import Path
 import psutil
 
 from bench._common import summary
-from hookpress.local.emulators import free_port
-from hookpress.local.stack import wait_tcp
+from hookpress.local.framework import framework_command
+from hookpress.local.processes import free_port, spawn, stop, wait_tcp
 from hookpress.signatures import SCHEMES
 
 __all__ = ["LoadResult", "Server", "build_requests", "run_load"]
@@ -74,23 +74,15 @@ class Server:
     def start(self) -> float:
         """Start; return the seconds until the port accepted connections."""
         started = time.perf_counter()
-        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [
-                sys.executable, "-m", "functions_framework",
-                "--target", self.target, "--source", str(self.source),
-                "--host", "127.0.0.1", "--port", str(self.port),
-            ],
+        self._proc = spawn(
+            framework_command(sys.executable, self.target, self.source, self.port),
             env={
                 **os.environ,
                 **self.env,
                 "WORKERS": str(self.workers),
                 "THREADS": str(self.threads),
             },
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
+        )
         wait_tcp(self.port, 60, self._proc)
         return time.perf_counter() - started
 
@@ -125,19 +117,9 @@ class Server:
 
     def stop(self) -> None:
         """Stop the group."""
-        import signal
-
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        if proc is not None:
+            stop(proc)
 
     def __enter__(self) -> Server:
         self.start()

@@ -54,11 +54,11 @@ import httpx
 from bench._common import FUNCTIONS, RESULTS, machine, write_json, write_markdown
 from hookpress.local.emulators import Emulators
 from hookpress.local.faultproxy import QuietHTTPServer
+from hookpress.local.framework import FunctionProcess
 from hookpress.local.stack import (
     DEAD_PUSH_SUBSCRIPTION,
     PUSH_SUBSCRIPTION,
     SCHEME_SOURCES,
-    FunctionProcess,
     LocalStack,
     StackOptions,
 )

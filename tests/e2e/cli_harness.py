@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import httpx
 import pytest
 from google.cloud import firestore
 
+from hookpress.local import processes
 from hookpress.local.emulators import Emulators
 from hookpress.local.stack import LocalStack, StackOptions
 from hookpress.local.wordpress import WordPressServer
@@ -36,14 +36,11 @@ _CLOUD_VARIABLES = ("HOOKPRESS_PROJECT", "HOOKPRESS_STACK_OUTPUTS", "HOOKPRESS_L
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    """Poll ``check`` until it returns something truthy; a test failure after ``timeout_s``."""
+    try:
+        return processes.wait_for(check, what, timeout_s, interval_s=0.25)
+    except processes.WaitTimeout as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def local_json(stack: LocalStack) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 from google.cloud import firestore
 
 from hookpress.events import event_key
-from hookpress.local.emulators import free_port
+from hookpress.local.processes import free_port
 from hookpress.local.stack import StackOptions
 from hookpress.providers import PROVIDERS
 from tests.e2e.cli_harness import Cli, stack_fixtures, wait_for

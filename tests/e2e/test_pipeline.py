@@ -22,8 +22,7 @@ from hookpress.local.emulators import Emulators
 from hookpress.local.stack import DEAD_PULL_SUBSCRIPTION, SCHEME_SOURCES, LocalStack, StackOptions
 from hookpress.local.wordpress import WordPressServer
 from hookpress.signatures import SCHEMES
-
-WAIT_S = 60.0
+from tests.e2e.cli_harness import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +74,6 @@ def webhook(**fields: Any) -> tuple[str, bytes]:
     external_id = f"evt_{time.monotonic_ns()}"
     body = {"id": external_id, "status": "completed", "summary": "Batch finished", **fields}
     return external_id, json.dumps(body).encode()
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def record(db: firestore.Client, key: str) -> dict[str, Any]:

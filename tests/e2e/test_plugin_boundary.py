@@ -18,10 +18,12 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +32,7 @@ import pytest
 from hookpress.local.wordpress import WordPressServer, WordPressSite
 
 from .conftest import OUTSIDE_ADDRESS
+from .plugin_site import WP_FILES
 
 NewEvent = Callable[..., dict[str, Any]]
 RecordFigure = Callable[[str, object], None]
@@ -187,8 +190,8 @@ def _map(function: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 
 def test_the_server_sees_the_outside_address(wordpress_server: WordPressServer) -> None:
     # The address the PHP server hands to WordPress for a peer bound to 127.0.0.2.
-    marker = wordpress_server.workdir / "docroot" / "hookpress-remote-addr.php"
-    marker.write_text("<?php echo $_SERVER['REMOTE_ADDR'];")
+    marker = wordpress_server.docroot / "hookpress-remote-addr.php"
+    shutil.copyfile(WP_FILES / "hookpress-remote-addr.php", marker)
     try:
         site = wordpress_server.site
         transport = httpx.HTTPTransport(local_address=OUTSIDE_ADDRESS)
@@ -510,56 +513,28 @@ def test_a_cookie_session_cannot_ingest_or_reach_anything(
 
 # -- each check point holds on its own ------------------------------------------
 
-LAYERS = r"""
-$user = get_user_by('login', 'hookpress-ingest');
-wp_set_current_user($user->ID);
-// What core sets when an application password authenticated the request.
-$GLOBALS['wp_rest_application_password_uuid'] = wp_generate_uuid4();
-$server = rest_get_server();
-$remove = json_decode('%(remove)s', true);
-if (in_array('pre_dispatch', $remove, true)) {
-    remove_filter('rest_pre_dispatch', array('Hookpress_Access_Guard', 'pre_dispatch'), 5);
-}
-if (in_array('before_callbacks', $remove, true)) {
-    remove_filter('rest_request_before_callbacks',
-        array('Hookpress_Access_Guard', 'before_callbacks'), PHP_INT_MAX);
-}
-$_SERVER['REMOTE_ADDR'] = '%(address)s';
-$request = new WP_REST_Request('%(method)s', "%(route)s");
-$request->set_header('Content-Type', '%(content_type)s');
-$request->set_body(base64_decode('%(body)s'));
-if (!$request->is_json_content_type()) {
-    // A form body: WordPress reads the fields from the body parameters.
-    $request->set_body_params(json_decode(base64_decode('%(body)s'), true));
-}
-$response = rest_do_request($request);
-if (is_wp_error($response)) {
-    // A refusal in rest_pre_dispatch comes back as the error itself.
-    $response = rest_convert_error_to_response($response);
-}
-echo json_encode(array('status' => $response->get_status(), 'data' => $response->get_data()));
-"""
+DISPATCH = Path(__file__).resolve().parent / "php" / "dispatch.php"
 
 
 def _dispatch(
     server: WordPressServer,
     *,
     remove: list[str],
-    route: str = "/ai-guy/v1/ingest\\n",
+    route: str = "/ai-guy/v1/ingest\n",
     address: str = OUTSIDE_ADDRESS,
     method: str = "POST",
     content_type: str = "application/json",
     body: dict[str, Any] | None = None,
 ) -> tuple[int, Any]:
-    code = LAYERS % {
-        "remove": json.dumps(remove),
+    args = {
+        "remove": remove,
         "route": route,
         "address": address,
         "method": method,
         "content_type": content_type,
-        "body": base64.b64encode(json.dumps(body or {}).encode()).decode(),
+        "body": json.dumps(body or {}),
     }
-    result = json.loads(server.run_php(code))
+    result = json.loads(server.run_php_file(DISPATCH, args))
     return result["status"], result["data"]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hookpress.local import wordpress as harness
+from hookpress.local import wordpress_files as harness
 from hookpress.local.wordpress import WordPressError, WordPressServer
 
 

@@ -16,51 +16,8 @@ import psutil
 
 from hookpress.local.wordpress import WordPressServer
 
-STATE = r"""
-global $wpdb;
-$ids = $wpdb->get_col("SELECT ID FROM {$wpdb->posts} WHERE post_type = 'ai_event'");
-$in = implode(',', array_map('intval', $ids));
-$meta = empty($ids) ? 0 : (int) $wpdb->get_var(
-    "SELECT COUNT(*) FROM {$wpdb->postmeta} WHERE post_id IN ($in)"
-);
-$caps = array();
-foreach (wp_roles()->roles as $name => $role) {
-    foreach (array_keys($role['capabilities']) as $cap) {
-        if (0 === strpos($cap, 'hookpress_') || preg_match('/ai_events?$/', $cap)) {
-            $caps[] = "$name:$cap";
-        }
-    }
-}
-// Users: any role or capability of ours left in their meta, and their passwords.
-$users = array();
-foreach (get_users(array('fields' => 'all')) as $user) {
-    $ours = array_values(array_filter(array_keys($user->caps), function ($cap) {
-        return 0 === strpos($cap, 'hookpress_');
-    }));
-    $users[$user->user_login] = array(
-        'ours' => $ours,
-        'roles' => array_values($user->roles),
-        'passwords' => count(WP_Application_Passwords::get_user_application_passwords($user->ID)),
-    );
-}
-echo json_encode(array(
-    'posts' => count($ids),
-    'meta' => $meta,
-    'options' => $wpdb->get_col(
-        "SELECT option_name FROM {$wpdb->options} WHERE option_name LIKE 'hookpress\\_%'"
-    ),
-    'tables' => $wpdb->get_col("SHOW TABLES LIKE '%hookpress%'"),
-    'role' => null !== get_role('hookpress_ingest'),
-    'caps' => $caps,
-    'cron' => (bool) wp_next_scheduled('hookpress_purge_idempotency')
-        || (bool) wp_next_scheduled('hookpress_prune_events'),
-    'users' => $users,
-    'others' => (int) $wpdb->get_var(
-        "SELECT COUNT(*) FROM {$wpdb->posts} p JOIN {$wpdb->postmeta} m ON m.post_id = p.ID
-        WHERE p.post_type = 'post' AND m.meta_key = 'kept'"
-    ),
-));
-"""
+PHP = Path(__file__).resolve().parent / "php"
+STATE = PHP / "plugin-state.php"  # what of the plugin the site holds, as JSON
 
 
 def _children_under(path: Path) -> list[psutil.Process]:
@@ -115,7 +72,7 @@ def test_uninstall_removes_posts_meta_options_tables_role_and_caps(tmp_path: Pat
         )
         server.run_php("add_post_meta(wp_insert_post(array('post_title' => 'Kept')), 'kept', 1);")
 
-        before = json.loads(server.run_php(STATE))
+        before = json.loads(server.run_php_file(STATE))
         assert before["posts"] == 12_003
         assert before["meta"] > 0
         assert len(before["tables"]) == 3
@@ -130,7 +87,7 @@ def test_uninstall_removes_posts_meta_options_tables_role_and_caps(tmp_path: Pat
 
         server.uninstall_plugin()
 
-        after = json.loads(server.run_php(STATE))
+        after = json.loads(server.run_php_file(STATE))
         users = after.pop("users")
         # The role is off every user, and no capability of ours is left on any.
         assert {login: user["ours"] for login, user in users.items()} == {
@@ -166,36 +123,13 @@ def test_uninstall_removes_posts_meta_options_tables_role_and_caps(tmp_path: Pat
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-V1_SITE = r"""
-global $wpdb;
-$events = $wpdb->prefix . 'hookpress_events';
-$wpdb->query( "DROP TABLE {$events}" );
-$wpdb->query( "CREATE TABLE {$events} (
-  key_hash char(64) NOT NULL, source varchar(64) NOT NULL, external_id varchar(256) NOT NULL,
-  post_id bigint(20) unsigned NOT NULL DEFAULT 0, occurred_at_us bigint(20) NOT NULL,
-  content_hash char(64) NOT NULL, updated_at datetime NOT NULL, PRIMARY KEY (key_hash),
-  KEY post_id (post_id) )" );
-$legacy = array( array( 'v1-a', 'succeeded', '{"n":1}' ), array( 'v1-b', 'failed', '{}' ) );
-foreach ( $legacy as $e ) {
-    $id = wp_insert_post( array( 'post_type' => 'ai_event', 'post_status' => 'publish',
-        'post_title' => 'legacy: ' . $e[0], 'post_content' => 'Old summary' ) );
-    $meta = array( 'external_id' => $e[0], 'source' => 'legacy', 'status' => $e[1],
-        'summary' => 'Old summary', 'metadata' => $e[2], 'occurred_at' => '2025-05-05T05:05:05Z',
-        'received_at' => '2025-05-06T06:06:06Z' );
-    foreach ( $meta as $k => $v ) { add_post_meta( $id, $k, wp_slash( $v ) ); }
-    $wpdb->insert( $events, array( 'key_hash' => hash( 'sha256', "legacy\n" . $e[0] ),
-        'source' => 'legacy', 'external_id' => $e[0], 'post_id' => $id,
-        'occurred_at_us' => 1746421505000000, 'content_hash' => str_repeat( '0', 64 ),
-        'updated_at' => '2025-05-06 06:06:06' ) );
-}
-update_option( 'hookpress_db_version', '1' );
-"""
+V1_SITE = PHP / "v1-site.php"  # a site as version 1 of the plugin left it
 
 
 def test_upgrade_from_version_1_moves_events_into_the_table(tmp_path: Path) -> None:
     with WordPressServer(tmp_path / "upgrade-site", workers=2) as server:
         site = server.site
-        server.run_php(V1_SITE)
+        server.run_php_file(V1_SITE)
 
         server.run_php("Hookpress_Installer::maybe_upgrade();")
 

@@ -49,8 +49,9 @@ from venvs import venv_for
 
 from hookpress.local.emulators import Emulators, ensure_bucket, ensure_topic
 from hookpress.local.faultproxy import FaultProxy
+from hookpress.local.framework import FunctionProcess
 from hookpress.local.oidc import LocalSigner, OidcFront, Route
-from hookpress.local.stack import FunctionProcess, generate_secret
+from hookpress.local.stack import generate_secret
 from hookpress.local.wordpress import WordPressServer
 from hookpress.pushauth import TEST_CERTS_VARIABLE
 from hookpress.signatures import SCHEMES

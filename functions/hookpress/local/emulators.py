@@ -14,52 +14,23 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import threading
-import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+
+from hookpress.local.processes import ProcessError, free_port, spawn, stop, wait_http
 
 __all__ = [
     "Emulator",
     "EmulatorError",
     "Emulators",
-    "free_port",
-    "wait_http",
 ]
 
 
 class EmulatorError(RuntimeError):
     """An emulator is missing or did not come up; the message says what to do."""
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll ``url`` until it answers 2xx; fail early if ``proc`` exits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise EmulatorError(f"process for {url} exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
-                if 200 <= resp.status < 300:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    raise EmulatorError(f"{url} did not answer within {timeout_s:.0f} s")
 
 
 @dataclass
@@ -74,23 +45,15 @@ class Emulator:
     env: dict[str, str] = field(default_factory=dict)
     startup_timeout_s: float = 90.0
     _proc: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
 
     def start(self) -> None:
         """Start the process and wait until it answers."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            self.command,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **self.env},
-            start_new_session=True,  # its own process group: stop() reaches the JVM too
-        )
+        # Its own process group (spawn): stop() reaches the JVM a gcloud wrapper starts.
+        self._proc = spawn(self.command, log=self.log_path, env={**os.environ, **self.env})
         try:
             wait_http(self.ready_url, self.startup_timeout_s, self._proc)
-        except EmulatorError as exc:
+        except ProcessError as exc:
             self.stop()
             tail = self.log_path.read_text(errors="replace")[-2000:]
             raise EmulatorError(f"the {self.name} emulator did not start: {exc}\n{tail}") from None
@@ -102,23 +65,9 @@ class Emulator:
 
     def stop(self) -> None:
         """Stop the whole process group; escalate to SIGKILL after a grace period."""
-        proc = self._proc
+        proc, self._proc = self._proc, None
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-            # The JVM may outlive the gcloud wrapper: make sure the group is gone.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            self._proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+            stop(proc)
 
 
 def _gcloud() -> str:

@@ -25,28 +25,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from hookpress.lanes import lane_filter, lane_shares, lanes_in_use
-from hookpress.local.emulators import (
-    EmulatorError,
-    Emulators,
-    ensure_bucket,
-    ensure_topic,
-    free_port,
-)
+from hookpress.local.emulators import EmulatorError, Emulators, ensure_bucket, ensure_topic
 from hookpress.local.faultproxy import FaultProxy
+from hookpress.local.framework import FUNCTIONS, FunctionProcess
 from hookpress.local.lanerouter import LaneRouter
+from hookpress.local.processes import free_port
 from hookpress.local.wordpress import WordPressServer, WordPressSite
 from hookpress.providers import PROVIDERS
 from hookpress.signatures import KeyPair
@@ -54,15 +45,12 @@ from hookpress.signatures import KeyPair
 __all__ = [
     "DEFAULT_SOURCES",
     "SCHEME_SOURCES",
-    "FunctionProcess",
     "LocalStack",
     "StackOptions",
     "generate_keys",
     "generate_secret",
 ]
 
-REPO = Path(__file__).resolve().parents[3]
-FUNCTIONS = REPO / "functions"
 BUCKET = "hookpress-raw"
 EVENTS_TOPIC = "events"
 DEAD_TOPIC = "events-dead"
@@ -124,94 +112,6 @@ DEFAULT_SOURCES: dict[str, str | dict[str, Any]] = {
 def source_spec(value: str | dict[str, Any]) -> dict[str, Any]:
     """A StackOptions.sources value as ``{provider, lane?, key?}`` (a string names the provider)."""
     return {"provider": value} if isinstance(value, str) else dict(value)
-
-
-def wait_tcp(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Wait until something accepts connections on 127.0.0.1:port."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise EmulatorError(f"the process for port {port} exited ({proc.returncode})")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.1)
-    raise EmulatorError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f} s")
-
-
-@dataclass
-class FunctionProcess:
-    """One function under functions-framework (gunicorn), in its own process group."""
-
-    name: str
-    target: str
-    env: dict[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    source: Path | None = None  # default: functions/<name>/main.py
-    # Another interpreter (a function's own virtualenv) and a working directory.
-    python: str | None = None
-    cwd: Path | None = None
-    # False: the process sees ``env`` only (plus PATH and HOME), as in the cloud.
-    inherit_env: bool = True
-    _proc: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """http://127.0.0.1:PORT."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The gunicorn master's pid, while running."""
-        return self._proc.pid if self._proc is not None else None
-
-    def start(self) -> None:
-        """Start and wait for the port."""
-        source = self.source or FUNCTIONS / self.name / "main.py"
-        self._log = self.log_path.open("ab")
-        base = (
-            dict(os.environ)
-            if self.inherit_env
-            else {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
-        )
-        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [
-                self.python or sys.executable, "-m", "functions_framework",
-                "--target", self.target, "--source", str(source),
-                "--host", "127.0.0.1", "--port", str(self.port),
-            ],
-            env={**base, **self.env},
-            cwd=self.cwd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        wait_tcp(self.port, 30, self._proc)
-
-    def kill(self) -> None:
-        """SIGKILL the whole group: an instance dying mid-request."""
-        self._signal(signal.SIGKILL)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after a grace period."""
-        self._signal(signal.SIGTERM)
-
-    def _signal(self, sig: signal.Signals) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
 
 @dataclass

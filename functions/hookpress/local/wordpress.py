@@ -14,29 +14,46 @@ Used by the end-to-end tests and by the local stack (``nox -s dev``)::
         server.set_options(rate_per_minute=60, burst=10)
 
 Missing software raises :class:`WordPressError` naming the Debian package to
-install; nothing here skips.
+install; nothing here skips. What the site is made of (the packages it needs,
+its files, the PHP programs in ``php/``) is ``wordpress_files``; its processes
+are started and stopped by ``processes``.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
+
+from hookpress.local.processes import (
+    ProcessExited,
+    WaitTimeout,
+    free_port,
+    spawn,
+    stop,
+    wait_http,
+    wait_unix,
+)
+from hookpress.local.wordpress_files import (
+    PLUGIN_SLUG,
+    Tools,
+    WordPressError,
+    build_docroot,
+    php_ini,
+    require_tools,
+    write_config,
+)
 
 __all__ = [
     "DEFAULT_ALLOWLIST",
@@ -48,8 +65,6 @@ __all__ = [
     "WordPressSite",
 ]
 
-WORDPRESS_SOURCE: Final = Path("/usr/share/wordpress")
-PLUGIN_SLUG: Final = "hookpress"
 INGEST_ROLE: Final = "hookpress_ingest"
 
 #: Options every new site starts with, and that :meth:`WordPressServer.reset_options`
@@ -63,14 +78,6 @@ DEFAULT_BURST: Final = 10000
 _MAX_SOCKET_PATH: Final = 100
 _START_TIMEOUT: Final = 60.0
 _PHP_TIMEOUT: Final = 120.0
-
-
-class WordPressError(RuntimeError):
-    """The throwaway WordPress could not be started, configured or queried.
-
-    The message says what failed and, for missing software, which Debian
-    package provides it; start-up failures end with the tail of the log.
-    """
 
 
 @dataclass(frozen=True)
@@ -91,63 +98,9 @@ class WordPressSite:
         return f"{self.rest_base}/ai-guy/v1/ingest"
 
 
-@dataclass(frozen=True)
-class _Tools:
-    php: str
-    mariadbd: str
-    install_db: str
-
-
 def _default_plugin_dir() -> Path:
     # functions/hookpress/local/wordpress.py -> repository root.
     return Path(__file__).resolve().parents[3] / "wordpress" / PLUGIN_SLUG
-
-
-def _find(name: str, *fallbacks: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for candidate in fallbacks:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def _require_tools() -> _Tools:
-    php = _find("php", "/usr/bin/php")
-    if php is None:
-        raise WordPressError("php not found: install the Debian package php-cli")
-    probe = subprocess.run(  # noqa: S603 - fixed arguments
-        [php, "-r", 'exit(extension_loaded("mysqli") ? 0 : 3);'],
-        capture_output=True,
-        check=False,
-        timeout=30,
-    )
-    if probe.returncode != 0:
-        raise WordPressError("PHP has no mysqli extension: install the Debian package php-mysql")
-    mariadbd = _find("mariadbd", "/usr/sbin/mariadbd", "/usr/sbin/mysqld")
-    install_db = _find("mariadb-install-db", "/usr/bin/mariadb-install-db")
-    if mariadbd is None or install_db is None:
-        raise WordPressError(
-            "mariadbd or mariadb-install-db not found: install the Debian package mariadb-server"
-        )
-    if not (WORDPRESS_SOURCE / "wp-settings.php").is_file():
-        raise WordPressError(
-            f"{WORDPRESS_SOURCE} has no WordPress: install the Debian package wordpress"
-        )
-    return _Tools(php=php, mariadbd=mariadbd, install_db=install_db)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _php_string(value: str) -> str:
-    """A PHP single-quoted string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -197,7 +150,7 @@ class WordPressServer:
         self._datadir = self.workdir / "mysql" / "data"
         self._runtime = self.workdir / "run"
         self._socket_dir: Path | None = None
-        self._tools: _Tools | None = None
+        self._tools: Tools | None = None
         self._mariadb: subprocess.Popen[bytes] | None = None
         self._php: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
@@ -235,7 +188,7 @@ class WordPressServer:
         """Create the database, install WordPress, activate the plugin, serve it."""
         if self._site is not None:
             return self._site
-        self._tools = _require_tools()
+        self._tools = require_tools()
         if not (self._plugin_dir / f"{PLUGIN_SLUG}.php").is_file():
             raise WordPressError(
                 f"no plugin at {self._plugin_dir}: pass plugin_dir= pointing at wordpress/hookpress"
@@ -244,8 +197,8 @@ class WordPressServer:
         try:
             self._prepare_dirs()
             self._start_mariadb()
-            self._build_docroot()
-            port = self._requested_port or _free_port()
+            build_docroot(self._docroot, self._plugin_dir, self._runtime)
+            port = self._requested_port or free_port()
             self._write_config(port)
             site = self._install(port)
             self._start_php(port)
@@ -263,9 +216,9 @@ class WordPressServer:
         mariadb, self._mariadb = self._mariadb, None
         if php is not None:
             # SIGINT is how the PHP server shuts down (master and workers).
-            _stop_group(php, signal.SIGINT, timeout=10)
+            stop(php, signal.SIGINT, timeout_s=10)
         if mariadb is not None:
-            _stop_group(mariadb, signal.SIGTERM, timeout=60)
+            stop(mariadb, signal.SIGTERM, timeout_s=60)
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
@@ -290,7 +243,7 @@ class WordPressServer:
         port = self.port
         php, self._php = self._php, None
         if php is not None:
-            _stop_group(php, signal.SIGINT, timeout=10)
+            stop(php, signal.SIGINT, timeout_s=10)
         tools = self._started_tools()
         log = self.logs_dir / "php-server.log"
         deadline = time.monotonic() + _START_TIMEOUT
@@ -299,7 +252,7 @@ class WordPressServer:
             if self._wait_http(self._php, port, log):
                 return
             # The old socket may linger a moment after the old server exited.
-            _stop_group(self._php, signal.SIGINT, timeout=10)
+            stop(self._php, signal.SIGINT, timeout_s=10)
             self._php = None
             if time.monotonic() > deadline:
                 raise WordPressError(f"php -S did not restart on port {port}:\n{_tail(log)}")
@@ -352,6 +305,16 @@ class WordPressServer:
         """
         return str(self._wp("eval", {"code": code}, timeout=timeout)["output"])
 
+    def run_php_file(
+        self, path: Path, args: dict[str, Any] | None = None, *, timeout: float = _PHP_TIMEOUT
+    ) -> str:
+        """Run a PHP file with WordPress loaded (php-cli); return what it printed.
+
+        The file reads ``args`` as ``$hp_args``. For tests and diagnostics only.
+        """
+        request = {"file": str(Path(path).resolve()), "args": args or {}}
+        return str(self._wp("run", request, timeout=timeout)["output"])
+
     def sql(self, statement: str) -> list[dict[str, Any]]:
         """Run one SQL statement through WordPress's ``$wpdb`` (php-cli).
 
@@ -389,7 +352,7 @@ class WordPressServer:
         # mariadbd refuses to run as root unless told to.
         return ["--user=root"] if os.geteuid() == 0 else []
 
-    def _started_tools(self) -> _Tools:
+    def _started_tools(self) -> Tools:
         if self._tools is None:
             raise WordPressError("the WordPress server has not been started")
         return self._tools
@@ -419,7 +382,7 @@ class WordPressServer:
 
         socket_path = self._socket
         log = self.logs_dir / "mariadb.log"
-        self._mariadb = _spawn(
+        self._mariadb = spawn(
             [
                 tools.mariadbd,
                 "--no-defaults",
@@ -441,72 +404,25 @@ class WordPressServer:
                 *self._mariadb_options,
                 *self._user_args(),
             ],
-            self.logs_dir / "mariadb.out",
-            env=None,
+            log=self.logs_dir / "mariadb.out",
         )
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._mariadb.poll() is not None:
-                raise WordPressError(f"mariadbd exited at start-up:\n{_tail(log)}")
-            if socket_path.exists():
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                    try:
-                        probe.connect(str(socket_path))
-                    except OSError:
-                        pass
-                    else:
-                        return
-            time.sleep(0.1)
-        raise WordPressError(f"mariadbd did not open {socket_path} in time:\n{_tail(log)}")
-
-    def _build_docroot(self) -> None:
-        # A real copy, not symlinks: PHP resolves symlinks in __FILE__, and
-        # WordPress finds wp-config.php next to the resolved wp-load.php,
-        # which would be Debian's (reading /etc/wordpress). The .htaccess
-        # symlink to /etc is left out so nothing here can write there.
-        def ignore(directory: str, names: list[str]) -> set[str]:
-            skip = {".htaccess", "wp-config.php"} if Path(directory) == WORDPRESS_SOURCE else set()
-            if Path(directory) == WORDPRESS_SOURCE / "wp-content":
-                skip |= {"languages", "plugins"}
-            return skip & set(names)
-
-        shutil.copytree(
-            WORDPRESS_SOURCE,
-            self._docroot,
-            ignore=ignore,
-            ignore_dangling_symlinks=True,
-        )
-        plugins = self._docroot / "wp-content" / "plugins"
-        plugins.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(self._plugin_dir, plugins / PLUGIN_SLUG)
-        (self._docroot / "wp-content" / "uploads").mkdir(exist_ok=True)
-        (self._runtime / "router.php").write_text(_ROUTER)
-        (self._runtime / "wp-tool.php").write_text(_WP_TOOL)
+        try:
+            wait_unix(socket_path, _START_TIMEOUT, self._mariadb)
+        except ProcessExited:
+            raise WordPressError(f"mariadbd exited at start-up:\n{_tail(log)}") from None
+        except WaitTimeout:
+            raise WordPressError(
+                f"mariadbd did not open {socket_path} in time:\n{_tail(log)}"
+            ) from None
 
     def _write_config(self, port: int) -> None:
-        url = f"http://127.0.0.1:{port}"
-        keys = "\n".join(
-            f"define( {_php_string(name)}, {_php_string(secrets.token_urlsafe(48))} );"
-            for name in (
-                "AUTH_KEY",
-                "SECURE_AUTH_KEY",
-                "LOGGED_IN_KEY",
-                "NONCE_KEY",
-                "AUTH_SALT",
-                "SECURE_AUTH_SALT",
-                "LOGGED_IN_SALT",
-                "NONCE_SALT",
-            )
-        )
-        (self._docroot / "wp-config.php").write_text(
-            _WP_CONFIG.format(
-                db_host=_php_string(f"localhost:{self._socket}"),
-                url=_php_string(url),
-                keys=keys,
-                debug="true" if self._debug else "false",
-                debug_display="true" if self._debug_display else "false",
-                debug_log=_php_string(str(self.logs_dir / "wp-debug.log")),
-            )
+        write_config(
+            self._docroot,
+            url=f"http://127.0.0.1:{port}",
+            db_host=f"localhost:{self._socket}",
+            debug_log=self.logs_dir / "wp-debug.log",
+            debug=self._debug,
+            debug_display=self._debug_display,
         )
 
     def _install(self, port: int) -> WordPressSite:
@@ -554,60 +470,42 @@ class WordPressServer:
                 self._port = port
                 return
             # Exited at once: most likely the port was taken after we chose it.
-            _stop_group(self._php, signal.SIGINT, timeout=10)
+            stop(self._php, signal.SIGINT, timeout_s=10)
             self._php = None
             if self._requested_port is not None or attempt == 2:
                 raise WordPressError(f"php -S did not start on port {port}:\n{_tail(log)}")
-            port = _free_port()
+            port = free_port()
             self._write_config(port)
             self._site = None
         raise AssertionError("unreachable")
 
-    def _spawn_php(self, tools: _Tools, port: int, log: Path) -> subprocess.Popen[bytes]:
-        return _spawn(
+    def _spawn_php(self, tools: Tools, port: int, log: Path) -> subprocess.Popen[bytes]:
+        return spawn(
             [
                 tools.php,
-                *self._php_ini(),
+                *php_ini(self.logs_dir),
                 "-S",
                 f"127.0.0.1:{port}",
                 "-t",
                 str(self._docroot),
                 str(self._runtime / "router.php"),
             ],
-            log,
+            log=log,
             env={**os.environ, "PHP_CLI_SERVER_WORKERS": str(self._workers)},
         )
 
     def _wait_http(self, php: subprocess.Popen[bytes], port: int, log: Path) -> bool:
-        deadline = time.monotonic() + _START_TIMEOUT
+        """Whether WordPress answered; False if ``php -S`` exited first (a port taken)."""
         probe = f"http://127.0.0.1:{port}/wp-json/"
-        while time.monotonic() < deadline:
-            if php.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(probe, timeout=5) as response:
-                    if response.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise WordPressError(f"WordPress did not answer {probe} in time:\n{_tail(log)}")
-
-    def _php_ini(self) -> list[str]:
-        settings = {
-            "display_errors": "0",
-            "log_errors": "1",
-            "error_log": str(self.logs_dir / "php-error.log"),
-            "memory_limit": "256M",
-            "post_max_size": "8M",
-            # Compiled scripts are shared by the forked workers: WordPress
-            # loads hundreds of files per request.
-            "opcache.enable_cli": "1",
-        }
-        args: list[str] = []
-        for key, value in settings.items():
-            args += ["-d", f"{key}={value}"]
-        return args
+        try:
+            wait_http(probe, _START_TIMEOUT, php, interval_s=0.1, request_timeout_s=5)
+        except ProcessExited:
+            return False
+        except WaitTimeout:
+            raise WordPressError(
+                f"WordPress did not answer {probe} in time:\n{_tail(log)}"
+            ) from None
+        return True
 
     # -- php-cli helper ----------------------------------------------------
 
@@ -656,310 +554,3 @@ class WordPressServer:
         finally:
             result_file.unlink(missing_ok=True)
             args_file.unlink(missing_ok=True)
-
-
-def _spawn(command: list[str], log: Path, *, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
-    """Start a process in its own process group, output appended to a log file."""
-    with log.open("ab") as out:
-        return subprocess.Popen(  # noqa: S603 - fixed program, arguments are ours
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-
-def _stop_group(process: subprocess.Popen[bytes], sig: signal.Signals, *, timeout: float) -> None:
-    """Stop a process we started and everything in its process group.
-
-    The signal goes to the whole group, as a terminal's Ctrl-C would: the PHP
-    server's master only exits once its workers have, and it reaps them, so no
-    worker is orphaned. An orphan would be handed to init, and not every init
-    (a container's, a sandbox's) reaps, which leaves zombies behind.
-    """
-    group = process.pid  # start_new_session made it the group leader
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            # Children first, so the leader can still reap them; then the leader.
-            for pid in _group_members(group):
-                if pid != group:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-            try:
-                process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=timeout)
-    # Anything of the group still running (none after a clean shutdown).
-    deadline = time.monotonic() + timeout
-    while (members := _group_members(group)) and time.monotonic() < deadline:
-        for pid in members:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
-
-
-def _group_members(group: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, read from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may contain spaces and ")".
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == group:
-            members.append(int(entry.name))
-    return members
-
-
-_WP_CONFIG: Final = """<?php
-// Written by hookpress.local.wordpress for a throwaway site. Not for production.
-define( 'DB_NAME', 'wordpress' );
-define( 'DB_USER', 'root' );
-define( 'DB_PASSWORD', '' );
-define( 'DB_HOST', {db_host} );
-define( 'DB_CHARSET', 'utf8mb4' );
-define( 'DB_COLLATE', '' );
-{keys}
-$table_prefix = 'wp_';
-
-define( 'WP_HOME', {url} );
-define( 'WP_SITEURL', {url} );
-// "local" lets application passwords work over plain HTTP.
-define( 'WP_ENVIRONMENT_TYPE', 'local' );
-define( 'WP_DEBUG', {debug} );
-define( 'WP_DEBUG_LOG', {debug_log} );
-define( 'WP_DEBUG_DISPLAY', {debug_display} );
-// No calls home (update checks, dashboard news): nothing here may leave the machine.
-define( 'WP_HTTP_BLOCK_EXTERNAL', true );
-define( 'AUTOMATIC_UPDATER_DISABLED', true );
-define( 'WP_AUTO_UPDATE_CORE', false );
-// Cron would fire loopback requests at random moments of a test.
-define( 'DISABLE_WP_CRON', true );
-define( 'FS_METHOD', 'direct' );
-
-if ( ! defined( 'ABSPATH' ) ) {{
-	define( 'ABSPATH', __DIR__ . '/' );
-}}
-require_once ABSPATH . 'wp-settings.php';
-"""
-
-_ROUTER: Final = r"""<?php
-// Router for php -S: files are served as they are, anything else goes to
-// WordPress's front controller, as Apache's rewrite rules would send it.
-$root = rtrim( $_SERVER['DOCUMENT_ROOT'], '/' );
-$path = rawurldecode( (string) parse_url( $_SERVER['REQUEST_URI'], PHP_URL_PATH ) );
-// realpath() refuses a NUL byte with an error: such a path is no file.
-$file = false === strpos( $path, "\0" ) ? realpath( $root . $path ) : false;
-if ( false !== $file && ( $file === $root || 0 === strpos( $file, $root . '/' ) ) ) {
-	if ( is_dir( $file ) ) {
-		if ( '/' !== substr( $path, -1 ) ) {
-			header( 'Location: ' . $path . '/', true, 301 );
-			return true;
-		}
-		if ( is_file( $file . '/index.php' ) ) {
-			return false;
-		}
-	} elseif ( is_file( $file ) ) {
-		return false;
-	}
-}
-$_SERVER['SCRIPT_NAME']     = '/index.php';
-$_SERVER['PHP_SELF']        = '/index.php';
-$_SERVER['SCRIPT_FILENAME'] = $root . '/index.php';
-chdir( $root );
-require $root . '/index.php';
-"""
-
-_WP_TOOL: Final = r"""<?php
-// Run with php-cli by hookpress.local.wordpress:
-//   php wp-tool.php DOCROOT COMMAND ARGS_FILE RESULT_FILE
-// Writes a JSON result to RESULT_FILE; anything else it prints is log.
-list( , $hp_docroot, $hp_command, $hp_args_file, $hp_result_file ) = $argv;
-$hp_args = json_decode( file_get_contents( $hp_args_file ), true );
-
-function hp_done( $result ) {
-	global $hp_result_file;
-	file_put_contents( $hp_result_file, json_encode( $result ) );
-	exit( 0 );
-}
-
-function hp_fail( $message ) {
-	fwrite( STDERR, "wp-tool: $message\n" );
-	exit( 1 );
-}
-
-// A throwaway site sends no mail: there is no MTA and nobody to read it.
-// Both are pluggable, so defining them first replaces WordPress's own.
-function wp_mail() {
-	return true;
-}
-function wp_new_blog_notification() {
-}
-
-$_SERVER['HTTP_HOST']       = '127.0.0.1';
-$_SERVER['SERVER_NAME']     = '127.0.0.1';
-$_SERVER['REQUEST_URI']     = '/';
-$_SERVER['REQUEST_METHOD']  = 'GET';
-$_SERVER['SERVER_PROTOCOL'] = 'HTTP/1.1';
-$_SERVER['REMOTE_ADDR']     = '127.0.0.1';
-
-if ( 'install' === $hp_command ) {
-	mysqli_report( MYSQLI_REPORT_OFF );
-	$hp_db = mysqli_init();
-	if ( ! @$hp_db->real_connect( 'localhost', 'root', '', '', 0, $hp_args['socket'] ) ) {
-		hp_fail( 'cannot connect to MariaDB: ' . mysqli_connect_error() );
-	}
-	$hp_create = 'CREATE DATABASE IF NOT EXISTS `wordpress`'
-		. ' CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci';
-	if ( ! $hp_db->query( $hp_create ) ) {
-		hp_fail( 'cannot create the database: ' . $hp_db->error );
-	}
-	$hp_db->close();
-	define( 'WP_INSTALLING', true );
-}
-
-require $hp_docroot . '/wp-load.php';
-require_once ABSPATH . 'wp-admin/includes/plugin.php';
-
-function hp_app_password( $user_id ) {
-	$created = WP_Application_Passwords::create_new_application_password(
-		$user_id,
-		array( 'name' => 'hookpress-local' )
-	);
-	if ( is_wp_error( $created ) ) {
-		hp_fail( 'application password: ' . $created->get_error_message() );
-	}
-	return $created[0];
-}
-
-function hp_user( $login, $role ) {
-	$user_id = wp_insert_user(
-		array(
-			'user_login' => $login,
-			'user_pass'  => wp_generate_password( 32, true, true ),
-			'user_email' => $login . '@example.invalid',
-			'role'       => $role,
-		)
-	);
-	if ( is_wp_error( $user_id ) ) {
-		hp_fail( "user $login: " . $user_id->get_error_message() );
-	}
-	$user = get_user_by( 'id', $user_id );
-	if ( array( $role ) !== array_values( $user->roles ) ) {
-		$roles = implode( ',', $user->roles );
-		hp_fail( "user $login has roles $roles, expected only $role" );
-	}
-	return $user_id;
-}
-
-function hp_set_options( $args ) {
-	$names = array(
-		'allowlist'       => 'hookpress_allowlist',
-		'trusted_proxies' => 'hookpress_trusted_proxies',
-		'rate_per_minute' => 'hookpress_rate_per_minute',
-		'burst'           => 'hookpress_burst',
-	);
-	foreach ( $names as $key => $option ) {
-		if ( array_key_exists( $key, $args ) ) {
-			update_option( $option, $args[ $key ] );
-		}
-	}
-	if ( array_key_exists( 'rate_per_minute', $args ) || array_key_exists( 'burst', $args ) ) {
-		Hookpress_Rate_Limiter::reset();
-	}
-}
-
-switch ( $hp_command ) {
-	case 'install':
-		require_once ABSPATH . 'wp-admin/includes/upgrade.php';
-		if ( is_blog_installed() ) {
-			hp_fail( 'WordPress is already installed in this database' );
-		}
-		$hp_installed = wp_install(
-			'hookpress local',
-			$hp_args['admin_user'],
-			$hp_args['admin_user'] . '@example.invalid',
-			false,
-			'',
-			wp_slash( $hp_args['admin_password'] )
-		);
-		hp_done( array( 'user_id' => $hp_installed['user_id'] ) );
-		break;
-
-	case 'configure':
-		global $wp_rewrite;
-		$wp_rewrite->set_permalink_structure( '/%postname%/' );
-		$wp_rewrite->flush_rules( false );
-		$hp_activated = activate_plugin( 'hookpress/hookpress.php' );
-		if ( is_wp_error( $hp_activated ) ) {
-			hp_fail( 'activate hookpress: ' . $hp_activated->get_error_message() );
-		}
-		// The plugin was included after "init": register its settings (and
-		// their sanitizers) by hand for the options below.
-		Hookpress_Settings::register_settings();
-		$hp_admin  = get_user_by( 'login', $hp_args['admin_user'] );
-		$hp_ingest = hp_user( $hp_args['ingest_user'], $hp_args['ingest_role'] );
-		hp_set_options( $hp_args );
-		hp_done(
-			array(
-				'admin_app_password'  => hp_app_password( $hp_admin->ID ),
-				'ingest_app_password' => hp_app_password( $hp_ingest ),
-			)
-		);
-		break;
-
-	case 'set-options':
-		hp_set_options( $hp_args );
-		hp_done( array() );
-		break;
-
-	case 'create-user':
-		$hp_user = hp_user( $hp_args['login'], $hp_args['role'] );
-		hp_done( array( 'app_password' => hp_app_password( $hp_user ) ) );
-		break;
-
-	case 'eval':
-		ob_start();
-		eval( $hp_args['code'] ); // phpcs:ignore Squiz.PHP.Eval -- test harness only.
-		hp_done( array( 'output' => ob_get_clean() ) );
-		break;
-
-	case 'sql':
-		$wpdb->suppress_errors( true );
-		$hp_rows = $wpdb->get_results( $hp_args['statement'], ARRAY_A );
-		if ( '' !== $wpdb->last_error ) {
-			hp_fail( 'sql: ' . $wpdb->last_error );
-		}
-		hp_done( array( 'rows' => is_array( $hp_rows ) ? $hp_rows : array() ) );
-		break;
-
-	case 'deactivate':
-		deactivate_plugins( 'hookpress/hookpress.php', true );
-		hp_done( array() );
-		break;
-
-	case 'uninstall':
-		if ( is_plugin_active( 'hookpress/hookpress.php' ) ) {
-			hp_fail( 'deactivate the plugin before uninstalling it' );
-		}
-		if ( ! uninstall_plugin( 'hookpress/hookpress.php' ) ) {
-			hp_fail( 'uninstall_plugin() did not run uninstall.php' );
-		}
-		hp_done( array() );
-		break;
-
-	default:
-		hp_fail( "unknown command $hp_command" );
-}
-"""
