@@ -29,6 +29,27 @@ def rss_mib() -> float:
     return float(psutil.Process().memory_info().rss) / (1024 * 1024)
 
 
+def in_batches(
+    fuzzer: IngressFuzzer | DeliverFuzzer,
+    cases: int,
+    batch: int,
+    base_seed: int,
+    after_batch: Callable[[int], None],
+) -> None:
+    """``cases`` cases, ``batch`` at a time, the i-th batch seeded ``base_seed + i``.
+
+    ``after_batch`` gets the number of cases run so far.
+    """
+    done = index = 0
+    while done < cases:
+        size = min(batch, cases - done)
+        before = fuzzer.report.cases
+        fuzzer.run_batch(size, base_seed + index)
+        done += fuzzer.report.cases - before
+        index += 1
+        after_batch(done)
+
+
 def run(
     fuzzer: IngressFuzzer,
     cases: int,
@@ -38,19 +59,15 @@ def run(
 ) -> FuzzReport:
     """Run ``cases`` cases in batches; sample RSS after each; audit the backends at the end."""
     started = time.monotonic()
-    done = 0
-    index = 0
-    while done < cases:
-        size = min(batch, cases - done)
-        before = fuzzer.report.cases
-        fuzzer.run_batch(size, base_seed + index)
-        done += fuzzer.report.cases - before
-        index += 1
+
+    def sample_rss(done: int) -> None:
         gc.collect()
         fuzzer.report.rss_mib.append(rss_mib())
         if progress:
             rss, elapsed = fuzzer.report.rss_mib[-1], time.monotonic() - started
             progress(f"{done:,} cases, RSS {rss:.0f} MiB, {elapsed:.0f} s")
+
+    in_batches(fuzzer, cases, batch, base_seed, sample_rss)
     fuzzer.audit()
     fuzzer.report.seconds = time.monotonic() - started
     return fuzzer.report
@@ -65,15 +82,12 @@ def run_deliver(
 ) -> DeliverReport:
     """Run ``cases`` deliver cases in batches (each with its half-open start and sentinel)."""
     started = time.monotonic()
-    done = index = 0
-    while done < cases:
-        size = min(batch, cases - done)
-        before = fuzzer.report.cases
-        fuzzer.run_batch(size, base_seed + index)
-        done += fuzzer.report.cases - before
-        index += 1
+
+    def say(done: int) -> None:
         if progress:
             progress(f"deliver: {done:,} cases, {time.monotonic() - started:.0f} s")
+
+    in_batches(fuzzer, cases, batch, base_seed, say)
     fuzzer.report.seconds = time.monotonic() - started
     return fuzzer.report
 
