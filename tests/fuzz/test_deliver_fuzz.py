@@ -1,6 +1,6 @@
 """Poison payloads never wedge delivery: 200 hypothesis cases into a real WordPress.
 
-The engine is ``bench/fuzz.py``'s :class:`DeliverFuzzer` (``nox -s fuzz`` runs
+The engine is ``bench/fuzz/deliver.py``'s :class:`DeliverFuzzer` (``nox -s fuzz`` runs
 2,000 cases with it): signed, hostile payloads through the real ingress and
 deliver entry points, the session's emulators, and a throwaway WordPress with
 the plugin. A fixed seed, so a failure reproduces; ``HOOKPRESS_FUZZ_SEED``

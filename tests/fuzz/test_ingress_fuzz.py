@@ -1,6 +1,6 @@
 """The public edge under hostile input: 10,000 hypothesis cases against the real entry point.
 
-The engine is ``bench/fuzz.py`` (``nox -s fuzz`` runs 100,000 cases with it);
+The engine is the ``bench/fuzz`` package (``nox -s fuzz`` runs 100,000 cases with it);
 here it runs against the session's emulators with a fixed seed, so a failure
 reproduces. ``HOOKPRESS_FUZZ_SEED`` picks another seed.
 """
