@@ -40,3 +40,23 @@ def test_the_provider_table_lists_every_provider_with_its_scheme():
         assert f"| `{provider.scheme_name}` |" in rows[0], name
         if provider.oracle:
             assert provider.oracle.split(" ")[0] in rows[0], name
+
+
+def test_the_request_map_names_every_core_module_and_only_paths_that_exist():
+    """README's "Where a request goes" map matches the tree: nothing missing, nothing stale."""
+    section = README[README.index("Where a request goes") :]
+    block = section[section.index("```") + 3 :]
+    block = block[: block.index("```")]
+    paths = set(re.findall(r"((?:functions|wordpress|infra|bench|hookpress)/[\w/.]*)", block))
+    core = {p.removeprefix("functions/") for p in paths if p.startswith("functions/hookpress/")}
+    core |= {p for p in paths if p.startswith("hookpress/")}
+    for path in paths:
+        on_disk = ROOT / path if not path.startswith("hookpress/") else ROOT / "functions" / path
+        assert on_disk.exists(), f"the map names {path}, which does not exist"
+    for entry in sorted((ROOT / "functions" / "hookpress").iterdir()):
+        if entry.name.startswith(("_", ".")) or entry.suffix not in {".py", ""}:
+            continue
+        named = f"hookpress/{entry.name}" + ("/" if entry.is_dir() else "")
+        assert any(p == named or p.startswith(named) for p in core), f"the map skips {named}"
+    for package in ("ingress", "deliver"):
+        assert f"hookpress/{package}/__init__.py" in core, f"the map skips {package}/__init__.py"
