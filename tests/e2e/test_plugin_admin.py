@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from hookpress.local.wordpress import WordPressServer, WordPressSite
 
@@ -43,8 +43,21 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def admin_page(browser: Browser, wordpress: WordPressSite) -> Iterator[Page]:
-    """A page logged in to wp-admin as the administrator."""
+    """A page logged in to wp-admin as the administrator.
+
+    Nothing may leave the machine: a request to any other host is refused and
+    recorded, and the test fails if wp-admin made one. (Such a request can
+    hang, and a page's load event waits for its images: a gravatar in the
+    admin bar once held a navigation past its timeout.)
+    """
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    elsewhere: list[str] = []
+
+    def refuse(route: Route) -> None:
+        elsewhere.append(route.request.url)
+        route.abort()
+
+    context.route(lambda url: not url.startswith(f"{wordpress.url}/"), refuse)
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(f"{wordpress.url}/wp-login.php")
@@ -56,6 +69,7 @@ def admin_page(browser: Browser, wordpress: WordPressSite) -> Iterator[Page]:
         yield page
     finally:
         context.close()
+    assert elsewhere == [], f"wp-admin reached off the machine: {elsewhere}"
 
 
 def test_settings_page_shows_and_saves_the_options(

@@ -111,6 +111,9 @@ switch ( $hp_command ) {
 			'',
 			wp_slash( $hp_args['admin_password'] )
 		);
+		// Avatars are images from gravatar.com on every wp-admin page: a page
+		// of this site would wait on a host off the machine to finish loading.
+		update_option( 'show_avatars', 0 );
 		hp_done( array( 'user_id' => $hp_installed['user_id'] ) );
 		break;
 
