@@ -446,7 +446,9 @@ RFC8032 = [
 
 @pytest.mark.parametrize(("seed", "public", "message", "signature"), RFC8032)
 def test_whsk_and_whpk_keys_follow_rfc_8032(seed, public, message, signature):
-    from hookpress.signatures import StandardWebhooks, _ed25519_sign, _sw_keys
+    from hookpress.signatures import StandardWebhooks
+    from hookpress.signatures._ed25519 import sign as _ed25519_sign
+    from hookpress.signatures.standard import _sw_keys
 
     whsk = "whsk_" + base64.b64encode(bytes.fromhex(seed)).decode()
     whpk = "whpk_" + base64.b64encode(bytes.fromhex(public)).decode()

@@ -1,0 +1,286 @@
+"""What every scheme shares: the result and error types, header and timestamp reading, HMACs.
+
+:class:`HmacScheme` owns the one path most providers take — read the header,
+parse it, check the timestamp against the window, compare the HMACs — so a
+scheme of that kind only says where its parts are (:meth:`HmacScheme.read`)
+and what it sends (:meth:`HmacScheme.headers`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import re
+import secrets as _random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "HmacScheme",
+    "KeyPair",
+    "Scheme",
+    "SignatureError",
+    "Signed",
+    "Verified",
+    "valid_id",
+]
+
+MAX_ID_LENGTH = 256
+_TIMESTAMP = re.compile(r"^[0-9]{1,15}$")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class SignatureError(Exception):
+    """Any signature, header or timestamp failure.
+
+    ``reason`` is one of: ``missing_header``, ``malformed_signature``,
+    ``malformed_timestamp``, ``timestamp_too_old``, ``timestamp_in_future``,
+    ``invalid_id``, ``no_secret``, ``no_match``, ``malformed_body`` (a form
+    body whose parameters are signed but cannot be read), ``no_url`` (a
+    URL-signing scheme with no public URL configured).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """What a successful verification tells the caller."""
+
+    delivery_id: str | None  # the scheme's delivery-id header, if it has one
+    body_format: str = "json"  # how to read the body: "json" or "form" (payloads.py)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    """A new key: what the ingress holds (``verify``) and what a sender signs with (``sign``).
+
+    For HMAC schemes both are the same secret.
+    """
+
+    verify: str
+    sign: str
+
+
+def valid_id(value: str) -> bool:
+    """A provider id we accept: 1–256 characters, no control characters (CR/LF included)."""
+    return 0 < len(value) <= MAX_ID_LENGTH and not _CONTROL.search(value)
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    """A required header, stripped; ``missing_header`` if absent or blank."""
+    value = headers.get(name)
+    if value is None or not value.strip():
+        raise SignatureError("missing_header")
+    return value.strip()
+
+
+def check_timestamp(raw: str, now: float, tolerance: int | None) -> int:
+    """The signed timestamp, refused outside ``now ± tolerance`` (no window when None)."""
+    if not _TIMESTAMP.match(raw):
+        # Non-numeric, float, negative, signed or absurdly long: all the same failure.
+        raise SignatureError("malformed_timestamp")
+    ts = int(raw)
+    if tolerance is not None:
+        if ts < now - tolerance:
+            raise SignatureError("timestamp_too_old")
+        if ts > now + tolerance:
+            raise SignatureError("timestamp_in_future")
+    return ts
+
+
+def delivery_id(headers: Mapping[str, str], name: str) -> str | None:
+    """An optional delivery-id header: None when absent, ``invalid_id`` when not an id."""
+    value = headers.get(name)
+    if value is None or value == "":
+        return None
+    if not valid_id(value):
+        raise SignatureError("invalid_id")
+    return value
+
+
+def required_id(headers: Mapping[str, str], name: str) -> str:
+    """A delivery-id header the scheme signs, so it must be there."""
+    value = delivery_id(headers, name)
+    if value is None:
+        raise SignatureError("missing_header")
+    return value
+
+
+def from_b64(value: str, expected_len: int = 32) -> bytes:
+    """A base64 signature of exactly ``expected_len`` bytes."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError("malformed_signature") from None
+    if len(raw) != expected_len:
+        raise SignatureError("malformed_signature")
+    return raw
+
+
+def from_hex(value: str, expected_len: int = 32) -> bytes:
+    """A hex signature of exactly ``expected_len`` bytes."""
+    if len(value) != 2 * expected_len or not _HEX.match(value):
+        raise SignatureError("malformed_signature")
+    return bytes.fromhex(value)
+
+
+# Up to this size the signed bytes are joined and hashed in one C call; above it,
+# streamed, so a large body is never copied.
+_ONE_SHOT = 32 * 1024
+
+
+def mac(key: bytes, prefix: bytes, body: bytes, digest: str = "sha256") -> bytes:
+    """HMAC of ``prefix + body`` without copying a large body."""
+    if len(body) <= _ONE_SHOT:
+        return hmac.digest(key, prefix + body, digest)
+    state = hmac.new(key, prefix, digest)
+    state.update(body)
+    return state.digest()
+
+
+def match(candidates: Sequence[bytes], keys: Sequence[bytes], prefix: bytes, body: bytes) -> None:
+    """Return if any candidate is the HMAC of ``prefix + body`` under any key; else raise."""
+    if not keys:
+        raise SignatureError("no_secret")
+    for key in keys:
+        expected = mac(key, prefix, body)
+        for candidate in candidates:
+            if hmac.compare_digest(expected, candidate):
+                return
+    raise SignatureError("no_match")
+
+
+@functools.lru_cache(maxsize=64)
+def utf8_keys(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The HMAC keys of secrets used as their UTF-8 bytes (empty ones dropped)."""
+    return tuple(s.encode("utf-8") for s in secrets if s)
+
+
+def body_id(body: bytes, length: int = 32) -> str:
+    """A stable stand-in delivery id for a signed test request."""
+    return hashlib.sha256(body).hexdigest()[:length]
+
+
+class Scheme(Protocol):
+    """One signature scheme."""
+
+    name: str
+    #: the header carrying the provider's delivery id, if the scheme has one
+    id_header: str | None
+    #: the payload field holding the provider's event id (when no id header)
+    payload_id_field: str
+    #: the header naming the event's type, for schemes that keep it out of the body
+    type_header: str | None
+    #: whether the scheme signs a timestamp (else dedupe is the replay guard)
+    has_timestamp: bool
+    #: whether the delivery-id header is covered by the signature
+    id_signed: bool
+
+    def verify(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        secrets: Sequence[str],
+        *,
+        now: float,
+        tolerance: int = 300,
+        url: str | None = None,
+    ) -> Verified:
+        """Raise SignatureError unless the request is genuinely signed with one of ``secrets``."""
+        ...
+
+    def sign(
+        self,
+        body: bytes,
+        secret: str,
+        *,
+        now: float,
+        delivery_id: str | None = None,
+        url: str | None = None,
+    ) -> dict[str, str]:
+        """Return the headers a provider would send for ``body``."""
+        ...
+
+    def new_secret(self) -> KeyPair:
+        """A fresh key in the form the scheme's providers hand out."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """What a scheme's headers say: the candidate MACs, the timestamp and the delivery id."""
+
+    candidates: Sequence[bytes]
+    timestamp: str | None = None  # raw; None for schemes that sign none
+    delivery_id: str | None = None
+
+
+class HmacScheme:
+    """A scheme whose secret is one shared key and whose MAC covers ``prefix(ts) + body``.
+
+    Subclasses say where the candidates and the timestamp are (:meth:`read`), what
+    the signed prefix is (:meth:`prefix`) and what a provider sends
+    (:meth:`headers`); reading order and failure reasons stay theirs.
+    """
+
+    name: str
+    id_header: str | None = None
+    payload_id_field = "id"
+    type_header: str | None = None
+    has_timestamp = True
+    id_signed = False
+    #: what a new secret starts with, in the form the provider hands it out
+    secret_prefix = ""
+
+    def read(self, headers: Mapping[str, str]) -> Signed:
+        """Parse the scheme's headers; SignatureError when they are missing or malformed."""
+        raise NotImplementedError
+
+    def prefix(self, timestamp: str | None) -> bytes:
+        """What the MAC covers before the body."""
+        return b""
+
+    def headers(self, digest: bytes, timestamp: str, delivery: str) -> dict[str, str]:
+        """The headers a provider sends with ``digest``."""
+        raise NotImplementedError
+
+    def verify(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        secrets: Sequence[str],
+        *,
+        now: float,
+        tolerance: int = 300,
+        url: str | None = None,
+    ) -> Verified:
+        signed = self.read(headers)
+        if signed.timestamp is not None:
+            check_timestamp(signed.timestamp, now, tolerance)
+        match(signed.candidates, utf8_keys(tuple(secrets)), self.prefix(signed.timestamp), body)
+        return Verified(signed.delivery_id)
+
+    def sign(
+        self,
+        body: bytes,
+        secret: str,
+        *,
+        now: float,
+        delivery_id: str | None = None,
+        url: str | None = None,
+    ) -> dict[str, str]:
+        ts = str(int(now))
+        digest = mac(secret.encode(), self.prefix(ts), body)
+        return self.headers(digest, ts, delivery_id or body_id(body))
+
+    def new_secret(self) -> KeyPair:
+        value = self.secret_prefix + _random.token_hex(16)
+        return KeyPair(value, value)
