@@ -22,69 +22,27 @@ defined( 'ABSPATH' ) || exit;
  *   answers `{uuid, revoked}`: the uuid of the password that authenticated,
  *   which proves the new password works before anything is revoked.
  */
-final class Hookpress_Credentials_Controller extends WP_REST_Controller {
+final class Hookpress_Credentials_Controller extends Hookpress_Rest_Controller {
 
 	const ROUTE = '/credentials';
-
-	/**
-	 * Sets the route base.
-	 */
-	public function __construct() {
-		$this->namespace = Hookpress_Ingest_Controller::ROUTE_NAMESPACE;
-		$this->rest_base = ltrim( self::ROUTE, '/' );
-	}
-
-	/**
-	 * Registers hooks.
-	 */
-	public static function add_hooks() {
-		add_action( 'rest_api_init', array( __CLASS__, 'register' ) );
-	}
-
-	/**
-	 * rest_api_init callback.
-	 */
-	public static function register() {
-		( new self() )->register_routes();
-	}
 
 	/**
 	 * Registers the routes.
 	 */
 	public function register_routes() {
-		register_rest_route(
-			$this->namespace,
+		$this->register_write_route(
 			self::ROUTE,
+			array( $this, 'create_item' ),
 			array(
-				array(
-					'methods'             => WP_REST_Server::CREATABLE,
-					'callback'            => array( $this, 'create_item' ),
-					'permission_callback' => array( 'Hookpress_Access_Guard', 'admit' ),
-					'args'                => array(
-						'name' => array(
-							'description' => __( 'Name of the new application password.', 'hookpress' ),
-							'type'        => 'string',
-							'minLength'   => 1,
-							'maxLength'   => 100,
-						),
-					),
-					'show_in_index'       => false,
+				'name' => array(
+					'description' => __( 'Name of the new application password.', 'hookpress' ),
+					'type'        => 'string',
+					'minLength'   => 1,
+					'maxLength'   => 100,
 				),
 			)
 		);
-		register_rest_route(
-			$this->namespace,
-			self::ROUTE . '/retire-others',
-			array(
-				array(
-					'methods'             => WP_REST_Server::CREATABLE,
-					'callback'            => array( $this, 'retire_others' ),
-					'permission_callback' => array( 'Hookpress_Access_Guard', 'admit' ),
-					'args'                => array(),
-					'show_in_index'       => false,
-				),
-			)
-		);
+		$this->register_write_route( self::ROUTE . '/retire-others', array( $this, 'retire_others' ), array() );
 	}
 
 	/**

@@ -16,32 +16,9 @@ defined( 'ABSPATH' ) || exit;
  * X-WP-Total counts up to Hookpress_Event_Query::MAX_COUNT; beyond that it
  * says MAX_COUNT + 1 and X-Hookpress-Total-Capped is "true".
  */
-final class Hookpress_Events_Read_Controller extends WP_REST_Controller {
+final class Hookpress_Events_Read_Controller extends Hookpress_Rest_Controller {
 
-	const ROUTE_NAMESPACE = 'ai-guy/v1';
-	const ROUTE           = '/events';
-
-	/**
-	 * Sets the route base.
-	 */
-	public function __construct() {
-		$this->namespace = self::ROUTE_NAMESPACE;
-		$this->rest_base = ltrim( self::ROUTE, '/' );
-	}
-
-	/**
-	 * Registers hooks.
-	 */
-	public static function add_hooks() {
-		add_action( 'rest_api_init', array( __CLASS__, 'register' ) );
-	}
-
-	/**
-	 * rest_api_init callback.
-	 */
-	public static function register() {
-		( new self() )->register_routes();
-	}
+	const ROUTE = '/events';
 
 	/**
 	 * Registers the routes.
