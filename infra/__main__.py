@@ -218,24 +218,43 @@ def main(
         invokers={"push": ids.member("push")},
     )
     _check_url(deliver, project, region)
-    push = PushSubscription(
-        "deliver-push",
-        PushSubscriptionArgs(
+
+    def push_args(
+        name: str,
+        target: CloudFunction,
+        lane: str | None,
+        *,
+        path: str = "",
+        grant_token_creator: bool = False,
+    ) -> PushSubscriptionArgs:
+        """A push subscription into ``target`` as the push identity, with the push policy.
+
+        With a lane: the events topic, filtered to the lane, dead-lettered after the
+        attempts. Without: the dead-letter topic itself (never dead-lettered again).
+        """
+        return PushSubscriptionArgs(
             project=project,
-            name="events-deliver",
-            topic=messaging.events.id,
-            audience=deliver.service_url,
+            name=name,
+            topic=messaging.events.id if lane else messaging.dead.id,
+            audience=target.service_url,
+            path=path,
             push_account_email=ids.email("push"),
             push_account_id=ids.accounts["push"].name,
             pubsub_agent_member=apis.pubsub_agent.member,
             ack_deadline_s=s.push.ack_deadline_s,
             min_backoff_s=s.push.min_backoff_s,
             max_backoff_s=s.push.max_backoff_s,
-            dead_letter_topic=messaging.dead.id,
+            dead_letter_topic=messaging.dead.id if lane else None,
             max_delivery_attempts=s.push.max_delivery_attempts,
             labels=labels,
-            filter=lane_filter("normal", s.lanes),
-        ),
+            filter=lane_filter(lane, s.lanes) if lane else None,
+            grant_token_creator=grant_token_creator,
+        )
+
+    push = PushSubscription(
+        "deliver-push",
+        # The one grant of token creation to Pub/Sub for the push identity (push.py).
+        push_args("events-deliver", deliver, "normal", grant_token_creator=True),
         depends_on=[*ready, deliver],
     )
     # Fair lanes: each other lane in use is its own deliver service (its share of the
@@ -258,23 +277,7 @@ def main(
         _check_url(lane_fn, project, region)
         lane_pushes[lane] = PushSubscription(
             f"{short}-push",
-            PushSubscriptionArgs(
-                project=project,
-                name=f"events-{short}",
-                topic=messaging.events.id,
-                audience=lane_fn.service_url,
-                push_account_email=ids.email("push"),
-                push_account_id=ids.accounts["push"].name,
-                pubsub_agent_member=apis.pubsub_agent.member,
-                ack_deadline_s=s.push.ack_deadline_s,
-                min_backoff_s=s.push.min_backoff_s,
-                max_backoff_s=s.push.max_backoff_s,
-                dead_letter_topic=messaging.dead.id,
-                max_delivery_attempts=s.push.max_delivery_attempts,
-                labels=labels,
-                filter=lane_filter(lane, s.lanes),
-                grant_token_creator=False,  # granted with events-deliver
-            ),
+            push_args(f"events-{short}", lane_fn, lane),
             depends_on=[*ready, lane_fn, push],
         )
 
@@ -283,21 +286,7 @@ def main(
     # inspection and replay.
     dead_push = PushSubscription(
         "dead-letter-push",
-        PushSubscriptionArgs(
-            project=project,
-            name="events-dead-deliver",
-            topic=messaging.dead.id,
-            audience=deliver.service_url,
-            path="/dead",
-            push_account_email=ids.email("push"),
-            push_account_id=ids.accounts["push"].name,
-            pubsub_agent_member=apis.pubsub_agent.member,
-            ack_deadline_s=s.push.ack_deadline_s,
-            min_backoff_s=s.push.min_backoff_s,
-            max_backoff_s=s.push.max_backoff_s,
-            labels=labels,
-            grant_token_creator=False,  # granted with events-deliver
-        ),
+        push_args("events-dead-deliver", deliver, None, path="/dead"),
         depends_on=[*ready, push],
     )
 

@@ -17,13 +17,12 @@ Children are named after the component, so their URNs stay unique.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_gcp import monitoring, secretmanager
 
-from infra.base import Component
+from infra.base import Built
 
 __all__ = ["SlackChannel", "SlackChannelArgs"]
 
@@ -38,17 +37,12 @@ class SlackChannelArgs:
     token_secret_id: str
 
 
-class SlackChannel(Component):
+class SlackChannel(Built[SlackChannelArgs]):
     """One Slack notification channel whose token comes from Secret Manager."""
 
-    def __init__(
-        self,
-        name: str,
-        args: SlackChannelArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("SlackChannel", name, depends_on, opts)
+    KIND = "SlackChannel"
+
+    def build(self, args: SlackChannelArgs) -> None:
         token = secretmanager.get_secret_version_output(
             project=args.project,
             secret=args.token_secret_id,
@@ -56,7 +50,7 @@ class SlackChannel(Component):
             opts=pulumi.InvokeOutputOptions(parent=self),
         ).secret_data
         self.channel = monitoring.NotificationChannel(
-            f"{name}-channel",
+            self.named("channel"),
             project=args.project,
             display_name=f"{args.prefix} alerts: Slack {args.channel}",
             type="slack",

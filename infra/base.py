@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar, Generic, TypeVar
 
 import pulumi
 
-__all__ = ["Component"]
+__all__ = ["Built", "Component"]
+
+ArgsT = TypeVar("ArgsT")
 
 
 class Component(pulumi.ComponentResource):
@@ -54,3 +57,28 @@ class Component(pulumi.ComponentResource):
             protect=protect,
             delete_before_replace=delete_before_replace,
         )
+
+
+class Built(Component, Generic[ArgsT]):
+    """A component made from one frozen args value: the constructor is written once, here.
+
+    A subclass names its type token (``KIND``, part of every child's URN: renaming
+    the class must not replace the resources) and creates its children in
+    :meth:`build`.
+    """
+
+    KIND: ClassVar[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: ArgsT,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(self.KIND, name, depends_on, opts)
+        self.build(args)
+
+    def build(self, args: ArgsT) -> None:
+        """Create the children (``self.named``/``self.child``) and register the outputs."""
+        raise NotImplementedError

@@ -20,14 +20,13 @@ the grants, on their creation only, that the functions wait for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumiverse_time as time
 from pulumi_gcp import artifactregistry, projects, storage
 
-from infra.base import Component
+from infra.base import Built
 from infra.storage import private_bucket
 
 __all__ = ["BUILD_ROLES", "BuildInfra", "BuildInfraArgs"]
@@ -53,17 +52,12 @@ class BuildInfraArgs:
     settle_s: int = 180
 
 
-class BuildInfra(Component):
+class BuildInfra(Built[BuildInfraArgs]):
     """The source bucket, the Artifact Registry repository and the build account's grants."""
 
-    def __init__(
-        self,
-        name: str,
-        args: BuildInfraArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("BuildInfra", name, depends_on, opts)
+    KIND = "BuildInfra"
+
+    def build(self, args: BuildInfraArgs) -> None:
         self.bucket = private_bucket(
             self.named("sources"),
             project=args.project,

@@ -19,14 +19,13 @@ same field: a marker lives as long as its record.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_gcp import firestore
 
 from hookpress.events import bodies_collection
-from infra.base import Component
+from infra.base import Built
 
 __all__ = ["EventStore", "EventStoreArgs"]
 
@@ -43,17 +42,12 @@ class EventStoreArgs:
     ttl_field: str = "expire_at"
 
 
-class EventStore(Component):
+class EventStore(Built[EventStoreArgs]):
     """The Firestore database (optionally created here) and the TTL policy on the events."""
 
-    def __init__(
-        self,
-        name: str,
-        args: EventStoreArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("EventStore", name, depends_on, opts)
+    KIND = "EventStore"
+
+    def build(self, args: EventStoreArgs) -> None:
         self.database_name = args.database
         self.database: firestore.Database | None = None
         after: list[pulumi.Resource] = []

@@ -7,7 +7,7 @@ identity, sizing, VPC egress and invoker grants all come from here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import pulumi
 from pulumi_gcp import cloudfunctionsv2, cloudrunv2, storage
 
 from infra import archive
-from infra.base import Component
+from infra.base import Built
 from infra.config import FunctionSizing
 from infra.network import VpcAccess
 
@@ -61,17 +61,12 @@ class CloudFunctionArgs:
     invokers: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
-class CloudFunction(Component):
+class CloudFunction(Built[CloudFunctionArgs]):
     """The archive object, the gen2 function and its ``roles/run.invoker`` members."""
 
-    def __init__(
-        self,
-        name: str,
-        args: CloudFunctionArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("CloudFunction", name, depends_on, opts)
+    KIND = "CloudFunction"
+
+    def build(self, args: CloudFunctionArgs) -> None:
         spec = args.spec
         if spec.vpc_egress and args.vpc is None:
             raise ValueError(f"function {spec.short_name} asks for VPC egress but got no VPC")

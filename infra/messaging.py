@@ -9,13 +9,12 @@ its own service agent, which therefore publishes to ``events-dead``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_gcp import pubsub
 
-from infra.base import Component
+from infra.base import Built
 
 __all__ = ["DEAD_LETTER_RETENTION", "Messaging", "MessagingArgs"]
 
@@ -33,17 +32,12 @@ class MessagingArgs:
     dead_topic: str = "events-dead"
 
 
-class Messaging(Component):
+class Messaging(Built[MessagingArgs]):
     """The events topic, the dead-letter topic, its pull subscription and the agent's grant."""
 
-    def __init__(
-        self,
-        name: str,
-        args: MessagingArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("Messaging", name, depends_on, opts)
+    KIND = "Messaging"
+
+    def build(self, args: MessagingArgs) -> None:
         self.events = pubsub.Topic(
             self.named("events"),
             project=args.project,

@@ -21,13 +21,12 @@ Two ways lead a function into the VPC (``hookpress:egressPath``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_gcp import compute, vpcaccess
 
-from infra.base import Component
+from infra.base import Built
 from infra.config import EgressPath
 
 __all__ = ["Egress", "EgressArgs", "VpcAccess"]
@@ -58,17 +57,12 @@ class EgressArgs:
     connector_max_instances: int = 3
 
 
-class Egress(Component):
+class Egress(Built[EgressArgs]):
     """VPC, subnet, (connector), Cloud Router, reserved addresses and a MANUAL_ONLY Cloud NAT."""
 
-    def __init__(
-        self,
-        name: str,
-        args: EgressArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("Egress", name, depends_on, opts)
+    KIND = "Egress"
+
+    def build(self, args: EgressArgs) -> None:
         self.network = compute.Network(
             self.named("vpc"),
             project=args.project,

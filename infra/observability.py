@@ -27,7 +27,7 @@ import pulumi
 import pulumiverse_time as time
 from pulumi_gcp import logging, monitoring
 
-from infra.base import Component
+from infra.base import Built
 
 __all__ = ["LOG_METRICS", "LogMetric", "Observability", "ObservabilityArgs"]
 
@@ -113,17 +113,12 @@ def _extractor(field: str) -> str:
     return f"EXTRACT({field})"
 
 
-class Observability(Component):
+class Observability(Built[ObservabilityArgs]):
     """Log metrics, notification channels, four alert policies and one dashboard."""
 
-    def __init__(
-        self,
-        name: str,
-        args: ObservabilityArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("Observability", name, depends_on, opts)
+    KIND = "Observability"
+
+    def build(self, args: ObservabilityArgs) -> None:
         self.metrics: dict[str, logging.Metric] = {}
         for metric in LOG_METRICS:
             service = (

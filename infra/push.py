@@ -15,13 +15,12 @@ see ``messaging.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_gcp import pubsub, serviceaccount
 
-from infra.base import Component
+from infra.base import Built
 
 __all__ = ["PushSubscription", "PushSubscriptionArgs"]
 
@@ -58,17 +57,12 @@ class PushSubscriptionArgs:
         return f"{self.audience}{self.path}"
 
 
-class PushSubscription(Component):
+class PushSubscription(Built[PushSubscriptionArgs]):
     """The subscription and the grants Pub/Sub needs to sign pushes and dead-letter them."""
 
-    def __init__(
-        self,
-        name: str,
-        args: PushSubscriptionArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("PushSubscription", name, depends_on, opts)
+    KIND = "PushSubscription"
+
+    def build(self, args: PushSubscriptionArgs) -> None:
         # Projects created before April 2021 need this for Pub/Sub to mint the OIDC
         # token; it is scoped to the push identity, never the project.
         self.token_creator: serviceaccount.IAMMember | None = None

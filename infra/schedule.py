@@ -6,13 +6,12 @@ the scheduler identity, which holds ``run.invoker`` on that function only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_gcp import cloudscheduler
 
-from infra.base import Component
+from infra.base import Built
 
 __all__ = ["Schedule", "ScheduleArgs"]
 
@@ -32,17 +31,12 @@ class ScheduleArgs:
     description: str
 
 
-class Schedule(Component):
+class Schedule(Built[ScheduleArgs]):
     """One HTTP Cloud Scheduler job with an OIDC token (audience = the target URL)."""
 
-    def __init__(
-        self,
-        name: str,
-        args: ScheduleArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("Schedule", name, depends_on, opts)
+    KIND = "Schedule"
+
+    def build(self, args: ScheduleArgs) -> None:
         self.job = cloudscheduler.Job(
             self.named("job"),
             project=args.project,

@@ -30,7 +30,7 @@ import pulumi
 import pulumi_random as random
 from pulumi_gcp import pubsub, secretmanager
 
-from infra.base import Component
+from infra.base import Built
 from infra.config import ConfigError, Source
 
 __all__ = ["Secrets", "SecretsArgs"]
@@ -78,17 +78,12 @@ def _first_rotation(configured: str | None, period_days: int) -> str:
     return (start + timedelta(days=period_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Secrets(Component):
+class Secrets(Built[SecretsArgs]):
     """Source secrets, the WordPress secret, the rotation topic and who may publish to it."""
 
-    def __init__(
-        self,
-        name: str,
-        args: SecretsArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("Secrets", name, depends_on, opts)
+    KIND = "Secrets"
+
+    def build(self, args: SecretsArgs) -> None:
         replication = secretmanager.SecretReplicationArgs(
             auto=secretmanager.SecretReplicationAutoArgs()
         )

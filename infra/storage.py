@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_gcp import storage
 
-from infra.base import Component
+from infra.base import Built
 
 __all__ = ["RawStore", "RawStoreArgs", "private_bucket"]
 
@@ -62,17 +62,12 @@ def private_bucket(
     )
 
 
-class RawStore(Component):
+class RawStore(Built[RawStoreArgs]):
     """The raw-payload bucket with its lifecycle."""
 
-    def __init__(
-        self,
-        name: str,
-        args: RawStoreArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("RawStore", name, depends_on, opts)
+    KIND = "RawStore"
+
+    def build(self, args: RawStoreArgs) -> None:
         rules: list[storage.BucketLifecycleRuleArgs] = []
         if args.cold_after_days:
             rules.append(

@@ -27,13 +27,12 @@ component is instantiated next to others (the engine refuses repeats).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_gcp import bigquery, projects, pubsub
 
-from infra.base import Component
+from infra.base import Built
 
 __all__ = ["TABLE_SCHEMA", "Warehouse", "WarehouseArgs"]
 
@@ -62,30 +61,25 @@ class WarehouseArgs:
     labels: dict[str, str]
 
 
-class Warehouse(Component):
+class Warehouse(Built[WarehouseArgs]):
     """A dataset, a day-partitioned table, the grant and the BigQuery subscription."""
 
-    def __init__(
-        self,
-        name: str,
-        args: WarehouseArgs,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("Warehouse", name, depends_on, opts)
+    KIND = "Warehouse"
+
+    def build(self, args: WarehouseArgs) -> None:
         expiration = (
             args.partition_expiration_days * 86_400_000 if args.partition_expiration_days else None
         )
         # Only this feature needs BigQuery: its API is enabled here, not with the core's.
         self.api = projects.Service(
-            f"{name}-bigquery-api",
+            self.named("bigquery-api"),
             project=args.project,
             service="bigquery.googleapis.com",
             disable_on_destroy=False,
             opts=self.child(),
         )
         self.dataset = bigquery.Dataset(
-            f"{name}-dataset",
+            self.named("dataset"),
             project=args.project,
             dataset_id=args.dataset_id,
             location=args.location,
@@ -94,7 +88,7 @@ class Warehouse(Component):
             opts=self.child(depends_on=[self.api]),
         )
         self.table = bigquery.Table(
-            f"{name}-table",
+            self.named("table"),
             project=args.project,
             dataset_id=self.dataset.dataset_id,
             table_id=args.table_id,
@@ -109,7 +103,7 @@ class Warehouse(Component):
             opts=self.child(),
         )
         self.writer = bigquery.IamMember(
-            f"{name}-agent-writer",
+            self.named("agent-writer"),
             project=args.project,
             dataset_id=self.dataset.dataset_id,
             table_id=self.table.table_id,
@@ -118,7 +112,7 @@ class Warehouse(Component):
             opts=self.child(),
         )
         self.subscription = pubsub.Subscription(
-            f"{name}-subscription",
+            self.named("subscription"),
             project=args.project,
             name=args.subscription_name,
             topic=args.topic,
