@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -69,31 +69,21 @@ class Result:
     wp_post_id: int | None = None
 
 
+@dataclass(eq=False)
 class Deliverer:
     """One per function instance; safe to call from many threads."""
 
-    def __init__(
-        self,
-        settings: DeliverSettings,
-        *,
-        records: EventRecords,
-        raw: RawStore,
-        secrets: CachedSecrets,
-        wordpress: WordPressClient,
-        breaker: Breaker,
-        log: Logger,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.records = records
-        self.raw = raw
-        self.secrets = secrets
-        self.wordpress = wordpress
-        self.breaker = breaker
-        self.log = log
-        self.clock = clock
-        self._control: tuple[float, bool] | None = None
-        self._control_lock = threading.Lock()
+    settings: DeliverSettings
+    _: KW_ONLY
+    records: EventRecords
+    raw: RawStore
+    secrets: CachedSecrets
+    wordpress: WordPressClient
+    breaker: Breaker
+    log: Logger
+    clock: Callable[[], float] = time.time
+    _control: tuple[float, bool] | None = field(default=None, init=False, repr=False)
+    _control_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- the pause switch -------------------------------------------------------
 

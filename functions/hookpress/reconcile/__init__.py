@@ -23,7 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -65,26 +65,18 @@ class Report:
     stale_sample: list[str] = field(default_factory=list)
 
 
+@dataclass(eq=False)
 class Reconciler:
     """One sweep per call; safe to call concurrently (claims make publishing exclusive)."""
 
-    def __init__(
-        self,
-        settings: ReconcileSettings,
-        *,
-        records: EventRecords,
-        publication: Publication,
-        log: Logger,
-        clock: Callable[[], float] = time.time,
-        verifier: OidcVerifier | None = None,
-    ) -> None:
-        self.settings = settings
-        self.records = records
-        self.publication = publication
-        self.log = log
-        self.clock = clock
-        # None: callers are not checked (HOOKPRESS_PUSH_AUTH=none, the local stack only).
-        self.verifier = verifier
+    settings: ReconcileSettings
+    _: KW_ONLY
+    records: EventRecords
+    publication: Publication
+    log: Logger
+    clock: Callable[[], float] = time.time
+    # None: callers are not checked (HOOKPRESS_PUSH_AUTH=none, the local stack only).
+    verifier: OidcVerifier | None = None
 
     def sweep(self) -> Report:
         """Publish what is stuck, report what is stale."""

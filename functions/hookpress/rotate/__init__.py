@@ -28,7 +28,7 @@ import binascii
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -102,23 +102,16 @@ def parse_notification(body: bytes) -> Notification:
     return Notification(event_type=event_type, secret=secret_id.rsplit("/", 1)[-1])
 
 
+@dataclass(eq=False)
 class Rotator:
     """Rotates the WordPress application password; reminds about provider secrets."""
 
-    def __init__(
-        self,
-        settings: RotateSettings,
-        *,
-        values: SecretValues,
-        writer: SecretWriter,
-        wordpress: AppPasswords,
-        log: Logger,
-    ) -> None:
-        self.settings = settings
-        self.values = values
-        self.writer = writer
-        self.wordpress = wordpress
-        self.log = log
+    settings: RotateSettings
+    _: KW_ONLY
+    values: SecretValues
+    writer: SecretWriter
+    wordpress: AppPasswords
+    log: Logger
 
     def handle(self, note: Notification) -> str:
         """Act on one notification; the outcome for the log. Raises on a failed rotation."""
