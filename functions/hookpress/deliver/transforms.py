@@ -291,74 +291,85 @@ def fal(event: Event) -> dict[str, Any]:
     }
 
 
-def elevenlabs(event: Event) -> dict[str, Any]:
-    """ElevenLabs: ``type`` and ``data`` about one conversation; ``event_timestamp``."""
-    p = event.payload
-    kind = _str(p.get("type")) or "elevenlabs.event"
-    data = _obj(p.get("data"))
-    conversation = _str(data.get("conversation_id"))
-    return {
-        "status": kind,
-        "summary": f"{kind}: {conversation}" if conversation else kind,
-        "metadata": {
-            "agent_id": _str(data.get("agent_id")),
-            "conversation_id": conversation,
-            "status": _str(data.get("status")),
-        },
-        "occurred_at": _when(p.get("event_timestamp")),
-    }
+@dataclass(frozen=True, slots=True)
+class TypedEvent:
+    """A payload that names its kind in one field and what it is about in ``data``.
+
+    ElevenLabs, Clerk, Resend and Paddle differ only in these field names: the
+    status is the kind, the summary ``"{kind}: {subject}"``, the metadata a
+    few picked strings.
+    """
+
+    kind_field: str
+    default_kind: str
+    subject: str  # the field of ``data`` the summary names
+    metadata: dict[str, tuple[str, ...]]  # metadata key -> path in the payload
+    occurred: str | None = None  # the payload field with the event time
+    millis: bool = False  # that time is integer milliseconds since the epoch
+
+    def __call__(self, event: Event) -> dict[str, Any]:
+        p = event.payload
+        kind = _str(p.get(self.kind_field)) or self.default_kind
+        subject = _str(_dig(p, "data", self.subject))
+        return {
+            "status": kind,
+            "summary": f"{kind}: {subject}" if subject else kind,
+            "metadata": {key: _str(_dig(p, *path)) for key, path in self.metadata.items()},
+            "occurred_at": self._occurred(p),
+        }
+
+    def _occurred(self, payload: dict[str, Any]) -> datetime | None:
+        if self.occurred is None:
+            return None
+        stamp = payload.get(self.occurred)
+        if not self.millis:
+            return _when(stamp)
+        if isinstance(stamp, int) and not isinstance(stamp, bool):
+            return _when(stamp / 1000)
+        return None
 
 
-def clerk(event: Event) -> dict[str, Any]:
-    """Clerk (Svix): ``type`` + ``data``; ``timestamp`` is in milliseconds."""
-    p = event.payload
-    kind = _str(p.get("type")) or "clerk.event"
-    data = _obj(p.get("data"))
-    subject = _str(data.get("id"))
-    stamp = p.get("timestamp")
-    millis = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None
-    return {
-        "status": kind,
-        "summary": f"{kind}: {subject}" if subject else kind,
-        "metadata": {
-            "object": _str(data.get("object")),
-            "object_id": subject,
-            "instance_id": _str(p.get("instance_id")),
-        },
-        "occurred_at": _when(millis / 1000) if millis is not None else None,
-    }
-
-
-def resend(event: Event) -> dict[str, Any]:
-    """Resend (Svix): ``type`` about one e-mail (addresses are not copied)."""
-    p = event.payload
-    kind = _str(p.get("type")) or "resend.event"
-    data = _obj(p.get("data"))
-    email = _str(data.get("email_id"))
-    return {
-        "status": kind,
-        "summary": f"{kind}: {email}" if email else kind,
-        "metadata": {"email_id": email},
-        "occurred_at": _when(p.get("created_at")),
-    }
-
-
-def paddle(event: Event) -> dict[str, Any]:
-    """Paddle Billing: ``event_type`` about ``data`` (a transaction, subscription, …)."""
-    p = event.payload
-    kind = _str(p.get("event_type")) or "paddle.event"
-    data = _obj(p.get("data"))
-    subject = _str(data.get("id"))
-    return {
-        "status": kind,
-        "summary": f"{kind}: {subject}" if subject else kind,
-        "metadata": {
-            "notification_id": _str(p.get("notification_id")),
-            "object_id": subject,
-            "object_status": _str(data.get("status")),
-        },
-        "occurred_at": _when(p.get("occurred_at")),
-    }
+#: ElevenLabs: one conversation.
+elevenlabs = TypedEvent(
+    "type",
+    "elevenlabs.event",
+    "conversation_id",
+    {
+        "agent_id": ("data", "agent_id"),
+        "conversation_id": ("data", "conversation_id"),
+        "status": ("data", "status"),
+    },
+    occurred="event_timestamp",
+)
+#: Clerk (Svix): ``timestamp`` is in milliseconds.
+clerk = TypedEvent(
+    "type",
+    "clerk.event",
+    "id",
+    {
+        "object": ("data", "object"),
+        "object_id": ("data", "id"),
+        "instance_id": ("instance_id",),
+    },
+    occurred="timestamp",
+    millis=True,
+)
+#: Resend (Svix): one e-mail (addresses are not copied).
+resend = TypedEvent(
+    "type", "resend.event", "email_id", {"email_id": ("data", "email_id")}, occurred="created_at"
+)
+#: Paddle Billing: ``data`` is a transaction, subscription, ...
+paddle = TypedEvent(
+    "event_type",
+    "paddle.event",
+    "id",
+    {
+        "notification_id": ("notification_id",),
+        "object_id": ("data", "id"),
+        "object_status": ("data", "status"),
+    },
+    occurred="occurred_at",
+)
 
 
 def twilio(event: Event) -> dict[str, Any]:
