@@ -17,11 +17,12 @@ import re
 import secrets as _random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 __all__ = [
     "HmacScheme",
+    "Incoming",
     "KeyPair",
+    "Outgoing",
     "Scheme",
     "SignatureError",
     "Signed",
@@ -169,20 +170,48 @@ def body_id(body: bytes, length: int = 32) -> str:
     return hashlib.sha256(body).hexdigest()[:length]
 
 
-class Scheme(Protocol):
-    """One signature scheme."""
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A request to verify: the exact body, lower-case headers, the source's active secrets."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    secrets: tuple[str, ...]
+    now: float
+    tolerance: int | None
+    url: str | None  # the public URL the provider called, for URL-signing schemes
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What a provider would sign: the body, its key, the time, an optional delivery id and URL."""
+
+    body: bytes
+    secret: str
+    now: float
+    delivery_id: str | None
+    url: str | None
+
+    @property
+    def timestamp(self) -> str:
+        """The signing time as the providers send it: whole seconds."""
+        return str(int(self.now))
+
+
+class Scheme:
+    """One signature scheme; a subclass implements :meth:`check` and :meth:`signed_headers`."""
 
     name: str
     #: the header carrying the provider's delivery id, if the scheme has one
-    id_header: str | None
+    id_header: str | None = None
     #: the payload field holding the provider's event id (when no id header)
-    payload_id_field: str
+    payload_id_field = "id"
     #: the header naming the event's type, for schemes that keep it out of the body
-    type_header: str | None
+    type_header: str | None = None
     #: whether the scheme signs a timestamp (else dedupe is the replay guard)
-    has_timestamp: bool
+    has_timestamp = True
     #: whether the delivery-id header is covered by the signature
-    id_signed: bool
+    id_signed = False
 
     def verify(
         self,
@@ -195,7 +224,7 @@ class Scheme(Protocol):
         url: str | None = None,
     ) -> Verified:
         """Raise SignatureError unless the request is genuinely signed with one of ``secrets``."""
-        ...
+        return self.check(Incoming(body, headers, tuple(secrets), now, tolerance, url))
 
     def sign(
         self,
@@ -207,11 +236,19 @@ class Scheme(Protocol):
         url: str | None = None,
     ) -> dict[str, str]:
         """Return the headers a provider would send for ``body``."""
-        ...
+        return self.signed_headers(Outgoing(body, secret, now, delivery_id, url))
+
+    def check(self, request: Incoming) -> Verified:
+        """:meth:`verify`, on one value."""
+        raise NotImplementedError
+
+    def signed_headers(self, outgoing: Outgoing) -> dict[str, str]:
+        """:meth:`sign`, on one value."""
+        raise NotImplementedError
 
     def new_secret(self) -> KeyPair:
         """A fresh key in the form the scheme's providers hand out."""
-        ...
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +260,7 @@ class Signed:
     delivery_id: str | None = None
 
 
-class HmacScheme:
+class HmacScheme(Scheme):
     """A scheme whose secret is one shared key and whose MAC covers ``prefix(ts) + body``.
 
     Subclasses say where the candidates and the timestamp are (:meth:`read`), what
@@ -231,12 +268,6 @@ class HmacScheme:
     (:meth:`headers`); reading order and failure reasons stay theirs.
     """
 
-    name: str
-    id_header: str | None = None
-    payload_id_field = "id"
-    type_header: str | None = None
-    has_timestamp = True
-    id_signed = False
     #: what a new secret starts with, in the form the provider hands it out
     secret_prefix = ""
 
@@ -252,34 +283,18 @@ class HmacScheme:
         """The headers a provider sends with ``digest``."""
         raise NotImplementedError
 
-    def verify(
-        self,
-        body: bytes,
-        headers: Mapping[str, str],
-        secrets: Sequence[str],
-        *,
-        now: float,
-        tolerance: int = 300,
-        url: str | None = None,
-    ) -> Verified:
-        signed = self.read(headers)
+    def check(self, request: Incoming) -> Verified:
+        signed = self.read(request.headers)
         if signed.timestamp is not None:
-            check_timestamp(signed.timestamp, now, tolerance)
-        match(signed.candidates, utf8_keys(tuple(secrets)), self.prefix(signed.timestamp), body)
+            check_timestamp(signed.timestamp, request.now, request.tolerance)
+        keys = utf8_keys(request.secrets)
+        match(signed.candidates, keys, self.prefix(signed.timestamp), request.body)
         return Verified(signed.delivery_id)
 
-    def sign(
-        self,
-        body: bytes,
-        secret: str,
-        *,
-        now: float,
-        delivery_id: str | None = None,
-        url: str | None = None,
-    ) -> dict[str, str]:
-        ts = str(int(now))
-        digest = mac(secret.encode(), self.prefix(ts), body)
-        return self.headers(digest, ts, delivery_id or body_id(body))
+    def signed_headers(self, outgoing: Outgoing) -> dict[str, str]:
+        ts = outgoing.timestamp
+        digest = mac(outgoing.secret.encode(), self.prefix(ts), outgoing.body)
+        return self.headers(digest, ts, outgoing.delivery_id or body_id(outgoing.body))
 
     def new_secret(self) -> KeyPair:
         value = self.secret_prefix + _random.token_hex(16)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hookpress.signatures import _ed25519
 from hookpress.signatures._common import (
+    Incoming,
     KeyPair,
+    Outgoing,
+    Scheme,
     SignatureError,
     Verified,
     check_timestamp,
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["Fal"]
 
 
-class Fal:
+class Fal(Scheme):
     """fal.ai: Ed25519 over ``{request_id}\\n{user_id}\\n{timestamp}\\n{hex sha256(body)}``.
 
     Headers ``X-Fal-Webhook-Request-Id``, ``-User-Id``, ``-Timestamp`` and
@@ -44,25 +46,17 @@ class Fal:
     has_timestamp = True
     id_signed = True
 
-    def verify(
-        self,
-        body: bytes,
-        headers: Mapping[str, str],
-        secrets: Sequence[str],
-        *,
-        now: float,
-        tolerance: int = 300,
-        url: str | None = None,
-    ) -> Verified:
+    def check(self, request: Incoming) -> Verified:
+        headers = request.headers
         request_id = required_id(headers, "x-fal-webhook-request-id")
         user_id = required_id(headers, "x-fal-webhook-user-id")
         raw_ts = header(headers, "x-fal-webhook-timestamp")
-        check_timestamp(raw_ts, now, tolerance)
+        check_timestamp(raw_ts, request.now, request.tolerance)
         signature = from_hex(header(headers, "x-fal-webhook-signature"), 64)
-        keys = _fal_keys(tuple(secrets))
+        keys = _fal_keys(request.secrets)
         if not keys:
             raise SignatureError("no_secret")
-        message = self.message(request_id, user_id, raw_ts, body)
+        message = self.message(request_id, user_id, raw_ts, request.body)
         if not _ed25519.verify(keys, signature, message):
             raise SignatureError("no_match")
         return Verified(request_id)
@@ -73,20 +67,13 @@ class Fal:
         digest = hashlib.sha256(body).hexdigest()
         return "\n".join((request_id, user_id, timestamp, digest)).encode()
 
-    def sign(
-        self,
-        body: bytes,
-        secret: str,
-        *,
-        now: float,
-        delivery_id: str | None = None,
-        url: str | None = None,
-    ) -> dict[str, str]:
-        seed = _fal_private(secret)
+    def signed_headers(self, outgoing: Outgoing) -> dict[str, str]:
+        body = outgoing.body
+        seed = _fal_private(outgoing.secret)
         if seed is None:
             raise ValueError("fal signs with its private key: give a JWK holding 'd'")
-        ts = str(int(now))
-        request_id = delivery_id or _uuid_like(hashlib.sha256(body + ts.encode()).digest())
+        ts = outgoing.timestamp
+        request_id = outgoing.delivery_id or _uuid_like(hashlib.sha256(body + ts.encode()).digest())
         user_id = "hookpress-local"
         signature = _ed25519.sign(seed, self.message(request_id, user_id, ts, body))
         return {

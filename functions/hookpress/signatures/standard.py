@@ -7,13 +7,16 @@ import binascii
 import functools
 import hashlib
 import secrets as _random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hookpress.signatures import _ed25519
 from hookpress.signatures._common import (
+    Incoming,
     KeyPair,
+    Outgoing,
+    Scheme,
     SignatureError,
     Verified,
     check_timestamp,
@@ -57,7 +60,7 @@ def _signatures(value: str) -> tuple[list[bytes], list[bytes]]:
     return symmetric, asymmetric
 
 
-class StandardWebhooks:
+class StandardWebhooks(Scheme):
     """Standard Webhooks: ``{id}.{ts}.`` + body, ``v1`` (HMAC-SHA256) and ``v1a`` (Ed25519).
 
     Secrets are ``whsec_<base64>`` (HMAC; the prefix is optional), ``whpk_<base64>``
@@ -112,49 +115,35 @@ class StandardWebhooks:
             value = headers.get(f"webhook-{suffix}")
         return value
 
-    def verify(
-        self,
-        body: bytes,
-        headers: Mapping[str, str],
-        secrets: Sequence[str],
-        *,
-        now: float,
-        tolerance: int = 300,
-        url: str | None = None,
-    ) -> Verified:
-        view = {k: v for k in ("id", "timestamp", "signature") if (v := self._get(headers, k))}
+    def check(self, request: Incoming) -> Verified:
+        names = ("id", "timestamp", "signature")
+        view = {k: v for k in names if (v := self._get(request.headers, k))}
         msg_id = required_id(view, "id")
         raw_ts = header(view, "timestamp")
-        check_timestamp(raw_ts, now, tolerance)
+        check_timestamp(raw_ts, request.now, request.tolerance)
         symmetric, asymmetric = _signatures(header(view, "signature"))
-        keys = _sw_keys(tuple(secrets))
+        keys = _sw_keys(request.secrets)
         if not keys.hmac and not keys.ed25519:
             raise SignatureError("no_secret")
         prefix = f"{msg_id}.{raw_ts}.".encode()
         if symmetric and keys.hmac:
             try:
-                match(symmetric, keys.hmac, prefix, body)
+                match(symmetric, keys.hmac, prefix, request.body)
                 return Verified(msg_id)
             except SignatureError:
                 pass
         if asymmetric and keys.ed25519:
-            message = prefix + body
+            message = prefix + request.body
             for candidate in asymmetric:
                 if _ed25519.verify(keys.ed25519, candidate, message):
                     return Verified(msg_id)
         raise SignatureError("no_match")
 
-    def sign(
-        self,
-        body: bytes,
-        secret: str,
-        *,
-        now: float,
-        delivery_id: str | None = None,
-        url: str | None = None,
-    ) -> dict[str, str]:
-        ts = str(int(now))
-        msg_id = delivery_id or "msg_" + hashlib.sha256(body + ts.encode()).hexdigest()[:24]
+    def signed_headers(self, outgoing: Outgoing) -> dict[str, str]:
+        body, secret, ts = outgoing.body, outgoing.secret, outgoing.timestamp
+        msg_id = (
+            outgoing.delivery_id or "msg_" + hashlib.sha256(body + ts.encode()).hexdigest()[:24]
+        )
         prefix = f"{msg_id}.{ts}.".encode()
         if secret.startswith(self.SECRET_PREFIX):
             seed = self.seed(secret)

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 from hookpress.payloads import MalformedBody, form_pairs
 from hookpress.signatures._common import (
     HmacScheme,
+    Incoming,
+    Outgoing,
     SignatureError,
     Verified,
     body_id,
@@ -79,16 +81,8 @@ class Twilio(HmacScheme):
         found = [v for k, v in form_pairs(query.encode(), limit=100) if k == "bodySHA256"]
         return found[0] if found else None
 
-    def verify(
-        self,
-        body: bytes,
-        headers: Mapping[str, str],
-        secrets: Sequence[str],
-        *,
-        now: float,
-        tolerance: int = 300,
-        url: str | None = None,
-    ) -> Verified:
+    def check(self, request: Incoming) -> Verified:
+        body, headers, url = request.body, request.headers, request.url
         if not url:
             raise SignatureError("no_url")
         digest, size = self._algorithm(headers)
@@ -109,7 +103,7 @@ class Twilio(HmacScheme):
                 pairs = form_pairs(body)
             except MalformedBody:
                 raise SignatureError("malformed_body") from None
-        keys = utf8_keys(tuple(secrets))
+        keys = utf8_keys(request.secrets)
         if not keys:
             raise SignatureError("no_secret")
         for candidate_url in self._urls(url):
@@ -119,22 +113,15 @@ class Twilio(HmacScheme):
                     return Verified(None, body_format)
         raise SignatureError("no_match")
 
-    def sign(
-        self,
-        body: bytes,
-        secret: str,
-        *,
-        now: float,
-        delivery_id: str | None = None,
-        url: str | None = None,
-    ) -> dict[str, str]:
+    def signed_headers(self, outgoing: Outgoing) -> dict[str, str]:
+        body, url = outgoing.body, outgoing.url
         if not url:
             raise ValueError("Twilio signs the URL it calls: give the source's public URL")
         pairs = [] if self._body_hash(url) is not None else form_pairs(body)
         signed = self.signed_string(url, pairs).encode("utf-8")
         return {
             "X-Twilio-Signature": base64.b64encode(
-                hmac.digest(secret.encode(), signed, "sha1")
+                hmac.digest(outgoing.secret.encode(), signed, "sha1")
             ).decode(),
-            "I-Twilio-Idempotency-Token": delivery_id or body_id(body, 36),
+            "I-Twilio-Idempotency-Token": outgoing.delivery_id or body_id(body, 36),
         }
