@@ -30,8 +30,10 @@ import os
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from hookpress import config_rules as rules
+from hookpress.config_rules import Knob, SettingsError
 from hookpress.providers import PROVIDERS
 from hookpress.settings import SecretsConfig
 
@@ -64,6 +66,9 @@ LOCAL_FILE = Path(".hookpress") / "local.json"
 EMULATOR_VARIABLES = ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
 
 _DEFAULT_SECRET = "hookpress-source-{name}"  # noqa: S105 - a secret id pattern, not a value
+
+
+_V = TypeVar("_V", int, float, bool)
 
 
 class TargetError(Exception):
@@ -342,8 +347,8 @@ def load_local(path: Path, env: Mapping[str, str] | None = None) -> Target:
         local_file=path,
         timeout_s=10.0,
         pull_wait_s=2.0,  # the emulator answers at once when messages wait
-        event_ttl_days=_int(env, "HOOKPRESS_EVENT_TTL_DAYS", 30),
-        control_ttl_s=_float(env, "HOOKPRESS_CONTROL_TTL_S", 5.0),
+        event_ttl_days=_setting(env, rules.EVENT_TTL_DAYS),
+        control_ttl_s=_setting(env, rules.CONTROL_TTL_S),
         wordpress=_wordpress(wp_base, wp_user, wp_secret),
     )
 
@@ -352,24 +357,12 @@ def _wordpress(base: str | None, user: str | None, secret: str | None) -> WordPr
     return WordPress(base.rstrip("/"), user, secret) if base and user and secret else None
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+def _setting(env: Mapping[str, str], knob: Knob[_V]) -> _V:
+    """A variable the functions read too, with their default and bounds (config_rules owns them)."""
     try:
-        return int(raw)
-    except ValueError:
-        raise TargetError(f"{name} must be a whole number, got {raw[:32]!r}.") from None
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise TargetError(f"{name} must be a number, got {raw[:32]!r}.") from None
+        return knob.from_env(env)
+    except SettingsError as exc:
+        raise TargetError(str(exc)) from None
 
 
 def _project_from_accounts(outputs: Mapping[str, Any]) -> str | None:
@@ -483,8 +476,8 @@ def load_cloud(
             "(default)",
         )
         or "(default)",
-        event_ttl_days=_int(env, "HOOKPRESS_EVENT_TTL_DAYS", 30),
-        control_ttl_s=_float(env, "HOOKPRESS_CONTROL_TTL_S", 5.0),
+        event_ttl_days=_setting(env, rules.EVENT_TTL_DAYS),
+        control_ttl_s=_setting(env, rules.CONTROL_TTL_S),
         wordpress=_wordpress(wp_base, wp_user, wp_secret),
     )
 
