@@ -15,12 +15,15 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-__all__ = ["BackgroundServer", "FaultProxy", "Faults", "QuietHTTPServer"]
+__all__ = ["BackgroundServer", "FaultProxy", "Faults", "QuietHTTPServer", "QuietHandler"]
+
+_JSON = (("Content-Type", "application/json"),)
 
 CONTROL_PATH = "/__faults"
 _HOP_BY_HOP = {
@@ -69,20 +72,25 @@ class Faults:
         return asdict(self)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class QuietHandler(BaseHTTPRequestHandler):
+    """A keep-alive handler of the local proxies: no access log, one way to answer."""
+
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: the functions log what matters
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
         self.send_response(status)
-        for name, value in (headers or {}).items():
+        for name, value in headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+class _Handler(QuietHandler):
+    server: _Server
 
     def _control(self) -> None:
         proxy = self.server.proxy
@@ -93,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
             except (ValueError, TypeError) as exc:
                 self._send(400, str(exc).encode())
                 return
-        self._send(200, json.dumps(proxy.snapshot()).encode(), {"Content-Type": "application/json"})
+        self._send(200, json.dumps(proxy.snapshot()).encode(), _JSON)
 
     def _decide(self) -> str | int | None:
         """None to forward, an int status to answer, or "hang"."""
@@ -138,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Content-Type": "application/json"}
             if decision == 429:
                 headers["Retry-After"] = "1"
-            self._send(decision, b'{"code":"injected_fault"}', headers)
+            self._send(decision, b'{"code":"injected_fault"}', headers.items())
             return
         self._forward(body)
 
@@ -152,14 +160,12 @@ class _Handler(BaseHTTPRequestHandler):
             resp = conn.getresponse()
             data = resp.read()
         except OSError:
-            self._send(
-                502, b'{"code":"upstream_unreachable"}', {"Content-Type": "application/json"}
-            )
+            self._send(502, b'{"code":"upstream_unreachable"}', _JSON)
             return
         finally:
             conn.close()
         out = {k: v for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP}
-        self._send(resp.status, data, out)
+        self._send(resp.status, data, out.items())
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 

@@ -22,12 +22,10 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from hookpress.local.faultproxy import BackgroundServer, QuietHTTPServer
+from hookpress.local.faultproxy import BackgroundServer, QuietHandler, QuietHTTPServer
 from hookpress.pushauth import TEST_SIGNER_SUBJECT
 
 __all__ = ["GOOGLE_ISSUER", "LocalSigner", "OidcFront", "Route"]
@@ -104,20 +102,8 @@ class Route:
     email: str
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_POST(self) -> None:
         front = self.server.front
