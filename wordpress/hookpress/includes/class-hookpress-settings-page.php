@@ -62,7 +62,7 @@ final class Hookpress_Settings_Page {
 	}
 
 	/**
-	 * The page's fields, in order: option => array( section, title, renderer, field arguments ).
+	 * The page's fields, in order: option => array( section, title, type, field arguments ).
 	 *
 	 * @return array
 	 */
@@ -71,7 +71,7 @@ final class Hookpress_Settings_Page {
 			Hookpress_Settings::ALLOWLIST       => array(
 				'hookpress_access',
 				__( 'IP allowlist', 'hookpress' ),
-				'render_list_field',
+				'list',
 				array(
 					'value'       => Hookpress_Settings::allowlist(),
 					'description' => __( 'One address or CIDR range per line, IPv4 or IPv6: the static egress addresses of the delivering service (its Cloud NAT IPs). An empty allowlist denies every request.', 'hookpress' ),
@@ -80,7 +80,7 @@ final class Hookpress_Settings_Page {
 			Hookpress_Settings::TRUSTED_PROXIES => array(
 				'hookpress_access',
 				__( 'Trusted proxies', 'hookpress' ),
-				'render_list_field',
+				'list',
 				array(
 					'value'       => Hookpress_Settings::trusted_proxies(),
 					'description' => __( 'Only when the connecting address is one of these is X-Forwarded-For read, taking its rightmost address that is not a trusted proxy. Leave empty when WordPress is reached directly.', 'hookpress' ),
@@ -89,7 +89,7 @@ final class Hookpress_Settings_Page {
 			Hookpress_Settings::RATE_PER_MINUTE => array(
 				'hookpress_rate',
 				__( 'Rate (requests per minute)', 'hookpress' ),
-				'render_number_field',
+				'number',
 				array(
 					'value'       => Hookpress_Settings::rate_per_minute(),
 					'description' => __( 'Sustained rate at which the bucket refills.', 'hookpress' ),
@@ -98,7 +98,7 @@ final class Hookpress_Settings_Page {
 			Hookpress_Settings::BURST           => array(
 				'hookpress_rate',
 				__( 'Burst', 'hookpress' ),
-				'render_number_field',
+				'number',
 				array(
 					'value'       => Hookpress_Settings::burst(),
 					'description' => __( 'Requests allowed back to back after a quiet period. Requests over the limit get 429 with Retry-After, which the deliverer retries.', 'hookpress' ),
@@ -107,7 +107,7 @@ final class Hookpress_Settings_Page {
 			Hookpress_Settings::CREATE_POSTS    => array(
 				'hookpress_storage',
 				__( 'Posts', 'hookpress' ),
-				'render_checkbox_field',
+				'checkbox',
 				array(
 					'value'       => Hookpress_Settings::create_posts(),
 					'label'       => __( 'Create a post for each event', 'hookpress' ),
@@ -117,7 +117,7 @@ final class Hookpress_Settings_Page {
 			Hookpress_Settings::RETENTION_DAYS  => array(
 				'hookpress_storage',
 				__( 'Retention (days)', 'hookpress' ),
-				'render_number_field',
+				'number',
 				array(
 					'value'       => Hookpress_Settings::retention_days(),
 					'min'         => 0,
@@ -136,11 +136,12 @@ final class Hookpress_Settings_Page {
 			add_settings_section( $id, $section[0], array( __CLASS__, 'render_section' ), self::PAGE );
 		}
 		foreach ( self::fields() as $option => $field ) {
-			list( $section, $title, $renderer, $args ) = $field;
+			list( $section, $title, $type, $args ) = $field;
+			$args['type']      = $type;
 			$args['label_for'] = $option;
 			$args['option']    = $option;
 			$args['constant']  = Hookpress_Settings::constant_name( $option );
-			add_settings_field( $option, $title, array( __CLASS__, $renderer ), self::PAGE, $section, $args );
+			add_settings_field( $option, $title, array( __CLASS__, 'render_field' ), self::PAGE, $section, $args );
 		}
 	}
 
@@ -191,53 +192,41 @@ final class Hookpress_Settings_Page {
 	}
 
 	/**
-	 * Renders a checkbox.
+	 * Renders one field: a checkbox, a textarea holding a list of addresses,
+	 * or a number input; disabled when a constant pins it.
 	 *
-	 * @param array $args Field arguments.
+	 * @param array $args Field arguments (type, option, value, constant, ...).
 	 */
-	public static function render_checkbox_field( $args ) {
+	public static function render_field( $args ) {
 		$pinned = defined( $args['constant'] );
-		printf(
-			'<label><input type="checkbox" id="%1$s" name="%1$s" value="1" %2$s %3$s /> %4$s</label>',
-			esc_attr( $args['option'] ),
-			checked( (bool) $args['value'], true, false ),
-			disabled( $pinned, true, false ),
-			esc_html( $args['label'] )
-		);
-		self::render_description( $args, $pinned );
-	}
-
-	/**
-	 * Renders a textarea holding a list of addresses.
-	 *
-	 * @param array $args Field arguments.
-	 */
-	public static function render_list_field( $args ) {
-		$pinned = defined( $args['constant'] );
-		printf(
-			'<textarea id="%1$s" name="%1$s" rows="5" cols="50" class="large-text code" %2$s>%3$s</textarea>',
-			esc_attr( $args['option'] ),
-			disabled( $pinned, true, false ),
-			esc_textarea( implode( "\n", $args['value'] ) )
-		);
-		self::render_description( $args, $pinned );
-	}
-
-	/**
-	 * Renders a number input.
-	 *
-	 * @param array $args Field arguments.
-	 */
-	public static function render_number_field( $args ) {
-		$pinned = defined( $args['constant'] );
-		printf(
-			'<input type="number" id="%1$s" name="%1$s" value="%2$d" min="%3$d" max="%4$d" step="1" class="small-text" %5$s />',
-			esc_attr( $args['option'] ),
-			(int) $args['value'],
-			isset( $args['min'] ) ? (int) $args['min'] : 1,
-			isset( $args['max'] ) ? (int) $args['max'] : (int) Hookpress_Settings::MAX_RATE,
-			disabled( $pinned, true, false )
-		);
+		switch ( $args['type'] ) {
+			case 'checkbox':
+				printf(
+					'<label><input type="checkbox" id="%1$s" name="%1$s" value="1" %2$s %3$s /> %4$s</label>',
+					esc_attr( $args['option'] ),
+					checked( (bool) $args['value'], true, false ),
+					disabled( $pinned, true, false ),
+					esc_html( $args['label'] )
+				);
+				break;
+			case 'list':
+				printf(
+					'<textarea id="%1$s" name="%1$s" rows="5" cols="50" class="large-text code" %2$s>%3$s</textarea>',
+					esc_attr( $args['option'] ),
+					disabled( $pinned, true, false ),
+					esc_textarea( implode( "\n", $args['value'] ) )
+				);
+				break;
+			default:
+				printf(
+					'<input type="number" id="%1$s" name="%1$s" value="%2$d" min="%3$d" max="%4$d" step="1" class="small-text" %5$s />',
+					esc_attr( $args['option'] ),
+					(int) $args['value'],
+					isset( $args['min'] ) ? (int) $args['min'] : 1,
+					isset( $args['max'] ) ? (int) $args['max'] : (int) Hookpress_Settings::MAX_RATE,
+					disabled( $pinned, true, false )
+				);
+		}
 		self::render_description( $args, $pinned );
 	}
 
