@@ -27,7 +27,7 @@ import pulumi
 from pulumi_gcp import compute, vpcaccess
 
 from infra.base import Built
-from infra.config import EgressPath
+from infra.config import EgressPath, NetworkConfig
 
 __all__ = ["Egress", "EgressArgs", "VpcAccess"]
 
@@ -49,12 +49,8 @@ class EgressArgs:
     project: str
     region: str
     prefix: str
-    subnet_cidr: str
-    ip_count: int
-    min_ports_per_vm: int
-    path: EgressPath = "connector"
-    connector_min_instances: int = 2
-    connector_max_instances: int = 3
+    # The subnet, the address count, the NAT ports and the path: as configured.
+    network: NetworkConfig
 
 
 class Egress(Built[EgressArgs]):
@@ -78,12 +74,12 @@ class Egress(Built[EgressArgs]):
             name=f"{args.prefix}-egress",
             region=args.region,
             network=self.network.id,
-            ip_cidr_range=args.subnet_cidr,
+            ip_cidr_range=args.network.subnet_cidr,
             private_ip_google_access=True,
             opts=self.child(),
         )
         self.connector: vpcaccess.Connector | None = None
-        if args.path == "connector":
+        if args.network.egress_path == "connector":
             self.connector = vpcaccess.Connector(
                 self.named("connector"),
                 project=args.project,
@@ -91,8 +87,8 @@ class Egress(Built[EgressArgs]):
                 name=f"{args.prefix}-egress",
                 subnet=vpcaccess.ConnectorSubnetArgs(name=self.subnet.name),
                 machine_type="e2-micro",
-                min_instances=args.connector_min_instances,
-                max_instances=args.connector_max_instances,
+                min_instances=args.network.connector_min_instances,
+                max_instances=args.network.connector_max_instances,
                 opts=self.child(),
             )
             self.access = VpcAccess(path="connector", connector=self.connector.id)
@@ -120,7 +116,7 @@ class Egress(Built[EgressArgs]):
                 # Losing one would silently break the allowlist; delete it on purpose only.
                 opts=self.child(protect=True),
             )
-            for index in range(args.ip_count)
+            for index in range(args.network.egress_ip_count)
         ]
         self.nat = compute.RouterNat(
             self.named("nat"),
@@ -137,7 +133,7 @@ class Egress(Built[EgressArgs]):
                     source_ip_ranges_to_nats=["ALL_IP_RANGES"],
                 )
             ],
-            min_ports_per_vm=args.min_ports_per_vm,
+            min_ports_per_vm=args.network.nat_min_ports_per_vm,
             log_config=compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
             opts=self.child(),
         )

@@ -15,6 +15,7 @@ import pulumi
 from pulumi_gcp import storage
 
 from infra.base import Built
+from infra.config import BucketConfig
 
 __all__ = ["RawStore", "RawStoreArgs", "private_bucket"]
 
@@ -25,11 +26,8 @@ class RawStoreArgs:
 
     project: str
     name: str
-    location: str
-    cold_after_days: int
-    cold_storage_class: str
-    delete_after_days: int
-    soft_delete_days: int
+    # Location and lifecycle: as configured.
+    bucket: BucketConfig
     labels: dict[str, str]
 
 
@@ -69,32 +67,34 @@ class RawStore(Built[RawStoreArgs]):
 
     def build(self, args: RawStoreArgs) -> None:
         rules: list[storage.BucketLifecycleRuleArgs] = []
-        if args.cold_after_days:
+        if args.bucket.cold_after_days:
             rules.append(
                 storage.BucketLifecycleRuleArgs(
                     action=storage.BucketLifecycleRuleActionArgs(
-                        type="SetStorageClass", storage_class=args.cold_storage_class
+                        type="SetStorageClass", storage_class=args.bucket.cold_storage_class
                     ),
                     condition=storage.BucketLifecycleRuleConditionArgs(
-                        age=args.cold_after_days, matches_storage_classes=["STANDARD"]
+                        age=args.bucket.cold_after_days, matches_storage_classes=["STANDARD"]
                     ),
                 )
             )
-        if args.delete_after_days:
+        if args.bucket.delete_after_days:
             rules.append(
                 storage.BucketLifecycleRuleArgs(
                     action=storage.BucketLifecycleRuleActionArgs(type="Delete"),
-                    condition=storage.BucketLifecycleRuleConditionArgs(age=args.delete_after_days),
+                    condition=storage.BucketLifecycleRuleConditionArgs(
+                        age=args.bucket.delete_after_days
+                    ),
                 )
             )
         self.bucket = private_bucket(
             self.named("bucket"),
             project=args.project,
             name=args.name,
-            location=args.location,
+            location=args.bucket.location,
             labels=args.labels,
             lifecycle_rules=rules,
-            soft_delete_days=args.soft_delete_days,
+            soft_delete_days=args.bucket.soft_delete_days,
             opts=self.child(),
         )
         self.register_outputs({"bucket": self.bucket.name})
