@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hookpress import config_rules as rules
 from hookpress.backends import BackendError
 from hookpress.backends.firestore import Snapshot
 from hookpress.events import event_key
@@ -203,6 +204,28 @@ def test_a_local_stack_description(tmp_path):
     assert target.emulators["STORAGE_EMULATOR_HOST"] == "http://127.0.0.1:3"
     with pytest.raises(TargetError, match=r"unknown source 'nope'.*gh, stripe"):
         target.source("nope")
+
+
+def test_the_operator_tools_read_the_ttls_with_the_functions_own_bounds(tmp_path):
+    """HOOKPRESS_EVENT_TTL_DAYS and HOOKPRESS_CONTROL_TTL_S: config_rules' defaults and bounds."""
+    path = _local(tmp_path)
+    target = load_local(path, env={})
+    assert (target.event_ttl_days, target.control_ttl_s) == (
+        rules.EVENT_TTL_DAYS.default,
+        rules.CONTROL_TTL_S.default,
+    )
+    both = {"HOOKPRESS_EVENT_TTL_DAYS": "7", "HOOKPRESS_CONTROL_TTL_S": "2.5"}
+    target = load_local(path, env=both)
+    assert (target.event_ttl_days, target.control_ttl_s) == (7, 2.5)
+    for name, value in [
+        ("HOOKPRESS_EVENT_TTL_DAYS", "0"),
+        ("HOOKPRESS_EVENT_TTL_DAYS", "seven"),
+        ("HOOKPRESS_CONTROL_TTL_S", "301"),
+    ]:
+        with pytest.raises(TargetError, match=name):
+            load_local(path, env={name: value})
+        with pytest.raises(rules.SettingsError):
+            getattr(rules, name.removeprefix("HOOKPRESS_")).from_env({name: value})
 
 
 def test_activate_points_the_clients_at_the_emulators_or_away_from_them(tmp_path):
