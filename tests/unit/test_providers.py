@@ -635,3 +635,26 @@ def test_each_provider_has_a_default_transform(name: str, status: str, when: str
     assert record["summary"]
     assert record["occurred_at"] == (when or received.isoformat(timespec="seconds"))
     assert "delivered@resend.dev" not in json.dumps(record)  # addresses are not copied
+
+
+@pytest.mark.parametrize(
+    "millis", [10**400, -(10**400), 10**17, -(10**17)], ids=["1e400", "-1e400", "1e17", "-1e17"]
+)
+def test_a_millisecond_time_out_of_range_is_an_unusable_payload(millis: int):
+    """Clerk's ``timestamp`` in ms: an integer too large for a float is a reason, not a crash."""
+    from hookpress.deliver.transforms import UnusablePayload
+
+    payload = {"type": "user.created", "timestamp": millis, "data": {"id": "user_1"}}
+    with pytest.raises(UnusablePayload) as info:
+        build_record(
+            Event(
+                source="my-clerk",
+                scheme=PROVIDERS["clerk"].scheme_name,
+                provider_event_id="id-1",
+                event_type="user.created",
+                payload=payload,
+                received_at=datetime(2030, 1, 1, tzinfo=UTC),
+                provider="clerk",
+            )
+        )
+    assert info.value.reason == "occurred_at_out_of_range"

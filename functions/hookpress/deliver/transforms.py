@@ -325,7 +325,11 @@ class TypedEvent:
         if not self.millis:
             return _when(stamp)
         if isinstance(stamp, int) and not isinstance(stamp, bool):
-            return _when(stamp / 1000)
+            try:
+                seconds = stamp / 1000  # an int beyond a float's range cannot be divided
+            except OverflowError:
+                raise UnusablePayload("occurred_at_out_of_range") from None
+            return _when(seconds)
         return None
 
 
