@@ -10,7 +10,7 @@ marked *(hookpress)*; the rest is what it was measured against:
   future and a condition per message, a 5 ms window) against a direct
   ``Publish`` call (the library's GAPIC client) and against the REST call;
 - GCS: google-cloud-storage's upload (requests/urllib3) against the JSON
-  API multipart upload over one pooled ``http.client`` connection;
+  API multipart upload over one pooled keep-alive connection;
 - Firestore: the library's ``create`` and conditional ``update`` (gRPC,
   proto-plus) against REST ``commit`` with the same preconditions;
 - the GCS write ∥ Firestore create: a thread pool (submit, create, wait)
@@ -174,12 +174,13 @@ def measure_candidates(project: str, bucket: str, topic: str, n: int) -> dict[st
     cases: dict[str, tuple[str, Callable[[int], object]]] = {
         "publish, library batching (5 ms window)": ("pubsub", lib_publish),
         "publish, library direct GAPIC call": ("pubsub", gapic_publish),
-        "publish, REST (hookpress)": (
+        "publish, REST, one call per key": ("pubsub", rest_publish_alone),
+        "publish, REST, concurrent keys grouped (hookpress)": (
             "pubsub",
             lambda i: rest_publisher.publish(name("r", i), "s"),
         ),
         "upload, google-cloud-storage": ("gcs", lib_upload),
-        "upload, JSON API over http.client (hookpress)": (
+        "upload, JSON API multipart, own HTTP/1.1 wire (hookpress)": (
             "gcs",
             lambda i: raw.put(f"raw/rest/{name('ru', i)}.json", body, meta),
         ),

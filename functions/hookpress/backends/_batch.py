@@ -132,13 +132,15 @@ class GroupCall(Generic[Item, Out]):
     def later(self, item: Item, on_error: Callable[[BackendError], None] | None = None) -> None:
         """Queue ``item`` without waiting; ``on_error`` hears of its failure, if any."""
         with self._lock:
+            first = not self._deferred
             self._deferred.append(_Slot(item, on_error))
             if self._flusher is None:
                 self._flusher = threading.Thread(
                     target=self._flush_loop, name=f"{self._service}-flush", daemon=True
                 )
                 self._flusher.start()
-        self._wake.set()
+        if first:  # otherwise the flusher is already timing the oldest one
+            self._wake.set()
 
     def _outcome(self, slot: _Slot[Item, Out]) -> Out:
         if slot.error is not None:
