@@ -39,7 +39,6 @@ import io
 import json
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -430,55 +429,23 @@ def _first_answer(port: int, request: bytes | None) -> int:
 
 def deployed(name: str, workdir: Path) -> tuple[Path, str]:
     """Function ``name`` as it is deployed: its archive unzipped, and a Python with only
-    its requirements.txt installed (the cloud runtime's version where this machine has it).
-
-    The archive comes from the Pulumi program's own file list (infra/archive.py); the
-    virtualenv is kept in ``.hookpress/bench-venvs/`` keyed by the requirements' hash.
+    its requirements.txt installed, on the cloud runtime's version where this machine
+    has it: the same archive (infra/archive.py) and venvs (tests/infra/venvs.py, cached
+    in ``.nox/function-venvs``) as the infra and rehearse sessions.
     """
     import zipfile
 
     from infra import archive
+    from tests.infra.venvs import venv_for
 
     unpacked = workdir / "archives" / name
     if not unpacked.exists():
         files = archive.collect(FUNCTIONS / name, FUNCTIONS / "hookpress")
         with zipfile.ZipFile(io.BytesIO(archive.build_zip(files))) as z:
             z.extractall(unpacked)
-    requirements = (unpacked / "requirements.txt").read_bytes()
-    interpreter, version = _interpreter()
-    venv = (
-        REPO
-        / ".hookpress"
-        / "bench-venvs"
-        / (f"py{version}-" + hashlib.sha256(requirements).hexdigest()[:16])
-    )
-    python = venv / "bin" / "python"
-    if not (venv / "ready").exists():
-        say(f"[3] a virtualenv of functions/{name}/requirements.txt (once)")
-        subprocess.run([interpreter, "-m", "venv", "--clear", str(venv)], check=True)  # noqa: S603
-        subprocess.run(  # noqa: S603 - fixed argv
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-             "-r", str(unpacked / "requirements.txt")],
-            check=True,
-        )  # fmt: skip
-        (venv / "ready").write_text(version)
-    return unpacked, str(python)
-
-
-def _interpreter() -> tuple[str, str]:
-    """The first working of python3.12 (the cloud runtime), python3.11, this one."""
-    for candidate in (shutil.which("python3.12"), shutil.which("python3.11"), sys.executable):
-        if candidate is None:
-            continue
-        probe = subprocess.run(  # noqa: S603 - fixed argv
-            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.returncode == 0:
-            return candidate, probe.stdout.strip()
-    raise RuntimeError("no Python interpreter runs")  # pragma: no cover - sys.executable does
+    say(f"[3] the virtualenv of functions/{name}/requirements.txt")
+    venv = venv_for(unpacked / "requirements.txt")
+    return unpacked, str(venv / "bin" / "python")
 
 
 class _WordPressStandIn:
@@ -639,7 +606,13 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
     hello = out["hello"]["seconds"]
     for name in ("ingress", "deliver"):
         out[name]["vs_hello"] = round(out[name]["seconds"] / hello, 3)
-    out["python"] = Path(ingress_python).parent.parent.name.split("-")[0]
+    version = subprocess.run(  # noqa: S603 - fixed argv
+        [ingress_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out["python"] = f"Python {version.stdout.strip()}"
     return out
 
 
