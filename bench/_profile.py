@@ -115,6 +115,9 @@ def scrub(path: Path, repo: Path) -> None:
     ):
         text = text.replace(prefix, name)
     text = re.sub(r"/tmp/[^/\s\"'<>]*", "[tmp]", text)  # noqa: S108 - a pattern, not a file
+    # A frame py-spy read while the memory changed under it can hold control characters,
+    # which XML forbids: the SVG would not open.
+    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]", "?", text)
     path.write_text(text)
 
 
