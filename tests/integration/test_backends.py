@@ -170,6 +170,31 @@ def test_a_published_key_arrives_with_its_attributes(emulators):
         subscriber.delete_subscription(request={"subscription": sub})
 
 
+def test_lane_attributes_and_a_carried_payload_arrive_as_published(emulators):
+    """The ingress's message for a laned source with the warehouse's payload (issue 13)."""
+    topic = ensure_topic(emulators.project, "backend-tests")
+    subscriber = pubsub_v1.SubscriberClient()
+    sub = subscriber.subscription_path(emulators.project, f"backend-tests-{key()[:8]}")
+    subscriber.create_subscription(request={"name": sub, "topic": topic})
+    try:
+        k = key()
+        attributes = {"lane": "bulk", "provider": "stripe", "event_type": "invoice.paid"}
+        payload = {"id": "evt_1", "name": "caf\u00e9 \u2603", "n": [1, 2.5, None]}
+        publisher = EventPublisher(emulators.project, "backend-tests", 5)
+        message_id = publisher.publish(k, "stripe", attributes, payload)
+        pulled = subscriber.pull(request={"subscription": sub, "max_messages": 10}, timeout=10)
+        (received,) = pulled.received_messages
+        assert received.message.message_id == message_id
+        assert json.loads(received.message.data) == {"event_key": k, "payload": payload}
+        assert dict(received.message.attributes) == {
+            **attributes,
+            "event_key": k,
+            "source": "stripe",
+        }
+    finally:
+        subscriber.delete_subscription(request={"subscription": sub})
+
+
 def test_publishing_to_a_missing_topic_is_a_backend_error(emulators):
     with pytest.raises(BackendError) as err:
         EventPublisher(emulators.project, "no-such-topic", 5).publish(key(), "x")

@@ -77,6 +77,24 @@ def test_a_batch_never_holds_two_items_with_the_same_key():
     assert sorted(i for call in backend.calls for i in call) == ["a1", "a2", "a3", "b1"]
 
 
+def test_a_batch_stays_within_its_size_and_a_large_item_goes_alone():
+    backend = Backend(delay=0.1)
+    group = GroupCall("test", backend, max_items=100, wait_s=5, size=len, max_size=10)
+    items = ["first", "aaaa", "bbbb", "cccccccccccccccc", "dd", "ee"]
+    threads = [threading.Thread(target=group, args=(i,)) for i in items]
+    threads[0].start()
+    time.sleep(0.03)  # the first call is in flight: the rest queue, in this order
+    for t in threads[1:]:
+        t.start()
+        time.sleep(0.005)
+    for t in threads:
+        t.join()
+    assert sorted(i for call in backend.calls for i in call) == sorted(items)
+    for call in backend.calls:
+        assert len(call) == 1 or sum(map(len, call)) <= 10, call
+    assert ["cccccccccccccccc"] in backend.calls  # over the limit alone: sent, by itself
+
+
 def test_a_failed_item_fails_alone_and_a_failed_call_fails_all():
     backend = Backend(fail={"bad"})
     group = GroupCall("test", backend, max_items=10, wait_s=5)
