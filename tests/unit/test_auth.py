@@ -12,7 +12,7 @@ import pytest
 from google.auth import exceptions as auth_exc
 
 from hookpress.backends import BackendError
-from hookpress.backends._auth import AccessTokens
+from hookpress.backends._auth import AccessTokens, service_endpoint
 from hookpress.backends._rest import Endpoint
 
 
@@ -98,6 +98,35 @@ def test_a_cloud_instance_sends_its_metadata_server_token(metadata):
         backend.server.server_close()
     assert [r[2]["Authorization"] for r in backend.requests] == ["Bearer token-1"] * 2
     assert metadata.token_requests == 1  # cached, not fetched per request
+
+
+def test_an_emulator_gets_what_the_client_libraries_send_it():
+    """Firestore's emulator reads ``Bearer owner`` as admin; GCS and Pub/Sub get no header."""
+    from tests.unit.test_rest import Backend
+
+    backend = Backend()
+    backend.thread.start()
+    host = backend.url.removeprefix("http://")
+    env = {
+        "FIRESTORE_EMULATOR_HOST": host,
+        "PUBSUB_EMULATOR_HOST": host,
+        "STORAGE_EMULATOR_HOST": backend.url,
+    }
+    try:
+        for service in ("firestore", "pubsub", "gcs"):
+            service_endpoint(service, 5, env).request("GET", f"/{service}")
+    finally:
+        backend.server.shutdown()
+        backend.server.server_close()
+    sent = {path: headers.get("Authorization") for _, path, headers, _ in backend.requests}
+    assert sent == {"/firestore": "Bearer owner", "/pubsub": None, "/gcs": None}
+
+
+def test_a_cloud_endpoint_is_the_public_api_with_the_instance_token():
+    endpoint = service_endpoint("pubsub", 5, {})
+    assert endpoint._host == "pubsub.googleapis.com"
+    assert endpoint._https
+    assert isinstance(endpoint._authorization, AccessTokens)
 
 
 class FakeCredentials:

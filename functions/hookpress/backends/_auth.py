@@ -16,13 +16,18 @@ documented interface), so no HTTP library is imported for it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from hookpress.backends._errors import BackendError
 
-__all__ = ["EMULATOR_AUTHORIZATION", "AccessTokens", "default_tokens"]
+if TYPE_CHECKING:
+    from hookpress.backends._rest import Endpoint
+
+__all__ = ["EMULATOR_AUTHORIZATION", "AccessTokens", "default_tokens", "service_endpoint"]
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 _REFRESH_EARLY_S = 300.0
@@ -129,3 +134,22 @@ def default_tokens() -> AccessTokens:
         if _default is None:
             _default = AccessTokens()
         return _default
+
+
+def service_endpoint(
+    service: str, timeout_s: float, env: Mapping[str, str] = os.environ
+) -> Endpoint:
+    """The JSON API endpoint of ``service`` (``gcs``, ``firestore``, ``pubsub``), authorized.
+
+    In the cloud every request carries the instance's access token. Against an
+    emulator, what the client libraries send it: ``Bearer owner`` to the
+    Firestore emulator (which reads it as an administrator, so security rules
+    do not apply), nothing to the others.
+    """
+    from hookpress.backends._rest import Endpoint, endpoint_url
+
+    url, emulated = endpoint_url(service, env)
+    if not emulated:
+        return Endpoint(service, url, timeout_s, default_tokens())
+    header = EMULATOR_AUTHORIZATION if service == "firestore" else None
+    return Endpoint(service, url, timeout_s, lambda: header)

@@ -16,7 +16,6 @@ use the client library, built on first use.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -135,17 +134,14 @@ class EventRecords:
 
     def _rest(self) -> Endpoint:
         endpoint = self._endpoint
-        if endpoint is not None:
-            return endpoint
-        with self._lock:
-            if self._endpoint is None:
-                from hookpress.backends._auth import EMULATOR_AUTHORIZATION, default_tokens
-                from hookpress.backends._rest import Endpoint, endpoint_url
+        if endpoint is None:
+            with self._lock:
+                if self._endpoint is None:
+                    from hookpress.backends._auth import service_endpoint
 
-                url, emulated = endpoint_url("firestore", os.environ)
-                auth = (lambda: EMULATOR_AUTHORIZATION) if emulated else default_tokens()
-                self._endpoint = Endpoint("firestore", url, self._timeout, auth)
-            return self._endpoint
+                    self._endpoint = service_endpoint("firestore", self._timeout)
+                endpoint = self._endpoint
+        return endpoint
 
     def _writes(self) -> GroupCall[dict[str, Any], WriteResult]:
         """Single-document writes from concurrent requests, batched (``batchWrite``)."""

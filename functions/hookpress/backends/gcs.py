@@ -12,7 +12,6 @@ the CLI) use the client library, built on first use.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 from collections.abc import Callable
@@ -89,18 +88,14 @@ class RawStore:
 
     def _rest(self) -> Endpoint:
         endpoint = self._endpoint
-        if endpoint is not None:
-            return endpoint
-        with self._lock:
-            if self._endpoint is None:
-                from hookpress.backends._auth import default_tokens
-                from hookpress.backends._rest import Endpoint, endpoint_url
+        if endpoint is None:
+            with self._lock:
+                if self._endpoint is None:
+                    from hookpress.backends._auth import service_endpoint
 
-                url, emulated = endpoint_url("gcs", os.environ)
-                self._endpoint = Endpoint(
-                    "gcs", url, self._timeout, (lambda: None) if emulated else default_tokens()
-                )
-            return self._endpoint
+                    self._endpoint = service_endpoint("gcs", self._timeout)
+                endpoint = self._endpoint
+        return endpoint
 
     def _get_bucket(self) -> Bucket:
         with self._lock:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -80,18 +79,14 @@ class EventPublisher:
 
     def _rest(self) -> Endpoint:
         endpoint = self._endpoint
-        if endpoint is not None:
-            return endpoint
-        with self._lock:
-            if self._endpoint is None:
-                from hookpress.backends._auth import default_tokens
-                from hookpress.backends._rest import Endpoint, endpoint_url
+        if endpoint is None:
+            with self._lock:
+                if self._endpoint is None:
+                    from hookpress.backends._auth import service_endpoint
 
-                url, emulated = endpoint_url("pubsub", os.environ)
-                self._endpoint = Endpoint(
-                    "pubsub", url, self._timeout, (lambda: None) if emulated else default_tokens()
-                )
-            return self._endpoint
+                    self._endpoint = service_endpoint("pubsub", self._timeout)
+                endpoint = self._endpoint
+        return endpoint
 
     def _batches(self) -> GroupCall[dict[str, object], str]:
         batcher = self._batcher
