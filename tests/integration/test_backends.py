@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from google.cloud import firestore, pubsub_v1, storage
@@ -153,46 +155,45 @@ def test_a_missing_bucket_is_a_backend_error(emulators):
     assert err.value.backend == "gcs"
 
 
-def test_a_published_key_arrives_with_its_attributes(emulators):
+@pytest.fixture
+def pull_one(emulators: Emulators) -> Iterator[Callable[[], Any]]:
+    """A fresh subscription to ``backend-tests``; the call pulls the one message published since."""
     topic = ensure_topic(emulators.project, "backend-tests")
     subscriber = pubsub_v1.SubscriberClient()
     sub = subscriber.subscription_path(emulators.project, f"backend-tests-{key()[:8]}")
     subscriber.create_subscription(request={"name": sub, "topic": topic})
-    try:
-        k = key()
-        message_id = EventPublisher(emulators.project, "backend-tests", 5).publish(k, "stripe")
+
+    def pull() -> Any:
         pulled = subscriber.pull(request={"subscription": sub, "max_messages": 10}, timeout=10)
         (received,) = pulled.received_messages
-        assert received.message.message_id == message_id
-        assert json.loads(received.message.data) == {"event_key": k}
-        assert dict(received.message.attributes) == {"event_key": k, "source": "stripe"}
+        return received.message
+
+    try:
+        yield pull
     finally:
         subscriber.delete_subscription(request={"subscription": sub})
 
 
-def test_lane_attributes_and_a_carried_payload_arrive_as_published(emulators):
+def test_a_published_key_arrives_with_its_attributes(emulators, pull_one):
+    k = key()
+    message_id = EventPublisher(emulators.project, "backend-tests", 5).publish(k, "stripe")
+    message = pull_one()
+    assert message.message_id == message_id
+    assert json.loads(message.data) == {"event_key": k}
+    assert dict(message.attributes) == {"event_key": k, "source": "stripe"}
+
+
+def test_lane_attributes_and_a_carried_payload_arrive_as_published(emulators, pull_one):
     """The ingress's message for a laned source with the warehouse's payload (issue 13)."""
-    topic = ensure_topic(emulators.project, "backend-tests")
-    subscriber = pubsub_v1.SubscriberClient()
-    sub = subscriber.subscription_path(emulators.project, f"backend-tests-{key()[:8]}")
-    subscriber.create_subscription(request={"name": sub, "topic": topic})
-    try:
-        k = key()
-        attributes = {"lane": "bulk", "provider": "stripe", "event_type": "invoice.paid"}
-        payload = {"id": "evt_1", "name": "caf\u00e9 \u2603", "n": [1, 2.5, None]}
-        publisher = EventPublisher(emulators.project, "backend-tests", 5)
-        message_id = publisher.publish(k, "stripe", attributes, payload)
-        pulled = subscriber.pull(request={"subscription": sub, "max_messages": 10}, timeout=10)
-        (received,) = pulled.received_messages
-        assert received.message.message_id == message_id
-        assert json.loads(received.message.data) == {"event_key": k, "payload": payload}
-        assert dict(received.message.attributes) == {
-            **attributes,
-            "event_key": k,
-            "source": "stripe",
-        }
-    finally:
-        subscriber.delete_subscription(request={"subscription": sub})
+    k = key()
+    attributes = {"lane": "bulk", "provider": "stripe", "event_type": "invoice.paid"}
+    payload = {"id": "evt_1", "name": "caf\u00e9 \u2603", "n": [1, 2.5, None]}
+    publisher = EventPublisher(emulators.project, "backend-tests", 5)
+    message_id = publisher.publish(k, "stripe", attributes, payload)
+    message = pull_one()
+    assert message.message_id == message_id
+    assert json.loads(message.data) == {"event_key": k, "payload": payload}
+    assert dict(message.attributes) == {**attributes, "event_key": k, "source": "stripe"}
 
 
 def test_publishing_to_a_missing_topic_is_a_backend_error(emulators):

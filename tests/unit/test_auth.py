@@ -12,7 +12,7 @@ import pytest
 from google.auth import exceptions as auth_exc
 
 from hookpress.backends import BackendError
-from hookpress.backends._auth import AccessTokens, service_endpoint
+from hookpress.backends._auth import AccessTokens, LazyEndpoint, service_endpoint
 from hookpress.backends._rest import Endpoint
 
 
@@ -127,6 +127,36 @@ def test_a_cloud_endpoint_is_the_public_api_with_the_instance_token():
     assert endpoint._host == "pubsub.googleapis.com"
     assert endpoint._https
     assert isinstance(endpoint._authorization, AccessTokens)
+
+
+def test_an_adapter_endpoint_is_the_one_given_else_one_made_on_first_use(monkeypatch):
+    given = Endpoint("pubsub", "http://127.0.0.1:9", 5, lambda: None)
+    assert LazyEndpoint("pubsub", 5, given)() is given
+
+    made: list[Endpoint] = []
+    gate = threading.Barrier(8)
+
+    def make(service: str, timeout_s: float) -> Endpoint:
+        made.append(Endpoint(service, "http://127.0.0.1:9", timeout_s, lambda: None))
+        return made[-1]
+
+    monkeypatch.setattr("hookpress.backends._auth.service_endpoint", make)
+    lazy = LazyEndpoint("gcs", 7, None)
+    assert made == []  # nothing made, no credentials looked up, until a call needs it
+    seen: list[Endpoint] = []
+
+    def first_call() -> None:
+        gate.wait()
+        seen.append(lazy())
+
+    threads = [threading.Thread(target=first_call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1  # concurrent first calls share one endpoint (one connection pool)
+    assert all(e is made[0] for e in seen)
+    assert len(seen) == 8
 
 
 class FakeCredentials:

@@ -27,7 +27,13 @@ from hookpress.backends._errors import BackendError
 if TYPE_CHECKING:
     from hookpress.backends._rest import Endpoint
 
-__all__ = ["EMULATOR_AUTHORIZATION", "AccessTokens", "default_tokens", "service_endpoint"]
+__all__ = [
+    "EMULATOR_AUTHORIZATION",
+    "AccessTokens",
+    "LazyEndpoint",
+    "default_tokens",
+    "service_endpoint",
+]
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 _REFRESH_EARLY_S = 300.0
@@ -153,3 +159,27 @@ def service_endpoint(
         return Endpoint(service, url, timeout_s, default_tokens())
     header = EMULATOR_AUTHORIZATION if service == "firestore" else None
     return Endpoint(service, url, timeout_s, lambda: header)
+
+
+class LazyEndpoint:
+    """An adapter's endpoint: the one it was given, else :func:`service_endpoint` on first use.
+
+    Adapters are built at import or configuration time; the connection pool
+    and the credentials are not made until the first call needs them.
+    Thread-safe: concurrent first calls make one endpoint.
+    """
+
+    def __init__(self, service: str, timeout_s: float, endpoint: Endpoint | None = None) -> None:
+        self._service = service
+        self._timeout = timeout_s
+        self._endpoint = endpoint
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Endpoint:
+        endpoint = self._endpoint
+        if endpoint is None:
+            with self._lock:
+                if self._endpoint is None:
+                    self._endpoint = service_endpoint(self._service, self._timeout)
+                endpoint = self._endpoint
+        return endpoint

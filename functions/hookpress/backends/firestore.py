@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from hookpress.backends._auth import LazyEndpoint
+from hookpress.backends._batch import GroupCall
 from hookpress.backends._errors import BackendError
 from hookpress.backends._values import (
     Increment,
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
 
     from google.cloud.firestore import Client, CollectionReference
 
-    from hookpress.backends._batch import GroupCall
     from hookpress.backends._rest import Answer, Endpoint
 
 __all__ = ["EventRecords", "Snapshot"]
@@ -115,10 +116,17 @@ class EventRecords:
         self._collection_name = collection
         self._timeout = timeout_s
         self._client = client
-        self._endpoint = endpoint
+        self._rest = LazyEndpoint("firestore", timeout_s, endpoint)
         self._documents = f"projects/{project}/databases/{database}/documents"
         self._lock = threading.Lock()
-        self._writer: GroupCall[dict[str, Any], WriteResult] | None = None
+        # single-document writes from concurrent requests, batched (``batchWrite``)
+        self._writes: GroupCall[dict[str, Any], WriteResult] = GroupCall(
+            "firestore",
+            self._batch_write,
+            max_items=_BATCH_WRITES,
+            wait_s=3 * timeout_s,
+            key=lambda write: write["update"]["name"],
+        )
 
     # -- transports --------------------------------------------------------------------
 
@@ -131,35 +139,6 @@ class EventRecords:
 
                 self._client = firestore.Client(project=self._project, database=self._database)
             return self._client
-
-    def _rest(self) -> Endpoint:
-        endpoint = self._endpoint
-        if endpoint is None:
-            with self._lock:
-                if self._endpoint is None:
-                    from hookpress.backends._auth import service_endpoint
-
-                    self._endpoint = service_endpoint("firestore", self._timeout)
-                endpoint = self._endpoint
-        return endpoint
-
-    def _writes(self) -> GroupCall[dict[str, Any], WriteResult]:
-        """Single-document writes from concurrent requests, batched (``batchWrite``)."""
-        writer = self._writer
-        if writer is not None:
-            return writer
-        with self._lock:
-            if self._writer is None:
-                from hookpress.backends._batch import GroupCall
-
-                self._writer = GroupCall(
-                    "firestore",
-                    self._batch_write,
-                    max_items=_BATCH_WRITES,
-                    wait_s=3 * self._timeout,
-                    key=lambda write: write["update"]["name"],
-                )
-            return self._writer
 
     def _batch_write(self, writes: Sequence[dict[str, Any]]) -> list[WriteResult | BackendError]:
         """One ``batchWrite``: each write applied or refused on its own, not atomically.
@@ -252,7 +231,7 @@ class EventRecords:
         write = self._write(
             self._name(key, collection), record, mask=False, precondition={"exists": False}
         )
-        stamp, error = self._writes()(write)
+        stamp, error = self._writes(write)
         if stamp is not None:
             return stamp
         if error == "ALREADY_EXISTS":
@@ -311,7 +290,7 @@ class EventRecords:
             mask=True,
             precondition={"updateTime": rfc3339(expected_update_time)},
         )
-        self._writes().later(write, on_failure)
+        self._writes.later(write, on_failure)
 
     def set(self, key: str, fields: dict[str, Any], collection: str | None = None) -> None:
         """Merge ``fields`` into the document (created if absent)."""

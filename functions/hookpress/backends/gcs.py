@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._errors import BackendError
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class RawStore:
         self._bucket_name = bucket
         self._timeout = timeout_s
         self._client = client
-        self._endpoint = endpoint
+        self._rest = LazyEndpoint("gcs", timeout_s, endpoint)
         self._bucket: Bucket | None = None
         self._lock = threading.Lock()
 
@@ -85,17 +86,6 @@ class RawStore:
         if not uri.startswith(prefix):
             raise ValueError("not an object of the raw bucket")
         return uri[len(prefix) :]
-
-    def _rest(self) -> Endpoint:
-        endpoint = self._endpoint
-        if endpoint is None:
-            with self._lock:
-                if self._endpoint is None:
-                    from hookpress.backends._auth import service_endpoint
-
-                    self._endpoint = service_endpoint("gcs", self._timeout)
-                endpoint = self._endpoint
-        return endpoint
 
     def _get_bucket(self) -> Bucket:
         with self._lock:

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from typing import TYPE_CHECKING, Any
 
+from hookpress.backends._auth import LazyEndpoint
+from hookpress.backends._batch import GroupCall
 from hookpress.backends._errors import BackendError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from hookpress.backends._batch import GroupCall
     from hookpress.backends._rest import Endpoint
 
 __all__ = ["EventPublisher", "message_data"]
@@ -66,45 +66,22 @@ class EventPublisher:
     ) -> None:
         self._project = project
         self._topic = topic
-        self._timeout = timeout_s
-        self._endpoint = endpoint
+        self._rest = LazyEndpoint("pubsub", timeout_s, endpoint)
         self._path = f"/v1/projects/{project}/topics/{topic}:publish"
-        self._lock = threading.Lock()
-        self._batcher: GroupCall[dict[str, object], str] | None = None
+        # publishes from concurrent requests, grouped under Pub/Sub's request limits
+        self._publishes: GroupCall[dict[str, object], str] = GroupCall(
+            "pubsub",
+            self._send,
+            max_items=_BATCH_MESSAGES,
+            wait_s=3 * timeout_s,
+            size=_message_size,
+            max_size=_BATCH_BYTES,
+        )
 
     @property
     def topic_path(self) -> str:
         """``projects/P/topics/T``."""
         return f"projects/{self._project}/topics/{self._topic}"
-
-    def _rest(self) -> Endpoint:
-        endpoint = self._endpoint
-        if endpoint is None:
-            with self._lock:
-                if self._endpoint is None:
-                    from hookpress.backends._auth import service_endpoint
-
-                    self._endpoint = service_endpoint("pubsub", self._timeout)
-                endpoint = self._endpoint
-        return endpoint
-
-    def _batches(self) -> GroupCall[dict[str, object], str]:
-        batcher = self._batcher
-        if batcher is not None:
-            return batcher
-        with self._lock:
-            if self._batcher is None:
-                from hookpress.backends._batch import GroupCall
-
-                self._batcher = GroupCall(
-                    "pubsub",
-                    self._send,
-                    max_items=_BATCH_MESSAGES,
-                    wait_s=3 * self._timeout,
-                    size=_message_size,
-                    max_size=_BATCH_BYTES,
-                )
-            return self._batcher
 
     def _send(self, messages: Sequence[dict[str, object]]) -> list[str | BackendError]:
         body = json.dumps({"messages": list(messages)}, separators=(",", ":")).encode()
@@ -137,4 +114,4 @@ class EventPublisher:
             "data": base64.b64encode(message_data(key, payload)).decode("ascii"),
             "attributes": {**(attributes or {}), "event_key": key, "source": source},
         }
-        return self._batches()(message)
+        return self._publishes(message)
