@@ -26,7 +26,7 @@ from hookpress.local.framework import framework_command
 from hookpress.local.processes import free_port, spawn, stop, wait_tcp
 from hookpress.signatures import SCHEMES
 
-__all__ = ["LoadResult", "Server", "build_requests", "run_load"]
+__all__ = ["LoadResult", "ProcessTree", "Server", "build_requests", "run_load", "sign_requests"]
 
 
 @dataclass
@@ -45,6 +45,20 @@ class LoadResult:
         """Requests per second."""
         return len(self.latencies_s) / self.wall_s if self.wall_s else 0.0
 
+    def __add__(self, other: LoadResult) -> LoadResult:
+        """Two rounds of the same load as one (latencies pooled, CPU and time summed)."""
+        statuses = dict(self.statuses)
+        for code, count in other.statuses.items():
+            statuses[code] = statuses.get(code, 0) + count
+        return LoadResult(
+            self.concurrency,
+            self.latencies_s + other.latencies_s,
+            statuses,
+            self.wall_s + other.wall_s,
+            self.cpu_s + other.cpu_s,
+            max(self.peak_rss_mib, other.peak_rss_mib),
+        )
+
     def figures(self) -> dict[str, float | int | dict[int, int]]:
         """JSON-ready figures."""
         n = len(self.latencies_s)
@@ -59,44 +73,18 @@ class LoadResult:
         }
 
 
-@dataclass
-class Server:
-    """A functions-framework server (gunicorn) in its own process group."""
-
-    source: Path
-    target: str
-    env: Mapping[str, str]
-    workers: int = 1
-    threads: int = 8
-    port: int = field(default_factory=free_port)
-    _proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        """Start; return the seconds until the port accepted connections."""
-        started = time.perf_counter()
-        self._proc = spawn(
-            framework_command(sys.executable, self.target, self.source, self.port),
-            env={
-                **os.environ,
-                **self.env,
-                "WORKERS": str(self.workers),
-                "THREADS": str(self.threads),
-            },
-        )
-        wait_tcp(self.port, 60, self._proc)
-        return time.perf_counter() - started
+class ProcessTree:
+    """A serving process and its children, measured as one: CPU seconds and resident memory."""
 
     @property
-    def pid(self) -> int:
-        """The master's pid."""
-        if self._proc is None:
-            raise RuntimeError("not started")
-        return self._proc.pid
+    def root_pid(self) -> int:
+        """The process whose tree is measured."""
+        raise NotImplementedError
 
     def tree(self) -> list[psutil.Process]:
-        """The master and its workers."""
-        master = psutil.Process(self.pid)
-        return [master, *master.children(recursive=True)]
+        """The root and its descendants."""
+        root = psutil.Process(self.root_pid)
+        return [root, *root.children(recursive=True)]
 
     def cpu_s(self) -> float:
         """user + sys of the whole tree so far."""
@@ -114,6 +102,54 @@ class Server:
             with contextlib.suppress(psutil.Error):
                 total += proc.memory_info().rss
         return total / (1024 * 1024)
+
+
+@dataclass
+class Server(ProcessTree):
+    """A functions-framework server (gunicorn) in its own process group."""
+
+    source: Path
+    target: str
+    env: Mapping[str, str]
+    workers: int = 1
+    threads: int = 8
+    port: int = field(default_factory=free_port)
+    stderr: Path | None = None  # where the server's stderr goes (e.g. -X importtime); else nowhere
+    python: str = sys.executable  # e.g. a venv of one function's requirements.txt
+    cwd: Path | None = None
+    _proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Start; return the seconds until the port accepted connections."""
+        started = time.perf_counter()
+        self._proc = spawn(
+            framework_command(self.python, self.target, self.source, self.port),
+            log=self.stderr,
+            stdout=False,
+            env={
+                **os.environ,
+                **self.env,
+                "WORKERS": str(self.workers),
+                "THREADS": str(self.threads),
+            },
+            cwd=self.cwd,
+        )
+        # Polled every 2 ms: a cold start is ~0.2 s, and a coarser poll would round it
+        # up by as much as its own step.
+        wait_tcp(self.port, 60, self._proc, interval_s=0.002)
+        return time.perf_counter() - started
+
+    @property
+    def root_pid(self) -> int:
+        """The master's pid."""
+        if self._proc is None:
+            raise RuntimeError("not started")
+        return self._proc.pid
+
+    @property
+    def pid(self) -> int:
+        """The master's pid."""
+        return self.root_pid
 
     def stop(self) -> None:
         """Stop the group."""
@@ -142,20 +178,34 @@ def signed_request(source: str, scheme: str, secret: str, body: bytes, delivery_
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def event_bodies(n: int, tag: str, size: int = 600) -> list[tuple[str, bytes]]:
+    """N distinct events (id, JSON body), each about ``size`` bytes."""
+    out = []
+    for i in range(n):
+        ident = f"bench-{tag}-{i:06d}"
+        payload = {"id": ident, "event_id": ident, "type": "bench.event", "status": "completed"}
+        payload["padding"] = "x" * max(0, size - len(json.dumps(payload)) - 14)
+        out.append((ident, json.dumps(payload).encode()))
+    return out
+
+
+def sign_requests(
+    events: Sequence[tuple[str, bytes]], secrets: Mapping[str, str], schemes: Mapping[str, str]
+) -> list[bytes]:
+    """The events as signed requests, spread over the sources in turn."""
+    sources = sorted(secrets)
+    return [
+        signed_request(source, schemes[source], secrets[source], body, ident)
+        for i, (ident, body) in enumerate(events)
+        for source in (sources[i % len(sources)],)
+    ]
+
+
 def build_requests(
     n: int, tag: str, secrets: Mapping[str, str], schemes: Mapping[str, str], size: int = 600
 ) -> list[bytes]:
     """N distinct signed events over the sources, each about ``size`` bytes."""
-    sources = sorted(secrets)
-    out = []
-    for i in range(n):
-        source = sources[i % len(sources)]
-        ident = f"bench-{tag}-{i:06d}"
-        payload = {"id": ident, "event_id": ident, "type": "bench.event", "status": "completed"}
-        payload["padding"] = "x" * max(0, size - len(json.dumps(payload)) - 14)
-        body = json.dumps(payload).encode()
-        out.append(signed_request(source, schemes[source], secrets[source], body, ident))
-    return out
+    return sign_requests(event_bodies(n, tag, size), secrets, schemes)
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
@@ -208,7 +258,7 @@ async def _connection(
 
 
 def run_load(
-    port: int, requests: Sequence[bytes], concurrency: int, server: Server | None = None
+    port: int, requests: Sequence[bytes], concurrency: int, server: ProcessTree | None = None
 ) -> LoadResult:
     """Send ``requests`` over ``concurrency`` keep-alive connections; measure."""
     latencies: list[float] = []

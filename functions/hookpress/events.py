@@ -157,7 +157,7 @@ RAW_NAME = re.compile(
 def raw_object_name(source: str, key: str, received_at: datetime) -> str:
     """``raw/{source}/{yyyy}/{mm}/{dd}/{event_key}.json``."""
     day = received_at.astimezone(UTC)
-    return f"raw/{source}/{day:%Y}/{day:%m}/{day:%d}/{key}.json"
+    return f"raw/{source}/{day.year:04d}/{day.month:02d}/{day.day:02d}/{key}.json"
 
 
 def new_record(

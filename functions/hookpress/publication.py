@@ -19,7 +19,6 @@ left ``received``), the reconciler (records stuck in ``received``), and replay
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,7 +60,8 @@ class Publication:
         source: str,
         claim: datetime,
         now: float,
-        mark_in: Executor | None = None,
+        *,
+        mark_later: bool = False,
         attributes: dict[str, str] | None = None,
         payload: dict[str, Any] | None = None,
     ) -> None:
@@ -69,11 +69,13 @@ class Publication:
 
         ``claim`` is the record's update time when the claim was taken; both
         writes are conditional on it. On a publish failure the claim is
-        released and the BackendError re-raised. With ``mark_in``, the mark is
-        written there, off the caller's path: once the message is out the
+        released and the BackendError re-raised. With ``mark_later``, the mark
+        is not waited for: it goes with the next batch of Firestore writes
+        (:meth:`EventRecords.transition_later`). Once the message is out the
         event is safe, and a lost mark only means a record still ``received``
         that a later duplicate or the reconciler publishes again (delivery
-        deduplicates).
+        deduplicates). ``attributes`` label the message (its lane); ``payload``
+        is the warehouse's copy, when the settings carry it.
         """
         try:
             if payload is None:
@@ -83,10 +85,14 @@ class Publication:
         except BackendError:
             self.release(key, claim)
             raise
-        if mark_in is None:
+        if not mark_later:
             self._mark_published(key, claim, now)
-        else:
-            mark_in.submit(self._mark_published, key, claim, now)
+            return
+
+        def failed(exc: BackendError) -> None:
+            self._mark_failed(key, exc)
+
+        self.records.transition_later(key, claim, self._published_fields(now), failed)
 
     def release(self, key: str, claim: datetime) -> None:
         """Give up a claim so the next caller publishes at once.
@@ -163,17 +169,20 @@ class Publication:
             )
         return True
 
-    def _mark_published(self, key: str, claim: datetime, now: float) -> None:
+    @staticmethod
+    def _published_fields(now: float) -> dict[str, Any]:
         stamp = _stamp(now)
+        return {"status": Status.PUBLISHED.value, "published_at": stamp, "updated_at": stamp}
+
+    def _mark_published(self, key: str, claim: datetime, now: float) -> None:
         try:
-            self.records.transition(
-                key,
-                claim,
-                {"status": Status.PUBLISHED.value, "published_at": stamp, "updated_at": stamp},
-            )
+            self.records.transition(key, claim, self._published_fields(now))
         except BackendError as exc:
-            # The message is out, so the event is safe; it may be published again
-            # later, which delivery deduplicates.
-            self.log.warning(
-                "published but could not mark the record", event_key=key, reason=exc.backend
-            )
+            self._mark_failed(key, exc)
+
+    def _mark_failed(self, key: str, exc: BackendError) -> None:
+        # The message is out, so the event is safe; it may be published again
+        # later, which delivery deduplicates.
+        self.log.warning(
+            "published but could not mark the record", event_key=key, reason=exc.backend
+        )

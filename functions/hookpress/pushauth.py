@@ -47,8 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from google.auth import exceptions as auth_exc
-from google.auth import jwt
 
 from hookpress.logs import Logger
 from hookpress.settings import SettingsError
@@ -170,13 +168,20 @@ class OidcVerifier:
         certs: CertsCache,
         clock_skew_s: int = 10,
     ) -> None:
+        # Imported here, not with the module: google.auth.jwt brings in cryptography, which
+        # only an instance that verifies tokens needs (bench/results/bench.md, cold start).
+        from google.auth import exceptions as auth_exc
+        from google.auth import jwt
+
         self.audience = audience
         self.service_account = service_account
         self._certs = certs
         self._skew = clock_skew_s
+        self._jwt = jwt
+        self._errors: tuple[type[Exception], ...] = (ValueError, auth_exc.GoogleAuthError)
 
     def _decode(self, token: str, certs: Mapping[str, str]) -> Mapping[str, Any]:
-        claims: Mapping[str, Any] = jwt.decode(  # type: ignore[no-untyped-call]
+        claims: Mapping[str, Any] = self._jwt.decode(  # type: ignore[no-untyped-call]
             token, certs=dict(certs), audience=self.audience, clock_skew_in_seconds=self._skew
         )
         return claims
@@ -190,15 +195,15 @@ class OidcVerifier:
             raise PushAuthError(401, "not_a_bearer_token")
         token = token.strip()
         try:
-            header = jwt.decode_header(token)  # type: ignore[no-untyped-call]
-        except (ValueError, auth_exc.GoogleAuthError):
+            header = self._jwt.decode_header(token)  # type: ignore[no-untyped-call]
+        except self._errors:
             raise PushAuthError(401, "malformed_token") from None
         certs = self._certs.get()
         if header.get("kid") not in certs:
             certs = self._certs.get(force=True)  # Google rotated its keys
         try:
             claims = self._decode(token, certs)
-        except (ValueError, auth_exc.GoogleAuthError) as exc:
+        except self._errors as exc:
             # Bad signature, expired, wrong audience, unknown key: not a valid token.
             raise PushAuthError(401, f"invalid_token:{type(exc).__name__}") from None
         if claims.get("iss") not in ISSUERS:

@@ -128,7 +128,6 @@ class IngressSettings:
     event_ttl_days: int = rules.EVENT_TTL_DAYS.default
     backend_timeout_s: float = rules.BACKEND_TIMEOUT_S.default
     retry_after_s: int = rules.RETRY_AFTER_S.default
-    publish_max_latency_s: float = rules.PUBLISH_MAX_LATENCY_S.default
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     # The warehouse wants the payload on the first publish.
     message_payload: bool = rules.MESSAGE_PAYLOAD.default
@@ -148,7 +147,6 @@ class IngressSettings:
             event_ttl_days=rules.EVENT_TTL_DAYS.from_env(env),
             backend_timeout_s=rules.BACKEND_TIMEOUT_S.from_env(env),
             retry_after_s=rules.RETRY_AFTER_S.from_env(env),
-            publish_max_latency_s=rules.PUBLISH_MAX_LATENCY_S.from_env(env),
             secrets=_secrets(env),
             message_payload=rules.MESSAGE_PAYLOAD.from_env(env),
         )

@@ -81,7 +81,6 @@ def variant(base: ingress.Ingestor, **parts: Any) -> ingress.Ingestor:
         "raw": base.raw,
         "records": base.records,
         "publisher": base.publisher,
-        "pool": base.pool,
         "log": base.log,
     }
     deps.update(parts)

@@ -86,18 +86,55 @@ def test_publish_lost_after_create_is_republished_exactly_once_by_the_retry(
 
 
 def test_gcs_failure_is_503_and_the_retry_stores_the_bytes(app, ingestor, use, backends):
+    """The upload cannot be sent: nothing is created, the provider's retry does it all."""
     body = unique_body()
-    use(raw=Flaky(ingestor.raw, "put", "gcs"))
+    use(raw=Flaky(ingestor.raw, "start_put", "gcs"))
     assert_unavailable(send(app, body))
     assert backends.messages(settle_s=0.5) == []
 
     use()  # GCS is back
     resp = send(app, body)
-    assert resp.status_code == 200  # the record was created: a duplicate, still received
+    assert resp.status_code == 202
     key = resp.get_json()["event_id"]
-    record = backends.record(key)
-    assert record["status"] == "published"
+    record = backends.wait_status(key, "published")
     assert backends.object(record["raw_uri"].split("/", 3)[3]) == body
+    assert len(backends.messages()) == 1
+
+
+class AnswerLost:
+    """Wraps the raw store: the upload is sent (and stored), then its answer is lost."""
+
+    def __init__(self, inner: RawStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def start_put(self, *args: Any, **kwargs: Any) -> Any:
+        finish = self._inner.start_put(*args, **kwargs)
+
+        def lost() -> bool:
+            finish()
+            raise BackendError("gcs", "injected: answer lost")
+
+        return lost
+
+
+def test_a_gcs_answer_lost_after_the_create_is_503_and_the_retry_publishes_at_once(
+    app, ingestor, use, backends
+):
+    """The record was created with our claim; the 503 releases it, so the retry need not wait."""
+    body = unique_body()
+    use(raw=AnswerLost(ingestor.raw))
+    assert_unavailable(send(app, body))
+    assert backends.messages(settle_s=0.5) == []
+
+    use()
+    resp = send(app, body)
+    assert resp.status_code == 200
+    assert resp.get_json()["status"] == "duplicate"
+    key = resp.get_json()["event_id"]
+    assert backends.record(key)["status"] == "published"  # published by this retry, not later
     assert len(backends.messages()) == 1
 
 
@@ -202,14 +239,40 @@ class Slow:
         return wrapped
 
 
+class Sent:
+    """Wraps the raw store; records when the upload went out and when its answer was taken."""
+
+    def __init__(self, inner: RawStore) -> None:
+        self._inner = inner
+        self.sent: list[float] = []
+        self.answered: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def start_put(self, *args: Any, **kwargs: Any) -> Any:
+        import time
+
+        finish = self._inner.start_put(*args, **kwargs)
+        self.sent.append(time.monotonic())
+
+        def done() -> bool:
+            result = finish()
+            self.answered.append(time.monotonic())
+            return bool(result)
+
+        return done
+
+
 def test_the_gcs_write_and_the_firestore_create_overlap(app, ingestor, use, backends):
-    raw = Slow(ingestor.raw, "put", 0.4)
+    """The upload is on the wire for the whole of the (slowed) Firestore create."""
+    raw = Sent(ingestor.raw)
     records = Slow(ingestor.records, "create", 0.4)
     use(raw=raw, records=records)
     assert send(app, unique_body()).status_code == 202
-    (gcs_start, gcs_end), (fs_start, fs_end) = raw.spans[0], records.spans[0]
-    assert gcs_start < fs_end
-    assert fs_start < gcs_end  # the two intervals intersect: they ran at the same time
+    (fs_start, fs_end) = records.spans[0]
+    assert raw.sent[0] <= fs_start  # sent before the create began
+    assert raw.answered[0] >= fs_end  # and its answer taken only once the create was done
 
 
 def test_the_raw_object_is_create_only(ingestor, backends):

@@ -190,6 +190,28 @@ def test_marker_create_failing_stores_nothing_and_the_retry_succeeds(
     assert messages_for(backends) == [event_key(source, second)]
 
 
+class UploadRefused:
+    """Wraps the raw store: the first upload is refused (say GCS answered 503) once the
+    record was created beside it, so the record is stored and the bytes are not."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.refusals = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def start_put(self, *args: Any, **kwargs: Any) -> Any:
+        if self.refusals == 0:
+            return self._inner.start_put(*args, **kwargs)
+        self.refusals -= 1
+
+        def refused() -> bool:
+            raise BackendError("gcs", "injected: upload refused")
+
+        return refused
+
+
 @pytest.mark.parametrize("failing", ["gcs", "pubsub"])
 def test_stored_but_not_published_then_a_retry_under_another_id_publishes_once(
     app, ingestor, use, backends: Backends, failing: str
@@ -198,7 +220,7 @@ def test_stored_but_not_published_then_a_retry_under_another_id_publishes_once(
     body = unique_body(source)
     first_id = fresh_id()
     if failing == "gcs":
-        use(raw=Flaky(ingestor.raw, "put", "gcs"))
+        use(raw=UploadRefused(ingestor.raw))
     else:
         use(publisher=Flaky(ingestor.publisher, "publish", "pubsub"))
     assert_unavailable(send(app, source, body, first_id))

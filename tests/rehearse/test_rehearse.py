@@ -329,8 +329,15 @@ def test_a_dead_letter_is_marked_dead(
         response, _ = send(rehearsal, "hmac-timestamp")
         key = response.json()["event_id"]
         wait_for(lambda: record(db, key).get("status") == "dead", "the record marked dead", 180)
-        dead_calls = [c for c in rehearsal.front.calls if c[0] == "events-dead-deliver"]
-        assert dead_calls
+        # The front logs a call once deliver's answer is back, a moment after deliver
+        # wrote "dead": wait for the log line too rather than race it.
+        front = rehearsal.front
+        wait_for(
+            lambda: any(c[0] == "events-dead-deliver" for c in front.calls),
+            "the dead-letter push through the front",
+            30,
+        )
+        dead_calls = [c for c in front.calls if c[0] == "events-dead-deliver"]
         assert dead_calls[-1][1] == "/dead"
         assert dead_calls[-1][2] == 204
         # smoke sees the new dead letter: exit 1.

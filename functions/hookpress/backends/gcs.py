@@ -1,24 +1,42 @@
-"""Raw payloads in Cloud Storage: write-once objects, read back for delivery and replay."""
+"""Raw payloads in Cloud Storage: write-once objects, read back for delivery and replay.
+
+Writes and reads of single objects use the JSON API
+(https://cloud.google.com/storage/docs/json_api/v1/objects/insert, multipart
+upload; https://cloud.google.com/storage/docs/json_api/v1/objects/get with
+``alt=media``) over one pooled connection per instance
+(:mod:`hookpress.backends._rest`), the same requests google-cloud-storage
+makes, without its requests/urllib3 layers. Listing and metadata reads (replay,
+the CLI) use the client library, built on first use.
+"""
 
 from __future__ import annotations
 
+import json
+import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
-import requests
-from google.api_core import exceptions as gexc
-from google.auth import exceptions as auth_exc
-
+from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._errors import BackendError
 
 if TYPE_CHECKING:
     from google.cloud.storage import Bucket, Client
 
+    from hookpress.backends._rest import Answer, Endpoint
+
 __all__ = ["RawObject", "RawStore"]
 
-_ERRORS = (gexc.GoogleAPIError, requests.RequestException, auth_exc.GoogleAuthError, OSError)
+
+def _library_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
+    return (gexc.GoogleAPIError, requests.RequestException, auth_exc.GoogleAuthError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +48,31 @@ class RawObject:
     created: datetime | None  # when GCS stored it
 
 
+def _stored(answer: Answer) -> bool:
+    """A create-only upload's answer: True written, False already there, else BackendError."""
+    if answer.status == 200:
+        return True
+    if answer.status == 412:  # ifGenerationMatch=0 failed: the object exists, its bytes stand
+        return False
+    raise BackendError("gcs", f"HTTP_{answer.status}")
+
+
 class RawStore:
-    """Objects of the raw-payload bucket. The client is built on first use."""
+    """Objects of the raw-payload bucket. Connections and clients are made on first use."""
 
     def __init__(
-        self, project: str, bucket: str, timeout_s: float, client: Client | None = None
+        self,
+        project: str,
+        bucket: str,
+        timeout_s: float,
+        client: Client | None = None,
+        endpoint: Endpoint | None = None,
     ) -> None:
         self._project = project
         self._bucket_name = bucket
         self._timeout = timeout_s
         self._client = client
+        self._rest = LazyEndpoint("gcs", timeout_s, endpoint)
         self._bucket: Bucket | None = None
         self._lock = threading.Lock()
 
@@ -69,43 +102,61 @@ class RawStore:
 
         return DEFAULT_RETRY.with_timeout(self._timeout)
 
+    def start_put(
+        self, name: str, data: bytes, metadata: dict[str, str] | None = None
+    ) -> Callable[[], bool]:
+        """Send the create-only upload now; the returned call waits for it (see :meth:`put`).
+
+        The ingress sends this, creates the Firestore record meanwhile, then
+        waits: the two writes overlap without a thread between them.
+        """
+        resource: dict[str, object] = {"name": name, "contentType": "application/json"}
+        if metadata:
+            resource["metadata"] = metadata
+        boundary = "hookpress-" + secrets.token_hex(12)
+        body = b"".join(
+            (
+                f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
+                json.dumps(resource, separators=(",", ":")).encode(),
+                f"\r\n--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
+                data,
+                f"\r\n--{boundary}--\r\n".encode(),
+            )
+        )
+        pending = self._rest().send(
+            "POST",
+            f"/upload/storage/v1/b/{quote(self._bucket_name, safe='')}/o"
+            "?uploadType=multipart&ifGenerationMatch=0&fields=generation",
+            body,
+            {"Content-Type": f"multipart/related; boundary={boundary}"},
+        )
+        return lambda: _stored(pending.result())
+
     def put(self, name: str, data: bytes, metadata: dict[str, str] | None = None) -> bool:
         """Store ``data`` once under ``name``: True if written now, False if it already existed.
 
-        ``if_generation_match=0`` makes the write a create-only precondition:
+        ``ifGenerationMatch=0`` makes the write a create-only precondition:
         a retry can never replace the bytes first received. ``metadata`` is
         stored with the object (in the same request).
         """
-        blob = self._get_bucket().blob(name)
-        if metadata:
-            blob.metadata = metadata
-        try:
-            blob.upload_from_string(
-                data,
-                content_type="application/json",
-                if_generation_match=0,
-                timeout=self._timeout,
-                retry=self._retry(),
-            )
-        except gexc.PreconditionFailed:
-            return False
-        except _ERRORS as exc:
-            raise BackendError("gcs", type(exc).__name__) from None
-        return True
+        return self.start_put(name, data, metadata)()
 
     def get(self, name: str) -> bytes | None:
         """The object's bytes, or None if it does not exist."""
-        blob = self._get_bucket().blob(name)
-        try:
-            data: bytes = blob.download_as_bytes(timeout=self._timeout, retry=self._retry())
-        except gexc.NotFound:
+        answer = self._rest().request(
+            "GET",
+            f"/storage/v1/b/{quote(self._bucket_name, safe='')}/o/{quote(name, safe='')}?alt=media",
+        )
+        if answer.status == 404:
             return None
-        except _ERRORS as exc:
-            raise BackendError("gcs", type(exc).__name__) from None
-        return data
+        if answer.status != 200:
+            raise BackendError("gcs", f"HTTP_{answer.status}")
+        return answer.body
 
     def get_with_metadata(self, name: str) -> RawObject | None:
         """The object's bytes, custom metadata and creation time, or None if it does not exist."""
+        from google.api_core import exceptions as gexc
+
         try:
             blob = self._get_bucket().get_blob(name, timeout=self._timeout, retry=self._retry())
             if blob is None:
@@ -113,7 +164,7 @@ class RawStore:
             data: bytes = blob.download_as_bytes(timeout=self._timeout, retry=self._retry())
         except gexc.NotFound:
             return None
-        except _ERRORS as exc:
+        except _library_errors() as exc:
             raise BackendError("gcs", type(exc).__name__) from None
         return RawObject(data, dict(blob.metadata or {}), blob.time_created)
 
@@ -126,5 +177,5 @@ class RawStore:
                     prefix=prefix, timeout=self._timeout, retry=self._retry()
                 )
             ]
-        except _ERRORS as exc:
+        except _library_errors() as exc:
             raise BackendError("gcs", type(exc).__name__) from None

@@ -1,22 +1,40 @@
-"""Publishing event keys to the ``events`` topic."""
+"""Publishing event keys to the ``events`` topic.
+
+``topics.publish`` over Pub/Sub's REST API
+(https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.topics/publish)
+on a pooled connection (:mod:`hookpress.backends._rest`); a caller returns
+with its message id once Pub/Sub has stored the message. Keys published by
+concurrent requests while a call is in flight go together in the next call
+(:mod:`hookpress.backends._batch`): no batching window, no background thread.
+The client library's publisher batches with both (a commit thread, a future
+and a condition per message, a window the caller waits out); measured here
+(bench/results/candidates.md), the direct call costs a fraction of its CPU.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
-import threading
-from collections.abc import Mapping
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
-from google.api_core import exceptions as gexc
-from google.auth import exceptions as auth_exc
-
+from hookpress.backends._auth import LazyEndpoint
+from hookpress.backends._batch import GroupCall
 from hookpress.backends._errors import BackendError
 
 if TYPE_CHECKING:
-    from google.cloud.pubsub_v1 import PublisherClient
+    from collections.abc import Mapping, Sequence
+
+    from hookpress.backends._rest import Endpoint
 
 __all__ = ["EventPublisher", "message_data"]
+
+# A publish request takes up to 1,000 messages and 10 MB in all
+# (https://cloud.google.com/pubsub/quotas#resource_limits). Messages are counted
+# by their base64 text, which is longer than the bytes Pub/Sub counts: a batch
+# of carried payloads (``includePayload``) stays under the limit, and a message
+# as large as the limit still goes, alone.
+_BATCH_MESSAGES = 100
+_BATCH_BYTES = 9_000_000
 
 
 def message_data(key: str, payload: Mapping[str, Any] | None = None) -> bytes:
@@ -31,6 +49,11 @@ def message_data(key: str, payload: Mapping[str, Any] | None = None) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _message_size(message: dict[str, object]) -> int:
+    data = message["data"]
+    return len(data) if isinstance(data, str) else 0
+
+
 class EventPublisher:
     """Publishes ``{"event_key": …}`` and waits for the server's ack."""
 
@@ -39,32 +62,41 @@ class EventPublisher:
         project: str,
         topic: str,
         timeout_s: float,
-        max_latency_s: float = 0.005,
-        client: PublisherClient | None = None,
+        endpoint: Endpoint | None = None,
     ) -> None:
         self._project = project
         self._topic = topic
-        self._timeout = timeout_s
-        self._max_latency = max_latency_s
-        self._client = client
-        self._path: str | None = None
-        self._lock = threading.Lock()
+        self._rest = LazyEndpoint("pubsub", timeout_s, endpoint)
+        self._path = f"/v1/projects/{project}/topics/{topic}:publish"
+        # publishes from concurrent requests, grouped under Pub/Sub's request limits
+        self._publishes: GroupCall[dict[str, object], str] = GroupCall(
+            "pubsub",
+            self._send,
+            max_items=_BATCH_MESSAGES,
+            wait_s=3 * timeout_s,
+            size=_message_size,
+            max_size=_BATCH_BYTES,
+        )
 
-    def _get_client(self) -> tuple[PublisherClient, str]:
-        with self._lock:
-            if self._client is None:
-                from google.cloud import pubsub_v1
+    @property
+    def topic_path(self) -> str:
+        """``projects/P/topics/T``."""
+        return f"projects/{self._project}/topics/{self._topic}"
 
-                # A short batching window: the caller waits for the ack before
-                # answering the provider, so latency matters more than batch size.
-                self._client = pubsub_v1.PublisherClient(
-                    batch_settings=pubsub_v1.types.BatchSettings(
-                        max_latency=self._max_latency, max_messages=100
-                    )
-                )
-            if self._path is None:
-                self._path = self._client.topic_path(self._project, self._topic)
-            return self._client, self._path
+    def _send(self, messages: Sequence[dict[str, object]]) -> list[str | BackendError]:
+        body = json.dumps({"messages": list(messages)}, separators=(",", ":")).encode()
+        answer = self._rest().request(
+            "POST", self._path, body, {"Content-Type": "application/json"}
+        )
+        if answer.status != 200:
+            raise BackendError("pubsub", f"HTTP_{answer.status}")
+        try:
+            ids = answer.json()["messageIds"]
+            if len(ids) != len(messages):
+                raise ValueError("message ids")
+            return [str(i) for i in ids]
+        except (ValueError, KeyError, TypeError):
+            raise BackendError("pubsub", "unreadable publish response") from None
 
     def publish(
         self,
@@ -78,11 +110,8 @@ class EventPublisher:
         ``attributes`` (:func:`hookpress.events.message_attributes`) label the
         message: the lane subscriptions filter on ``lane``.
         """
-        client, path = self._get_client()
-        labels = {**(attributes or {}), "event_key": key, "source": source}
-        try:
-            future = client.publish(path, message_data(key, payload), **labels)
-            message_id: str = future.result(timeout=self._timeout)
-        except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, FutureTimeout, OSError) as exc:
-            raise BackendError("pubsub", type(exc).__name__) from None
-        return message_id
+        message: dict[str, object] = {
+            "data": base64.b64encode(message_data(key, payload)).decode("ascii"),
+            "attributes": {**(attributes or {}), "event_key": key, "source": source},
+        }
+        return self._publishes(message)

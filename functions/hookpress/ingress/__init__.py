@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from hookpress.backends.firestore import EventRecords
@@ -52,10 +51,7 @@ def build_ingestor(env: Mapping[str, str], log: Logger = _log) -> Ingestor:
         records=EventRecords(
             settings.project, settings.firestore_database, settings.events_collection, timeout
         ),
-        publisher=EventPublisher(
-            settings.project, settings.events_topic, timeout, settings.publish_max_latency_s
-        ),
-        pool=ThreadPoolExecutor(max_workers=32, thread_name_prefix="ingress-gcs"),
+        publisher=EventPublisher(settings.project, settings.events_topic, timeout),
         log=log,
     )
 

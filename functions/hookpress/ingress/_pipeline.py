@@ -13,10 +13,10 @@ here as a duplicate) or by the reconciler.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -85,7 +85,6 @@ class Ingestor:
         raw: RawStore,
         records: EventRecords,
         publisher: EventPublisher,
-        pool: Executor,
         log: Logger,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -94,7 +93,6 @@ class Ingestor:
         self.raw = raw
         self.records = records
         self.publisher = publisher
-        self.pool = pool
         self.log = log
         self.clock = clock
         # A claim outlives the request that took it by at most this long: the
@@ -228,28 +226,32 @@ class Ingestor:
         }
         if event_type:
             metadata["event_type"] = event_type
-        stored = self.pool.submit(self.raw.put, name, body, metadata)
+        # The upload is on the wire while the record is created: the two overlap in
+        # this thread, and the answer waits for both.
+        finish_put = self.raw.start_put(name, body, metadata)
         try:
             created = self.records.create(key, record)
         except BackendError:
-            wait([stored])  # never leave a write running unobserved
+            with contextlib.suppress(BackendError):
+                finish_put()  # never leave a write unobserved
             raise
         try:
-            stored.result()
+            finish_put()
         except BackendError:
             if created is not None:
                 self.publication.release(key, created)  # the retry must not wait out our claim
             raise
 
         if created is not None:
-            # The mark is the one write after the publish: off the request path, it no
-            # longer delays the 202 (the event is safe once the message is out).
+            # The mark is the one write after the publish: off the request path, it does
+            # not delay the 202 (the event is safe once the message is out), and it rides
+            # with the next batch of Firestore writes instead of costing a call of its own.
             self.publication.publish_claimed(
                 key,
                 source.name,
                 created,
                 now,
-                mark_in=self.pool,
+                mark_later=True,
                 attributes=message_attributes(record),
                 payload=payload,
             )

@@ -159,7 +159,28 @@ class Emulators:
         if errors:
             self.stop()
             raise errors[0]
+        self._warm()
         return self
+
+    def _warm(self) -> None:
+        """One REST call to each JVM emulator, so the first real one is not the slow one.
+
+        Their REST gateways take seconds to answer a first call (measured: 2.7 s for a
+        Firestore commit, 0.6 s for a publish, on a loaded machine 4.5 s for a read), which
+        a first request under a short backend timeout would report as a failure.
+        """
+        if self.pubsub is None or self.firestore is None:
+            raise EmulatorError("the emulators are not started")
+        for url in (
+            f"http://127.0.0.1:{self.firestore.port}/v1/projects/{self.project}"
+            "/databases/(default)/documents/warm-up/warm-up",
+            f"http://127.0.0.1:{self.pubsub.port}/v1/projects/{self.project}/topics",
+        ):
+            with (
+                contextlib.suppress(urllib.error.HTTPError),
+                urllib.request.urlopen(url, timeout=120) as resp,  # noqa: S310 - loopback
+            ):
+                resp.read()
 
     def stop(self) -> None:
         """Stop every emulator that was started."""

@@ -102,7 +102,6 @@ def _install() -> None:
                 raw=base.raw,
                 records=base.records,
                 publisher=publisher,
-                pool=base.pool,
                 log=base.log,
             )
         )

@@ -82,12 +82,7 @@ def _install() -> None:
         settings = base.settings
         router = LaneRouter(settings.project, topics, filters)
         publishers = {
-            lane: EventPublisher(
-                settings.project,
-                topic,
-                settings.backend_timeout_s,
-                settings.publish_max_latency_s,
-            )
+            lane: EventPublisher(settings.project, topic, settings.backend_timeout_s)
             for lane, topic in topics.items()
         }
         ingress.install(
@@ -97,7 +92,6 @@ def _install() -> None:
                 raw=base.raw,
                 records=base.records,
                 publisher=RoutingPublisher(router, publishers),
-                pool=base.pool,
                 log=base.log,
             )
         )

@@ -1,0 +1,185 @@
+"""Access tokens for the JSON API calls: the instance's own service account.
+
+In Cloud Run / Cloud Functions the token comes from the metadata server
+(https://cloud.google.com/run/docs/securing/service-identity#fetching_identity_and_access_tokens);
+``google.auth.default()`` finds it there, or finds the credentials a developer
+set up (``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth
+application-default login``), exactly as the client libraries do. A token
+is cached until five minutes before it expires and refreshed under a lock,
+so one request per hour pays for the refresh, not every request.
+
+google-auth is imported on the first call that needs a token, never at
+import time and never against an emulator: its transport here is a small
+adapter over ``urllib.request`` (``google.auth.transport.Request`` is a
+documented interface), so no HTTP library is imported for it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hookpress.backends._errors import BackendError
+
+if TYPE_CHECKING:
+    from hookpress.backends._rest import Endpoint
+
+__all__ = [
+    "EMULATOR_AUTHORIZATION",
+    "AccessTokens",
+    "LazyEndpoint",
+    "default_tokens",
+    "service_endpoint",
+]
+
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+_REFRESH_EARLY_S = 300.0
+#: what the client libraries send to an emulator (the Firestore emulator reads it as "admin")
+EMULATOR_AUTHORIZATION = "Bearer owner"
+
+
+class AccessTokens:
+    """``Authorization`` header values from the application default credentials; thread-safe."""
+
+    def __init__(self, credentials: Any = None, request: Any = None) -> None:
+        self._credentials = credentials
+        self._request = request
+        self._header: str | None = None
+        self._refresh_at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        """``Bearer <token>``, refreshed when it is within five minutes of expiring."""
+        header = self._header
+        if header is not None and time.monotonic() < self._refresh_at:
+            return header
+        with self._lock:
+            if self._header is None or time.monotonic() >= self._refresh_at:
+                self._refresh()
+            header = self._header
+            if header is None:  # pragma: no cover - _refresh sets it or raises
+                raise BackendError("auth", "no token")
+            return header
+
+    def _refresh(self) -> None:
+        from google.auth import exceptions as auth_exc
+
+        try:
+            if self._credentials is None:
+                import google.auth
+
+                self._credentials, _ = google.auth.default(scopes=list(SCOPES))
+            if self._request is None:
+                self._request = _UrllibRequest()
+            self._credentials.refresh(self._request)
+        except auth_exc.GoogleAuthError as exc:
+            raise BackendError("auth", type(exc).__name__) from None
+        token = self._credentials.token
+        expiry = getattr(self._credentials, "expiry", None)  # a naive UTC datetime, or None
+        lifetime = 3600.0
+        if expiry is not None:
+            from datetime import UTC
+
+            lifetime = expiry.replace(tzinfo=expiry.tzinfo or UTC).timestamp() - time.time()
+        self._header = f"Bearer {token}"
+        self._refresh_at = time.monotonic() + max(0.0, lifetime - _REFRESH_EARLY_S)
+
+
+class _UrllibRequest:
+    """``google.auth.transport.Request`` over urllib (token refreshes only: rare, small)."""
+
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        **_: Any,
+    ) -> Any:
+        import urllib.error
+        import urllib.request
+
+        from google.auth import exceptions as auth_exc
+
+        req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)  # noqa: S310
+        try:
+            with urllib.request.urlopen(req, timeout=timeout or 10) as resp:  # noqa: S310
+                return _Response(resp.status, _lower(resp.headers.items()), resp.read())
+        except urllib.error.HTTPError as exc:
+            return _Response(exc.code, _lower(exc.headers.items()), exc.read())
+        except (urllib.error.URLError, OSError) as exc:
+            raise auth_exc.TransportError(str(exc)) from exc  # type: ignore[no-untyped-call]
+
+
+def _lower(items: Any) -> dict[str, str]:
+    # google-auth reads headers by lower-case name (its requests transport is case-insensitive)
+    return {str(k).lower(): str(v) for k, v in items}
+
+
+class _Response:
+    """``google.auth.transport.Response``: status, headers, data."""
+
+    def __init__(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.data = data
+
+
+_default: AccessTokens | None = None
+_default_lock = threading.Lock()
+
+
+def default_tokens() -> AccessTokens:
+    """The process's one token source (credentials are per instance, not per adapter)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = AccessTokens()
+        return _default
+
+
+def service_endpoint(
+    service: str, timeout_s: float, env: Mapping[str, str] = os.environ
+) -> Endpoint:
+    """The JSON API endpoint of ``service`` (``gcs``, ``firestore``, ``pubsub``), authorized.
+
+    In the cloud every request carries the instance's access token. Against an
+    emulator, what the client libraries send it: ``Bearer owner`` to the
+    Firestore emulator (which reads it as an administrator, so security rules
+    do not apply), nothing to the others.
+    """
+    from hookpress.backends._rest import Endpoint, endpoint_url
+
+    url, emulated = endpoint_url(service, env)
+    if not emulated:
+        return Endpoint(service, url, timeout_s, default_tokens())
+    header = EMULATOR_AUTHORIZATION if service == "firestore" else None
+    return Endpoint(service, url, timeout_s, lambda: header)
+
+
+class LazyEndpoint:
+    """An adapter's endpoint: the one it was given, else :func:`service_endpoint` on first use.
+
+    Adapters are built at import or configuration time; the connection pool
+    and the credentials are not made until the first call needs them.
+    Thread-safe: concurrent first calls make one endpoint.
+    """
+
+    def __init__(self, service: str, timeout_s: float, endpoint: Endpoint | None = None) -> None:
+        self._service = service
+        self._timeout = timeout_s
+        self._endpoint = endpoint
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Endpoint:
+        endpoint = self._endpoint
+        if endpoint is None:
+            with self._lock:
+                if self._endpoint is None:
+                    self._endpoint = service_endpoint(self._service, self._timeout)
+                endpoint = self._endpoint
+        return endpoint

@@ -1,0 +1,301 @@
+"""The JSON API transport: keep-alive, stale connections, retries only where safe, overlap."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from hookpress.backends import BackendError
+from hookpress.backends._rest import Endpoint, endpoint_url
+
+
+class Backend:
+    """A local HTTP/1.1 server whose answers the test scripts; it counts what it saw."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.connections = 0
+        self.script: list[Callable[[BaseHTTPRequestHandler], None]] = []
+        self.default: Callable[[BaseHTTPRequestHandler], None] = answer(200, b'{"ok":true}')
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                backend.connections += 1
+
+            def do_GET(self) -> None:
+                self._serve()
+
+            def do_POST(self) -> None:
+                self._serve()
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                backend.requests.append((self.command, self.path, dict(self.headers), body))
+                step = backend.script.pop(0) if backend.script else backend.default
+                step(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def answer(status: int, body: bytes = b"{}", delay: float = 0.0, close: bool = False):
+    def step(handler: BaseHTTPRequestHandler) -> None:
+        if delay:
+            time.sleep(delay)
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.wfile.flush()
+        if close:  # close without saying so: the client finds out when it next uses it
+            handler.close_connection = True
+
+    return step
+
+
+def hang_up(handler: BaseHTTPRequestHandler) -> None:
+    """Read the request, then drop the connection without an answer."""
+    handler.close_connection = True
+    handler.connection.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def backend() -> Iterator[Backend]:
+    b = Backend()
+    b.thread.start()
+    yield b
+    b.server.shutdown()
+    b.server.server_close()
+
+
+def test_requests_reuse_one_kept_alive_connection(backend):
+    endpoint = Endpoint("gcs", backend.url, 5)
+    for _ in range(3):
+        assert endpoint.request("GET", "/x").status == 200
+    assert backend.connections == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_used(backend):
+    backend.script = [answer(200, close=True)]
+    endpoint = Endpoint("gcs", backend.url, 5)
+    assert endpoint.request("GET", "/first").status == 200
+    time.sleep(0.1)  # the server has closed its end by now
+    assert endpoint.request("POST", "/second", b"x").status == 200
+    assert [r[1] for r in backend.requests] == ["/first", "/second"]
+    assert backend.connections == 2
+
+
+def test_refused_answers_are_retried_with_backoff(backend):
+    backend.script = [answer(503), answer(429)]
+    endpoint = Endpoint("pubsub", backend.url, 5)
+    started = time.monotonic()
+    result = endpoint.request("POST", "/publish", b"{}")
+    assert result.status == 200
+    assert len(backend.requests) == 3
+    assert time.monotonic() - started >= 0.05  # at least one backoff
+
+
+def test_retries_stop_at_the_deadline_with_the_last_answer(backend):
+    backend.default = answer(503)
+    endpoint = Endpoint("pubsub", backend.url, 0.3)
+    started = time.monotonic()
+    assert endpoint.request("POST", "/publish", b"{}").status == 503
+    assert time.monotonic() - started < 1.0
+    assert len(backend.requests) >= 2
+
+
+def test_an_answer_lost_after_the_request_went_out_is_not_retried(backend):
+    """The write may have happened: the caller decides, the transport does not repeat it."""
+    backend.script = [hang_up]
+    endpoint = Endpoint("firestore", backend.url, 5)
+    with pytest.raises(BackendError) as err:
+        endpoint.request("POST", "/v1/commit", b"{}")
+    assert err.value.backend == "firestore"
+    time.sleep(0.1)
+    assert len(backend.requests) == 1
+
+
+def test_an_unreachable_host_is_a_backend_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connection refused
+        endpoint = Endpoint("gcs", f"http://127.0.0.1:{port}", 2)
+        with pytest.raises(BackendError) as err:
+            endpoint.request("GET", "/x")
+    assert err.value.backend == "gcs"
+
+
+def test_two_calls_overlap_in_one_thread(backend):
+    backend.default = answer(200, delay=0.3)
+    one, two = Endpoint("gcs", backend.url, 5), Endpoint("firestore", backend.url, 5)
+    started = time.monotonic()
+    first = one.send("POST", "/upload", b"bytes")
+    second = two.request("POST", "/commit", b"{}")
+    assert first.result().status == 200
+    assert second.status == 200
+    assert time.monotonic() - started < 0.55  # two 0.3 s answers, overlapped
+
+
+def test_the_authorization_header_is_asked_for_on_every_request(backend):
+    tokens = iter(["Bearer one", "Bearer two"])
+    endpoint = Endpoint("gcs", backend.url, 5, lambda: next(tokens))
+    endpoint.request("GET", "/a")
+    endpoint.request("GET", "/b")
+    assert [r[2]["Authorization"] for r in backend.requests] == ["Bearer one", "Bearer two"]
+
+
+def test_endpoints_follow_the_emulator_variables_the_libraries_read():
+    assert endpoint_url("gcs", {}) == ("https://storage.googleapis.com", False)
+    assert endpoint_url("firestore", {}) == ("https://firestore.googleapis.com", False)
+    assert endpoint_url("pubsub", {}) == ("https://pubsub.googleapis.com", False)
+    env = {
+        "STORAGE_EMULATOR_HOST": "http://127.0.0.1:4443/",
+        "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080",
+        "PUBSUB_EMULATOR_HOST": "localhost:8085",
+    }
+    assert endpoint_url("gcs", env) == ("http://127.0.0.1:4443", True)
+    assert endpoint_url("firestore", env) == ("http://127.0.0.1:8080", True)
+    assert endpoint_url("pubsub", env) == ("http://localhost:8085", True)
+
+
+class Scripted:
+    """A raw TCP server: reads one request per answer and writes the scripted bytes back."""
+
+    def __init__(self, *answers: bytes) -> None:
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while self.answers:
+            conn, _ = self.sock.accept()
+            with conn:
+                buf = b""
+                while self.answers:
+                    while b"\r\n\r\n" not in buf:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        buf += chunk
+                    if b"\r\n\r\n" not in buf:
+                        break
+                    head, _, rest = buf.partition(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    while len(rest) < length:
+                        rest += conn.recv(65536)
+                    self.requests.append(head + b"\r\n\r\n" + rest[:length])
+                    buf = rest[length:]
+                    answer = self.answers.pop(0)
+                    conn.sendall(answer)
+                    if b"Connection: close" in answer or (
+                        b"Content-Length" not in answer and (b"chunked" not in answer)
+                    ):
+                        break
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_chunked_answer_with_an_interim_100_is_read_whole():
+    server = Scripted(
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'5;ext=1\r\n{"a":\r\n3\r\n 1}\r\n0\r\nX-Trailer: t\r\n\r\n',
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    try:
+        endpoint = Endpoint("pubsub", server.url, 5)
+        first = endpoint.request("POST", "/x", b"{}")
+        assert (first.status, first.json(), first.content_type) == (
+            200,
+            {"a": 1},
+            "application/json",
+        )
+        assert endpoint.request("GET", "/y").json() == {}  # the same connection, still in step
+    finally:
+        server.close()
+
+
+def test_an_answer_without_a_length_is_read_to_the_close():
+    server = Scripted(b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"done": true}')
+    try:
+        assert Endpoint("gcs", server.url, 5).request("GET", "/x").json() == {"done": True}
+    finally:
+        server.close()
+
+
+def test_a_request_goes_out_in_one_piece_with_its_length():
+    server = Scripted(b"HTTP/1.1 204 No Content\r\n\r\n")
+    try:
+        body = b"x" * 5000  # above http.client's 2,000-byte limit for one write
+        answer = Endpoint("firestore", server.url, 5, lambda: "Bearer t").request(
+            "POST", "/v1/commit", body, {"Content-Type": "application/json"}
+        )
+    finally:
+        server.close()
+    assert answer.status == 204
+    (request,) = server.requests
+    head, _, sent = request.partition(b"\r\n\r\n")
+    assert sent == body
+    assert head.startswith(b"POST /v1/commit HTTP/1.1\r\n")
+    assert b"\r\nContent-Length: 5000" in head
+    assert b"\r\nAuthorization: Bearer t" in head
+    assert b"\r\nHost: 127.0.0.1:" in head
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 abc Nope\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nshort",
+    ],
+)
+def test_a_peer_that_does_not_speak_http_is_a_backend_error(answer):
+    server = Scripted(answer)
+    try:
+        with pytest.raises(BackendError) as err:
+            Endpoint("gcs", server.url, 2).request("GET", "/x")
+    finally:
+        server.close()
+    assert err.value.backend == "gcs"
+
+
+def test_a_header_value_cannot_smuggle_a_second_line():
+    endpoint = Endpoint("gcs", "http://127.0.0.1:9", 1)
+    with pytest.raises(ValueError, match="CR or LF"):
+        endpoint.send("GET", "/x", None, {"X-Evil": "a\r\nHost: elsewhere"})
