@@ -157,6 +157,27 @@ def test_delivers_and_records_everything(deliver_app, runtime, wp, event, backen
     assert record["last_error"] is None
 
 
+def _pushed_log_line(app: Any, key: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    push(app, key)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    return next(x for x in lines if x.get("event_key") == key)
+
+
+def test_the_log_line_says_how_long_wordpress_took(deliver_app, runtime, wp, event, capsys):
+    # What the lanes case cuts a delivery into (bench/_lanestages.py), and what on-call
+    # reads to tell a slow WordPress from a slow pipeline.
+    line = _pushed_log_line(deliver_app, event(), capsys)
+    assert line["outcome"] == "delivered"
+    assert isinstance(line["wordpress_ms"], float)
+    assert 0 <= line["wordpress_ms"] <= line["duration_ms"]
+
+    wp.script = [503]
+    line = _pushed_log_line(deliver_app, event(), capsys)
+    assert line["outcome"] == "retry"
+    assert isinstance(line["wordpress_ms"], float)
+
+
 def test_an_already_delivered_event_is_acked_without_calling_wordpress(
     deliver_app, runtime, wp, event
 ):

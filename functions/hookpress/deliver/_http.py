@@ -70,6 +70,7 @@ def handle(
         reason=result.reason,
         downstream_status=result.downstream_status,
         wp_post_id=result.wp_post_id,
+        wordpress_ms=result.wordpress_ms,
         delivery_attempt=message.delivery_attempt,
         http_status=status,
         duration_ms=round((time.perf_counter() - started) * 1000, 2),

@@ -67,6 +67,7 @@ class Result:
     reason: str | None = None
     downstream_status: int | None = None
     wp_post_id: int | None = None
+    wordpress_ms: float | None = None  # how long WordPress took to answer the post
 
 
 @dataclass(eq=False)
@@ -177,21 +178,33 @@ class Deliverer:
     def _attempt(self, snapshot: Snapshot, record: dict[str, Any]) -> Result:
         """Post once. The breaker hears WordPress's verdict, or gets its probe slot back."""
         key = snapshot.key
+        started = time.perf_counter()
+
+        def took() -> float:
+            return round((time.perf_counter() - started) * 1000, 2)
+
         try:
             delivered = self._post(record, key)
         except RetryableDeliveryError as exc:
+            waited = took()
             self.breaker.failure()
             self._settle(snapshot, None, error=exc)
-            return Result(Outcome.RETRY, reason=exc.reason, downstream_status=exc.status)
+            return Result(
+                Outcome.RETRY, reason=exc.reason, downstream_status=exc.status, wordpress_ms=waited
+            )
         except PermanentDeliveryError as exc:
+            waited = took()
             self.breaker.success()  # WordPress answered
             self._settle(snapshot, Status.FAILED, error=exc)
-            return Result(Outcome.FAILED, reason=exc.reason, downstream_status=exc.status)
+            return Result(
+                Outcome.FAILED, reason=exc.reason, downstream_status=exc.status, wordpress_ms=waited
+            )
         except BaseException:
             # No verdict on WordPress (the secrets backend failed, or anything unforeseen):
             # whatever it was, a half-open breaker must not keep its one probe slot taken.
             self.breaker.abandon()
             raise
+        waited = took()
         self.breaker.success()
         now = datetime.fromtimestamp(self.clock(), UTC)
         self.records.set(
@@ -208,7 +221,10 @@ class Deliverer:
             },
         )
         return Result(
-            Outcome.DELIVERED, downstream_status=delivered.status, wp_post_id=delivered.post_id
+            Outcome.DELIVERED,
+            downstream_status=delivered.status,
+            wp_post_id=delivered.post_id,
+            wordpress_ms=waited,
         )
 
     def _settle(
