@@ -145,6 +145,9 @@ class StackOptions:
     smoke_source: bool = False
     # Run the reconcile function and call it this often (a local Cloud Scheduler).
     reconcile_every_s: float | None = None
+    # False: deliver posts straight to WordPress, as in the cloud (a run that injects no
+    # faults need not pay for the proxy's hop, which runs in the caller's process).
+    wp_through_proxy: bool = True
 
 
 class LocalStack:
@@ -405,9 +408,10 @@ class LocalStack:
         """The deliver function's environment (WordPress reached through the fault proxy)."""
         if self.proxy is None:
             raise EmulatorError("the fault proxy is not running")
+        wordpress = self.proxy.url if self.options.wp_through_proxy else self.site.url
         return {
             **self._common_env(),
-            "HOOKPRESS_WP_BASE_URL": f"{self.proxy.url}/wp-json",
+            "HOOKPRESS_WP_BASE_URL": f"{wordpress}/wp-json",
             "HOOKPRESS_WP_USER": self.site.ingest_user,
             "HOOKPRESS_WP_APP_PASSWORD_SECRET": WP_SECRET,
             "HOOKPRESS_PUSH_AUTH": "none",
