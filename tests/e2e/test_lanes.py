@@ -2,9 +2,11 @@
 in ``nox -s chaos -- --case lanes``). With one lane the same flood delays high events by
 minutes (bench/RESULTS.md); with lanes their p95 stays within a few times its value alone.
 The bound is loose on purpose: this is a regression guard against losing the lanes (the
-one-lane control is 75x here, 513x at full size), run on a shared two-core machine where
-WordPress, the emulator and every lane's deliver compete for the same CPU. Issue 13's
-measure (p95 within 2x) is taken by the chaos case; bench/RESULTS.md reports it."""
+one-lane control is over 100x at full size), run on a shared two-core machine where
+WordPress, the emulators and every lane's deliver compete for the same CPU, with the
+flood unpaced (3-5x at full size). The high events go at 2/s, within the high lane's
+share (bench/RESULTS.md). Issue 13's measure (p95 within 2x) is taken by the chaos case;
+bench/RESULTS.md reports it."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ def test_a_bulk_flood_leaves_high_sources_delivering(emulators, wordpress_server
         lanes=True,
         high_events=20,
         bulk_events=400,
-        rate=10.0,
+        rate=2.0,
         emulators=emulators,
         wordpress=wordpress_server,
     )
