@@ -1,12 +1,13 @@
 """Fair lanes, small: a bulk flood leaves the high lane delivering (bench/lanes.py, full size
 in ``nox -s chaos -- --case lanes``). With one lane the same flood delays high events by
-minutes (bench/RESULTS.md); with lanes their p95 stays within a few times its value alone.
-The bound is loose on purpose: this is a regression guard against losing the lanes (the
-one-lane control is over 100x at full size), run on a shared two-core machine where
-WordPress, the emulators and every lane's deliver compete for the same CPU, with the
-flood unpaced (3-5x at full size). The high events go at 2/s, within the high lane's
-share (bench/RESULTS.md). Issue 13's measure (p95 within 2x) is taken by the chaos case;
-bench/RESULTS.md reports it."""
+minutes (bench/RESULTS.md): they wait in the same backlog as the bulk events, so their
+latency is the bulk events' latency. With lanes they overtake the flood: their p95 stays
+below the bulk events' median. That comparison is made within one run, so a loaded
+machine slows both sides alike; a ratio to the high events' p95 alone (0.1-0.2 s once
+warm) is printed but not bounded here, since a neighbour's burst moves it by several
+times on a shared two-core machine. The high events go at 2/s, within the high lane's
+share (bench/RESULTS.md). Issue 13's measure (p95 within 2x alone) is taken by the chaos
+case; bench/RESULTS.md reports it."""
 
 from __future__ import annotations
 
@@ -34,4 +35,5 @@ def test_a_bulk_flood_leaves_high_sources_delivering(emulators, wordpress_server
     # nothing reached the router (it serves publishes made straight to `events`).
     assert case["routed"]["unroutable"] == 0
     print(case)
-    assert case["p95_ratio"] <= 8, case
+    high, bulk = case["high_during_flood"], case["bulk"]
+    assert high["p95_s"] < bulk["p50_s"], f"the high events did not overtake the flood: {case}"
