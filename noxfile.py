@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -20,6 +21,18 @@ SOURCES = ["functions", "infra", "tests", "bench", "noxfile.py"]
 #: Where `nox -s lint` finds the PHP it checks with `php -l`: the plugin, the local
 #: WordPress's programs (functions/hookpress/local/php), the end-to-end tests' PHP.
 PHP_SOURCES = ["wordpress", "functions", "tests"]
+
+
+def pytest(session: nox.Session, extras: str, *paths: str) -> None:
+    """Install the project with these extras; run pytest on these paths plus the arguments."""
+    session.install("-e", f".[{extras}]")
+    session.run("pytest", *paths, *session.posargs)
+
+
+def module(session: nox.Session, extras: str, name: str, **kwargs: Any) -> None:
+    """Install the project with these extras; run ``python -m name`` with the arguments."""
+    session.install("-e", f".[{extras}]")
+    session.run("python", "-m", name, *session.posargs, **kwargs)
 
 
 @nox.session(python=PYTHON)
@@ -80,15 +93,13 @@ def secrets(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit and integration tests (the integration tier starts the real emulators)."""
-    session.install("-e", ".[test]")
-    session.run("pytest", "tests/unit", "tests/integration", "tests/fuzz", *session.posargs)
+    pytest(session, "test", "tests/unit", "tests/integration", "tests/fuzz")
 
 
 @nox.session(python=PYTHON)
 def infra(session: nox.Session) -> None:
     """The Pulumi program under pulumi.runtime.set_mocks: security properties of the graph."""
-    session.install("-e", ".[test,infra]")
-    session.run("pytest", "tests/infra", *session.posargs)
+    pytest(session, "test,infra", "tests/infra")
 
 
 @nox.session(python=PYTHON)
@@ -98,30 +109,26 @@ def rehearse(session: nox.Session) -> None:
     Each function's archive in a venv of its own requirements.txt (cached in
     .nox/function-venvs), push authentication on, emulators and a real WordPress.
     """
-    session.install("-e", ".[test,infra]")
-    session.run("pytest", "tests/rehearse", *session.posargs)
+    pytest(session, "test,infra", "tests/rehearse")
 
 
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
     """End to end against a real WordPress, the emulators and both functions."""
-    session.install("-e", ".[test,e2e]")
-    session.run("pytest", "tests/e2e", *session.posargs)
+    pytest(session, "test,e2e", "tests/e2e")
 
 
 @nox.session(python=PYTHON)
 def dev(session: nox.Session) -> None:
     """The whole pipeline on this machine: emulators, WordPress, both functions. Ctrl-C stops."""
-    session.install("-e", ".[test]")
     # Wait for the stack's own clean shutdown on Ctrl-C instead of nox's 0.5 s.
-    session.run("python", "-m", "hookpress.local.dev", *session.posargs, interrupt_timeout=None)
+    module(session, "test", "hookpress.local.dev", interrupt_timeout=None)
 
 
 @nox.session(python=PYTHON)
 def chaos(session: nox.Session) -> None:
     """Faults, kills and duplicates against the local stack: nothing lost, nothing applied twice."""
-    session.install("-e", ".[test,bench]")
-    session.run("python", "-m", "bench.chaos", *session.posargs)
+    module(session, "test,bench", "bench.chaos")
 
 
 @nox.session(python=PYTHON)
@@ -130,20 +137,17 @@ def fuzz(session: nox.Session) -> None:
 
     The suite runs 10,000 and 200 of them; `-- --deliver-cases 0` skips the second half.
     """
-    session.install("-e", ".[test,bench]")
-    session.run("python", "-m", "bench.fuzz", *session.posargs)
+    module(session, "test,bench", "bench.fuzz")
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Throughput, latency, CPU and drain figures as ratios to floors measured in the same run."""
     # infra: the cold start runs each function from the archive the program builds
-    session.install("-e", ".[test,bench,infra]")
-    session.run("python", "-m", "bench.run", *session.posargs)
+    module(session, "test,bench,infra", "bench.run")
 
 
 @nox.session(python=PYTHON)
 def wpbench(session: nox.Session) -> None:
     """WordPress at a million events against 1,000, as ratios (not in the default list: ~30 min)."""
-    session.install("-e", ".[test,e2e]")
-    session.run("python", "-m", "bench.wordpress", *session.posargs)
+    module(session, "test,e2e", "bench.wordpress")
