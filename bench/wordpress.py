@@ -226,15 +226,21 @@ def measure(sites: list[Site], samples: int) -> list[dict[str, Any]]:
     run = uuid.uuid4().hex[:8]
     rng = random.Random(7)
 
-    def new_event(site: Site, n: int) -> httpx.Response:
-        key = f"new-{run}-{n}"
-        return site.ingest.post(
-            site.site.ingest_url, json=record(key), headers={"Idempotency-Key": key}
-        )
+    def figure(
+        name: str, n: int, request: Callable[[Site, int], httpx.Response], target: str | None
+    ) -> None:
+        rows.append(compare(name, alternate(sites, n, request), target))
 
-    rows.append(
-        compare("ingest, new event (posts on)", alternate(sites, samples, new_event), "ingest")
-    )
+    def new_event(prefix: str) -> Callable[[Site, int], httpx.Response]:
+        def send(site: Site, n: int) -> httpx.Response:
+            key = f"{prefix}-{run}-{n}"
+            return site.ingest.post(
+                site.site.ingest_url, json=record(key), headers={"Idempotency-Key": key}
+            )
+
+        return send
+
+    figure("ingest, new event (posts on)", samples, new_event("new"), "ingest")
 
     def update(site: Site, n: int) -> httpx.Response:
         seq = (
@@ -249,84 +255,40 @@ def measure(sites: list[Site], samples: int) -> list[dict[str, Any]]:
             site.site.ingest_url, json=body, headers={"Idempotency-Key": f"upd-{run}-{n}"}
         )
 
-    rows.append(
-        compare(
-            "ingest, newer version of a stored event (posts on)",
-            alternate(sites, samples, update),
-            "ingest",
-        )
-    )
+    figure("ingest, newer version of a stored event (posts on)", samples, update, "ingest")
 
     set_posts(sites, False)
     try:
-
-        def new_off(site: Site, n: int) -> httpx.Response:
-            key = f"off-{run}-{n}"
-            return site.ingest.post(
-                site.site.ingest_url, json=record(key), headers={"Idempotency-Key": key}
-            )
-
-        rows.append(
-            compare("ingest, new event (posts off)", alternate(sites, samples, new_off), "ingest")
-        )
+        figure("ingest, new event (posts off)", samples, new_event("off"), "ingest")
     finally:
         set_posts(sites, True)
 
-    def pick(site: Site) -> str:
-        return f"evt_{rng.randrange(1, site.events + 1)}"
+    def lookup(route: str) -> Callable[[Site, int], httpx.Response]:
+        def get(site: Site, _: int) -> httpx.Response:
+            external_id = f"evt_{rng.randrange(1, site.events + 1)}"
+            return site.admin.get(
+                f"{site.site.rest_base}/{route}", params={"external_id": external_id}
+            )
+
+        return get
+
+    def screen(query: str) -> Callable[[Site, int], httpx.Response]:
+        def get(site: Site, _: int) -> httpx.Response:
+            return site.browser.get(
+                f"{site.site.url}/wp-admin/admin.php?page=hookpress-events{query}"
+            )
+
+        return get
 
     lookups = max(50, samples // 2)
-    rows.append(
-        compare(
-            "lookup by external id, ai-guy/v1/events",
-            alternate(
-                sites,
-                lookups,
-                lambda s, _: s.admin.get(
-                    f"{s.site.rest_base}/ai-guy/v1/events", params={"external_id": pick(s)}
-                ),
-            ),
-            "lookup_p50",
-        )
-    )
-    rows.append(
-        compare(
-            "lookup by external id, wp/v2/ai-events",
-            alternate(
-                sites,
-                lookups,
-                lambda s, _: s.admin.get(
-                    f"{s.site.rest_base}/wp/v2/ai-events", params={"external_id": pick(s)}
-                ),
-            ),
-            "lookup_p50",
-        )
-    )
-    rows.append(
-        compare(
-            "Events screen, first page",
-            alternate(
-                sites,
-                lookups,
-                lambda s, _: s.browser.get(
-                    f"{s.site.url}/wp-admin/admin.php?page=hookpress-events"
-                ),
-            ),
-            "list_p50",
-        )
-    )
-    rows.append(
-        compare(
-            "Events screen, filtered by status, by received_at",
-            alternate(
-                sites,
-                lookups,
-                lambda s, _: s.browser.get(
-                    f"{s.site.url}/wp-admin/admin.php?page=hookpress-events&status=failed&orderby=received_at"
-                ),
-            ),
-            None,
-        )
+    for route in ("ai-guy/v1/events", "wp/v2/ai-events"):
+        figure(f"lookup by external id, {route}", lookups, lookup(route), "lookup_p50")
+    figure("Events screen, first page", lookups, screen(""), "list_p50")
+    figure(
+        "Events screen, filtered by status, by received_at",
+        lookups,
+        screen("&status=failed&orderby=received_at"),
+        None,
     )
     return rows
 
