@@ -121,6 +121,29 @@ def test_only_users_who_can_read_events_read_the_route(
         assert admin.delete(f"{events_url(wordpress)}/1").status_code == 404
 
 
+def test_the_events_schema_says_every_field_is_read_only(
+    admin_client: httpx.Client, wordpress: WordPressSite
+) -> None:
+    """OPTIONS on the route: what an event holds, its types, and nothing writable."""
+    schema = admin_client.options(events_url(wordpress)).json()["schema"]
+    assert schema["title"] == "hookpress-event"
+    types = {name: field["type"] for name, field in schema["properties"].items()}
+    assert types == {
+        "id": "integer",
+        "source": "string",
+        "external_id": "string",
+        "status": "string",
+        "summary": "string",
+        "metadata": "object",
+        "occurred_at": "string",
+        "received_at": "string",
+        "post_id": ["integer", "null"],
+    }
+    for name, field in schema["properties"].items():
+        assert field["readonly"] is True, name
+        assert field["description"], name
+
+
 def test_wp_v2_filters_read_the_table(
     ingest_client: httpx.Client,
     admin_client: httpx.Client,

@@ -222,10 +222,11 @@ final class Hookpress_Events_Read_Controller extends Hookpress_Rest_Controller {
 		if ( $this->schema ) {
 			return $this->add_additional_fields_schema( $this->schema );
 		}
-		$text         = static function ( $description ) {
+		// Every field of an event is read-only: events are written by the ingest route alone.
+		$field        = static function ( $description, $type = 'string' ) {
 			return array(
 				'description' => $description,
-				'type'        => 'string',
+				'type'        => $type,
 				'readonly'    => true,
 			);
 		};
@@ -234,27 +235,15 @@ final class Hookpress_Events_Read_Controller extends Hookpress_Rest_Controller {
 			'title'      => 'hookpress-event',
 			'type'       => 'object',
 			'properties' => array(
-				'id'          => array(
-					'description' => __( 'Id of the event.', 'hookpress' ),
-					'type'        => 'integer',
-					'readonly'    => true,
-				),
-				'source'      => $text( __( 'Source the event came from.', 'hookpress' ) ),
-				'external_id' => $text( __( 'The provider\'s id of the event.', 'hookpress' ) ),
-				'status'      => $text( __( 'Status reported by the provider.', 'hookpress' ) ),
-				'summary'     => $text( __( 'Plain-text summary.', 'hookpress' ) ),
-				'metadata'    => array(
-					'description' => __( 'Provider metadata.', 'hookpress' ),
-					'type'        => 'object',
-					'readonly'    => true,
-				),
-				'occurred_at' => $text( __( 'When the event happened (RFC 3339, UTC).', 'hookpress' ) ),
-				'received_at' => $text( __( 'When WordPress stored this version (RFC 3339, UTC).', 'hookpress' ) ),
-				'post_id'     => array(
-					'description' => __( 'Its ai_event post, or null.', 'hookpress' ),
-					'type'        => array( 'integer', 'null' ),
-					'readonly'    => true,
-				),
+				'id'          => $field( __( 'Id of the event.', 'hookpress' ), 'integer' ),
+				'source'      => $field( __( 'Source the event came from.', 'hookpress' ) ),
+				'external_id' => $field( __( 'The provider\'s id of the event.', 'hookpress' ) ),
+				'status'      => $field( __( 'Status reported by the provider.', 'hookpress' ) ),
+				'summary'     => $field( __( 'Plain-text summary.', 'hookpress' ) ),
+				'metadata'    => $field( __( 'Provider metadata.', 'hookpress' ), 'object' ),
+				'occurred_at' => $field( __( 'When the event happened (RFC 3339, UTC).', 'hookpress' ) ),
+				'received_at' => $field( __( 'When WordPress stored this version (RFC 3339, UTC).', 'hookpress' ) ),
+				'post_id'     => $field( __( 'Its ai_event post, or null.', 'hookpress' ), array( 'integer', 'null' ) ),
 			),
 		);
 		return $this->add_additional_fields_schema( $this->schema );
