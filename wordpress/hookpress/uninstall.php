@@ -23,22 +23,31 @@
 
 defined( 'WP_UNINSTALL_PLUGIN' ) || exit;
 
+// The plugin is not loaded during uninstall: the names of what it stored come
+// from the classes that own them (class files only declare, nothing runs).
+require_once __DIR__ . '/includes/class-hookpress-settings.php';
+require_once __DIR__ . '/includes/class-hookpress-installer.php';
+require_once __DIR__ . '/includes/class-hookpress-idempotency.php';
+require_once __DIR__ . '/includes/class-hookpress-retention.php';
+require_once __DIR__ . '/includes/class-hookpress-post-type.php';
+
 /**
  * Removes Hookpress data from the current site.
  */
 function hookpress_uninstall_site() {
 	global $wpdb;
 
-	foreach ( array( 'hookpress_events', 'hookpress_events_v1', 'hookpress_idempotency', 'hookpress_buckets' ) as $table ) {
+	foreach ( Hookpress_Installer::tables() as $table ) {
 		$wpdb->query( "DROP TABLE IF EXISTS {$wpdb->prefix}{$table}" ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared, WordPress.DB.DirectDatabaseQuery.SchemaChange -- our own tables.
 	}
 
-	foreach ( array( 'hookpress_allowlist', 'hookpress_trusted_proxies', 'hookpress_rate_per_minute', 'hookpress_burst', 'hookpress_create_posts', 'hookpress_retention_days', 'hookpress_db_version', 'hookpress_upgrade_lock' ) as $option ) {
+	$options = array_merge( Hookpress_Settings::option_names(), array( Hookpress_Installer::DB_VERSION_OPTION, Hookpress_Installer::UPGRADE_LOCK_OPTION ) );
+	foreach ( $options as $option ) {
 		delete_option( $option );
 	}
 
-	wp_unschedule_hook( 'hookpress_purge_idempotency' );
-	wp_unschedule_hook( 'hookpress_prune_events' );
+	wp_unschedule_hook( Hookpress_Idempotency::PURGE_HOOK );
+	wp_unschedule_hook( Hookpress_Retention::HOOK );
 
 	hookpress_uninstall_posts();
 
@@ -48,18 +57,19 @@ function hookpress_uninstall_site() {
 	// of that name.
 	$users = get_users(
 		array(
-			'role__in' => array( 'hookpress_ingest' ),
+			'role__in' => array( Hookpress_Installer::ROLE ),
 			'fields'   => 'all',
 		)
 	);
 	foreach ( $users as $user ) {
-		$user->remove_role( 'hookpress_ingest' );
+		$user->remove_role( Hookpress_Installer::ROLE );
 		if ( ! $user->roles ) {
 			WP_Application_Passwords::delete_all_application_passwords( $user->ID );
 		}
 	}
 	// Ingest capabilities granted to single users, by hand.
-	foreach ( array( 'hookpress_ingest_events', 'hookpress_ingest' ) as $cap ) {
+	$ingest_caps = array( Hookpress_Installer::INGEST_CAP, Hookpress_Installer::LEGACY_INGEST_CAP );
+	foreach ( $ingest_caps as $cap ) {
 		foreach ( get_users( array( 'capability' => $cap ) ) as $user ) {
 			if ( isset( $user->caps[ $cap ] ) ) {
 				$user->remove_cap( $cap );
@@ -67,7 +77,7 @@ function hookpress_uninstall_site() {
 		}
 	}
 
-	remove_role( 'hookpress_ingest' );
+	remove_role( Hookpress_Installer::ROLE );
 
 	// Capabilities granted on activation (to administrators) or by hand to any
 	// role: everything named after the post type, and the ingest capability
@@ -79,7 +89,7 @@ function hookpress_uninstall_site() {
 			continue;
 		}
 		foreach ( array_keys( $role->capabilities ) as $cap ) {
-			if ( in_array( $cap, array( 'hookpress_ingest_events', 'hookpress_ingest' ), true ) || preg_match( '/_ai_events?\z/', $cap ) ) {
+			if ( in_array( $cap, $ingest_caps, true ) || preg_match( '/_ai_events?\z/', $cap ) ) {
 				$role->remove_cap( $cap );
 			}
 		}
@@ -100,7 +110,7 @@ function hookpress_uninstall_posts() {
 	$last = 0;
 	do {
 		$ids = $wpdb->get_col(
-			$wpdb->prepare( "SELECT ID FROM {$wpdb->posts} FORCE INDEX (PRIMARY) WHERE ID > %d AND post_type = %s ORDER BY ID LIMIT 5000", $last, 'ai_event' )
+			$wpdb->prepare( "SELECT ID FROM {$wpdb->posts} FORCE INDEX (PRIMARY) WHERE ID > %d AND post_type = %s ORDER BY ID LIMIT 5000", $last, Hookpress_Post_Type::NAME )
 		);
 		if ( ! $ids ) {
 			break;

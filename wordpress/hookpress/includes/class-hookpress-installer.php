@@ -46,6 +46,9 @@ final class Hookpress_Installer {
 	const IDEMPOTENCY_TABLE = 'hookpress_idempotency';
 	const BUCKETS_TABLE     = 'hookpress_buckets';
 
+	/** Appended to version 1's events table when an upgrade sets it aside. */
+	const LEGACY_SUFFIX = '_v1';
+
 	/**
 	 * Activation hook.
 	 *
@@ -242,6 +245,16 @@ final class Hookpress_Installer {
 	}
 
 	/**
+	 * Every table the plugin may have created, without the site prefix,
+	 * version 1's set-aside events table included (uninstall.php drops each).
+	 *
+	 * @return string[]
+	 */
+	public static function tables() {
+		return array( self::EVENTS_TABLE, self::EVENTS_TABLE . self::LEGACY_SUFFIX, self::IDEMPOTENCY_TABLE, self::BUCKETS_TABLE );
+	}
+
+	/**
 	 * Creates the tables with dbDelta (which also alters them on upgrade).
 	 *
 	 * The events table is the store of record: one row per (source,
@@ -340,7 +353,7 @@ CREATE TABLE {$buckets} (
 		if ( 'key_hash' !== $column ) {
 			return null;
 		}
-		$legacy = $events . '_v1';
+		$legacy = $events . self::LEGACY_SUFFIX;
 		$wpdb->query( "RENAME TABLE {$events} TO {$legacy}" ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared, WordPress.DB.DirectDatabaseQuery.SchemaChange -- our own table.
 		return '' === $wpdb->last_error ? $legacy : null;
 	}

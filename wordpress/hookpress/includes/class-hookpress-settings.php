@@ -139,6 +139,15 @@ final class Hookpress_Settings {
 	}
 
 	/**
+	 * The names of the plugin's options (uninstall.php deletes each).
+	 *
+	 * @return string[]
+	 */
+	public static function option_names() {
+		return array_keys( self::options() );
+	}
+
+	/**
 	 * Registers the options with the Settings API.
 	 */
 	public static function register_settings() {
