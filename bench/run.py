@@ -37,7 +37,6 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import secrets
 import statistics
 import subprocess
@@ -54,7 +53,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import _profile
-from bench._common import FUNCTIONS, REPO, RESULTS, machine, write_json, write_markdown
+from bench._common import (
+    FUNCTIONS,
+    REPO,
+    RESULTS,
+    emulators_in_env,
+    machine,
+    write_json,
+    write_markdown,
+)
 from bench._load import (
     LoadResult,
     ProcessTree,
@@ -131,10 +138,7 @@ def bench_environment(workdir: Path) -> Iterator[Bench]:
     """Emulators on loopback, a bucket, a topic with a subscription, a secrets file."""
     from google.cloud import pubsub_v1
 
-    emulators = Emulators(workdir / "emulators").start()
-    saved = {k: os.environ.get(k) for k in emulators.env}
-    os.environ.update(emulators.env)
-    try:
+    with emulators_in_env(workdir) as emulators:
         project = emulators.project
         ensure_bucket(project, "hookpress-bench")
         topic = ensure_topic(project, "bench-events")
@@ -161,13 +165,6 @@ def bench_environment(workdir: Path) -> Iterator[Bench]:
         }
         warm_backends(project)
         yield Bench(emulators, workdir, env, keys, schemes, "")
-    finally:
-        emulators.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def warm_backends(project: str) -> None:

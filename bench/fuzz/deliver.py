@@ -16,22 +16,29 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from bench._common import FUNCTIONS
 from bench.fuzz.oracle import InvariantBroken
 from bench.fuzz.payloads import DELIVER_SOURCES, DeliverCase, DeliverStrategies
 from bench.fuzz.strategies import next_nonce
-from bench.fuzz.target import IngressFuzzer, LogSink, hypothesis_run, public_url
+from bench.fuzz.target import (
+    IngressFuzzer,
+    LogSink,
+    RunReport,
+    hypothesis_run,
+    public_url,
+    tally,
+)
 from hookpress.providers import PROVIDERS
 
 
 @dataclass
-class DeliverReport:
+class DeliverReport(RunReport):
     """Counts of one deliver run."""
 
-    cases: int = 0
-    batches: int = 0
+    RATE_DIGITS: ClassVar[int] = 2
+
     ingress_statuses: Counter[int] = field(default_factory=Counter)
     ingress_refused: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
@@ -41,28 +48,24 @@ class DeliverReport:
     kinds: Counter[str] = field(default_factory=Counter)
     half_open_batches: int = 0
     sentinels_delivered: int = 0
-    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return {
-            "cases": self.cases,
-            "batches": self.batches,
-            "seconds": round(self.seconds, 1),
-            "cases_per_second": round(self.cases / self.seconds, 2) if self.seconds else None,
-            "ingress_statuses": {str(k): v for k, v in sorted(self.ingress_statuses.items())},
-            "ingress_refused": dict(sorted(self.ingress_refused.items())),
-            "sources": dict(sorted(self.sources.items())),
-            "deliver_statuses": {str(k): v for k, v in sorted(self.deliver_statuses.items())},
+            **super().as_dict(),
+            "ingress_statuses": tally(self.ingress_statuses),
+            "ingress_refused": tally(self.ingress_refused),
+            "sources": tally(self.sources),
+            "deliver_statuses": tally(self.deliver_statuses),
             "deliver_5xx": sum(v for k, v in self.deliver_statuses.items() if k >= 500),
-            "outcomes": dict(sorted(self.outcomes.items())),
+            "outcomes": tally(self.outcomes),
             "non_final": sum(
                 v
                 for k, v in self.outcomes.items()
                 if k not in {"delivered", "failed", "refused_at_ingress"}
             ),
             "failed_reasons": dict(self.failed_reasons.most_common()),
-            "kinds": dict(sorted(self.kinds.items())),
+            "kinds": tally(self.kinds),
             "half_open_batches": self.half_open_batches,
             "sentinels_delivered": self.sentinels_delivered,
         }

@@ -8,15 +8,14 @@ ingress half, then the deliver half against a throwaway WordPress, and writes
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench._common import RESULTS, machine, write_json, write_markdown
+from bench._common import RESULTS, emulators_in_env, machine, write_json, write_markdown
 from bench.fuzz.deliver import DeliverFuzzer, DeliverReport
 from bench.fuzz.oracle import InvariantBroken
 from bench.fuzz.target import FuzzReport, IngressFuzzer
@@ -34,12 +33,16 @@ def in_batches(
     cases: int,
     batch: int,
     base_seed: int,
-    after_batch: Callable[[int], None],
+    after_batch: Callable[[int, float], None],
+    then: Callable[[], None] | None = None,
 ) -> None:
     """``cases`` cases, ``batch`` at a time, the i-th batch seeded ``base_seed + i``.
 
-    ``after_batch`` gets the number of cases run so far.
+    ``after_batch`` gets the number of cases run so far and the seconds since
+    the start; ``then`` runs after the last batch, inside the time the report
+    records (``report.seconds``).
     """
+    started = time.monotonic()
     done = index = 0
     while done < cases:
         size = min(batch, cases - done)
@@ -47,7 +50,10 @@ def in_batches(
         fuzzer.run_batch(size, base_seed + index)
         done += fuzzer.report.cases - before
         index += 1
-        after_batch(done)
+        after_batch(done, time.monotonic() - started)
+    if then is not None:
+        then()
+    fuzzer.report.seconds = time.monotonic() - started
 
 
 def run(
@@ -58,18 +64,14 @@ def run(
     progress: Callable[[str], None] | None = None,
 ) -> FuzzReport:
     """Run ``cases`` cases in batches; sample RSS after each; audit the backends at the end."""
-    started = time.monotonic()
 
-    def sample_rss(done: int) -> None:
+    def sample_rss(done: int, elapsed: float) -> None:
         gc.collect()
         fuzzer.report.rss_mib.append(rss_mib())
         if progress:
-            rss, elapsed = fuzzer.report.rss_mib[-1], time.monotonic() - started
-            progress(f"{done:,} cases, RSS {rss:.0f} MiB, {elapsed:.0f} s")
+            progress(f"{done:,} cases, RSS {fuzzer.report.rss_mib[-1]:.0f} MiB, {elapsed:.0f} s")
 
-    in_batches(fuzzer, cases, batch, base_seed, sample_rss)
-    fuzzer.audit()
-    fuzzer.report.seconds = time.monotonic() - started
+    in_batches(fuzzer, cases, batch, base_seed, sample_rss, then=fuzzer.audit)
     return fuzzer.report
 
 
@@ -81,36 +83,13 @@ def run_deliver(
     progress: Callable[[str], None] | None = None,
 ) -> DeliverReport:
     """Run ``cases`` deliver cases in batches (each with its half-open start and sentinel)."""
-    started = time.monotonic()
 
-    def say(done: int) -> None:
+    def say(done: int, elapsed: float) -> None:
         if progress:
-            progress(f"deliver: {done:,} cases, {time.monotonic() - started:.0f} s")
+            progress(f"deliver: {done:,} cases, {elapsed:.0f} s")
 
     in_batches(fuzzer, cases, batch, base_seed, say)
-    fuzzer.report.seconds = time.monotonic() - started
     return fuzzer.report
-
-
-@contextlib.contextmanager
-def emulators_env(workdir: Path) -> Iterator[str]:
-    """Start the emulators, point this process at them; yield the project."""
-    import os
-
-    from hookpress.local.emulators import Emulators
-
-    emulators = Emulators(workdir / "emulators").start()
-    saved = {k: os.environ.get(k) for k in emulators.env}
-    os.environ.update(emulators.env)
-    try:
-        yield emulators.project
-    finally:
-        emulators.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def markdown(report: FuzzReport, command: str) -> str:
@@ -225,8 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="hookpress-fuzz-") as tmp,
-        emulators_env(Path(tmp)) as project,
+        emulators_in_env(Path(tmp)) as emulators,
     ):
+        project = emulators.project
         fuzzer = IngressFuzzer(project, Path(tmp))
         failure: str | None = None
         try:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
@@ -76,12 +76,37 @@ class LogSink(io.TextIOBase):
         return len(s)
 
 
+def tally(counts: Counter[Any]) -> dict[str, int]:
+    """A counter as JSON: keys as strings, in key order."""
+    return {str(k): v for k, v in sorted(counts.items())}
+
+
 @dataclass
-class FuzzReport:
-    """Counts of one run."""
+class RunReport:
+    """What every fuzz run counts: cases, batches and how long they took."""
+
+    #: decimals of ``cases_per_second`` in :meth:`as_dict`
+    RATE_DIGITS: ClassVar[int] = 1
 
     cases: int = 0
     batches: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: these counts first, then the subclass's."""
+        rate = round(self.cases / self.seconds, self.RATE_DIGITS) if self.seconds else None
+        return {
+            "cases": self.cases,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 1),
+            "cases_per_second": rate,
+        }
+
+
+@dataclass
+class FuzzReport(RunReport):
+    """Counts of one ingress run."""
+
     statuses: Counter[int] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
     kind_seconds: Counter[str] = field(default_factory=Counter)
@@ -90,7 +115,6 @@ class FuzzReport:
     reached_backends: int = 0
     pristine: int = 0
     rss_mib: list[float] = field(default_factory=list)
-    seconds: float = 0.0
     audit: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -108,12 +132,9 @@ class FuzzReport:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return {
-            "cases": self.cases,
-            "batches": self.batches,
-            "seconds": round(self.seconds, 1),
-            "cases_per_second": round(self.cases / self.seconds, 1) if self.seconds else None,
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-            "kinds": dict(sorted(self.kinds.items())),
+            **super().as_dict(),
+            "statuses": tally(self.statuses),
+            "kinds": tally(self.kinds),
             "request_ms_by_kind": {
                 k: round(1000 * self.kind_seconds[k] / n, 2) for k, n in sorted(self.kinds.items())
             },
