@@ -34,7 +34,7 @@ def in_batches(
     batch: int,
     base_seed: int,
     after_batch: Callable[[int, float], None],
-    then: Callable[[], None] | None = None,
+    then: Callable[[], object] | None = None,
 ) -> None:
     """``cases`` cases, ``batch`` at a time, the i-th batch seeded ``base_seed + i``.
 
