@@ -74,28 +74,20 @@ class Access(Component):
         self.register_outputs({})
 
     def _grant(self, project: str, g: Grant) -> pulumi.CustomResource:
-        opts = self.child()
-        name = self.named(g.label)
         if g.kind == "bucket":
-            return storage.BucketIAMMember(
-                name, bucket=g.target, role=g.role, member=g.member, opts=opts
+            return self.declare(storage.BucketIAMMember, g.label)(
+                bucket=g.target, role=g.role, member=g.member
             )
         if g.kind == "topic":
-            return pubsub.TopicIAMMember(
-                name, project=project, topic=g.target, role=g.role, member=g.member, opts=opts
+            return self.declare(pubsub.TopicIAMMember, g.label)(
+                project=project, topic=g.target, role=g.role, member=g.member
             )
         if g.kind == "secret":
-            return secretmanager.SecretIamMember(
-                name,
-                project=project,
-                secret_id=g.target,
-                role=g.role,
-                member=g.member,
-                opts=opts,
+            return self.declare(secretmanager.SecretIamMember, g.label)(
+                project=project, secret_id=g.target, role=g.role, member=g.member
             )
         database = pulumi.Output.from_input(g.target)
-        return projects.IAMMember(
-            name,
+        return self.declare(projects.IAMMember, g.label)(
             project=project,
             role=g.role,
             member=g.member,
@@ -106,7 +98,6 @@ class Access(Component):
                     lambda db: f'resource.name == "projects/{project}/databases/{db}"'
                 ),
             ),
-            opts=opts,
         )
 
 

@@ -49,8 +49,7 @@ class SlackChannel(Built[SlackChannelArgs]):
             version="latest",
             opts=pulumi.InvokeOutputOptions(parent=self),
         ).secret_data
-        self.channel = monitoring.NotificationChannel(
-            self.named("channel"),
+        self.channel = self.declare(monitoring.NotificationChannel, "channel")(
             project=args.project,
             display_name=f"{args.prefix} alerts: Slack {args.channel}",
             type="slack",
@@ -58,6 +57,5 @@ class SlackChannel(Built[SlackChannelArgs]):
             sensitive_labels=monitoring.NotificationChannelSensitiveLabelsArgs(
                 auth_token=pulumi.Output.secret(token)
             ),
-            opts=self.child(),
         )
         self.register_outputs({"channel": self.channel.id})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 from pulumi_gcp import projects
 
-from infra.base import Component
+from infra.base import Child, Component
 
 __all__ = ["SERVICES", "Apis"]
 
@@ -38,29 +38,29 @@ class Apis(Component):
     def __init__(self, name: str, project: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("Apis", name, opts=opts)
         self.services = [
-            projects.Service(
-                self.named(service.split(".")[0]),
+            self.declare(projects.Service, service.split(".")[0])(
                 project=project,
                 service=service,
                 disable_on_destroy=False,
                 disable_dependent_services=False,
-                opts=self.child(),
             )
             for service in SERVICES
         ]
         # The service agents exist once their API is on; ServiceIdentity makes sure
         # they do (a fresh project has none until first use) and yields their e-mail.
-        self.pubsub_agent = projects.ServiceIdentity(
-            self.named("pubsub-agent"),
+        agent = self.declare(
+            projects.ServiceIdentity, Child("pubsub-agent", depends_on=self.services)
+        )
+        self.pubsub_agent = agent(
             project=project,
             service="pubsub.googleapis.com",
-            opts=self.child(depends_on=self.services),
         )
-        self.secretmanager_agent = projects.ServiceIdentity(
-            self.named("secretmanager-agent"),
+        agent = self.declare(
+            projects.ServiceIdentity, Child("secretmanager-agent", depends_on=self.services)
+        )
+        self.secretmanager_agent = agent(
             project=project,
             service="secretmanager.googleapis.com",
-            opts=self.child(depends_on=self.services),
         )
         self.register_outputs(
             {

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Concatenate, Generic, ParamSpec, TypeVar
 
 import pulumi
 
-__all__ = ["Built", "Component"]
+__all__ = ["Built", "Child", "Component"]
 
 ArgsT = TypeVar("ArgsT")
+P = ParamSpec("P")
+R = TypeVar("R", bound=pulumi.Resource)
+
+
+@dataclass(frozen=True)
+class Child:
+    """A child's name within its component, and the options it adds to parent and dependencies."""
+
+    name: str
+    depends_on: Sequence[pulumi.Resource] = ()
+    ignore_changes: list[str] | None = None
+    protect: bool | None = None
 
 
 class Component(pulumi.ComponentResource):
@@ -25,6 +38,9 @@ class Component(pulumi.ComponentResource):
     "subscription") would register the same URN twice, which ``pulumi preview``
     refuses ("Duplicate resource URN"). ``tests/infra/test_engine.py`` holds the
     program to it.
+
+    :meth:`declare` applies both rules to a child, so no declaration repeats
+    (or forgets) its name prefix, its parent or the component's dependencies.
     """
 
     def __init__(
@@ -42,21 +58,33 @@ class Component(pulumi.ComponentResource):
         """The logical name of a child: ``<component name>-<child>``."""
         return f"{self.component_name}-{child}"
 
-    def child(
-        self,
-        depends_on: Sequence[pulumi.Resource] = (),
-        ignore_changes: list[str] | None = None,
-        protect: bool | None = None,
-        delete_before_replace: bool | None = None,
-    ) -> pulumi.ResourceOptions:
+    def child(self, child: Child) -> pulumi.ResourceOptions:
         """Options for a child resource: parent=self plus the component's dependencies."""
         return pulumi.ResourceOptions(
             parent=self,
-            depends_on=[*self._depends_on, *depends_on],
-            ignore_changes=ignore_changes,
-            protect=protect,
-            delete_before_replace=delete_before_replace,
+            depends_on=[*self._depends_on, *child.depends_on],
+            ignore_changes=child.ignore_changes,
+            protect=child.protect,
         )
+
+    def declare(
+        self,
+        cls: Callable[Concatenate[str, pulumi.ResourceOptions | None, P], R],
+        child: str | Child,
+    ) -> Callable[P, R]:
+        """``cls`` as a child: call the result with the resource's own arguments.
+
+        ``cls`` is any resource class (or factory) that takes its name and options
+        first, as every generated Pulumi resource does; the result takes the rest,
+        so mypy still checks each argument against ``cls``. The name is
+        :meth:`named`'s, the options :meth:`child`'s.
+        """
+        place = Child(child) if isinstance(child, str) else child
+
+        def create(*args: P.args, **kwargs: P.kwargs) -> R:
+            return cls(self.named(place.name), self.child(place), *args, **kwargs)
+
+        return create
 
 
 class Built(Component, Generic[ArgsT]):
@@ -80,5 +108,5 @@ class Built(Component, Generic[ArgsT]):
         self.build(args)
 
     def build(self, args: ArgsT) -> None:
-        """Create the children (``self.named``/``self.child``) and register the outputs."""
+        """Create the children (:meth:`declare`) and register the outputs."""
         raise NotImplementedError

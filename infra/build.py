@@ -26,7 +26,7 @@ import pulumi
 import pulumiverse_time as time
 from pulumi_gcp import artifactregistry, projects, storage
 
-from infra.base import Built
+from infra.base import Built, Child
 from infra.storage import private_bucket
 
 __all__ = ["BUILD_ROLES", "BuildInfra", "BuildInfraArgs"]
@@ -58,17 +58,14 @@ class BuildInfra(Built[BuildInfraArgs]):
     KIND = "BuildInfra"
 
     def build(self, args: BuildInfraArgs) -> None:
-        self.bucket = private_bucket(
-            self.named("sources"),
+        self.bucket = self.declare(private_bucket, "sources")(
             project=args.project,
             name=args.bucket_name,
             location=args.region.upper(),
             labels=args.labels,
             soft_delete_days=0,  # archives are rebuilt from git, nothing to recover
-            opts=self.child(),
         )
-        self.repository = artifactregistry.Repository(
-            self.named("images"),
+        self.repository = self.declare(artifactregistry.Repository, "images")(
             project=args.project,
             location=args.region,
             repository_id=f"{args.prefix}-functions",
@@ -91,34 +88,26 @@ class BuildInfra(Built[BuildInfraArgs]):
                 ),
             ],
             labels=args.labels,
-            opts=self.child(),
         )
         self.grants = [
-            projects.IAMMember(
-                self.named("log-writer"),
+            self.declare(projects.IAMMember, "log-writer")(
                 project=args.project,
                 role="roles/logging.logWriter",
                 member=args.build_member,
-                opts=self.child(),
             ),
-            artifactregistry.RepositoryIamMember(
-                self.named("image-writer"),
+            self.declare(artifactregistry.RepositoryIamMember, "image-writer")(
                 project=args.project,
                 location=args.region,
                 repository=self.repository.name,
                 role="roles/artifactregistry.writer",
                 member=args.build_member,
-                opts=self.child(),
             ),
-            storage.BucketIAMMember(
-                self.named("source-reader"),
+            self.declare(storage.BucketIAMMember, "source-reader")(
                 bucket=self.bucket.name,
                 role="roles/storage.objectViewer",
                 member=args.build_member,
-                opts=self.child(),
             ),
-            projects.IAMMember(
-                self.named("staging-reader"),
+            self.declare(projects.IAMMember, "staging-reader")(
                 project=args.project,
                 role="roles/storage.objectViewer",
                 member=args.build_member,
@@ -127,14 +116,11 @@ class BuildInfra(Built[BuildInfraArgs]):
                     description="Only the buckets Cloud Run functions stages sources in.",
                     expression='resource.name.startsWith("projects/_/buckets/gcf-v2-sources-")',
                 ),
-                opts=self.child(),
             ),
         ]
-        self.ready = time.Sleep(
-            self.named("grants-settled"),
+        self.ready = self.declare(time.Sleep, Child("grants-settled", depends_on=self.grants))(
             create_duration=f"{args.settle_s}s",
             # A replaced grant (another account, say) waits again.
             triggers={f"grant-{i}": grant.id for i, grant in enumerate(self.grants)},
-            opts=self.child(depends_on=self.grants),
         )
         self.register_outputs({"bucket": self.bucket.name, "repository": self.repository.id})

@@ -25,7 +25,7 @@ import pulumi
 from pulumi_gcp import firestore
 
 from hookpress.events import bodies_collection
-from infra.base import Built
+from infra.base import Built, Child
 
 __all__ = ["EventStore", "EventStoreArgs"]
 
@@ -52,8 +52,7 @@ class EventStore(Built[EventStoreArgs]):
         self.database: firestore.Database | None = None
         after: list[pulumi.Resource] = []
         if args.create_database:
-            self.database = firestore.Database(
-                self.named("database"),
+            self.database = self.declare(firestore.Database, "database")(
                 project=args.project,
                 name=args.database,
                 location_id=args.location,
@@ -62,32 +61,27 @@ class EventStore(Built[EventStoreArgs]):
                 delete_protection_state="DELETE_PROTECTION_ENABLED",
                 # A destroyed stack leaves the records; delete the database by hand.
                 deletion_policy="ABANDON",
-                opts=self.child(),
             )
             after.append(self.database)
-        self.ttl = firestore.Field(
-            self.named("events-ttl"),
-            project=args.project,
-            database=args.database,
-            collection=args.collection,
-            field=args.ttl_field,
-            ttl_config=firestore.FieldTtlConfigArgs(),
-            index_config=firestore.FieldIndexConfigArgs(indexes=[]),
-            opts=self.child(depends_on=after),
-        )
-        self.bodies_ttl = firestore.Field(
-            self.named("bodies-ttl"),
-            project=args.project,
-            database=args.database,
-            collection=bodies_collection(args.collection),
-            field=args.ttl_field,
-            ttl_config=firestore.FieldTtlConfigArgs(),
-            index_config=firestore.FieldIndexConfigArgs(indexes=[]),
-            opts=self.child(depends_on=after),
-        )
-        self.indexes = [
-            firestore.Index(
-                self.named(f"events-status-{field.replace('_', '-')}"),
+        # One TTL policy per collection group: the records, and the body markers.
+        self.ttls = [
+            self.declare(firestore.Field, Child(child, depends_on=after))(
+                project=args.project,
+                database=args.database,
+                collection=collection,
+                field=args.ttl_field,
+                ttl_config=firestore.FieldTtlConfigArgs(),
+                index_config=firestore.FieldIndexConfigArgs(indexes=[]),
+            )
+            for child, collection in (
+                ("events-ttl", args.collection),
+                ("bodies-ttl", bodies_collection(args.collection)),
+            )
+        ]
+
+        def status_index(field: str) -> firestore.Index:
+            child = Child(f"events-status-{field.replace('_', '-')}", depends_on=after)
+            return self.declare(firestore.Index, child)(
                 project=args.project,
                 database=args.database,
                 collection=args.collection,
@@ -96,8 +90,7 @@ class EventStore(Built[EventStoreArgs]):
                     firestore.IndexFieldArgs(field_path="status", order="ASCENDING"),
                     firestore.IndexFieldArgs(field_path=field, order="ASCENDING"),
                 ],
-                opts=self.child(depends_on=after),
             )
-            for field in ("updated_at", "received_at")
-        ]
+
+        self.indexes = [status_index(field) for field in ("updated_at", "received_at")]
         self.register_outputs({"database": args.database})

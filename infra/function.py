@@ -72,21 +72,18 @@ class CloudFunction(Built[CloudFunctionArgs]):
             raise ValueError(f"function {spec.short_name} asks for VPC egress but got no VPC")
         self.files = archive.collect(args.source_dir, args.core_dir)
         self.archive_name = archive.object_name(spec.short_name, self.files)
-        self.source = storage.BucketObject(
-            self.named("source"),
+        self.source = self.declare(storage.BucketObject, "source")(
             bucket=args.source_bucket,
             name=self.archive_name,
             source=archive.asset_archive(self.files),
             content_type="application/zip",
-            opts=self.child(),
         )
 
         sizing = args.sizing
         vpc = args.vpc if spec.vpc_egress else None
         direct = vpc is not None and vpc.path == "direct"
         connector = vpc is not None and vpc.path == "connector"
-        self.function = cloudfunctionsv2.Function(
-            self.named("function"),
+        self.function = self.declare(cloudfunctionsv2.Function, "function")(
             project=args.project,
             location=args.region,
             name=args.name,
@@ -127,7 +124,6 @@ class CloudFunction(Built[CloudFunctionArgs]):
                 if vpc is not None and direct
                 else None,
             ),
-            opts=self.child(),
         )
 
         members: dict[str, pulumi.Input[str]] = dict(args.invokers)
@@ -136,14 +132,12 @@ class CloudFunction(Built[CloudFunctionArgs]):
         self.invokers = [
             # Gen2 functions are Cloud Run services of the same name; invocation is
             # Cloud Run's run.invoker on that service, nothing project-wide.
-            cloudrunv2.ServiceIamMember(
-                self.named(f"invoker-{label}"),
+            self.declare(cloudrunv2.ServiceIamMember, f"invoker-{label}")(
                 project=args.project,
                 location=args.region,
                 name=self.function.name,
                 role="roles/run.invoker",
                 member=member,
-                opts=self.child(),
             )
             for label, member in sorted(members.items())
         ]

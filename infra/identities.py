@@ -33,13 +33,11 @@ class Identities(Component):
     ) -> None:
         super().__init__("Identities", name, depends_on, opts)
         self.accounts: dict[str, serviceaccount.Account] = {
-            role: serviceaccount.Account(
-                self.named(role),
+            role: self.declare(serviceaccount.Account, role)(
                 project=project,
                 account_id=f"{prefix}-{role}",
                 display_name=f"hookpress {role}",
                 description=description,
-                opts=self.child(),
             )
             for role, description in roles.items()
         }

@@ -38,22 +38,17 @@ class Messaging(Built[MessagingArgs]):
     KIND = "Messaging"
 
     def build(self, args: MessagingArgs) -> None:
-        self.events = pubsub.Topic(
-            self.named("events"),
+        self.events = self.declare(pubsub.Topic, "events")(
             project=args.project,
             name=args.events_topic,
             labels=args.labels,
-            opts=self.child(),
         )
-        self.dead = pubsub.Topic(
-            self.named("events-dead"),
+        self.dead = self.declare(pubsub.Topic, "events-dead")(
             project=args.project,
             name=args.dead_topic,
             labels=args.labels,
-            opts=self.child(),
         )
-        self.dead_pull = pubsub.Subscription(
-            self.named("events-dead-pull"),
+        self.dead_pull = self.declare(pubsub.Subscription, "events-dead-pull")(
             project=args.project,
             name=f"{args.dead_topic}-pull",
             topic=self.dead.id,
@@ -63,15 +58,12 @@ class Messaging(Built[MessagingArgs]):
             # Never expire for inactivity: a quiet dead-letter queue is the good case.
             expiration_policy=pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
             labels=args.labels,
-            opts=self.child(),
         )
-        self.dead_publisher = pubsub.TopicIAMMember(
-            self.named("events-dead-agent-publisher"),
+        self.dead_publisher = self.declare(pubsub.TopicIAMMember, "events-dead-agent-publisher")(
             project=args.project,
             topic=self.dead.name,
             role="roles/pubsub.publisher",
             member=args.pubsub_agent_member,
-            opts=self.child(),
         )
         self.register_outputs(
             {

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_gcp import compute, vpcaccess
 
-from infra.base import Built
+from infra.base import Built, Child
 from infra.config import EgressPath, NetworkConfig
 
 __all__ = ["Egress", "EgressArgs", "VpcAccess"]
@@ -59,29 +59,24 @@ class Egress(Built[EgressArgs]):
     KIND = "Egress"
 
     def build(self, args: EgressArgs) -> None:
-        self.network = compute.Network(
-            self.named("vpc"),
+        self.network = self.declare(compute.Network, "vpc")(
             project=args.project,
             name=f"{args.prefix}-vpc",
             auto_create_subnetworks=False,
             routing_mode="REGIONAL",
             description="hookpress: egress of the private functions through Cloud NAT",
-            opts=self.child(),
         )
-        self.subnet = compute.Subnetwork(
-            self.named("subnet"),
+        self.subnet = self.declare(compute.Subnetwork, "subnet")(
             project=args.project,
             name=f"{args.prefix}-egress",
             region=args.region,
             network=self.network.id,
             ip_cidr_range=args.network.subnet_cidr,
             private_ip_google_access=True,
-            opts=self.child(),
         )
         self.connector: vpcaccess.Connector | None = None
         if args.network.egress_path == "connector":
-            self.connector = vpcaccess.Connector(
-                self.named("connector"),
+            self.connector = self.declare(vpcaccess.Connector, "connector")(
                 project=args.project,
                 region=args.region,
                 name=f"{args.prefix}-egress",
@@ -89,24 +84,20 @@ class Egress(Built[EgressArgs]):
                 machine_type="e2-micro",
                 min_instances=args.network.connector_min_instances,
                 max_instances=args.network.connector_max_instances,
-                opts=self.child(),
             )
             self.access = VpcAccess(path="connector", connector=self.connector.id)
         else:
             self.access = VpcAccess(
                 path="direct", network=self.network.name, subnetwork=self.subnet.name
             )
-        self.router = compute.Router(
-            self.named("router"),
+        self.router = self.declare(compute.Router, "router")(
             project=args.project,
             name=f"{args.prefix}-router",
             region=args.region,
             network=self.network.id,
-            opts=self.child(),
         )
         self.addresses = [
-            compute.Address(
-                self.named(f"ip-{index}"),
+            self.declare(compute.Address, Child(f"ip-{index}", protect=True))(
                 project=args.project,
                 name=f"{args.prefix}-egress-{index}",
                 region=args.region,
@@ -114,12 +105,10 @@ class Egress(Built[EgressArgs]):
                 network_tier="PREMIUM",
                 description="hookpress: a Cloud NAT address WordPress allowlists",
                 # Losing one would silently break the allowlist; delete it on purpose only.
-                opts=self.child(protect=True),
             )
             for index in range(args.network.egress_ip_count)
         ]
-        self.nat = compute.RouterNat(
-            self.named("nat"),
+        self.nat = self.declare(compute.RouterNat, "nat")(
             project=args.project,
             name=f"{args.prefix}-nat",
             region=args.region,
@@ -135,7 +124,6 @@ class Egress(Built[EgressArgs]):
             ],
             min_ports_per_vm=args.network.nat_min_ports_per_vm,
             log_config=compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
-            opts=self.child(),
         )
         self.egress_ips: pulumi.Output[list[str]] = pulumi.Output.all(
             *[address.address for address in self.addresses]

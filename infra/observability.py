@@ -27,7 +27,7 @@ import pulumi
 import pulumiverse_time as time
 from pulumi_gcp import logging, monitoring
 
-from infra.base import Built
+from infra.base import Built, Child
 
 __all__ = ["LOG_METRICS", "LogMetric", "Observability", "ObservabilityArgs"]
 
@@ -124,8 +124,7 @@ class Observability(Built[ObservabilityArgs]):
             service = (
                 args.ingress_service if metric.component == "ingress" else args.deliver_service
             )
-            self.metrics[metric.key] = logging.Metric(
-                self.named(f"metric-{metric.key}"),
+            self.metrics[metric.key] = self.declare(logging.Metric, f"metric-{metric.key}")(
                 project=args.project,
                 name=self.metric_name(args.prefix, metric.key),
                 description=metric.description,
@@ -145,25 +144,21 @@ class Observability(Built[ObservabilityArgs]):
                     ],
                 ),
                 label_extractors={key: _extractor(field) for key, field in metric.labels} or None,
-                opts=self.child(),
             )
 
         # Slept once, when the metrics are first created (or recreated: the trigger).
-        self.metrics_settled = time.Sleep(
-            self.named("metrics-settled"),
+        settle = Child("metrics-settled", depends_on=list(self.metrics.values()))
+        self.metrics_settled = self.declare(time.Sleep, settle)(
             create_duration=f"{args.metric_settle_s}s",
             triggers={key: metric.id for key, metric in self.metrics.items()},
-            opts=self.child(depends_on=list(self.metrics.values())),
         )
 
         self.channels = [
-            monitoring.NotificationChannel(
-                self.named(f"email-{index}"),
+            self.declare(monitoring.NotificationChannel, f"email-{index}")(
                 project=args.project,
                 display_name=f"hookpress alerts: {email}",
                 type="email",
                 labels={"email_address": email},
-                opts=self.child(),
             )
             for index, email in enumerate(args.alert_emails)
         ]
@@ -181,8 +176,7 @@ class Observability(Built[ObservabilityArgs]):
             severity: str,
             after: Sequence[pulumi.Resource] = (),
         ) -> monitoring.AlertPolicy:
-            return monitoring.AlertPolicy(
-                self.named(f"alert-{key}"),
+            return self.declare(monitoring.AlertPolicy, Child(f"alert-{key}", depends_on=after))(
                 project=args.project,
                 display_name=f"{args.prefix}: {title}",
                 combiner="OR",
@@ -212,7 +206,6 @@ class Observability(Built[ObservabilityArgs]):
                     )
                 ],
                 alert_strategy=monitoring.AlertPolicyAlertStrategyArgs(auto_close="86400s"),
-                opts=self.child(depends_on=after),
             )
 
         def subscription_filter(metric: str, subscription: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -299,15 +292,14 @@ class Observability(Built[ObservabilityArgs]):
             ),
         ]
 
-        self.dashboard = monitoring.Dashboard(
-            self.named("dashboard"),
+        dashboard = Child("dashboard", depends_on=[self.metrics_settled])
+        self.dashboard = self.declare(monitoring.Dashboard, dashboard)(
             project=args.project,
             dashboard_json=pulumi.Output.all(args.push_subscription, args.dead_subscription).apply(
                 lambda subs: json.dumps(
                     self.dashboard_spec(args, str(subs[0]), str(subs[1])), sort_keys=True
                 )
             ),
-            opts=self.child(depends_on=[self.metrics_settled]),
         )
         self.register_outputs({"dashboard": self.dashboard.id})
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_gcp import pubsub, serviceaccount
 
-from infra.base import Built
+from infra.base import Built, Child
 
 __all__ = ["PushSubscription", "PushSubscriptionArgs"]
 
@@ -68,16 +68,14 @@ class PushSubscription(Built[PushSubscriptionArgs]):
         self.token_creator: serviceaccount.IAMMember | None = None
         after: list[pulumi.Resource] = []
         if args.grant_token_creator:
-            self.token_creator = serviceaccount.IAMMember(
-                self.named("token-creator"),
+            self.token_creator = self.declare(serviceaccount.IAMMember, "token-creator")(
                 service_account_id=args.push_account_id,
                 role="roles/iam.serviceAccountTokenCreator",
                 member=args.pubsub_agent_member,
-                opts=self.child(),
             )
             after.append(self.token_creator)
-        self.subscription = pubsub.Subscription(
-            self.named("subscription"),
+        subscription = Child("subscription", depends_on=after)
+        self.subscription = self.declare(pubsub.Subscription, subscription)(
             project=args.project,
             name=args.name,
             topic=args.topic,
@@ -103,16 +101,13 @@ class PushSubscription(Built[PushSubscriptionArgs]):
             if args.dead_letter_topic is not None
             else None,
             labels=args.labels,
-            opts=self.child(depends_on=after),
         )
         self.agent_subscriber: pubsub.SubscriptionIAMMember | None = None
         if args.dead_letter_topic is not None:
-            self.agent_subscriber = pubsub.SubscriptionIAMMember(
-                self.named("agent-subscriber"),
+            self.agent_subscriber = self.declare(pubsub.SubscriptionIAMMember, "agent-subscriber")(
                 project=args.project,
                 subscription=self.subscription.name,
                 role="roles/pubsub.subscriber",
                 member=args.pubsub_agent_member,
-                opts=self.child(),
             )
         self.register_outputs({"subscription": self.subscription.name})

@@ -37,8 +37,7 @@ class Schedule(Built[ScheduleArgs]):
     KIND = "Schedule"
 
     def build(self, args: ScheduleArgs) -> None:
-        self.job = cloudscheduler.Job(
-            self.named("job"),
+        self.job = self.declare(cloudscheduler.Job, "job")(
             project=args.project,
             region=args.region,
             name=args.name,
@@ -58,6 +57,5 @@ class Schedule(Built[ScheduleArgs]):
                     audience=args.uri,
                 ),
             ),
-            opts=self.child(),
         )
         self.register_outputs({"job": self.job.name})

@@ -30,7 +30,7 @@ import pulumi
 import pulumi_random as random
 from pulumi_gcp import pubsub, secretmanager
 
-from infra.base import Built
+from infra.base import Built, Child
 from infra.config import ConfigError, Source
 
 __all__ = ["Secrets", "SecretsArgs"]
@@ -90,21 +90,17 @@ class Secrets(Built[SecretsArgs]):
 
         self.sources: dict[str, secretmanager.Secret] = {}
         for source in args.sources:
-            secret = secretmanager.Secret(
-                self.named(f"source-{source.name}"),
+            secret = self.declare(secretmanager.Secret, f"source-{source.name}")(
                 project=args.project,
                 secret_id=source.secret_id,
                 replication=replication,
                 labels={**args.labels, "hookpress-source": source.name},
-                opts=self.child(),
             )
             self.sources[source.name] = secret
             if source.generated:
-                value = random.RandomPassword(
-                    self.named(f"source-{source.name}-value"),
+                value = self.declare(random.RandomPassword, f"source-{source.name}-value")(
                     length=48,
                     special=False,
-                    opts=self.child(),
                 )
                 self._add_version(f"source-{source.name}", secret, value.result)
             elif args.source_values is not None:
@@ -117,22 +113,18 @@ class Secrets(Built[SecretsArgs]):
         topics: list[secretmanager.SecretTopicArgs] = []
         after: list[pulumi.Resource] = []
         if args.rotation_period_days:
-            self.rotation_topic = pubsub.Topic(
-                self.named("rotation-topic"),
+            self.rotation_topic = self.declare(pubsub.Topic, "rotation-topic")(
                 project=args.project,
                 name=f"{args.prefix}-secret-rotation",
                 labels=args.labels,
-                opts=self.child(),
             )
             # Secret Manager checks it may publish when the secret is created.
             after.append(
-                pubsub.TopicIAMMember(
-                    self.named("rotation-agent-publisher"),
+                self.declare(pubsub.TopicIAMMember, "rotation-agent-publisher")(
                     project=args.project,
                     topic=self.rotation_topic.name,
                     role="roles/pubsub.publisher",
                     member=args.secretmanager_agent_member,
-                    opts=self.child(),
                 )
             )
             topics.append(secretmanager.SecretTopicArgs(name=self.rotation_topic.id))
@@ -141,15 +133,16 @@ class Secrets(Built[SecretsArgs]):
                 next_rotation_time=_first_rotation(args.first_rotation, args.rotation_period_days),
             )
 
-        self.wordpress = secretmanager.Secret(
-            self.named("wp-app-password"),
+        wordpress = Child(
+            "wp-app-password", depends_on=after, ignore_changes=["rotation.nextRotationTime"]
+        )
+        self.wordpress = self.declare(secretmanager.Secret, wordpress)(
             project=args.project,
             secret_id=args.wp_secret_id,
             replication=replication,
             rotation=rotation,
             topics=topics or None,
             labels={**args.labels, "hookpress-secret": "wordpress"},
-            opts=self.child(depends_on=after, ignore_changes=["rotation.nextRotationTime"]),
         )
         if args.wp_app_password is not None:
             self._add_version("wp-app-password", self.wordpress, args.wp_app_password)
@@ -164,12 +157,10 @@ class Secrets(Built[SecretsArgs]):
     def _add_version(
         self, name: str, secret: secretmanager.Secret, value: pulumi.Input[str]
     ) -> secretmanager.SecretVersion:
-        return secretmanager.SecretVersion(
-            self.named(f"{name}-version"),
+        return self.declare(secretmanager.SecretVersion, f"{name}-version")(
             secret=secret.id,
             secret_data=pulumi.Output.secret(value),
             # A changed value adds a version and leaves the previous one enabled, so
             # senders still signing with it keep working until it is disabled by hand.
             deletion_policy="ABANDON",
-            opts=self.child(),
         )

@@ -33,12 +33,12 @@ class RawStoreArgs:
 
 def private_bucket(
     resource_name: str,
+    opts: pulumi.ResourceOptions | None,
     *,
     project: str,
     name: str,
     location: str,
     labels: dict[str, str],
-    opts: pulumi.ResourceOptions,
     lifecycle_rules: Sequence[storage.BucketLifecycleRuleArgs] = (),
     soft_delete_days: int = 7,
 ) -> storage.Bucket:
@@ -87,14 +87,12 @@ class RawStore(Built[RawStoreArgs]):
                     ),
                 )
             )
-        self.bucket = private_bucket(
-            self.named("bucket"),
+        self.bucket = self.declare(private_bucket, "bucket")(
             project=args.project,
             name=args.name,
             location=args.bucket.location,
             labels=args.labels,
             lifecycle_rules=rules,
             soft_delete_days=args.bucket.soft_delete_days,
-            opts=self.child(),
         )
         self.register_outputs({"bucket": self.bucket.name})

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_gcp import bigquery, projects, pubsub
 
-from infra.base import Built
+from infra.base import Built, Child
 
 __all__ = ["TABLE_SCHEMA", "Warehouse", "WarehouseArgs"]
 
@@ -71,24 +71,19 @@ class Warehouse(Built[WarehouseArgs]):
             args.partition_expiration_days * 86_400_000 if args.partition_expiration_days else None
         )
         # Only this feature needs BigQuery: its API is enabled here, not with the core's.
-        self.api = projects.Service(
-            self.named("bigquery-api"),
+        self.api = self.declare(projects.Service, "bigquery-api")(
             project=args.project,
             service="bigquery.googleapis.com",
             disable_on_destroy=False,
-            opts=self.child(),
         )
-        self.dataset = bigquery.Dataset(
-            self.named("dataset"),
+        self.dataset = self.declare(bigquery.Dataset, Child("dataset", depends_on=[self.api]))(
             project=args.project,
             dataset_id=args.dataset_id,
             location=args.location,
             description="hookpress: one row per event message (BigQuery subscription)",
             labels=args.labels,
-            opts=self.child(depends_on=[self.api]),
         )
-        self.table = bigquery.Table(
-            self.named("table"),
+        self.table = self.declare(bigquery.Table, "table")(
             project=args.project,
             dataset_id=self.dataset.dataset_id,
             table_id=args.table_id,
@@ -100,19 +95,16 @@ class Warehouse(Built[WarehouseArgs]):
             ),
             deletion_protection=True,
             labels=args.labels,
-            opts=self.child(),
         )
-        self.writer = bigquery.IamMember(
-            self.named("agent-writer"),
+        self.writer = self.declare(bigquery.IamMember, "agent-writer")(
             project=args.project,
             dataset_id=self.dataset.dataset_id,
             table_id=self.table.table_id,
             role="roles/bigquery.dataEditor",
             member=args.pubsub_agent_member,
-            opts=self.child(),
         )
-        self.subscription = pubsub.Subscription(
-            self.named("subscription"),
+        subscription = Child("subscription", depends_on=[self.writer])
+        self.subscription = self.declare(pubsub.Subscription, subscription)(
             project=args.project,
             name=args.subscription_name,
             topic=args.topic,
@@ -128,6 +120,5 @@ class Warehouse(Built[WarehouseArgs]):
             expiration_policy=pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
             labels=args.labels,
             # Pub/Sub checks it may write to the table when the subscription is created.
-            opts=self.child(depends_on=[self.writer]),
         )
         self.register_outputs({"table": self.table.id, "subscription": self.subscription.name})
