@@ -38,15 +38,10 @@ class Messaging(Built[MessagingArgs]):
     KIND = "Messaging"
 
     def build(self, args: MessagingArgs) -> None:
-        self.events = self.declare(pubsub.Topic, "events")(
-            project=args.project,
-            name=args.events_topic,
-            labels=args.labels,
-        )
-        self.dead = self.declare(pubsub.Topic, "events-dead")(
-            project=args.project,
-            name=args.dead_topic,
-            labels=args.labels,
+        topics = {"events": args.events_topic, "events-dead": args.dead_topic}
+        self.events, self.dead = (
+            self.declare(pubsub.Topic, child)(project=args.project, name=name, labels=args.labels)
+            for child, name in topics.items()
         )
         self.dead_pull = self.declare(pubsub.Subscription, "events-dead-pull")(
             project=args.project,
