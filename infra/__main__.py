@@ -26,7 +26,7 @@ import pulumi  # noqa: E402
 from pulumi_gcp import cloudrunv2, organizations  # noqa: E402
 
 from hookpress.lanes import lane_filter  # noqa: E402
-from infra.access import IDENTITIES, Access, runtime_grants  # noqa: E402
+from infra.access import IDENTITIES, Access, AccessArgs, runtime_grants  # noqa: E402
 from infra.alerting import SlackChannel, SlackChannelArgs  # noqa: E402
 from infra.apis import Apis  # noqa: E402
 from infra.build import BuildInfra, BuildInfraArgs  # noqa: E402
@@ -34,7 +34,7 @@ from infra.config import SMOKE_SOURCE, FunctionSizing, Settings, load  # noqa: E
 from infra.env import deliver_env, ingress_env, reconcile_env, rotate_env  # noqa: E402
 from infra.events_store import EventStore, EventStoreArgs  # noqa: E402
 from infra.function import CloudFunction, CloudFunctionArgs, FunctionSpec  # noqa: E402
-from infra.identities import Identities  # noqa: E402
+from infra.identities import Identities, IdentitiesArgs  # noqa: E402
 from infra.messaging import Messaging, MessagingArgs  # noqa: E402
 from infra.network import Egress, EgressArgs  # noqa: E402
 from infra.observability import Observability, ObservabilityArgs  # noqa: E402
@@ -97,9 +97,7 @@ def main(
 
     apis = Apis("apis", project)
     ready = apis.services
-    ids = Identities(
-        "identities", project=project, prefix=s.prefix, roles=IDENTITIES, depends_on=ready
-    )
+    ids = Identities("identities", IdentitiesArgs(project, s.prefix, IDENTITIES), depends_on=ready)
     egress = Egress(
         "egress",
         EgressArgs(
@@ -336,8 +334,7 @@ def main(
 
     Access(
         "access",
-        project=project,
-        grants=runtime_grants(s, ids, raw, messaging, secrets, store),
+        AccessArgs(project, runtime_grants(s, ids, raw, messaging, secrets, store)),
         depends_on=ready,
     )
     extra_channels: list[pulumi.Input[str]] = list(s.observability.notification_channels)

@@ -18,7 +18,7 @@ from typing import Literal
 import pulumi
 from pulumi_gcp import projects, pubsub, secretmanager, storage
 
-from infra.base import Component
+from infra.base import Built
 from infra.config import Settings
 from infra.events_store import EventStore
 from infra.identities import Identities
@@ -26,7 +26,7 @@ from infra.messaging import Messaging
 from infra.secret_store import Secrets
 from infra.storage import RawStore
 
-__all__ = ["IDENTITIES", "Access", "Grant", "runtime_grants"]
+__all__ = ["IDENTITIES", "Access", "AccessArgs", "Grant", "runtime_grants"]
 
 # One service account per workload (see identities.py).
 IDENTITIES = {
@@ -54,23 +54,24 @@ class Grant:
     member: pulumi.Input[str]
 
 
-class Access(Component):
+@dataclass(frozen=True)
+class AccessArgs:
+    """The project and the grants (labels unique: each names its IAM member)."""
+
+    project: str
+    grants: Sequence[Grant]
+
+
+class Access(Built[AccessArgs]):
     """Creates one IAM member per :class:`Grant`."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        project: str,
-        grants: Sequence[Grant],
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("Access", name, depends_on, opts)
-        labels = [g.label for g in grants]
+    KIND = "Access"
+
+    def build(self, args: AccessArgs) -> None:
+        labels = [g.label for g in args.grants]
         if len(set(labels)) != len(labels):
             raise ValueError("grant labels must be unique")
-        self.members: list[pulumi.CustomResource] = [self._grant(project, g) for g in grants]
+        self.members = [self._grant(args.project, g) for g in args.grants]
         self.register_outputs({})
 
     def _grant(self, project: str, g: Grant) -> pulumi.CustomResource:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pulumi
 from pulumi_gcp import projects
 
-from infra.base import Child, Component
+from infra.base import Built, Child
 
 __all__ = ["SERVICES", "Apis"]
 
@@ -28,15 +27,16 @@ SERVICES = (
 )
 
 
-class Apis(Component):
+class Apis(Built[str]):
     """Enables every API the program needs; exposes the Pub/Sub and Secret Manager agents.
 
     APIs are left enabled when the stack is destroyed: turning an API off can
     break other workloads in the same project.
     """
 
-    def __init__(self, name: str, project: str, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("Apis", name, opts=opts)
+    KIND = "Apis"
+
+    def build(self, project: str) -> None:
         self.services = [
             self.declare(projects.Service, service.split(".")[0])(
                 project=project,

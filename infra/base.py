@@ -8,7 +8,7 @@ from typing import ClassVar, Concatenate, Generic, ParamSpec, TypeVar
 
 import pulumi
 
-__all__ = ["Built", "Child", "Component"]
+__all__ = ["Built", "Child"]
 
 ArgsT = TypeVar("ArgsT")
 P = ParamSpec("P")
@@ -25,10 +25,15 @@ class Child:
     protect: bool | None = None
 
 
-class Component(pulumi.ComponentResource):
-    """A ComponentResource whose children are parented to it and wait for ``depends_on``.
+class Built(pulumi.ComponentResource, Generic[ArgsT]):
+    """A component made from one frozen args value: the constructor is written once, here.
 
-    Children do not inherit a component's ``depends_on`` by themselves, so the
+    A subclass names its type token (``KIND``, part of every child's URN: renaming
+    the class must not replace the resources) and creates its children in
+    :meth:`build`, each with :meth:`declare`.
+
+    Children are parented to the component and wait for its ``depends_on``:
+    children do not inherit a component's ``depends_on`` by themselves, so the
     APIs a component needs are passed in once and every child gets them through
     :meth:`child`.
 
@@ -43,16 +48,23 @@ class Component(pulumi.ComponentResource):
     (or forgets) its name prefix, its parent or the component's dependencies.
     """
 
+    KIND: ClassVar[str]
+
     def __init__(
         self,
-        kind: str,
         name: str,
+        args: ArgsT,
         depends_on: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(f"hookpress:infra:{kind}", name, None, opts)
+        super().__init__(f"hookpress:infra:{self.KIND}", name, None, opts)
         self.component_name = name
         self._depends_on = list(depends_on)
+        self.build(args)
+
+    def build(self, args: ArgsT) -> None:
+        """Create the children (:meth:`declare`) and register the outputs."""
+        raise NotImplementedError
 
     def named(self, child: str) -> str:
         """The logical name of a child: ``<component name>-<child>``."""
@@ -85,28 +97,3 @@ class Component(pulumi.ComponentResource):
             return cls(self.named(place.name), self.child(place), *args, **kwargs)
 
         return create
-
-
-class Built(Component, Generic[ArgsT]):
-    """A component made from one frozen args value: the constructor is written once, here.
-
-    A subclass names its type token (``KIND``, part of every child's URN: renaming
-    the class must not replace the resources) and creates its children in
-    :meth:`build`.
-    """
-
-    KIND: ClassVar[str]
-
-    def __init__(
-        self,
-        name: str,
-        args: ArgsT,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(self.KIND, name, depends_on, opts)
-        self.build(args)
-
-    def build(self, args: ArgsT) -> None:
-        """Create the children (:meth:`declare`) and register the outputs."""
-        raise NotImplementedError

@@ -8,38 +8,40 @@ holds are granted next to the resource they are on (see ``access.py``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pulumi
 from pulumi_gcp import serviceaccount
 
-from infra.base import Component
+from infra.base import Built
 
-__all__ = ["Identities"]
+__all__ = ["Identities", "IdentitiesArgs"]
 
 
-class Identities(Component):
+@dataclass(frozen=True)
+class IdentitiesArgs:
+    """The project, the account-id prefix and the roles (role -> description)."""
+
+    project: str
+    prefix: str
+    roles: Mapping[str, str]
+
+
+class Identities(Built[IdentitiesArgs]):
     """Creates ``{prefix}-{role}`` service accounts for the roles given (description by role)."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        project: str,
-        prefix: str,
-        roles: Mapping[str, str],
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("Identities", name, depends_on, opts)
+    KIND = "Identities"
+
+    def build(self, args: IdentitiesArgs) -> None:
         self.accounts: dict[str, serviceaccount.Account] = {
             role: self.declare(serviceaccount.Account, role)(
-                project=project,
-                account_id=f"{prefix}-{role}",
+                project=args.project,
+                account_id=f"{args.prefix}-{role}",
                 display_name=f"hookpress {role}",
                 description=description,
             )
-            for role, description in roles.items()
+            for role, description in args.roles.items()
         }
         self.register_outputs({role: sa.email for role, sa in self.accounts.items()})
 
