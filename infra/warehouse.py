@@ -33,6 +33,7 @@ import pulumi
 from pulumi_gcp import bigquery, projects, pubsub
 
 from infra.base import Built, Child
+from infra.config import WarehouseConfig
 
 __all__ = ["TABLE_SCHEMA", "Warehouse", "WarehouseArgs"]
 
@@ -51,13 +52,11 @@ class WarehouseArgs:
     """Where the rows go and who writes them."""
 
     project: str
-    location: str
-    dataset_id: str
-    table_id: str
+    # The dataset, table, location and partition expiry: as configured.
+    warehouse: WarehouseConfig
     subscription_name: str
     topic: pulumi.Input[str]
     pubsub_agent_member: pulumi.Input[str]
-    partition_expiration_days: int
     labels: dict[str, str]
 
 
@@ -67,9 +66,8 @@ class Warehouse(Built[WarehouseArgs]):
     KIND = "Warehouse"
 
     def build(self, args: WarehouseArgs) -> None:
-        expiration = (
-            args.partition_expiration_days * 86_400_000 if args.partition_expiration_days else None
-        )
+        days = args.warehouse.partition_expiration_days
+        expiration = days * 86_400_000 if days else None
         # Only this feature needs BigQuery: its API is enabled here, not with the core's.
         self.api = self.declare(projects.Service, "bigquery-api")(
             project=args.project,
@@ -78,15 +76,15 @@ class Warehouse(Built[WarehouseArgs]):
         )
         self.dataset = self.declare(bigquery.Dataset, Child("dataset", depends_on=[self.api]))(
             project=args.project,
-            dataset_id=args.dataset_id,
-            location=args.location,
+            dataset_id=args.warehouse.dataset,
+            location=args.warehouse.location,
             description="hookpress: one row per event message (BigQuery subscription)",
             labels=args.labels,
         )
         self.table = self.declare(bigquery.Table, "table")(
             project=args.project,
             dataset_id=self.dataset.dataset_id,
-            table_id=args.table_id,
+            table_id=args.warehouse.table,
             description="Event messages: attributes (source, provider, type, received_at, "
             "lane, event_key) and data (the event key, and the payload if configured).",
             schema=json.dumps(TABLE_SCHEMA),
