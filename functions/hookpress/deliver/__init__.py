@@ -25,7 +25,7 @@ from hookpress.deliver._wordpress import WordPressClient, classify
 from hookpress.instance import Instance
 from hookpress.logs import Logger
 from hookpress.pushauth import CertsCache, OidcVerifier, PushAuthError, push_verifier
-from hookpress.settings import DeliverSettings, SettingsError
+from hookpress.settings import DeliverSettings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -119,9 +119,7 @@ def handle_request(request: Request) -> Response:
     """The functions-framework entry point's whole body."""
     from flask import Response
 
-    try:
-        runtime = _instance.get()
-    except SettingsError as exc:
-        _log.critical(f"deliver is misconfigured: {exc}", outcome="misconfigured")
+    runtime = _instance.ready(_log)
+    if runtime is None:
         return Response("misconfigured", status=503, mimetype="text/plain")
     return handle(runtime.deliverer, runtime.verifier, request, _log)

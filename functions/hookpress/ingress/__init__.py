@@ -16,7 +16,7 @@ from hookpress.ingress._http import handle, respond
 from hookpress.ingress._pipeline import Ingestor, Outcome, Result
 from hookpress.instance import Instance
 from hookpress.logs import Logger
-from hookpress.settings import IngressSettings, SettingsError
+from hookpress.settings import IngressSettings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -72,10 +72,8 @@ install = _instance.install
 
 def handle_request(request: Request) -> Response:
     """The functions-framework entry point's whole body."""
-    try:
-        ingestor = _instance.get()
-    except SettingsError as exc:
-        # Misconfigured: say which variable, and let providers retry once it is fixed.
-        _log.critical(f"ingress is misconfigured: {exc}", outcome="misconfigured")
+    ingestor = _instance.ready(_log)
+    if ingestor is None:
+        # Misconfigured (the log said which variable): let providers retry once it is fixed.
         return respond(Result(Outcome.UNAVAILABLE, reason="settings"), 60, body_consumed=False)
     return handle(ingestor, request, _log)

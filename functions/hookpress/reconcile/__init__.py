@@ -35,7 +35,7 @@ from hookpress.instance import Instance
 from hookpress.logs import Logger
 from hookpress.publication import Publication
 from hookpress.pushauth import OidcVerifier, PushAuthError, push_verifier
-from hookpress.settings import ReconcileSettings, SettingsError
+from hookpress.settings import ReconcileSettings
 
 if TYPE_CHECKING:
     from flask import Request, Response
@@ -172,10 +172,8 @@ def handle_request(request: Request) -> Response:
     from flask import Response
 
     started = time.perf_counter()
-    try:
-        reconciler = _instance.get()
-    except SettingsError as exc:
-        _log.critical(f"reconcile is misconfigured: {exc}", outcome="misconfigured")
+    reconciler = _instance.ready(_log)
+    if reconciler is None:
         return Response("misconfigured", status=503, mimetype="text/plain")
     if request.method != "POST":
         return Response("", status=405, mimetype="text/plain")

@@ -43,7 +43,7 @@ from hookpress.instance import Instance
 from hookpress.logs import Logger
 from hookpress.pushauth import CertsCache, OidcVerifier, PushAuthError, push_verifier
 from hookpress.rotate._wordpress import AppPasswords, RotationError
-from hookpress.settings import RotateSettings, SettingsError
+from hookpress.settings import RotateSettings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -197,10 +197,8 @@ def handle_request(request: Request) -> Response:
         return Response("", status=status, mimetype="text/plain")
 
     started = time.perf_counter()
-    try:
-        runtime = _instance.get()
-    except SettingsError as exc:
-        _log.critical(f"rotate is misconfigured: {exc}", outcome="misconfigured")
+    runtime = _instance.ready(_log)
+    if runtime is None:
         return answer(503)
     if request.method != "POST":
         return answer(405)
