@@ -25,7 +25,7 @@ Deployed code imports this module: it imports neither ``pulumi`` nor
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -77,32 +77,33 @@ def text(raw: str | None) -> str | None:
     return raw or None
 
 
-def parse_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
-    """A whole number from ``lo`` to ``hi``; ``default`` when unset or blank."""
+_N = TypeVar("_N", int, float)
+
+
+def _bounded(
+    raw: str | None, name: str, default: _N, lo: _N, hi: _N, kind: Callable[[str], _N], what: str
+) -> _N:
+    """``raw`` read with ``kind`` and held to ``lo``..``hi``; ``default`` when unset or blank."""
     value = text(raw)
     if value is None:
         return default
     try:
-        number = int(value)
+        number = kind(value)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {value[:32]!r}.") from None
+        raise SettingsError(f"{name} must be {what}, got {value[:32]!r}.") from None
     if not lo <= number <= hi:
         raise SettingsError(f"{name} must be between {lo} and {hi}, got {number}.")
     return number
+
+
+def parse_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    """A whole number from ``lo`` to ``hi``; ``default`` when unset or blank."""
+    return _bounded(raw, name, default, lo, hi, int, "a whole number")
 
 
 def parse_float(raw: str | None, name: str, default: float, lo: float, hi: float) -> float:
     """A number from ``lo`` to ``hi`` (NaN is not); ``default`` when unset or blank."""
-    value = text(raw)
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {value[:32]!r}.") from None
-    if not lo <= number <= hi:
-        raise SettingsError(f"{name} must be between {lo} and {hi}, got {number}.")
-    return number
+    return _bounded(raw, name, default, lo, hi, float, "a number")
 
 
 def parse_bool(raw: str | None, name: str, default: bool) -> bool:
