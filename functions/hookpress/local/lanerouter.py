@@ -30,7 +30,7 @@ import base64
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -80,20 +80,18 @@ class _Parser:
         return token
 
     def expr(self) -> bool:
-        value = self.term()
-        while (t := self.peek()) is not None and t == ("word", "OR"):
-            self.take()
-            right = self.term()
-            value = value or right
-        return value
+        return self.chain("OR", self.term)
 
     def term(self) -> bool:
-        value = self.factor()
-        while (t := self.peek()) is not None and t == ("word", "AND"):
+        return self.chain("AND", self.factor)
+
+    def chain(self, word: str, operand: Callable[[], bool]) -> bool:
+        """``operand (word operand)*``: OR of terms, AND of factors (both sides always read)."""
+        values = [operand()]
+        while self.peek() == ("word", word):
             self.take()
-            right = self.factor()
-            value = value and right
-        return value
+            values.append(operand())
+        return any(values) if word == "OR" else all(values)
 
     def factor(self) -> bool:
         kind, text = self.take()
