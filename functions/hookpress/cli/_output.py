@@ -6,7 +6,6 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import IO, Any, TypeAlias
 
 from rich.console import Console
@@ -217,12 +216,7 @@ class ReplayProgress:
         self._progress.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
     def total(self, count: int | None) -> None:

@@ -33,8 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from hookpress.local.processes import (
     ProcessExited,
@@ -111,6 +110,16 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+_T = TypeVar("_T")
+
+
+def _running(value: _T | None) -> _T:
+    """``value``, which :meth:`WordPressServer.start` sets; WordPressError while it is unset."""
+    if value is None:
+        raise WordPressError("the WordPress server is not running")
+    return value
+
+
 class WordPressServer:
     """MariaDB + WordPress + the hookpress plugin under one work directory.
 
@@ -162,27 +171,18 @@ class WordPressServer:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
     def site(self) -> WordPressSite:
         """The running site; raises if :meth:`start` has not succeeded."""
-        if self._site is None:
-            raise WordPressError("the WordPress server is not running")
-        return self._site
+        return _running(self._site)
 
     @property
     def port(self) -> int:
         """The HTTP port of the running site."""
-        if self._port is None:
-            raise WordPressError("the WordPress server is not running")
-        return self._port
+        return _running(self._port)
 
     def start(self) -> WordPressSite:
         """Create the database, install WordPress, activate the plugin, serve it."""
