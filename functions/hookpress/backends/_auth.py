@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from hookpress.backends._errors import BackendError
 
@@ -30,10 +30,13 @@ if TYPE_CHECKING:
 __all__ = [
     "EMULATOR_AUTHORIZATION",
     "AccessTokens",
+    "Lazy",
     "LazyEndpoint",
     "default_tokens",
     "service_endpoint",
 ]
+
+T = TypeVar("T")
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 _REFRESH_EARLY_S = 300.0
@@ -161,7 +164,29 @@ def service_endpoint(
     return Endpoint(service, url, timeout_s, lambda: header)
 
 
-class LazyEndpoint:
+class Lazy(Generic[T]):
+    """A value made on first use, or the one given; concurrent first calls make one.
+
+    What an adapter holds this way costs nothing until a call needs it: a
+    client library's client, a connection pool and its credentials.
+    """
+
+    def __init__(self, make: Callable[[], T], given: T | None = None) -> None:
+        self._make = make
+        self._value = given
+        self._lock = threading.Lock()
+
+    def __call__(self) -> T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._make()
+                value = self._value
+        return value
+
+
+class LazyEndpoint(Lazy["Endpoint"]):
     """An adapter's endpoint: the one it was given, else :func:`service_endpoint` on first use.
 
     Adapters are built at import or configuration time; the connection pool
@@ -170,16 +195,4 @@ class LazyEndpoint:
     """
 
     def __init__(self, service: str, timeout_s: float, endpoint: Endpoint | None = None) -> None:
-        self._service = service
-        self._timeout = timeout_s
-        self._endpoint = endpoint
-        self._lock = threading.Lock()
-
-    def __call__(self) -> Endpoint:
-        endpoint = self._endpoint
-        if endpoint is None:
-            with self._lock:
-                if self._endpoint is None:
-                    self._endpoint = service_endpoint(self._service, self._timeout)
-                endpoint = self._endpoint
-        return endpoint
+        super().__init__(lambda: service_endpoint(service, timeout_s), endpoint)

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from hookpress.backends._auth import LazyEndpoint
+from hookpress.backends._auth import Lazy, LazyEndpoint
 from hookpress.backends._batch import GroupCall
 from hookpress.backends._errors import BackendError
 from hookpress.backends._values import (
@@ -99,6 +98,12 @@ class Snapshot:
     update_time: datetime
 
 
+def _client(project: str, database: str) -> Client:
+    from google.cloud import firestore
+
+    return firestore.Client(project=project, database=database)
+
+
 class EventRecords:
     """The ``events`` collection (and any sibling collection, e.g. ``control``)."""
 
@@ -111,14 +116,11 @@ class EventRecords:
         client: Client | None = None,
         endpoint: Endpoint | None = None,
     ) -> None:
-        self._project = project
-        self._database = database
         self._collection_name = collection
         self._timeout = timeout_s
-        self._client = client
+        self._client = Lazy(lambda: _client(project, database), client)
         self._rest = LazyEndpoint("firestore", timeout_s, endpoint)
         self._documents = f"projects/{project}/databases/{database}/documents"
-        self._lock = threading.Lock()
         # single-document writes from concurrent requests, batched (``batchWrite``)
         self._writes: GroupCall[dict[str, Any], WriteResult] = GroupCall(
             "firestore",
@@ -133,12 +135,7 @@ class EventRecords:
     @property
     def client(self) -> Client:
         """The Firestore client library (queries only), built on first use."""
-        with self._lock:
-            if self._client is None:
-                from google.cloud import firestore
-
-                self._client = firestore.Client(project=self._project, database=self._database)
-            return self._client
+        return self._client()
 
     def _batch_write(self, writes: Sequence[dict[str, Any]]) -> list[WriteResult | BackendError]:
         """One ``batchWrite``: each write applied or refused on its own, not atomically.

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from hookpress.backends._auth import LazyEndpoint
+from hookpress.backends._auth import Lazy, LazyEndpoint
 from hookpress.backends._errors import BackendError
 
 if TYPE_CHECKING:
-    from google.cloud.storage import Bucket, Client
+    from google.cloud.storage import Client
 
     from hookpress.backends._rest import Answer, Endpoint
 
@@ -57,6 +56,12 @@ def _stored(answer: Answer) -> bool:
     raise BackendError("gcs", f"HTTP_{answer.status}")
 
 
+def _client(project: str) -> Client:
+    from google.cloud import storage
+
+    return storage.Client(project=project)
+
+
 class RawStore:
     """Objects of the raw-payload bucket. Connections and clients are made on first use."""
 
@@ -68,13 +73,12 @@ class RawStore:
         client: Client | None = None,
         endpoint: Endpoint | None = None,
     ) -> None:
-        self._project = project
         self._bucket_name = bucket
         self._timeout = timeout_s
-        self._client = client
+        self._bucket = Lazy(
+            lambda: (client if client is not None else _client(project)).bucket(bucket)
+        )
         self._rest = LazyEndpoint("gcs", timeout_s, endpoint)
-        self._bucket: Bucket | None = None
-        self._lock = threading.Lock()
 
     def uri(self, name: str) -> str:
         """``gs://bucket/name``."""
@@ -86,16 +90,6 @@ class RawStore:
         if not uri.startswith(prefix):
             raise ValueError("not an object of the raw bucket")
         return uri[len(prefix) :]
-
-    def _get_bucket(self) -> Bucket:
-        with self._lock:
-            if self._bucket is None:
-                if self._client is None:
-                    from google.cloud import storage
-
-                    self._client = storage.Client(project=self._project)
-                self._bucket = self._client.bucket(self._bucket_name)
-            return self._bucket
 
     def _retry(self) -> object:
         from google.cloud.storage.retry import DEFAULT_RETRY
@@ -158,7 +152,7 @@ class RawStore:
         from google.api_core import exceptions as gexc
 
         try:
-            blob = self._get_bucket().get_blob(name, timeout=self._timeout, retry=self._retry())
+            blob = self._bucket().get_blob(name, timeout=self._timeout, retry=self._retry())
             if blob is None:
                 return None
             data: bytes = blob.download_as_bytes(timeout=self._timeout, retry=self._retry())
@@ -173,7 +167,7 @@ class RawStore:
         try:
             return [
                 b.name
-                for b in self._get_bucket().list_blobs(
+                for b in self._bucket().list_blobs(
                     prefix=prefix, timeout=self._timeout, retry=self._retry()
                 )
             ]

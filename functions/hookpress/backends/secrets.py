@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hookpress.backends._auth import Lazy
 from hookpress.backends._errors import BackendError
 from hookpress.settings import SecretsConfig, SettingsError
 
@@ -72,6 +73,12 @@ def _secret_manager_errors() -> Iterator[None]:
         raise BackendError("secretmanager", type(exc).__name__) from None
 
 
+def _client() -> SecretManagerServiceClient:
+    from google.cloud import secretmanager
+
+    return secretmanager.SecretManagerServiceClient()
+
+
 class SecretManagerValues:
     """Secret Manager: list the ENABLED versions, access each."""
 
@@ -80,16 +87,7 @@ class SecretManagerValues:
     ) -> None:
         self._project = project
         self._timeout = timeout_s
-        self._client = client
-        self._lock = threading.Lock()
-
-    def _get_client(self) -> SecretManagerServiceClient:
-        with self._lock:
-            if self._client is None:
-                from google.cloud import secretmanager
-
-                self._client = secretmanager.SecretManagerServiceClient()
-            return self._client
+        self._client = Lazy(_client, client)
 
     def _access_retry(self) -> Any:
         """The client's own retry of ``access_secret_version``, bounded by our timeout.
@@ -120,7 +118,7 @@ class SecretManagerValues:
 
     def fetch(self, name: str) -> tuple[str, ...]:
         with _secret_manager_errors():
-            client = self._get_client()
+            client = self._client()
             values = []
             for version in self._enabled_versions(client, name):
                 payload = client.access_secret_version(
@@ -308,7 +306,7 @@ class SecretManagerWriter(SecretManagerValues):
 
     def add_version(self, name: str, value: str) -> str:
         with _secret_manager_errors():
-            version = self._get_client().add_secret_version(
+            version = self._client().add_secret_version(
                 request={
                     "parent": f"projects/{self._project}/secrets/{name}",
                     "payload": {"data": value.encode("utf-8")},
@@ -319,7 +317,7 @@ class SecretManagerWriter(SecretManagerValues):
 
     def disable_older(self, name: str, keep: int = 1) -> list[str]:
         with _secret_manager_errors():
-            client = self._get_client()
+            client = self._client()
             names = self._enabled_versions(client, name)
             for version in names[keep:]:
                 client.disable_secret_version(request={"name": version}, timeout=self._timeout)

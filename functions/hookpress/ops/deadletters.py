@@ -8,12 +8,12 @@ run (ack deadline 0), so it is there for the next attempt or for inspection.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hookpress.backends import BackendError
+from hookpress.backends._auth import Lazy
 
 if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import SubscriberClient
@@ -61,6 +61,12 @@ def event_key_of(data: bytes, attributes: dict[str, str]) -> str | None:
     return None
 
 
+def _subscriber() -> SubscriberClient:
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.SubscriberClient()
+
+
 class PubSubDeadLetters:
     """A Pub/Sub pull subscription. The client is built on first use."""
 
@@ -73,34 +79,20 @@ class PubSubDeadLetters:
         *,
         pull_wait_s: float = 5.0,
     ) -> None:
-        self._project = project
-        self._subscription = subscription
         self._timeout = timeout_s
         # A pull with nothing waiting returns empty only when this runs out.
         self._pull_wait = pull_wait_s
-        self._client = client
-        self._path: str | None = None
-        self._lock = threading.Lock()
-
-    def _get(self) -> tuple[SubscriberClient, str]:
-        with self._lock:
-            if self._client is None:
-                from google.cloud import pubsub_v1
-
-                self._client = pubsub_v1.SubscriberClient()
-            if self._path is None:
-                self._path = self._client.subscription_path(self._project, self._subscription)
-            return self._client, self._path
+        self._client = Lazy(_subscriber, client)
+        self._path = f"projects/{project}/subscriptions/{subscription}"
 
     def _call(self, method: str, request: dict[str, Any]) -> Any:
         from google.api_core import exceptions as gexc
         from google.auth import exceptions as auth_exc
 
-        client, path = self._get()
         timeout = self._pull_wait if method == "pull" else self._timeout
         try:
-            return getattr(client, method)(
-                request={"subscription": path, **request}, timeout=timeout
+            return getattr(self._client(), method)(
+                request={"subscription": self._path, **request}, timeout=timeout
             )
         except gexc.DeadlineExceeded:
             if method == "pull":
