@@ -25,7 +25,6 @@ Variables (read on the first request):
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import threading
@@ -37,15 +36,12 @@ import functions_framework
 from hookpress import ingress
 from hookpress.backends import BackendError
 from hookpress.backends.pubsub import EventPublisher
-from hookpress.settings import SettingsError
+from hookpress.local.wrapped_ingress import WrappedIngress
 
 if TYPE_CHECKING:
     from flask import Request, Response
 
 __all__ = ["FailingPublisher", "ingress_with_faults"]
-
-_lock = threading.Lock()
-_installed = False
 
 
 class FailingPublisher(EventPublisher):
@@ -84,40 +80,24 @@ class FailingPublisher(EventPublisher):
         return message_id
 
 
-def _install() -> None:
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        base = ingress.build_ingestor(os.environ)
-        rate = float(os.environ.get("HOOKPRESS_CHAOS_PUBLISH_FAILURE_RATE", "0.1"))
-        seed_text = os.environ.get("HOOKPRESS_CHAOS_SEED")
-        publisher = FailingPublisher(
-            base.publisher, rate, int(seed_text) if seed_text is not None else None
-        )
-        ingress.install(
-            ingress.Ingestor(
-                base.settings,
-                secrets=base.secrets,
-                raw=base.raw,
-                records=base.records,
-                publisher=publisher,
-                log=base.log,
-            )
-        )
-        base.log.warning(
-            "CHAOS INGRESS: publishes fail on purpose (local chaos run only)",
-            outcome="chaos",
-            reason=f"rate={rate}",
-        )
-        _installed = True
+def _failing(base: ingress.Ingestor) -> EventPublisher:
+    rate = float(os.environ.get("HOOKPRESS_CHAOS_PUBLISH_FAILURE_RATE", "0.1"))
+    seed_text = os.environ.get("HOOKPRESS_CHAOS_SEED")
+    publisher = FailingPublisher(
+        base.publisher, rate, int(seed_text) if seed_text is not None else None
+    )
+    base.log.warning(
+        "CHAOS INGRESS: publishes fail on purpose (local chaos run only)",
+        outcome="chaos",
+        reason=f"rate={rate}",
+    )
+    return publisher
+
+
+_ingress = WrappedIngress(_failing)
 
 
 @functions_framework.http
 def ingress_with_faults(request: Request) -> Response:
     """The real ingress, after wrapping its publisher."""
-    if not _installed:
-        # Misconfigured: the real entry point answers 503 and logs which variable is wrong.
-        with contextlib.suppress(SettingsError):
-            _install()
-    return ingress.handle_request(request)
+    return _ingress(request)

@@ -25,10 +25,8 @@ Variables (read on the first request): ``HOOKPRESS_LOCAL_LANE_TOPICS``, JSON
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +35,7 @@ import functions_framework
 from hookpress import ingress
 from hookpress.backends.pubsub import EventPublisher
 from hookpress.local.lanerouter import LaneRouter
-from hookpress.settings import SettingsError
+from hookpress.local.wrapped_ingress import WrappedIngress
 
 if TYPE_CHECKING:
     from flask import Request, Response
@@ -67,42 +65,23 @@ class RoutingPublisher(EventPublisher):
         return self._publishers[lane].publish(key, source, attributes, payload)
 
 
-_lock = threading.Lock()
-_installed = False
+def _routed(base: ingress.Ingestor) -> EventPublisher:
+    topics: dict[str, str] = json.loads(os.environ["HOOKPRESS_LOCAL_LANE_TOPICS"])
+    filters: dict[str, str] = json.loads(os.environ["HOOKPRESS_LOCAL_LANE_FILTERS"])
+    settings = base.settings
+    router = LaneRouter(settings.project, topics, filters)
+    publishers = {
+        lane: EventPublisher(settings.project, topic, settings.backend_timeout_s)
+        for lane, topic in topics.items()
+    }
+    return RoutingPublisher(router, publishers)
 
 
-def _install() -> None:
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        base = ingress.build_ingestor(os.environ)
-        topics: dict[str, str] = json.loads(os.environ["HOOKPRESS_LOCAL_LANE_TOPICS"])
-        filters: dict[str, str] = json.loads(os.environ["HOOKPRESS_LOCAL_LANE_FILTERS"])
-        settings = base.settings
-        router = LaneRouter(settings.project, topics, filters)
-        publishers = {
-            lane: EventPublisher(settings.project, topic, settings.backend_timeout_s)
-            for lane, topic in topics.items()
-        }
-        ingress.install(
-            ingress.Ingestor(
-                settings,
-                secrets=base.secrets,
-                raw=base.raw,
-                records=base.records,
-                publisher=RoutingPublisher(router, publishers),
-                log=base.log,
-            )
-        )
-        _installed = True
+# A lane variable missing or not JSON is a misconfiguration too.
+_ingress = WrappedIngress(_routed, (KeyError, ValueError))
 
 
 @functions_framework.http
 def ingress_routed(request: Request) -> Response:
     """The real ingress, after routing its publisher by the lane filters."""
-    if not _installed:
-        # Misconfigured: the real entry point answers 503 and logs which variable is wrong.
-        with contextlib.suppress(SettingsError, KeyError, ValueError):
-            _install()
-    return ingress.handle_request(request)
+    return _ingress(request)
