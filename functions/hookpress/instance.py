@@ -1,11 +1,13 @@
-"""What a function instance builds once: its runtime, on the first request.
+"""What is built once and kept: a function instance's runtime, an adapter's client.
 
 Nothing is built at import (functions-framework imports ``main`` at start-up,
 and tests import it with no environment); the first request builds the
 runtime from the environment, under a lock, and every later request reuses
 it. Tests put their own runtime in place with ``install``. A runtime the
-settings refuse is logged once per request, the same way by every function
-(:meth:`Instance.ready`), and answered 503 by its entry point.
+settings refuse is logged on each request that finds it missing, the same
+way by every function (:meth:`Instance.ready`), and answered 503 by its entry
+point. The adapters hold their clients and endpoints the same way
+(:class:`Lazy`): nothing is made until a call needs it.
 """
 
 from __future__ import annotations
@@ -19,42 +21,53 @@ from hookpress.config_rules import SettingsError
 if TYPE_CHECKING:
     from hookpress.logs import Logger
 
-__all__ = ["Instance"]
+__all__ = ["Instance", "Lazy"]
 
 T = TypeVar("T")
 
 
-class Instance(Generic[T]):
-    """A lazily built, thread-safe, replaceable per-instance value."""
+class Lazy(Generic[T]):
+    """A value made on first use, or the one given; concurrent first calls make one.
 
-    def __init__(self, build: Callable[[], T]) -> None:
-        self._build = build
-        self._value: T | None = None
+    A failed make raises to its caller and is tried again by the next call.
+    """
+
+    def __init__(self, make: Callable[[], T], given: T | None = None) -> None:
+        self._make = make
+        self._value = given
         self._lock = threading.Lock()
+
+    def __call__(self) -> T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._make()
+                value = self._value
+        return value
+
+
+class Instance(Lazy[T]):
+    """A function instance's runtime: built on first use, replaceable, its failure logged."""
+
+    def __init__(self, build: Callable[[], T], log: Logger) -> None:
+        super().__init__(build)
+        self._log = log
 
     @property
     def built(self) -> bool:
         """Whether the value exists yet."""
         return self._value is not None
 
-    def get(self) -> T:
-        """The value, built on first use (a failed build is retried by the next call)."""
-        value = self._value
-        if value is not None:
-            return value
-        with self._lock:
-            if self._value is None:
-                self._value = self._build()
-            return self._value
-
-    def ready(self, log: Logger) -> T | None:
+    def ready(self) -> T | None:
         """The value; None, after logging why, when the settings refuse to build it."""
         value = self._value
-        if value is not None:  # every request after the first: no call, no try
+        if value is not None:  # every request after the first: one read, no try
             return value
         try:
-            return self.get()
+            return self()
         except SettingsError as exc:
+            log = self._log
             log.critical(f"{log.component} is misconfigured: {exc}", outcome="misconfigured")
             return None
 

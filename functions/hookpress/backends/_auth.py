@@ -19,10 +19,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from hookpress.backends._errors import BackendError
+from hookpress.instance import Lazy
 
 if TYPE_CHECKING:
     from hookpress.backends._rest import Endpoint
@@ -30,13 +31,10 @@ if TYPE_CHECKING:
 __all__ = [
     "EMULATOR_AUTHORIZATION",
     "AccessTokens",
-    "Lazy",
     "LazyEndpoint",
     "default_tokens",
     "service_endpoint",
 ]
-
-T = TypeVar("T")
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 _REFRESH_EARLY_S = 300.0
@@ -162,28 +160,6 @@ def service_endpoint(
         return Endpoint(service, url, timeout_s, default_tokens())
     header = EMULATOR_AUTHORIZATION if service == "firestore" else None
     return Endpoint(service, url, timeout_s, lambda: header)
-
-
-class Lazy(Generic[T]):
-    """A value made on first use, or the one given; concurrent first calls make one.
-
-    What an adapter holds this way costs nothing until a call needs it: a
-    client library's client, a connection pool and its credentials.
-    """
-
-    def __init__(self, make: Callable[[], T], given: T | None = None) -> None:
-        self._make = make
-        self._value = given
-        self._lock = threading.Lock()
-
-    def __call__(self) -> T:
-        value = self._value
-        if value is None:
-            with self._lock:
-                if self._value is None:
-                    self._value = self._make()
-                value = self._value
-        return value
 
 
 class LazyEndpoint(Lazy["Endpoint"]):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from hookpress.backends._auth import Lazy, LazyEndpoint
+from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._batch import GroupCall
 from hookpress.backends._errors import BackendError
 from hookpress.backends._values import (
@@ -31,6 +31,7 @@ from hookpress.backends._values import (
     encode_fields,
     rfc3339,
 )
+from hookpress.instance import Lazy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

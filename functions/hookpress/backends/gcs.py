@@ -19,8 +19,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from hookpress.backends._auth import Lazy, LazyEndpoint
+from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._errors import BackendError
+from hookpress.instance import Lazy
 
 if TYPE_CHECKING:
     from google.cloud.storage import Client

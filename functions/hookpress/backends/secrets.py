@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hookpress.backends._auth import Lazy
 from hookpress.backends._errors import BackendError
+from hookpress.instance import Lazy
 from hookpress.settings import SecretsConfig, SettingsError
 
 if TYPE_CHECKING:

@@ -111,7 +111,7 @@ def _build() -> Runtime:
     return runtime
 
 
-_instance: Instance[Runtime] = Instance(_build)
+_instance: Instance[Runtime] = Instance(_build, _log)
 install = _instance.install
 
 
@@ -119,7 +119,7 @@ def handle_request(request: Request) -> Response:
     """The functions-framework entry point's whole body."""
     from flask import Response
 
-    runtime = _instance.ready(_log)
+    runtime = _instance.ready()
     if runtime is None:
         return Response("misconfigured", status=503, mimetype="text/plain")
     return handle(runtime.deliverer, runtime.verifier, request, _log)

@@ -66,13 +66,13 @@ def _build() -> Ingestor:
     return ingestor
 
 
-_instance: Instance[Ingestor] = Instance(_build)
+_instance: Instance[Ingestor] = Instance(_build, _log)
 install = _instance.install
 
 
 def handle_request(request: Request) -> Response:
     """The functions-framework entry point's whole body."""
-    ingestor = _instance.ready(_log)
+    ingestor = _instance.ready()
     if ingestor is None:
         # Misconfigured (the log said which variable): let providers retry once it is fixed.
         return respond(Result(Outcome.UNAVAILABLE, reason="settings"), 60, body_consumed=False)

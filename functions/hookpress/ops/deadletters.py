@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hookpress.backends import BackendError
-from hookpress.backends._auth import Lazy
+from hookpress.instance import Lazy
 
 if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import SubscriberClient

@@ -163,7 +163,7 @@ def build_reconciler(env: Mapping[str, str], log: Logger = _log) -> Reconciler:
     )
 
 
-_instance: Instance[Reconciler] = Instance(lambda: build_reconciler(os.environ))
+_instance: Instance[Reconciler] = Instance(lambda: build_reconciler(os.environ), _log)
 install = _instance.install
 
 
@@ -172,7 +172,7 @@ def handle_request(request: Request) -> Response:
     from flask import Response
 
     started = time.perf_counter()
-    reconciler = _instance.ready(_log)
+    reconciler = _instance.ready()
     if reconciler is None:
         return Response("misconfigured", status=503, mimetype="text/plain")
     if request.method != "POST":

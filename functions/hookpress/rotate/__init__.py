@@ -185,7 +185,7 @@ def build_runtime(
     return Runtime(rotator, verifier)
 
 
-_instance: Instance[Runtime] = Instance(lambda: build_runtime(os.environ))
+_instance: Instance[Runtime] = Instance(lambda: build_runtime(os.environ), _log)
 install = _instance.install
 
 
@@ -197,7 +197,7 @@ def handle_request(request: Request) -> Response:
         return Response("", status=status, mimetype="text/plain")
 
     started = time.perf_counter()
-    runtime = _instance.ready(_log)
+    runtime = _instance.ready()
     if runtime is None:
         return answer(503)
     if request.method != "POST":
