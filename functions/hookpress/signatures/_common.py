@@ -253,11 +253,10 @@ class Scheme:
 
 @dataclass(frozen=True, slots=True)
 class Signed:
-    """What a scheme's headers say: the candidate MACs, the timestamp and the delivery id."""
+    """What a scheme's signature headers say: the candidate MACs and the timestamp."""
 
     candidates: Sequence[bytes]
     timestamp: str | None = None  # raw; None for schemes that sign none
-    delivery_id: str | None = None
 
 
 class HmacScheme(Scheme):
@@ -265,7 +264,9 @@ class HmacScheme(Scheme):
 
     Subclasses say where the candidates and the timestamp are (:meth:`read`), what
     the signed prefix is (:meth:`prefix`) and what a provider sends
-    (:meth:`headers`); reading order and failure reasons stay theirs.
+    (:meth:`headers`); reading order and failure reasons stay theirs. The
+    delivery id is read here, from :attr:`Scheme.id_header`, after the signature
+    headers and before the timestamp and the MAC.
     """
 
     #: what a new secret starts with, in the form the provider hands it out
@@ -285,11 +286,12 @@ class HmacScheme(Scheme):
 
     def check(self, request: Incoming) -> Verified:
         signed = self.read(request.headers)
+        delivery = None if self.id_header is None else delivery_id(request.headers, self.id_header)
         if signed.timestamp is not None:
             check_timestamp(signed.timestamp, request.now, request.tolerance)
         keys = utf8_keys(request.secrets)
         match(signed.candidates, keys, self.prefix(signed.timestamp), request.body)
-        return Verified(signed.delivery_id)
+        return Verified(delivery)
 
     def signed_headers(self, outgoing: Outgoing) -> dict[str, str]:
         ts = outgoing.timestamp

@@ -13,7 +13,6 @@ from hookpress.signatures._common import (
     HmacScheme,
     SignatureError,
     Signed,
-    delivery_id,
     from_b64,
     from_hex,
     header,
@@ -121,8 +120,7 @@ class GitHub(HmacScheme):
     has_timestamp = False
 
     def read(self, headers: Mapping[str, str]) -> Signed:
-        candidate = from_hex(_prefixed(header(headers, "x-hub-signature-256"), "sha256"))
-        return Signed([candidate], None, delivery_id(headers, "x-github-delivery"))
+        return Signed([from_hex(_prefixed(header(headers, "x-hub-signature-256"), "sha256"))])
 
     def headers(self, digest: bytes, timestamp: str, delivery: str) -> dict[str, str]:
         return {
@@ -159,8 +157,7 @@ class Shopify(HmacScheme):
     has_timestamp = False
 
     def read(self, headers: Mapping[str, str]) -> Signed:
-        candidate = from_b64(header(headers, "x-shopify-hmac-sha256"))
-        return Signed([candidate], None, delivery_id(headers, "x-shopify-webhook-id"))
+        return Signed([from_b64(header(headers, "x-shopify-hmac-sha256"))])
 
     def headers(self, digest: bytes, timestamp: str, delivery: str) -> dict[str, str]:
         return {
