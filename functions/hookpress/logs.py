@@ -16,11 +16,11 @@ import json
 import re
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["Logger", "trace_field"]
+__all__ = ["Logger", "read_records", "trace_field"]
 
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 _MAX_FIELD = 256
@@ -40,6 +40,19 @@ def trace_field(project: str, headers: Mapping[str, str]) -> str | None:
     if trace_id is None or not _TRACE_ID.match(trace_id):
         return None  # never echo an unrecognised header value into the log
     return f"projects/{project}/traces/{trace_id.lower()}"
+
+
+def read_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The records among a log's lines: each line that is a JSON object (the rest skipped)."""
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            yield record
 
 
 def _clip(value: Any) -> Any:

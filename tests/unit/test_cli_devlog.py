@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hookpress.local.dev import LogTail, event_lines, format_event, main, send_command
+from hookpress.logs import read_records
 
 KEY = "6728eb5085eeb51c23522e69ccd99b5370b0d6bfa68f072ddec47597f6afb042"
 TIME = "2026-11-29T02:07:25.123456+00:00"
@@ -98,6 +99,11 @@ def test_event_lines_reads_every_log(tmp_path):
         "accepted → published",
         "dead (delivery attempts exhausted)",
     ]
+
+
+def test_a_log_s_records_are_its_json_object_lines_only():
+    lines = ["plain text", '{"a": 1}', "{broken", "[1]", '{"b": 2}', "", '"{x}"']
+    assert list(read_records(lines)) == [{"a": 1}, {"b": 2}]
 
 
 def test_the_printed_command_names_the_stack_it_was_started_for(tmp_path, monkeypatch):

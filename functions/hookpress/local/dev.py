@@ -47,6 +47,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from hookpress.logs import read_records
+
 __all__ = ["LogTail", "format_event", "main"]
 
 REPO = Path(__file__).resolve().parents[3]
@@ -139,17 +141,10 @@ def event_lines(tails: Sequence[LogTail]) -> list[str]:
     """Formatted lines for every new per-request record in these logs."""
     out: list[str] = []
     for tail in tails:
-        for line in tail.lines():
-            if not line.startswith("{"):
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                formatted = format_event(record)
-                if formatted is not None:
-                    out.append(formatted)
+        for record in read_records(tail.lines()):
+            formatted = format_event(record)
+            if formatted is not None:
+                out.append(formatted)
     return out
 
 
