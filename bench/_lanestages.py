@@ -21,7 +21,6 @@ named by what they run; ``other`` is the rest of the machine (other work).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import percentile
+from hookpress.logs import read_records
 
 __all__ = ["CpuWindow", "stage_breakdown"]
 
@@ -134,13 +134,7 @@ def _log_spans(path: Path, outcome: str) -> dict[str, tuple[float, float, dict[s
     spans: dict[str, tuple[float, float, dict[str, Any]]] = {}
     if not path.exists():
         return spans
-    for text in path.read_text(errors="replace").splitlines():
-        if not text.startswith("{"):
-            continue
-        try:
-            line = json.loads(text)
-        except ValueError:
-            continue
+    for line in read_records(path.read_text(errors="replace").splitlines()):
         key, took = line.get("event_key"), line.get("duration_ms")
         if line.get("outcome") != outcome or not key or not isinstance(took, int | float):
             continue
