@@ -28,14 +28,13 @@ from __future__ import annotations
 import os
 import random
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import functions_framework
 
 from hookpress import ingress
 from hookpress.backends import BackendError
-from hookpress.backends.pubsub import EventPublisher
+from hookpress.backends.pubsub import EventPublisher, Message
 from hookpress.local.wrapped_ingress import WrappedIngress
 
 if TYPE_CHECKING:
@@ -63,18 +62,12 @@ class FailingPublisher(EventPublisher):
             self.failures[kind] += 1
             return kind
 
-    def publish(
-        self,
-        key: str,
-        source: str,
-        attributes: Mapping[str, str] | None = None,
-        payload: Mapping[str, Any] | None = None,
-    ) -> str:
+    def send(self, message: Message) -> str:
         """Publish through the real publisher, or fail as drawn."""
         kind = self._draw()
         if kind == "lost":
             raise BackendError("pubsub", "injected: publish refused")
-        message_id = self._inner.publish(key, source, attributes, payload)
+        message_id = self._inner.send(message)
         if kind == "unacknowledged":
             raise BackendError("pubsub", "injected: ack lost")
         return message_id

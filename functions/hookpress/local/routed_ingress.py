@@ -28,12 +28,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import functions_framework
 
 from hookpress import ingress
-from hookpress.backends.pubsub import EventPublisher
+from hookpress.backends.pubsub import EventPublisher, Message
 from hookpress.local.lanerouter import LaneRouter
 from hookpress.local.wrapped_ingress import WrappedIngress
 
@@ -50,19 +50,13 @@ class RoutingPublisher(EventPublisher):
         self._router = router
         self._publishers = dict(publishers)
 
-    def publish(
-        self,
-        key: str,
-        source: str,
-        attributes: Mapping[str, str] | None = None,
-        payload: Mapping[str, Any] | None = None,
-    ) -> str:
+    def send(self, message: Message) -> str:
         """Publish to the matching lane's topic (what Pub/Sub's filters do at publish time)."""
-        labels = {**(attributes or {}), "event_key": key, "source": source}
+        labels = message["attributes"]
         lane = self._router.route(labels)
         if lane is None:
             raise RuntimeError(f"no single lane matches {labels}: the lane filters are wrong")
-        return self._publishers[lane].publish(key, source, attributes, payload)
+        return self._publishers[lane].send(message)
 
 
 def _routed(base: ingress.Ingestor) -> EventPublisher:
