@@ -709,12 +709,14 @@ class _Tree(ProcessTree):
         return self.pid
 
 
-def figure_drain(bench: Bench, plan: Plan) -> dict[str, Any]:
+def figure_drain(bench: Bench, plan: Plan, profile: Path | None = None) -> dict[str, Any]:
     """Events per second into WordPress through the pipeline vs straight to the plugin.
 
     Also deliver's own CPU (its gunicorn tree) per delivered event against a
     bare httpx POST of the same records to the same WordPress URL, measured
-    in a process of its own (bench/_wp_post.py).
+    in a process of its own (bench/_wp_post.py). With ``profile`` (a folder),
+    py-spy samples deliver during the pipeline part (``deliver.svg``, the
+    self time by area in ``deliver.json``); its CPU figure is then not comparable.
     """
     from google.cloud import firestore
 
@@ -739,6 +741,11 @@ def figure_drain(bench: Bench, plan: Plan) -> dict[str, Any]:
         requests = sign_requests(events, keys, schemes)
         db = firestore.Client(project=options.project)
         say(f"[4] drain: {n} events through the pipeline")
+        sampling = contextlib.ExitStack()
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+            folded = bench.workdir / "deliver.folded"
+            sampling.enter_context(_profile.sampled(deliver.pid, profile / "deliver.svg", folded))
         deliver_cpu = deliver.cpu_s()
         started = time.perf_counter()
         run_load(stack.ingress.port, requests, 16)
@@ -761,6 +768,9 @@ def figure_drain(bench: Bench, plan: Plan) -> dict[str, Any]:
             time.sleep(0.5)
         pipeline_s = time.perf_counter() - started
         deliver_cpu = deliver.cpu_s() - deliver_cpu
+        sampling.close()
+        if profile is not None:
+            write_json(profile / "deliver.json", _profile.summarize(folded, top=40))
 
         say(f"[4] drain: {n} records straight to the plugin, {concurrency} at a time")
         # The records deliver built, under new external ids (a fresh write, not a replay).
@@ -1166,6 +1176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="only the candidates, one by one (bench/results/candidates.md)",
     )
+    parser.add_argument(
+        "--only",
+        help="only these figures, comma-separated (cold, drain): to <out>/only.json, not bench.*",
+    )
+    parser.add_argument(
+        "--deliver-profile", type=Path, help="with --only drain: py-spy on deliver, to this folder"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -1195,6 +1212,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.out,
                 100 if args.quick else 300,
             )
+            return 0
+        if args.only:
+            figures = set(args.only.split(","))
+            only: dict[str, Any] = {"machine": results["machine"]}
+            if "cold" in figures:
+                only["cold_start"] = figure_cold_start(bench, plan, args.out)
+            if "drain" in figures:
+                only["drain"] = figure_drain(bench, plan, args.deliver_profile)
+            write_json(args.out / "only.json", only)
+            print(json.dumps(only, indent=1))
             return 0
         say("[2] verification")
         results["verification"] = figure_verification(plan)
