@@ -1,4 +1,4 @@
-"""One pooled HTTP/1.1 client per Google API host: the transport of the per-event calls.
+"""The Google JSON APIs on our own HTTP/1.1 wire (:mod:`hookpress.wire`): hosts, retries, errors.
 
 Why not the client libraries here: measured (bench/results/candidates.md),
 one GCS upload through google-cloud-storage costs ~0.9 ms of CPU in
@@ -10,60 +10,27 @@ kept-alive connection cost a fraction of that, and importing nothing but
 the standard library keeps a cold start short. The JSON APIs are the
 documented public ones (links in each adapter).
 
-Why not ``http.client`` either: profiled under load (bench/results/profile/),
-it parsed every response's headers with the ``email`` package, made a file
-object per response, and sent a request of more than 2,000 bytes in two
-writes, which with Nagle's algorithm and delayed ACKs stalled a batched
-Firestore write for 40 ms. :class:`_Wire` below writes each request in one
-``sendall`` with ``TCP_NODELAY`` and reads answers with a small HTTP/1.1
-reader (status line, headers, ``Content-Length`` or chunked body), which is
-all a JSON API answer needs.
+What this module adds to the wire's rules (pooling, one ``sendall``, retries
+only where nothing can have been applied, split phase):
 
-Rules of this transport:
-
-- **Keep-alive pool per host**, thread-safe. A pooled connection the server
-  has closed (readable while idle) or that sat idle too long is dropped
-  before use rather than discovered by a failed request.
-- **Retries only where nothing can have been applied**: the request could
-  not be sent whole (connect or send failed), or the server answered 429 or
-  503 (refused, not done). Never after a request went out and its answer was
-  lost: the caller decides (the ingress answers 503 and the provider retries).
-  Backoff doubles from 50 ms, within the call's deadline.
-- **Split phase**: :meth:`Endpoint.send` writes a request and returns at once;
-  :meth:`Pending.result` reads the answer. Two calls to two hosts overlap in
-  one thread, with no thread pool in between.
+- **429 and 503 are retried** with backoff within the call's deadline: a
+  Google API that answers them refused the request, it did not do it.
 - **Auth**: ``Authorization: Bearer`` with the instance's access token
   (:mod:`hookpress.backends._auth`); against an emulator, its own fixed value.
+- **TLS** against the system's CA set (:func:`ssl.create_default_context`).
 
 Every failure is a :class:`BackendError` naming the service.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import random
-import select
-import socket
-import ssl
-import threading
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Mapping
 
+from hookpress import wire
 from hookpress.backends._errors import BackendError
+from hookpress.wire import Answer, Pending, WireError
 
 __all__ = ["Answer", "Endpoint", "Pending", "WireError", "endpoint_url"]
-
-_RETRY_STATUSES = frozenset({429, 503})
-_MAX_IDLE_S = 30.0  # drop connections idle longer than this instead of racing a server close
-_POOL_SIZE = 64
-_FIRST_BACKOFF_S = 0.05
-_MAX_HEAD = 64 * 1024
-_MAX_BODY = 32 * 1024 * 1024
-_RECV = 64 * 1024
 
 #: the public endpoint of each API, and the variable that points the client libraries
 #: (and so this transport) at an emulator
@@ -85,349 +52,11 @@ def endpoint_url(service: str, env: Mapping[str, str]) -> tuple[str, bool]:
     return (emulator if "://" in emulator else f"http://{emulator}").rstrip("/"), True
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A response: status, body, and the one header callers read."""
+class Endpoint(wire.Endpoint):
+    """A Google API host: 429 and 503 retried, failures a :class:`BackendError`."""
 
-    status: int
-    body: bytes
-    content_type: str
+    retry_statuses = frozenset({429, 503})
 
-    def json(self) -> Any:
-        """The body as JSON (an empty body is ``{}``)."""
-        return json.loads(self.body) if self.body else {}
-
-
-class WireError(Exception):
-    """The connection broke, timed out, or the peer spoke something other than HTTP/1.1."""
-
-
-class _Wire:
-    """One HTTP/1.1 connection: whole requests out, whole answers in. Not thread-safe."""
-
-    __slots__ = ("_buf", "_sock", "idle_since", "reused")
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._buf = bytearray()
-        self.idle_since = 0.0
-        self.reused = False
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):  # closing a broken socket
-            self._sock.close()
-
-    def stale(self) -> bool:
-        """Whether the peer closed (or wrote to) this idle connection."""
-        if self._buf:
-            return True  # bytes nobody asked for
-        try:
-            if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
-                return True
-            readable, _, _ = select.select([self._sock], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
-
-    def write(self, data: bytes) -> None:
-        self._sock.sendall(data)
-
-    def _fill(self) -> None:
-        chunk = self._sock.recv(_RECV)
-        if not chunk:
-            raise WireError("connection closed by the peer")
-        self._buf += chunk
-
-    def _line(self) -> bytes:
-        while True:
-            end = self._buf.find(b"\r\n")
-            if end >= 0:
-                line = bytes(self._buf[:end])
-                del self._buf[: end + 2]
-                return line
-            if len(self._buf) > _MAX_HEAD:
-                raise WireError("line too long")
-            self._fill()
-
-    def _exactly(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            self._fill()
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
-        return data
-
-    def read(self, method: str) -> tuple[int, dict[str, str], bytes, bool]:
-        """Status, headers (lower-case names), body, and whether to keep the connection."""
-        while True:
-            while True:
-                end = self._buf.find(b"\r\n\r\n")
-                if end >= 0:
-                    break
-                if len(self._buf) > _MAX_HEAD:
-                    raise WireError("response head too long")
-                self._fill()
-            head = bytes(self._buf[:end]).decode("latin-1")
-            del self._buf[: end + 4]
-            lines = head.split("\r\n")
-            version, _, rest = lines[0].partition(" ")
-            if not version.startswith("HTTP/1."):
-                raise WireError("not an HTTP/1.x response")
-            try:
-                status = int(rest[:3])
-            except ValueError:
-                raise WireError("bad status line") from None
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if not sep:
-                    raise WireError("bad header line")
-                key = name.strip().lower()
-                value = value.strip()
-                headers[key] = f"{headers[key]}, {value}" if key in headers else value
-            if 100 <= status < 200:
-                continue  # an interim answer (100 Continue, 103 Early Hints): the real one follows
-            break
-        keep = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
-        if method == "HEAD" or status in {204, 304}:
-            return status, headers, b"", keep
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            return status, headers, self._chunked(), keep
-        length = headers.get("content-length")
-        if length is not None:
-            try:
-                n = int(length)
-            except ValueError:
-                raise WireError("bad Content-Length") from None
-            if not 0 <= n <= _MAX_BODY:
-                raise WireError("body too large")
-            return status, headers, self._exactly(n), keep
-        return status, headers, self._until_closed(), False
-
-    def _chunked(self) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            size_line = self._line().split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                raise WireError("bad chunk size") from None
-            if size == 0:
-                while self._line():  # trailers, up to the empty line
-                    pass
-                return b"".join(parts)
-            total += size
-            if total > _MAX_BODY:
-                raise WireError("body too large")
-            parts.append(self._exactly(size))
-            if self._exactly(2) != b"\r\n":
-                raise WireError("bad chunk end")
-
-    def _until_closed(self) -> bytes:
-        while True:
-            chunk = self._sock.recv(_RECV)
-            if not chunk:
-                data = bytes(self._buf)
-                self._buf.clear()
-                return data
-            self._buf += chunk
-            if len(self._buf) > _MAX_BODY:
-                raise WireError("body too large")
-
-
-_FAILURES = (OSError, WireError)  # socket.timeout and ssl.SSLError are OSErrors
-
-
-class Endpoint:
-    """Requests to one host over a pool of kept-alive connections; thread-safe.
-
-    ``authorization`` returns the ``Authorization`` header value (or None); it
-    is asked for every request, so a refreshed token is used at once.
-    """
-
-    def __init__(
-        self,
-        service: str,
-        base_url: str,
-        timeout_s: float,
-        authorization: Callable[[], str | None] = lambda: None,
-        user_agent: str = "hookpress",
-    ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"not an http(s) base URL: {base_url!r}")
-        self.service = service
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
-        default_port = parts.port is None or parts.port == (443 if self._https else 80)
-        self._host_header = self._host if default_port else f"{self._host}:{self._port}"
-        self._prefix = parts.path.rstrip("/")
-        self._timeout = timeout_s
-        self._authorization = authorization
-        self._user_agent = user_agent
-        self._idle: list[_Wire] = []
-        self._lock = threading.Lock()
-        self._tls: ssl.SSLContext | None = None
-
-    # -- the pool -------------------------------------------------------------------
-
-    def _new(self) -> _Wire:
-        sock = socket.create_connection((self._host, self._port), timeout=self._timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._https:
-                if self._tls is None:
-                    self._tls = ssl.create_default_context()
-                sock = self._tls.wrap_socket(sock, server_hostname=self._host)
-        except BaseException:
-            sock.close()
-            raise
-        return _Wire(sock)
-
-    def _take(self) -> _Wire:
-        now = time.monotonic()
-        while True:
-            with self._lock:
-                if not self._idle:
-                    break
-                wire = self._idle.pop()
-            if now - wire.idle_since < _MAX_IDLE_S and not wire.stale():
-                wire.reused = True
-                return wire
-            wire.close()
-        return self._new()
-
-    def _give_back(self, wire: _Wire) -> None:
-        wire.idle_since = time.monotonic()
-        with self._lock:
-            if len(self._idle) < _POOL_SIZE:
-                self._idle.append(wire)
-                return
-        wire.close()
-
-    def close(self) -> None:
-        """Close every idle connection."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for wire in idle:
-            wire.close()
-
-    # -- requests -------------------------------------------------------------------------
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Pending:
-        """Write the request now; read the answer with :meth:`Pending.result`."""
-        pending = Pending(self, method, self._prefix + path, body, headers or {})
-        pending.start()
-        return pending
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Answer:
-        """Send and wait for the answer."""
-        return self.send(method, path, body, headers).result()
-
-    def _encode(
-        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
-    ) -> bytes:
-        lines = [
-            f"{method} {path} HTTP/1.1",
-            f"Host: {self._host_header}",
-            f"User-Agent: {self._user_agent}",
-            "Accept-Encoding: identity",
-        ]
-        auth = self._authorization()
-        if auth is not None:
-            lines.append(f"Authorization: {auth}")
-        for name, value in headers.items():
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-                raise ValueError("a header may not contain CR or LF")
-            lines.append(f"{name}: {value}")
-        if body is not None or method in {"POST", "PUT", "PATCH"}:
-            lines.append(f"Content-Length: {len(body or b'')}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head + body if body else head
-
-    def _write(self, request: bytes) -> _Wire:
-        """Send one attempt; retry on a fresh connection only if it could not be sent whole."""
-        for fresh in (False, True):
-            try:
-                wire = self._new() if fresh else self._take()
-            except _FAILURES as exc:
-                raise BackendError(self.service, type(exc).__name__) from None
-            try:
-                wire.write(request)
-            except _FAILURES as exc:
-                wire.close()
-                if fresh or not wire.reused:
-                    raise BackendError(self.service, type(exc).__name__) from None
-                continue  # a pooled connection failed as we wrote: nothing reached the server
-            return wire
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-class Pending:
-    """A request written to the wire whose answer is not read yet."""
-
-    __slots__ = ("_endpoint", "_headers", "_method", "_path", "_request", "_started", "_wire")
-
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        method: str,
-        path: str,
-        body: bytes | None,
-        headers: Mapping[str, str],
-    ) -> None:
-        self._endpoint = endpoint
-        self._method = method
-        self._path = path
-        self._headers = headers
-        self._request = endpoint._encode(method, path, body, headers)
-        self._wire: _Wire | None = None
-        self._started = 0.0
-
-    def start(self) -> None:
-        """Write the first attempt."""
-        self._started = time.monotonic()
-        self._wire = self._endpoint._write(self._request)
-
-    def result(self) -> Answer:
-        """The answer; 429/503 are retried with backoff within the endpoint's timeout."""
-        endpoint = self._endpoint
-        backoff = _FIRST_BACKOFF_S
-        while True:
-            answer = self._read()
-            if answer.status not in _RETRY_STATUSES:
-                return answer
-            delay = backoff * (0.5 + random.random())  # noqa: S311 - jitter, not secrecy
-            if time.monotonic() + delay - self._started > endpoint._timeout:
-                return answer
-            time.sleep(delay)
-            backoff *= 2
-            self._wire = endpoint._write(self._request)
-
-    def _read(self) -> Answer:
-        wire, self._wire = self._wire, None
-        if wire is None:
-            raise BackendError(self._endpoint.service, "no request in flight")
-        try:
-            status, headers, body, keep = wire.read(self._method)
-        except _FAILURES as exc:
-            wire.close()
-            raise BackendError(self._endpoint.service, type(exc).__name__) from None
-        if keep:
-            self._endpoint._give_back(wire)
-        else:
-            wire.close()
-        return Answer(status, body, headers.get("content-type", ""))
+    def failure(self, phase: wire.Phase, exc: BaseException) -> Exception:
+        """``BackendError(service, <the exception's name>)``, whatever the phase."""
+        return BackendError(self.service, type(exc).__name__)
