@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from bench.fuzz import DELIVER_SOURCES, DeliverCase, DeliverFuzzer, InvariantBroken, run_deliver
 from hookpress.local.emulators import Emulators
 from hookpress.local.wordpress import WordPressServer, WordPressSite
+from tests.local_http import ScriptedServer
 
 CASES = 200
 BATCH = 50
@@ -48,15 +48,15 @@ def test_the_checks_see_a_5xx(fuzzer: DeliverFuzzer):
     """The invariants are only as good as their checks: a WordPress answering 503 breaks them."""
     from hookpress.deliver import WordPressClient
 
-    fuzzer.runtime.deliverer.wordpress = WordPressClient(
-        "http://wp.invalid/wp-json",
-        "ingest",
-        connect_timeout_s=1,
-        read_timeout_s=1,
-        transport=httpx.MockTransport(lambda request: httpx.Response(503)),
-    )
-    with pytest.raises(InvariantBroken, match="deliver answered 503"):
-        fuzzer.check(case(id="fz-503", type="x"))
+    unavailable = ScriptedServer(lambda seen, status: (status, {}, b"down"), default_status=503)
+    try:
+        fuzzer.runtime.deliverer.wordpress = WordPressClient(
+            unavailable.url() + "/wp-json", "ingest", connect_timeout_s=1, read_timeout_s=1
+        )
+        with pytest.raises(InvariantBroken, match="deliver answered 503"):
+            fuzzer.check(case(id="fz-503", type="x"))
+    finally:
+        unavailable.close()
 
 
 def test_the_checks_see_a_probe_slot_left_taken(fuzzer: DeliverFuzzer):

@@ -1,7 +1,10 @@
-"""The deliver function against the real emulators, with WordPress behind httpx.MockTransport.
+"""The deliver function against the real emulators, with WordPress a local HTTP server.
 
 Events are created by the real ingress path first, so the record and the raw
-object are exactly what production would hand to delivery.
+object are exactly what production would hand to delivery. WordPress is a
+real HTTP/1.1 server on 127.0.0.1 answering from a script
+(:mod:`tests.local_http`): the client's requests and its reading of the
+answers go over a socket, as they do in production.
 """
 
 from __future__ import annotations
@@ -13,58 +16,61 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from hookpress import deliver
 from hookpress.deliver import CONTROL_DOCUMENT, Runtime
 from tests.conftest import FUNCTIONS
 from tests.integration.conftest import BUCKET, Backends, signed, unique_body
+from tests.local_http import DROP, Hang, Reply, ScriptedServer, Seen, json_reply
 from tests.secretmanager_fake import ERRORS, BrokenSecretManager, secret_manager_errors
 
-WP_BASE = "https://wp.example/wp-json"
-INGEST_URL = WP_BASE + "/ai-guy/v1/ingest"
+READ_TIMEOUT_S = 1.0  # what a Hang step outlasts
 
 
-class FakeWordPress:
-    """Answers from a script (status codes, or exceptions to raise) and records every request."""
+class FakeWordPress(ScriptedServer):
+    """Answers from a script (statuses, replies, dropped or hung connections); keeps requests."""
 
     def __init__(self) -> None:
-        self.script: list[int | Exception | Callable[[httpx.Request], httpx.Response]] = []
-        self.requests: list[httpx.Request] = []
+        super().__init__(self.answer, default_status=201)
         self.next_id = 100
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        step = self.script.pop(0) if self.script else 201
-        if isinstance(step, Exception):
-            raise step
-        if callable(step):
-            return step(request)
+    def answer(self, request: Seen, step: int) -> Reply:
         if step in (200, 201):
             self.next_id += 1
-            return httpx.Response(step, json={"id": self.next_id, "result": "created"})
+            return json_reply(step, {"id": self.next_id, "result": "created"})
         if 300 <= step < 400:
-            return httpx.Response(step, headers={"Location": "https://elsewhere.example/steal"})
-        return httpx.Response(step, json={"code": "error", "message": "nope " * 2000})
+            return step, {"Location": "https://elsewhere.example/steal"}, b""
+        return json_reply(step, {"code": "error", "message": "nope " * 2000})
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/wp-json"
+
+    @property
+    def ingest_url(self) -> str:
+        return self.base + "/ai-guy/v1/ingest"
 
     def posted(self, i: int = -1) -> dict[str, Any]:
-        return json.loads(self.requests[i].content)
+        return dict(self.requests[i].json())
 
 
 @pytest.fixture
-def wp() -> FakeWordPress:
-    return FakeWordPress()
+def wp() -> Iterator[FakeWordPress]:
+    server = FakeWordPress()
+    yield server
+    server.close()
 
 
 @pytest.fixture
-def deliver_env(ingress_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+def deliver_env(ingress_env: dict[str, str], tmp_path: Path, wp: FakeWordPress) -> dict[str, str]:
     secrets = tmp_path / "wp-secrets.json"
     secrets.write_text(json.dumps({"wp-app-password": ["pw-1"]}))
     return {
         "HOOKPRESS_PROJECT": ingress_env["HOOKPRESS_PROJECT"],
         "HOOKPRESS_RAW_BUCKET": BUCKET,
-        "HOOKPRESS_WP_BASE_URL": WP_BASE,
+        "HOOKPRESS_WP_BASE_URL": wp.base,
+        "HOOKPRESS_WP_READ_TIMEOUT_S": str(READ_TIMEOUT_S),
         "HOOKPRESS_WP_USER": "hookpress-ingest",
         "HOOKPRESS_WP_APP_PASSWORD_SECRET": "wp-app-password",
         "HOOKPRESS_PUSH_AUTH": "none",
@@ -88,9 +94,7 @@ def deliver_app() -> Any:
 @pytest.fixture
 def runtime(deliver_env, wp: FakeWordPress) -> Iterator[Callable[..., Runtime]]:
     def make(**env: str) -> Runtime:
-        rt = deliver.build_runtime(
-            {**deliver_env, **env}, transport=httpx.MockTransport(wp.handler)
-        )
+        rt = deliver.build_runtime({**deliver_env, **env})
         deliver.install(rt)
         return rt
 
@@ -132,8 +136,12 @@ def test_delivers_and_records_everything(deliver_app, runtime, wp, event, backen
     assert push(deliver_app, key) == 204
 
     request = wp.requests[0]
-    assert str(request.url) == INGEST_URL
+    assert (request.method, request.path) == ("POST", "/wp-json/ai-guy/v1/ingest")
+    assert request.host == f"127.0.0.1:{wp.port}"
     assert request.headers["Idempotency-Key"] == key
+    assert request.headers["User-Agent"] == "hookpress-deliver"
+    assert request.headers["Accept"] == "application/json"
+    assert request.headers["Content-Type"] == "application/json"
     user, password = (
         base64.b64decode(request.headers["Authorization"].split()[1]).decode().split(":")
     )
@@ -188,7 +196,9 @@ def test_an_already_delivered_event_is_acked_without_calling_wordpress(
 
 
 @pytest.mark.parametrize(
-    "failure", [503, 500, 429, 408, 409, 425, httpx.ReadTimeout("slow"), httpx.ConnectError("down")]
+    "failure",
+    [503, 500, 429, 408, 409, 425, Hang(READ_TIMEOUT_S + 1), DROP],
+    ids=lambda f: "hang" if isinstance(f, Hang) else str(f),
 )
 def test_retryable_failures_nack_and_record_the_attempt(
     deliver_app, runtime, wp, event, backends, failure
@@ -200,6 +210,11 @@ def test_retryable_failures_nack_and_record_the_attempt(
     assert record["status"] == "published"
     assert record["attempts"] == 1
     assert record["last_error"]
+    if isinstance(failure, Hang):
+        assert "wordpress_timeout" in record["last_error"]
+    if failure == DROP:  # closed with no answer: the request may have been applied
+        assert "wordpress_RemoteProtocolError" in record["last_error"]
+        assert len(wp.requests) == 1  # so it is not sent again, Pub/Sub redelivers
     if isinstance(failure, int):
         assert record["downstream_status"] == failure
         assert len(record["downstream_body"]) <= 4000
@@ -226,7 +241,9 @@ def test_a_redirect_is_a_failure_and_never_followed(deliver_app, runtime, wp, ev
     wp.script = [302]
     assert push(deliver_app, key) == 204
     assert backends.record(key)["status"] == "failed"
-    assert [r.url.host for r in wp.requests] == ["wp.example"]
+    assert [(r.host, r.path) for r in wp.requests] == [
+        (f"127.0.0.1:{wp.port}", "/wp-json/ai-guy/v1/ingest")
+    ]
 
 
 def test_a_url_in_the_payload_is_data(deliver_app, runtime, wp, event, backends):
@@ -237,7 +254,9 @@ def test_a_url_in_the_payload_is_data(deliver_app, runtime, wp, event, backends)
     )
     key = event("hmac-timestamp", body)
     assert push(deliver_app, key) == 204
-    assert [str(r.url) for r in wp.requests] == [INGEST_URL]
+    assert [(r.host, r.path) for r in wp.requests] == [
+        (f"127.0.0.1:{wp.port}", "/wp-json/ai-guy/v1/ingest")
+    ]
     assert wp.posted()["metadata"]["callback_url"] == "https://attacker.example/hook"
 
 
@@ -247,12 +266,12 @@ def test_a_rotated_application_password_is_picked_up(
     key = event()
     seen: list[str] = []
 
-    def only_new_password(request: httpx.Request) -> httpx.Response:
+    def only_new_password(request: Seen) -> Reply:
         password = base64.b64decode(request.headers["Authorization"].split()[1]).decode()
         seen.append(password.split(":")[1])
         if password.endswith(":pw-2"):
-            return httpx.Response(201, json={"id": 7})
-        return httpx.Response(401, json={"code": "invalid_application_password"})
+            return json_reply(201, {"id": 7})
+        return json_reply(401, {"code": "invalid_application_password"})
 
     runtime()
     assert push(deliver_app, event()) == 204  # this instance now holds pw-1
@@ -353,9 +372,7 @@ def test_oidc_is_enforced_at_the_entry_point(deliver_app, deliver_env, wp, event
         "HOOKPRESS_PUSH_SERVICE_ACCOUNT": PUSH_SA,
     }
     certs = deliver.CertsCache(lambda: ({"kid-1": keys.cert_pem}, 3600.0))
-    deliver.install(
-        deliver.build_runtime(env, transport=httpx.MockTransport(wp.handler), certs=certs)
-    )
+    deliver.install(deliver.build_runtime(env, certs=certs))
     try:
         key = event()
         assert push(deliver_app, key) == 401
@@ -476,7 +493,7 @@ class Clock:
 
 
 def test_the_half_open_breakers_probe_is_never_lost(
-    deliver_app, runtime, wp, event, backends, deliver_env
+    deliver_app, runtime, wp, event, backends, deliver_env, monkeypatch
 ):
     """Poison, a secrets outage, a bug: none of them may keep the one probe slot taken."""
     from hookpress.backends.secrets import CachedSecrets, SecretManagerValues
@@ -509,8 +526,12 @@ def test_the_half_open_breakers_probe_is_never_lost(
     assert push(deliver_app, event()) == 503  # took the slot, then the secrets failed
     rt.deliverer.secrets = good_secrets
 
-    wp.script = [RuntimeError("a bug in a transport")]  # not an httpx error: unforeseen
-    assert push(deliver_app, event()) == 500
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in a transport")  # not a transport error: unforeseen
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rt.deliverer.wordpress._endpoint, "request", bug)
+        assert push(deliver_app, event()) == 500
     assert rt.deliverer.breaker.state == "half-open"
 
     key = event()

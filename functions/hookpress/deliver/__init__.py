@@ -30,7 +30,6 @@ from hookpress.settings import DeliverSettings
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    import httpx
     from flask import Request, Response
 
 __all__ = [
@@ -69,7 +68,6 @@ def build_runtime(
     env: Mapping[str, str],
     *,
     log: Logger = _log,
-    transport: httpx.BaseTransport | None = None,
     certs: CertsCache | None = None,
 ) -> Runtime:
     """Read the settings and wire the adapters (Google clients are built on first use)."""
@@ -92,7 +90,7 @@ def build_runtime(
             settings.wp_user,
             connect_timeout_s=settings.wp_connect_timeout_s,
             read_timeout_s=settings.wp_read_timeout_s,
-            transport=transport,
+            env=env,
         ),
         breaker=Breaker(settings.breaker_threshold, settings.breaker_cooldown_s),
         log=log,

@@ -4,16 +4,28 @@ The URL is fixed when the client is built from configuration; nothing in an
 event can change where a request goes. Redirects are not followed (a
 redirect is a permanent failure: it means the configured URL is wrong, and
 following it would send credentials somewhere else).
+
+The client is our own HTTP/1.1 wire (:mod:`hookpress.wire`, the one the
+Google APIs go through): pooled keep-alive connections, each request in one
+write. It never repeats a request that may have reached WordPress: only one
+that could not be sent whole on a pooled connection goes out again, once, on
+a new one; every answer, 429 and 5xx included, goes to :func:`classify`, and
+Pub/Sub's redelivery is the retry. HTTPS certificates are verified against
+the CA set httpx (this client before) used: ``SSL_CERT_FILE`` or
+``SSL_CERT_DIR`` when set, otherwise certifi's Mozilla bundle.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from hookpress import wire
 from hookpress.deliver._errors import (
     AuthenticationFailed,
     PermanentDeliveryError,
@@ -60,6 +72,37 @@ def classify(status: int, body: str) -> Delivered:
     raise RetryableDeliveryError("unexpected_status", status, body)
 
 
+def trusted_cas(env: Mapping[str, str]) -> Callable[[], ssl.SSLContext]:
+    """The TLS context WordPress's certificate is checked with, as httpx builds it:
+    ``SSL_CERT_FILE``, else ``SSL_CERT_DIR``, else certifi's bundle (read when called)."""
+    cafile = env.get("SSL_CERT_FILE") or None
+    capath = None if cafile else env.get("SSL_CERT_DIR") or None
+
+    def context() -> ssl.SSLContext:
+        if cafile is None and capath is None:
+            import certifi
+
+            return ssl.create_default_context(cafile=certifi.where())
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+
+    return context
+
+
+#: what a failed request is called in ``last_error`` and the logs (the names httpx gave)
+_FAILED = {"connect": "ConnectError", "write": "WriteError", "read": "ReadError"}
+
+
+class _WordPressEndpoint(wire.Endpoint):
+    """The wire to WordPress: no status retried here, failures retryable DeliveryErrors."""
+
+    def failure(self, phase: wire.Phase, exc: BaseException) -> Exception:
+        if isinstance(exc, TimeoutError):
+            return RetryableDeliveryError("wordpress_timeout")
+        if isinstance(exc, wire.WireError):
+            return RetryableDeliveryError("wordpress_RemoteProtocolError")
+        return RetryableDeliveryError(f"wordpress_{_FAILED[phase]}")
+
+
 class WordPressClient:
     """POSTs events to ``{base}/ai-guy/v1/ingest``; thread-safe, one per instance."""
 
@@ -71,44 +114,39 @@ class WordPressClient:
         connect_timeout_s: float,
         read_timeout_s: float,
         max_connections: int = 32,
-        transport: httpx.BaseTransport | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + INGEST_ROUTE
-        self._user = user
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-            follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={"User-Agent": "hookpress-deliver", "Accept": "application/json"},
-            transport=transport,
+        self._user = user.encode()
+        self._endpoint = _WordPressEndpoint(
+            "wordpress",
+            self.url,
+            read_timeout_s,
+            user_agent="hookpress-deliver",
+            connect_timeout_s=connect_timeout_s,
+            tls=trusted_cas(os.environ if env is None else env),
+            pool_size=max_connections,
+            body_limit=_READ_LIMIT,
         )
 
     def post(self, record: dict[str, Any], idempotency_key: str, password: str) -> Delivered:
         """Deliver one record; raise a DeliveryError subclass when it did not land."""
         content = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
-        try:
-            with self._client.stream(
-                "POST",
-                self.url,
-                content=content,
-                headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key},
-                auth=httpx.BasicAuth(self._user, password),
-            ) as response:
-                raw = b""
-                for chunk in response.iter_bytes():
-                    raw += chunk
-                    if len(raw) >= _READ_LIMIT:
-                        break
-                status = response.status_code
-        except httpx.TimeoutException:
-            raise RetryableDeliveryError("wordpress_timeout") from None
-        except httpx.TransportError as exc:
-            raise RetryableDeliveryError(f"wordpress_{type(exc).__name__}") from None
-        body = raw.decode("utf-8", errors="replace")[:KEEP_CHARS]
-        return classify(status, body)
+        credentials = base64.b64encode(self._user + b":" + password.encode()).decode()
+        answer = self._endpoint.request(
+            "POST",
+            "",
+            content,
+            {
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "Idempotency-Key": idempotency_key,
+                "Authorization": f"Basic {credentials}",
+            },
+        )
+        body = answer.body.decode("utf-8", errors="replace")[:KEEP_CHARS]
+        return classify(answer.status, body)
 
     def close(self) -> None:
         """Close the pool."""
-        self._client.close()
+        self._endpoint.close()

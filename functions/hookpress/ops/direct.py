@@ -94,7 +94,6 @@ class BatchingWordPress(WordPressClient):
             user,
             connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s,
-            transport=transport,
         )
         if not 1 <= max_records <= MAX_BATCH:
             raise ValueError(f"max_records must be between 1 and {MAX_BATCH}")

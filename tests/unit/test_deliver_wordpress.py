@@ -1,0 +1,309 @@
+"""Deliver's WordPress client on our HTTP/1.1 wire, against real local servers.
+
+The rules it kept from the httpx client it replaced: one URL fixed at build
+time, redirects never followed, connect and read timeouts, at most 64 KiB of
+an answer read and 4,000 characters kept, Basic auth with the password of the
+call, the request headers, every failure a retryable DeliveryError with the
+reason strings the logs and records already carry; HTTPS verified against
+certifi's CA set (or ``SSL_CERT_FILE``/``SSL_CERT_DIR``, as httpx did). And the
+wire's rule: a request that may have reached WordPress is never sent again.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from hookpress.deliver import (
+    AuthenticationFailed,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    WordPressClient,
+)
+from tests.local_http import DROP, Hang, Reply, ScriptedServer, Seen, closed_port, json_reply
+
+RECORD = {"source": "stripe", "external_id": "evt_1", "payload": {"note": "ünïcode"}}
+
+
+def created(seen: Seen, status: int) -> Reply:
+    return json_reply(status, {"id": 7})
+
+
+@pytest.fixture
+def wp() -> Iterator[ScriptedServer]:
+    server = ScriptedServer(created, default_status=201)
+    yield server
+    server.close()
+
+
+def client(url: str, **kwargs: object) -> WordPressClient:
+    options: dict[str, object] = {"connect_timeout_s": 2.0, "read_timeout_s": 1.0, "env": {}}
+    options.update(kwargs)
+    return WordPressClient(url + "/wp-json", "hookpress-ingest", **options)  # type: ignore[arg-type]
+
+
+def test_a_post_carries_the_record_and_every_header(wp):
+    delivered = client(wp.url()).post(RECORD, "key-1", "pw one")
+    assert (delivered.status, delivered.post_id) == (201, 7)
+    (seen,) = wp.requests
+    assert (seen.method, seen.path) == ("POST", "/wp-json/ai-guy/v1/ingest")
+    assert seen.host == f"127.0.0.1:{wp.port}"
+    assert seen.json() == RECORD
+    assert seen.headers["Idempotency-Key"] == "key-1"
+    assert seen.headers["User-Agent"] == "hookpress-deliver"
+    assert seen.headers["Accept"] == "application/json"
+    assert seen.headers["Content-Type"] == "application/json"
+    assert (
+        seen.headers["Authorization"]
+        == "Basic " + base64.b64encode(b"hookpress-ingest:pw one").decode()
+    )
+
+
+def test_each_call_authenticates_with_its_own_password(wp):
+    wordpress = client(wp.url())
+    wordpress.post(RECORD, "k", "old-pw")
+    wordpress.post(RECORD, "k", "nëw-pw")  # UTF-8, as httpx encoded it
+    sent = [base64.b64decode(r.headers["Authorization"][6:]) for r in wp.requests]
+    assert sent == [b"hookpress-ingest:old-pw", "hookpress-ingest:nëw-pw".encode()]
+
+
+def test_posts_share_one_kept_alive_connection(wp):
+    wordpress = client(wp.url())
+    for i in range(5):
+        wordpress.post(RECORD, f"k{i}", "pw")
+    assert (len(wp.requests), wp.connections) == (5, 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "reason"),
+    [
+        (401, AuthenticationFailed, "wordpress_unauthorized"),
+        (403, PermanentDeliveryError, "wordpress_rejected"),
+        (302, PermanentDeliveryError, "redirect_not_followed"),
+        (429, RetryableDeliveryError, "wordpress_unavailable"),
+        (503, RetryableDeliveryError, "wordpress_unavailable"),
+    ],
+)
+def test_statuses_are_classified_and_never_repeated_by_the_wire(wp, status, error, reason):
+    wp.script = [status]
+    with pytest.raises(error) as raised:
+        client(wp.url()).post(RECORD, "k", "pw")
+    assert (raised.value.reason, raised.value.status) == (reason, status)
+    assert len(wp.requests) == 1  # 429 and 503 too: Pub/Sub's redelivery is the retry
+
+
+def test_a_redirect_is_not_followed(wp):
+    elsewhere = ScriptedServer(created)
+    try:
+        wp.script = [lambda seen: (307, {"Location": elsewhere.url() + "/steal"}, b"")]
+        with pytest.raises(PermanentDeliveryError, match="redirect_not_followed"):
+            client(wp.url()).post(RECORD, "k", "pw")
+        assert elsewhere.requests == []  # the credentials went nowhere else
+    finally:
+        elsewhere.close()
+
+
+def test_at_most_64_kib_is_read_and_4000_characters_kept(wp):
+    huge = b'{"code":"error","message":"' + b"x" * (5 * 1024 * 1024) + b'"}'
+    wp.script = [lambda seen: (400, {"Content-Type": "application/json"}, huge), 201]
+    wordpress = client(wp.url())
+    with pytest.raises(PermanentDeliveryError) as raised:
+        wordpress.post(RECORD, "k", "pw")
+    assert raised.value.body == huge[:4000].decode()
+    assert wordpress.post(RECORD, "k2", "pw").status == 201  # on a new connection:
+    assert wp.connections == 2  # the unread rest of the answer is never parsed as one
+
+
+def test_a_slow_answer_times_out_and_is_not_sent_again(wp):
+    wp.script = [Hang(3.0)]
+    with pytest.raises(RetryableDeliveryError) as raised:
+        client(wp.url(), read_timeout_s=0.3).post(RECORD, "k", "pw")
+    assert raised.value.reason == "wordpress_timeout"
+    assert len(wp.requests) == 1
+
+
+def test_a_connection_closed_without_an_answer_is_not_sent_again(wp):
+    """The request may have been applied: Pub/Sub redelivers, with the same Idempotency-Key."""
+    wp.script = [DROP]
+    with pytest.raises(RetryableDeliveryError) as raised:
+        client(wp.url()).post(RECORD, "k", "pw")
+    assert raised.value.reason == "wordpress_RemoteProtocolError"
+    assert len(wp.requests) == 1
+
+
+def test_a_connection_closed_while_idle_is_not_used(wp):
+    wordpress = client(wp.url())
+    wordpress.post(RECORD, "k1", "pw")
+    wp.script = [lambda seen: (201, {"Connection": "close"}, b'{"id": 8}')]
+    wordpress.post(RECORD, "k2", "pw")  # the server closes after answering
+    assert wordpress.post(RECORD, "k3", "pw").post_id == 7
+    assert (len(wp.requests), wp.connections) == (3, 2)
+
+
+def test_nothing_listening_is_a_connect_error():
+    with pytest.raises(RetryableDeliveryError) as raised:
+        client(f"http://127.0.0.1:{closed_port()}").post(RECORD, "k", "pw")
+    assert raised.value.reason == "wordpress_ConnectError"
+
+
+# -- HTTPS ------------------------------------------------------------------------------------
+
+
+class Authority:
+    """A certificate authority made for one test, and server certificates it signs."""
+
+    def __init__(self, name: str) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = dt.datetime.now(dt.UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+
+    def pem(self, path: Path) -> str:
+        path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        return str(path)
+
+    def server_context(self, tmp_path: Path, names: list[x509.GeneralName]) -> ssl.SSLContext:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wordpress")]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        chain = tmp_path / "server.pem"
+        chain.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            + cert.public_bytes(serialization.Encoding.PEM)
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(chain)
+        return context
+
+
+LOOPBACK = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+
+
+@pytest.fixture
+def authority() -> Authority:
+    return Authority("hookpress test CA")
+
+
+@pytest.fixture
+def tls_wp(authority: Authority, tmp_path: Path) -> Iterator[ScriptedServer]:
+    server = ScriptedServer(created, authority.server_context(tmp_path, LOOPBACK), 201)
+    yield server
+    server.close()
+
+
+def test_https_with_a_certificate_from_a_trusted_ca(tls_wp, authority, tmp_path):
+    cafile = authority.pem(tmp_path / "ca.pem")
+    for host in ("127.0.0.1", "localhost"):
+        wordpress = client(tls_wp.url(host, "https"), env={"SSL_CERT_FILE": cafile})
+        assert wordpress.post(RECORD, "k", "pw").status == 201
+    assert len(tls_wp.requests) == 2
+
+
+def test_https_trusts_certifis_cas_by_default_so_a_private_ca_is_refused(tls_wp):
+    with pytest.raises(RetryableDeliveryError) as raised:
+        client(tls_wp.url("127.0.0.1", "https")).post(RECORD, "k", "pw")
+    assert raised.value.reason == "wordpress_ConnectError"
+    assert tls_wp.requests == []  # nothing was sent: not the record, not the password
+
+
+def test_https_refuses_a_certificate_from_another_ca(tls_wp, tmp_path):
+    other = Authority("another CA").pem(tmp_path / "other.pem")
+    with pytest.raises(RetryableDeliveryError, match="wordpress_ConnectError"):
+        client(tls_wp.url("127.0.0.1", "https"), env={"SSL_CERT_FILE": other}).post(
+            RECORD, "k", "pw"
+        )
+    assert tls_wp.requests == []
+
+
+def test_https_refuses_a_certificate_for_another_name(authority, tmp_path):
+    cafile = authority.pem(tmp_path / "ca.pem")
+    elsewhere = [x509.DNSName("wordpress.example")]
+    server = ScriptedServer(created, authority.server_context(tmp_path, elsewhere), 201)
+    try:
+        with pytest.raises(RetryableDeliveryError, match="wordpress_ConnectError"):
+            client(server.url("127.0.0.1", "https"), env={"SSL_CERT_FILE": cafile}).post(
+                RECORD, "k", "pw"
+            )
+        assert server.requests == []
+    finally:
+        server.close()
+
+
+def test_a_ca_directory_is_trusted_through_ssl_cert_dir(tls_wp, authority, tmp_path):
+    import subprocess
+
+    folder = tmp_path / "cas"
+    folder.mkdir()
+    authority.pem(folder / "ca.pem")
+    subprocess.run(["openssl", "rehash", str(folder)], check=True, capture_output=True)
+    wordpress = client(tls_wp.url("127.0.0.1", "https"), env={"SSL_CERT_DIR": str(folder)})
+    assert wordpress.post(RECORD, "k", "pw").status == 201
+
+
+def test_the_default_ca_set_is_certifis_as_it_was_with_httpx():
+    import certifi
+
+    from hookpress.deliver._wordpress import trusted_cas
+
+    expected = ssl.create_default_context(cafile=certifi.where()).get_ca_certs()
+    assert len(expected) > 100
+    assert trusted_cas({})().get_ca_certs() == expected
