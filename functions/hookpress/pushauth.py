@@ -46,8 +46,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from hookpress import wire
 from hookpress.logs import Logger
 from hookpress.settings import SettingsError
 
@@ -64,6 +63,7 @@ __all__ = [
 ]
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+_FETCH_TIMEOUT_S = 5.0
 ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 
@@ -86,6 +86,10 @@ class PushAuthError(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class CertsRefused(ValueError):
+    """Google answered the certificates request with an error status."""
 
 
 class CertsCache:
@@ -117,16 +121,24 @@ class CertsCache:
         self._retry_at = float("-inf")
         self._error = "never_fetched"
 
+    _google: wire.Endpoint | None = None  # one kept-alive connection to Google, made on use
+
     @classmethod
     def _fetch_google(cls) -> tuple[Mapping[str, str], float]:
-        return cls.parse(httpx.get(GOOGLE_CERTS_URL, timeout=5.0, follow_redirects=False))
+        """GET Google's certificates on our own wire (system CA set, no redirect followed)."""
+        if cls._google is None:
+            cls._google = wire.Endpoint(
+                "google-certs", GOOGLE_CERTS_URL, _FETCH_TIMEOUT_S, user_agent="hookpress"
+            )
+        return cls.parse(cls._google.request("GET", "", headers={"Accept": "application/json"}))
 
     @staticmethod
-    def parse(resp: httpx.Response) -> tuple[Mapping[str, str], float]:
-        """Google's answer: the certificates and for how long (raises HTTPError or ValueError)."""
-        resp.raise_for_status()
-        match = _MAX_AGE.search(resp.headers.get("cache-control", ""))
-        certs: Any = resp.json()
+    def parse(answer: wire.Answer) -> tuple[Mapping[str, str], float]:
+        """Google's answer: the certificates and for how long (raises ValueError)."""
+        if not 200 <= answer.status < 300:
+            raise CertsRefused(f"HTTP {answer.status}")
+        match = _MAX_AGE.search(answer.headers.get("cache-control", ""))
+        certs: Any = answer.json()
         if not isinstance(certs, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in certs.items()
         ):
@@ -148,7 +160,7 @@ class CertsCache:
         self._attempted = now
         try:
             certs, max_age = self._fetch()
-        except (httpx.HTTPError, ValueError) as exc:
+        except (wire.TransportError, ValueError) as exc:
             self._failures += 1
             self._retry_at = now + min(self._min_refetch, 2.0 ** (self._failures - 1))
             self._error = type(exc).__name__

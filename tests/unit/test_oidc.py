@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pytest
@@ -193,13 +194,14 @@ def test_invented_key_ids_cannot_drive_fetches(keys):
 
 
 def _http_errors() -> list[Exception]:
-    import httpx
+    from hookpress.pushauth import CertsRefused
+    from hookpress.wire import TransportError, WireError
 
-    request = httpx.Request("GET", "https://www.googleapis.com/oauth2/v1/certs")
     return [
-        httpx.ConnectError("unreachable"),
-        httpx.ReadTimeout("slow"),
-        httpx.HTTPStatusError("503", request=request, response=httpx.Response(503)),
+        TransportError("google-certs", "connect", ConnectionRefusedError()),
+        TransportError("google-certs", "read", TimeoutError()),
+        TransportError("google-certs", "read", WireError("connection closed by the peer")),
+        CertsRefused("HTTP 503"),
         ValueError("not json"),
     ]
 
@@ -243,17 +245,54 @@ def test_a_zero_max_age_does_not_fetch_per_request(keys):
 
 @pytest.mark.parametrize("body", [[], {"k1": 1}, "x"], ids=["list", "not-pem", "string"])
 def test_googles_answer_must_be_a_map_of_certificates(body):
-    import httpx
+    from hookpress.wire import Answer
 
-    request = httpx.Request("GET", "https://www.googleapis.com/oauth2/v1/certs")
     with pytest.raises(ValueError, match="not a map"):
-        CertsCache.parse(httpx.Response(200, json=body, request=request))
+        CertsCache.parse(Answer(200, json.dumps(body).encode(), "application/json"))
     certs, max_age = CertsCache.parse(
-        httpx.Response(
+        Answer(
             200,
-            json={"k1": "PEM"},
-            headers={"Cache-Control": "public, max-age=19984"},
-            request=request,
+            b'{"k1": "PEM"}',
+            "application/json",
+            {"cache-control": "public, max-age=19984"},
         )
     )
     assert (dict(certs), max_age) == ({"k1": "PEM"}, 19984.0)
+
+
+def test_the_certificates_are_fetched_over_http_on_our_wire(monkeypatch):
+    """Google's certificates from a real local server standing in for www.googleapis.com:
+    the answer's Cache-Control sets how long they are held; an error status is refused."""
+    from hookpress import wire
+    from hookpress.pushauth import CertsRefused
+    from tests.local_http import ScriptedServer, json_reply
+
+    google = ScriptedServer(
+        lambda seen, status: json_reply(
+            status, {"k1": "PEM"}, **{"Cache-Control": "public, max-age=21600"}
+        )
+    )
+    try:
+        endpoint = wire.Endpoint("google-certs", google.url() + "/oauth2/v1/certs", 5.0)
+        monkeypatch.setattr(CertsCache, "_google", endpoint)
+        assert CertsCache._fetch_google() == ({"k1": "PEM"}, 21600.0)
+        google.script = [503]
+        with pytest.raises(CertsRefused):
+            CertsCache._fetch_google()
+        assert [(r.method, r.path) for r in google.requests] == [("GET", "/oauth2/v1/certs")] * 2
+        assert google.connections == 1  # kept alive between fetches
+    finally:
+        google.close()
+
+
+def test_the_push_path_does_not_import_httpx():
+    """Verifying pushes needs no httpx: it is not imported with deliver or its verifier."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import hookpress.deliver, hookpress.pushauth; "
+        "print([m for m in ('httpx', 'httpcore', 'h11', 'anyio') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
