@@ -284,6 +284,10 @@ class Endpoint:
         self.service = service
         self._https = parts.scheme == "https"
         self._host = parts.hostname
+        # An ASCII host name given as bytes: socket.getaddrinfo and ssl encode a str with the
+        # "idna" codec, whose import (stringprep, unicodedata) cost the first request ~9 ms
+        # (bench/results/profile/deliver-after/); bytes skip it and mean the same name.
+        self._name: str | bytes = self._host.encode("ascii") if self._host.isascii() else self._host
         self._port = parts.port or (443 if self._https else 80)
         default_port = parts.port is None or parts.port == (443 if self._https else 80)
         host = f"[{self._host}]" if ":" in self._host else self._host  # an IPv6 literal
@@ -307,13 +311,14 @@ class Endpoint:
     # -- the pool -------------------------------------------------------------------
 
     def _new(self) -> _Wire:
-        sock = socket.create_connection((self._host, self._port), timeout=self._connect_timeout)
+        address = (self._name, self._port)  # bytes, as getaddrinfo takes them (typeshed: str)
+        sock = socket.create_connection(address, timeout=self._connect_timeout)  # type: ignore[arg-type]
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._https:
                 if self._tls is None:
                     self._tls = self._make_tls()
-                sock = self._tls.wrap_socket(sock, server_hostname=self._host)
+                sock = self._tls.wrap_socket(sock, server_hostname=self._name)
             sock.settimeout(self._timeout)
         except BaseException:
             sock.close()

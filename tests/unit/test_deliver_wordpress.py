@@ -307,3 +307,27 @@ def test_the_default_ca_set_is_certifis_as_it_was_with_httpx():
     expected = ssl.create_default_context(cafile=certifi.where()).get_ca_certs()
     assert len(expected) > 100
     assert trusted_cas({})().get_ca_certs() == expected
+
+
+def test_the_first_request_does_not_import_the_idna_codec(tls_wp, authority, tmp_path):
+    """An ASCII host goes to getaddrinfo and ssl as bytes: the "idna" codec (stringprep,
+    unicodedata: ~9 ms) stays out of the first request, plain or TLS."""
+    import subprocess
+    import sys
+
+    cafile = authority.pem(tmp_path / "ca.pem")
+    code = (
+        "import sys\n"
+        "from hookpress.deliver import WordPressClient\n"
+        f"for url in ({tls_wp.url('localhost', 'https')!r}, {tls_wp.url('localhost')!r}):\n"
+        "    c = WordPressClient(url, 'u', connect_timeout_s=2, read_timeout_s=2,"
+        f" env={{'SSL_CERT_FILE': {cafile!r}}})\n"
+        "    try:\n"
+        "        c.post({}, 'k', 'pw')\n"
+        "    except Exception:\n"
+        "        pass\n"
+        "print('encodings.idna' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert len(tls_wp.requests) == 1  # the TLS post arrived (the plain one was refused)
