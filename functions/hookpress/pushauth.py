@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from hookpress import wire
+from hookpress.instance import Lazy
 from hookpress.logs import Logger
 from hookpress.settings import SettingsError
 
@@ -64,6 +65,10 @@ __all__ = [
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 _FETCH_TIMEOUT_S = 5.0
+#: one kept-alive connection pool to Google's certificates, made on the first fetch
+_GOOGLE_CERTS: Lazy[wire.Endpoint] = Lazy(
+    lambda: wire.Endpoint("google-certs", GOOGLE_CERTS_URL, _FETCH_TIMEOUT_S)
+)
 ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 
@@ -121,16 +126,11 @@ class CertsCache:
         self._retry_at = float("-inf")
         self._error = "never_fetched"
 
-    _google: wire.Endpoint | None = None  # one kept-alive connection to Google, made on use
-
     @classmethod
     def _fetch_google(cls) -> tuple[Mapping[str, str], float]:
         """GET Google's certificates on our own wire (system CA set, no redirect followed)."""
-        if cls._google is None:
-            cls._google = wire.Endpoint(
-                "google-certs", GOOGLE_CERTS_URL, _FETCH_TIMEOUT_S, user_agent="hookpress"
-            )
-        return cls.parse(cls._google.request("GET", "", headers={"Accept": "application/json"}))
+        answer = _GOOGLE_CERTS().request("GET", "", headers={"Accept": "application/json"})
+        return cls.parse(answer)
 
     @staticmethod
     def parse(answer: wire.Answer) -> tuple[Mapping[str, str], float]:

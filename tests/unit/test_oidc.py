@@ -263,7 +263,8 @@ def test_googles_answer_must_be_a_map_of_certificates(body):
 def test_the_certificates_are_fetched_over_http_on_our_wire(monkeypatch):
     """Google's certificates from a real local server standing in for www.googleapis.com:
     the answer's Cache-Control sets how long they are held; an error status is refused."""
-    from hookpress import wire
+    from hookpress import pushauth, wire
+    from hookpress.instance import Lazy
     from hookpress.pushauth import CertsRefused
     from tests.local_http import ScriptedServer, json_reply
 
@@ -274,7 +275,7 @@ def test_the_certificates_are_fetched_over_http_on_our_wire(monkeypatch):
     )
     try:
         endpoint = wire.Endpoint("google-certs", google.url() + "/oauth2/v1/certs", 5.0)
-        monkeypatch.setattr(CertsCache, "_google", endpoint)
+        monkeypatch.setattr(pushauth, "_GOOGLE_CERTS", Lazy(lambda: endpoint))
         assert CertsCache._fetch_google() == ({"k1": "PEM"}, 21600.0)
         google.script = [503]
         with pytest.raises(CertsRefused):
