@@ -3,24 +3,22 @@ the emulators."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hookpress.local.emulators import Emulators
+    pass
 
 __all__ = [
     "FUNCTIONS",
     "REPO",
     "RESULTS",
-    "emulators_in_env",
     "machine",
     "percentile",
     "summary",
@@ -82,27 +80,3 @@ def write_markdown(path: Path, text: str) -> None:
     """A Markdown file, ending with one newline."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.rstrip("\n") + "\n")
-
-
-@contextlib.contextmanager
-def emulators_in_env(workdir: Path) -> Iterator[Emulators]:
-    """Start the emulators and point this process's environment at them.
-
-    The client libraries read the emulator hosts from the environment; on the
-    way out the emulators stop and every variable they set is restored (or
-    removed, if it was not set before).
-    """
-    from hookpress.local.emulators import Emulators
-
-    emulators = Emulators(workdir / "emulators").start()
-    saved = {k: os.environ.get(k) for k in emulators.env}
-    os.environ.update(emulators.env)
-    try:
-        yield emulators
-    finally:
-        emulators.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -57,7 +57,6 @@ from bench._common import (
     FUNCTIONS,
     REPO,
     RESULTS,
-    emulators_in_env,
     machine,
     write_json,
     write_markdown,
@@ -72,7 +71,7 @@ from bench._load import (
     sign_requests,
 )
 from bench._seed import SEED_SECRET, SEED_SOURCE, SeedAnchor
-from hookpress.local.emulators import Emulators, ensure_bucket, ensure_topic
+from hookpress.local.emulators import Emulators, emulators_in_env, ensure_bucket, ensure_topic
 from hookpress.local.stack import SCHEME_SOURCES, generate_secret
 from hookpress.signatures import SCHEMES
 
@@ -138,7 +137,7 @@ def bench_environment(workdir: Path) -> Iterator[Bench]:
     """Emulators on loopback, a bucket, a topic with a subscription, a secrets file."""
     from google.cloud import pubsub_v1
 
-    with emulators_in_env(workdir) as emulators:
+    with emulators_in_env(workdir / "emulators") as emulators:
         project = emulators.project
         ensure_bucket(project, "hookpress-bench")
         topic = ensure_topic(project, "bench-events")

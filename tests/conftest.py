@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hookpress.local.emulators import Emulators
+from hookpress.local.emulators import Emulators, emulators_in_env
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
@@ -21,15 +20,5 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
     A missing or broken emulator fails here with the emulator's own log: the
     integration tier never skips.
     """
-    stack = Emulators(tmp_path_factory.mktemp("emulators")).start()
-    saved = {k: os.environ.get(k) for k in stack.env}
-    os.environ.update(stack.env)
-    try:
+    with emulators_in_env(tmp_path_factory.mktemp("emulators")) as stack:
         yield stack
-    finally:
-        stack.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench._common import RESULTS, emulators_in_env, machine, write_json, write_markdown
+from bench._common import RESULTS, machine, write_json, write_markdown
 from bench.fuzz.deliver import DeliverFuzzer, DeliverReport
 from bench.fuzz.oracle import InvariantBroken
 from bench.fuzz.target import FuzzReport, IngressFuzzer
+from hookpress.local.emulators import emulators_in_env
 
 
 def rss_mib() -> float:
@@ -204,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="hookpress-fuzz-") as tmp,
-        emulators_in_env(Path(tmp)) as emulators,
+        emulators_in_env(Path(tmp) / "emulators") as emulators,
     ):
         project = emulators.project
         fuzzer = IngressFuzzer(project, Path(tmp))

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import threading
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ __all__ = [
     "Emulator",
     "EmulatorError",
     "Emulators",
+    "emulators_in_env",
 ]
 
 
@@ -239,3 +241,25 @@ def ensure_bucket(project: str, bucket: str) -> None:
     client = storage.Client(project=project)
     with contextlib.suppress(gexc.Conflict):
         client.create_bucket(bucket)
+
+
+@contextlib.contextmanager
+def emulators_in_env(workdir: Path) -> Iterator[Emulators]:
+    """Start the emulators and point this process's environment at them.
+
+    The client libraries read the emulator hosts from the environment; on the
+    way out the emulators stop and every variable they set is restored (or
+    removed, if it was not set before).
+    """
+    emulators = Emulators(workdir).start()
+    saved = {k: os.environ.get(k) for k in emulators.env}
+    os.environ.update(emulators.env)
+    try:
+        yield emulators
+    finally:
+        emulators.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
