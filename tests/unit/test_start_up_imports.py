@@ -39,15 +39,17 @@ print(json.dumps({
 }))
 """
 
+#: the local backend: values from HOOKPRESS_SECRET_<ID> variables
+FROM_ENVIRONMENT = "env"
 BASE = {
     "HOOKPRESS_PROJECT": "p",
     "HOOKPRESS_RAW_BUCKET": "raw",
-    "HOOKPRESS_SECRETS_BACKEND": "env",
+    "HOOKPRESS_SECRETS_BACKEND": FROM_ENVIRONMENT,
 }
 
 
 def probe(function: str, then: str, env: dict[str, str]) -> dict[str, object]:
-    done = subprocess.run(  # noqa: S603 - fixed argv
+    done = subprocess.run(
         [sys.executable, "-c", PROBE, function, then, str(FUNCTIONS)],
         capture_output=True,
         text=True,
@@ -71,12 +73,16 @@ def scheme_modules(modules: object) -> set[str]:
     }
 
 
+#: the id (not a value) of the Secret Manager secret holding WordPress's password
+WORDPRESS_ID = "wp"
+
+
 def test_deliver_builds_its_runtime_without_any_scheme_or_provider() -> None:
     env = {
         **BASE,
         "HOOKPRESS_WP_BASE_URL": "http://127.0.0.1:9/wp-json",
         "HOOKPRESS_WP_USER": "ingest",
-        "HOOKPRESS_WP_APP_PASSWORD_SECRET": "wp",
+        "HOOKPRESS_WP_APP_PASSWORD_SECRET": WORDPRESS_ID,
         "HOOKPRESS_PUSH_AUTH": "none",
     }
     then = "import os, hookpress.deliver as d; answer = type(d.build_runtime(os.environ)).__name__"
