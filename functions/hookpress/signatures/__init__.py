@@ -42,7 +42,7 @@ no scheme module at all.
 
 from __future__ import annotations
 
-import importlib
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -143,7 +143,11 @@ class _Schemes(Mapping[str, "Scheme"]):
 
 
 def _module(name: str) -> Any:
-    return importlib.import_module(f"{__name__}.{name}")
+    # The import statement's own path (not importlib.import_module), so that
+    # ``python -X importtime`` lists the module like any other import.
+    full = f"{__name__}.{name}"
+    __import__(full)
+    return sys.modules[full]
 
 
 SCHEMES: Mapping[str, Scheme] = _Schemes(_REGISTRY)
