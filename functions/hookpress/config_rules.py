@@ -19,7 +19,10 @@ sentence. ``tests/infra/test_config_agreement.py`` holds both sides to
 accepting and refusing exactly the same values.
 
 Deployed code imports this module: it imports neither ``pulumi`` nor
-``hookpress.local``/``hookpress.cli``.
+``hookpress.local``/``hookpress.cli``. Every function imports it (its
+:class:`SettingsError`), so it stays light: the provider table is read only
+when a source map is parsed, and a scheme id is checked against the
+registry's ids without importing the scheme's module.
 """
 
 from __future__ import annotations
@@ -31,8 +34,6 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from hookpress.lanes import LANES
-from hookpress.providers import PROVIDERS
-from hookpress.signatures import SCHEMES
 
 __all__ = [
     "SECRET_ID",
@@ -243,6 +244,8 @@ def parse_source(name: Any, spec: Any, where: str, default_secret: str) -> Sourc
     lane = spec.get("lane", "normal")
     if lane not in LANES:
         raise SettingsError(f"{at}.lane must be one of {', '.join(LANES)}, got {str(lane)[:32]!r}.")
+    from hookpress.providers import PROVIDERS  # on first use: deliver parses no source
+
     tolerance = spec.get("tolerance", PROVIDERS[chosen].tolerance_s)
     bounds = TIMESTAMP_TOLERANCE_S
     if tolerance is not None and (
@@ -269,6 +272,9 @@ def parse_source(name: Any, spec: Any, where: str, default_secret: str) -> Sourc
 
 def _provider(at: str, provider: Any, scheme: Any) -> tuple[str, str]:
     """The source's provider and the scheme it fixes, from either key (or both, agreeing)."""
+    from hookpress.providers import PROVIDERS  # on first use: deliver parses no source
+    from hookpress.signatures import SCHEMES  # ids only: no scheme module is imported
+
     names = ", ".join(sorted(PROVIDERS))
     if provider is None and scheme is None:
         raise SettingsError(f"{at} needs a 'provider' (one of {names}) or a 'scheme'.")

@@ -18,6 +18,8 @@ import secrets as _random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from hookpress.signatures._ids import valid_id
+
 __all__ = [
     "HmacScheme",
     "Incoming",
@@ -30,10 +32,8 @@ __all__ = [
     "valid_id",
 ]
 
-MAX_ID_LENGTH = 256
 _TIMESTAMP = re.compile(r"^[0-9]{1,15}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class SignatureError(Exception):
@@ -68,11 +68,6 @@ class KeyPair:
 
     verify: str
     sign: str
-
-
-def valid_id(value: str) -> bool:
-    """A provider id we accept: 1–256 characters, no control characters (CR/LF included)."""
-    return 0 < len(value) <= MAX_ID_LENGTH and not _CONTROL.search(value)
 
 
 def header(headers: Mapping[str, str], name: str) -> str:

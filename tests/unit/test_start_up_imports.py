@@ -1,0 +1,169 @@
+"""A cold start imports only what the first request needs (issue 12, point 4).
+
+Each check runs in a fresh interpreter, as functions-framework starts an
+instance: it loads the function's ``main.py``, builds the runtime from the
+environment as the first request does, and reports which of hookpress's
+signature-scheme modules (and ``cryptography``) were imported. Deliver
+verifies no webhook signature, so it loads none of them, nor the provider
+table; an ingress loads the scheme modules of the sources it has answered,
+never every scheme. A source naming an unknown scheme or provider is still
+refused when the settings are read, without importing any scheme module.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+
+#: loads functions/<argv[1]>/main.py, then runs argv[2]; prints what was imported
+PROBE = """
+import importlib.util, json, sys
+name, then = sys.argv[1], sys.argv[2]
+spec = importlib.util.spec_from_file_location("main", f"{sys.argv[3]}/{name}/main.py")
+main = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(main)
+answer = None
+exec(then)
+print(json.dumps({
+    "modules": sorted(
+        m for m in sys.modules
+        if m.startswith(("hookpress.signatures", "hookpress.providers", "cryptography"))
+    ),
+    "answer": answer,
+}))
+"""
+
+#: the local backend: values from HOOKPRESS_SECRET_<ID> variables
+FROM_ENVIRONMENT = "env"
+BASE = {
+    "HOOKPRESS_PROJECT": "p",
+    "HOOKPRESS_RAW_BUCKET": "raw",
+    "HOOKPRESS_SECRETS_BACKEND": FROM_ENVIRONMENT,
+}
+
+
+def probe(function: str, then: str, env: dict[str, str]) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, function, then, str(FUNCTIONS)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def scheme_modules(modules: object) -> set[str]:
+    """The scheme modules among ``modules`` (not the helpers every scheme shares)."""
+    assert isinstance(modules, list)
+    shared = {"_common", "_ed25519", "_ids"}
+    return {
+        m
+        for m in modules
+        if m.startswith("hookpress.signatures.") and m.rpartition(".")[2] not in shared
+    }
+
+
+#: the id (not a value) of the Secret Manager secret holding WordPress's password
+WORDPRESS_ID = "wp"
+
+
+def test_deliver_builds_its_runtime_without_any_scheme_or_provider() -> None:
+    env = {
+        **BASE,
+        "HOOKPRESS_WP_BASE_URL": "http://127.0.0.1:9/wp-json",
+        "HOOKPRESS_WP_USER": "ingest",
+        "HOOKPRESS_WP_APP_PASSWORD_SECRET": WORDPRESS_ID,
+        "HOOKPRESS_PUSH_AUTH": "none",
+    }
+    then = "import os, hookpress.deliver as d; answer = type(d.build_runtime(os.environ)).__name__"
+    result = probe("deliver", then, env)
+    assert result["answer"] == "Runtime"
+    # The event key's id rule, and nothing else of the package: no scheme, no provider.
+    assert result["modules"] == ["hookpress.signatures", "hookpress.signatures._ids"]
+
+
+# A request signed with the wrong key: the ingress verifies it (loading that source's
+# scheme) and answers 401 before any backend is called.
+INGEST = """
+import os, hookpress.ingress as i
+ingestor = i.build_ingestor(os.environ)
+for source in sorted(ingestor.settings.sources.values(), key=lambda s: s.name):
+    if source.name in sys.argv[4:]:
+        result = ingestor.ingest(source, {}, b'{"id": "evt_1"}')
+        assert result.outcome.name == "UNAUTHORIZED", result
+answer = sorted(ingestor.settings.sources)
+"""
+
+
+@pytest.mark.parametrize(
+    ("answered", "loaded"),
+    [
+        ([], set()),
+        (["billing"], {"hookpress.signatures.hmac_headers"}),
+        (["billing", "images"], {"hookpress.signatures.hmac_headers", "hookpress.signatures.fal"}),
+    ],
+)
+def test_an_ingress_loads_only_the_schemes_of_the_sources_it_answered(
+    answered: list[str], loaded: set[str]
+) -> None:
+    sources = {
+        "billing": {"provider": "stripe"},
+        "images": {"provider": "fal"},
+        "sms": {"provider": "twilio", "url": "https://hooks.example.com/sms"},
+    }
+    env = {
+        **BASE,
+        "HOOKPRESS_SOURCES": json.dumps(sources),
+        **{f"HOOKPRESS_SECRET_HOOKPRESS_SOURCE_{name.upper()}": "k" for name in sources},
+    }
+    then = INGEST.replace("sys.argv[4:]", repr(answered))
+    result = probe("ingress", then, env)
+    assert result["answer"] == ["billing", "images", "sms"]
+    assert scheme_modules(result["modules"]) == loaded
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ({"scheme": "md5"}, ".scheme must be one of"),
+        ({"provider": "acme"}, ".provider must be one of"),
+        ({"provider": "stripe", "scheme": "github"}, "signs with scheme stripe"),
+    ],
+)
+def test_a_wrong_source_is_refused_at_settings_time_without_loading_a_scheme(
+    spec: dict[str, str], named: str
+) -> None:
+    then = (
+        "from hookpress.settings import IngressSettings, SettingsError\n"
+        "try:\n"
+        "    IngressSettings.from_env(os.environ)\n"
+        "except SettingsError as exc:\n"
+        "    answer = str(exc)\n"
+    )
+    env = {**BASE, "HOOKPRESS_SOURCES": json.dumps({"a": spec})}
+    result = probe("ingress", "import os\n" + then, env)
+    assert isinstance(result["answer"], str)
+    assert named in result["answer"]
+    assert scheme_modules(result["modules"]) == set()
+
+
+def test_every_registered_id_makes_the_scheme_of_that_name() -> None:
+    from hookpress.signatures import SCHEMES
+
+    assert len(SCHEMES) == 11
+    for name in SCHEMES:
+        assert SCHEMES[name].name == name
+        assert SCHEMES[name] is SCHEMES[name]  # made once
+    with pytest.raises(KeyError):
+        SCHEMES["md5"]
+    assert "md5" not in SCHEMES
