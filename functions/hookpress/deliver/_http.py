@@ -23,6 +23,7 @@ __all__ = ["handle"]
 
 MAX_ENVELOPE_BYTES = 1024 * 1024
 _ALERT = {Outcome.FAILED, Outcome.DEAD}
+_TRACE_HEADERS = ("x-cloud-trace-context", "traceparent")  # what trace_field reads
 
 
 def _answer(status: int, text: str = "") -> Response:
@@ -46,8 +47,11 @@ def handle(
 ) -> Response:
     """Answer one push request and write its log line."""
     started = time.perf_counter()
-    headers = request.headers  # case-insensitive lookups in the WSGI environ, no copy
-    trace = trace_field(deliverer.settings.project, headers)
+    headers = request.headers  # case-insensitive lookups in the WSGI environ: no copy of all
+    trace = trace_field(
+        deliverer.settings.project,
+        {name: value for name in _TRACE_HEADERS if (value := headers.get(name)) is not None},
+    )
     if request.method != "POST":
         return _answer(405)
     if verifier is not None:
