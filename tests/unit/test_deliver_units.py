@@ -17,7 +17,14 @@ from hookpress.deliver import (
     classify,
 )
 from hookpress.deliver._envelope import MalformedEnvelope, parse_envelope
-from hookpress.deliver.transforms import Event, UnusablePayload, build_record, register
+from hookpress.deliver.transforms import (
+    Event,
+    UnusablePayload,
+    build_body,
+    build_record,
+    encode_record,
+    register,
+)
 
 KEY = "a" * 64
 
@@ -232,6 +239,17 @@ def test_openai_style_standard_webhooks_mapping():
     record = build_record(event(payload, "standard-webhooks"))
     assert record["status"] == "response.completed"
     assert record["summary"] == "response.completed: resp_1"
+
+
+def test_the_body_posted_is_the_record_encoded_once_compact_and_utf8():
+    payload = {"status": "ok", "summary": "été ✓", "metadata": {"n": 1, "nested": {"a": [1, 2]}}}
+    record, content = build_body(event(payload))
+    assert record == build_record(event(payload))
+    assert content == encode_record(record)
+    assert json.loads(content) == record
+    assert "été ✓".encode() in content  # UTF-8, not \u escapes
+    assert b", " not in content  # compact separators
+    assert b": " not in content
 
 
 def test_oversized_metadata_is_replaced_not_sent():

@@ -29,7 +29,7 @@ from hookpress.deliver._errors import (
     RetryableDeliveryError,
 )
 from hookpress.deliver._wordpress import Delivered, WordPressClient
-from hookpress.deliver.transforms import Event, UnusablePayload, build_record
+from hookpress.deliver.transforms import Event, UnusablePayload, build_body
 from hookpress.events import Status
 from hookpress.logs import Logger
 from hookpress.payloads import MalformedBody, parse_payload
@@ -121,7 +121,7 @@ class Deliverer:
                 self._settle(snapshot, Status.HELD, last_error="paused")
                 return Result(Outcome.HELD, reason="paused")
             try:
-                record = self._wp_record(snapshot)
+                content = self._wp_record(snapshot)
             except PermanentDeliveryError as exc:
                 # The payload, not WordPress: no retry can help, and the breaker
                 # (which judges WordPress) is not asked, so no probe slot is taken.
@@ -129,11 +129,12 @@ class Deliverer:
                 return Result(Outcome.FAILED, reason=exc.reason)
             if not self.breaker.allow():
                 return Result(Outcome.BREAKER_OPEN, reason="breaker_open")
-            return self._attempt(snapshot, record)
+            return self._attempt(snapshot, content)
         except BackendError as exc:
             return Result(Outcome.UNAVAILABLE, reason=exc.backend)
 
-    def _wp_record(self, snapshot: Snapshot) -> dict[str, Any]:
+    def _wp_record(self, snapshot: Snapshot) -> bytes:
+        """The WordPress record of this event, as the bytes to POST."""
         data = snapshot.data
         try:
             name = self.raw.name_of(str(data.get("raw_uri", "")))
@@ -157,25 +158,25 @@ class Deliverer:
             provider=str(data.get("provider") or ""),
         )
         try:
-            return build_record(event)
+            return build_body(event)[1]
         except UnusablePayload as exc:
             raise PermanentDeliveryError(f"unusable_payload:{exc.reason}") from None
 
-    def _post(self, record: dict[str, Any], key: str) -> Delivered:
+    def _post(self, content: bytes, key: str) -> Delivered:
         secret = self.settings.wp_app_password_secret
         passwords = self.secrets.get(secret)
         if not passwords:
             raise BackendError("secrets", "no application password")
         try:
-            return self.wordpress.post(record, key, passwords[0])
+            return self.wordpress.post_body(content, key, passwords[0])
         except AuthenticationFailed:
             # Perhaps rotated a moment ago: re-read (rate-limited) and try once more.
             fresh = self.secrets.refresh_after_failure(secret)
             if not fresh:
                 raise
-            return self.wordpress.post(record, key, fresh[0])
+            return self.wordpress.post_body(content, key, fresh[0])
 
-    def _attempt(self, snapshot: Snapshot, record: dict[str, Any]) -> Result:
+    def _attempt(self, snapshot: Snapshot, content: bytes) -> Result:
         """Post once. The breaker hears WordPress's verdict, or gets its probe slot back."""
         key = snapshot.key
         started = time.perf_counter()
@@ -184,7 +185,7 @@ class Deliverer:
             return round((time.perf_counter() - started) * 1000, 2)
 
         try:
-            delivered = self._post(record, key)
+            delivered = self._post(content, key)
         except RetryableDeliveryError as exc:
             waited = took()
             self.breaker.failure()

@@ -31,6 +31,7 @@ from hookpress.deliver._errors import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
+from hookpress.deliver.transforms import encode_record
 
 __all__ = ["INGEST_ROUTE", "Delivered", "WordPressClient", "classify"]
 
@@ -118,6 +119,7 @@ class WordPressClient:
     ) -> None:
         self.url = base_url.rstrip("/") + INGEST_ROUTE
         self._user = user.encode()
+        self._basic: tuple[str, str] | None = None  # (password, its Authorization value)
         self._endpoint = _WordPressEndpoint(
             "wordpress",
             self.url,
@@ -131,8 +133,19 @@ class WordPressClient:
 
     def post(self, record: dict[str, Any], idempotency_key: str, password: str) -> Delivered:
         """Deliver one record; raise a DeliveryError subclass when it did not land."""
-        content = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
-        credentials = base64.b64encode(self._user + b":" + password.encode()).decode()
+        return self.post_body(encode_record(record), idempotency_key, password)
+
+    def _authorization(self, password: str) -> str:
+        """``Basic …`` for this password (the last one is kept: it changes on rotation only)."""
+        cached = self._basic
+        if cached is not None and cached[0] == password:
+            return cached[1]
+        header = "Basic " + base64.b64encode(self._user + b":" + password.encode()).decode()
+        self._basic = (password, header)
+        return header
+
+    def post_body(self, content: bytes, idempotency_key: str, password: str) -> Delivered:
+        """:meth:`post` of a record already encoded (:func:`encode_record`)."""
         answer = self._endpoint.request(
             "POST",
             "",
@@ -141,7 +154,7 @@ class WordPressClient:
                 "Accept": "application/json",
                 "Content-Type": "application/json",
                 "Idempotency-Key": idempotency_key,
-                "Authorization": f"Basic {credentials}",
+                "Authorization": self._authorization(password),
             },
         )
         body = answer.body.decode("utf-8", errors="replace")[:KEEP_CHARS]

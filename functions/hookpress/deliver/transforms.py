@@ -37,7 +37,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Event", "Transform", "UnusablePayload", "build_record", "register"]
+__all__ = [
+    "Event",
+    "Transform",
+    "UnusablePayload",
+    "build_body",
+    "build_record",
+    "encode_record",
+    "register",
+]
 
 SUMMARY_CHARS = 2_000
 STATUS_CHARS = 64
@@ -430,14 +438,25 @@ def _metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         return {}
     clean = {str(k): v for k, v in value.items() if v is not None}
-    if len(json.dumps(clean, default=str).encode()) > METADATA_BYTES:
+    text = json.dumps(clean, default=str)  # once: measured, then read back as JSON types only
+    if len(text.encode()) > METADATA_BYTES:
         return {"truncated": True}
-    plain: dict[str, Any] = json.loads(json.dumps(clean, default=str))  # JSON types only
+    plain: dict[str, Any] = json.loads(text)
     return dict(_safe_integers(plain))
 
 
 def build_record(event: Event) -> dict[str, Any]:
     """The body POSTed to ``ai-guy/v1/ingest``; UnusablePayload if there can be none."""
+    return build_body(event)[0]
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """A record as it is POSTed: compact JSON, UTF-8."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def build_body(event: Event) -> tuple[dict[str, Any], bytes]:
+    """:func:`build_record` and the bytes to POST, encoded once (the check that it encodes)."""
     transform = (
         _BY_SOURCE.get(event.source)
         or BY_PROVIDER.get(event.provider)
@@ -459,11 +478,11 @@ def build_record(event: Event) -> dict[str, Any]:
             "metadata": _metadata(out.get("metadata")),
             "occurred_at": (when or _utc(event.received_at)).isoformat(timespec="seconds"),
         }
-        json.dumps(record, ensure_ascii=False).encode("utf-8")  # what will be sent must encode
+        content = encode_record(record)  # what will be sent must encode
     except UnusablePayload:
         raise
     except Exception as exc:  # noqa: BLE001 - any exception: see below
         # A transform is code written for one integration (a per-source hook, say):
         # whatever it raises on this payload, it will raise again on every retry.
         raise UnusablePayload(f"transform_failed:{type(exc).__name__}") from None
-    return record
+    return record, content
