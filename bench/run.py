@@ -58,6 +58,7 @@ from bench._common import (
     REPO,
     RESULTS,
     machine,
+    summary,
     write_json,
     write_markdown,
 )
@@ -232,6 +233,86 @@ def direct_calls(bench: Bench, n: int, c: int) -> LoadResult:
     return LoadResult(c, latencies, {202: n}, wall)
 
 
+def direct_same_calls(bench: Bench, events: Sequence[tuple[str, bytes]], c: int) -> LoadResult:
+    """:func:`direct_calls` making literally the ingress's three calls for these events.
+
+    The object, record and message are built as the ingress builds them
+    (``stored_forms``, ``message_attributes``): the event's own body
+    with the GCS metadata, the full record, the message's attributes, and the
+    sources in the same rotation as :func:`bench._load.sign_requests`. Not the
+    GitHub/Shopify body marker, nor the ``published`` mark riding with the next
+    write: neither is one of the three calls. Keys of their own (the ingress
+    has stored these events already). Building them is inside the timing, as
+    it is inside the ingress's.
+    """
+    from hookpress.backends.firestore import EventRecords
+    from hookpress.backends.gcs import RawStore
+    from hookpress.backends.pubsub import EventPublisher
+    from hookpress.events import event_key, message_attributes
+    from hookpress.ingress._pipeline import stored_forms
+    from hookpress.settings import IngressSettings
+
+    settings = IngressSettings.from_env(bench.env)
+    names = sorted(bench.secrets)
+    project = bench.emulators.project
+    raw = RawStore(project, "hookpress-bench", 10)
+    records = EventRecords(project, "(default)", "events", 10)
+    publisher = EventPublisher(project, "bench-events", 10)
+    tag = secrets.token_hex(3)
+    latencies: list[float] = []
+
+    def one(i: int) -> None:
+        ident, body = events[i % len(events)]
+        source = settings.sources[names[i % len(names)]]
+        pid = f"{ident}-{tag}-{i}"
+        key = event_key(source.name, pid)
+        started = time.perf_counter()
+        received_at = datetime.fromtimestamp(time.time(), UTC)
+        name, record, metadata = stored_forms(
+            source,
+            pid,
+            key,
+            body,
+            received_at,
+            raw.uri,
+            ttl_days=settings.event_ttl_days,
+            event_type="bench.event",
+        )
+        record["publish_claimed_at"] = received_at
+        attributes = message_attributes(record)
+        stored = raw.start_put(name, body, metadata)
+        records.create(key, record)
+        stored()
+        publisher.publish(key, source.name, attributes)
+        latencies.append(time.perf_counter() - started)
+
+    n = len(events)
+    with ThreadPoolExecutor(c) as pool:
+        wait([pool.submit(one, n + i) for i in range(min(n, 16))])  # warm the clients
+        latencies.clear()
+        started = time.perf_counter()
+        list(pool.map(one, range(n)))
+        wall = time.perf_counter() - started
+    return LoadResult(c, latencies, {202: n}, wall)
+
+
+def _marker_split(
+    bench: Bench, requests: Sequence[bytes], latencies: Sequence[float]
+) -> tuple[list[float], list[float]]:
+    """Latencies of one connection's requests (in order), split by whether the event's
+    provider takes issue 10's body marker (``id_unsigned``: GitHub, Shopify)."""
+    from hookpress.providers import PROVIDERS
+    from hookpress.settings import IngressSettings
+
+    sources = IngressSettings.from_env(bench.env).sources
+    marked: list[float] = []
+    plain: list[float] = []
+    for raw, latency in zip(requests, latencies, strict=True):
+        name = raw.split(b" ", 2)[1].decode().strip("/")
+        (marked if PROVIDERS[sources[name].provider].id_unsigned else plain).append(latency)
+    return marked, plain
+
+
 def _ratio(value: float, floor: float) -> float:
     return round(value / floor, 3) if floor else 0.0
 
@@ -239,7 +320,7 @@ def _ratio(value: float, floor: float) -> float:
 ROUNDS = 3  # each front's load in this many interleaved parts (see figure_ingress)
 
 
-def figure_ingress(bench: Bench, plan: Plan) -> dict[str, Any]:
+def figure_ingress(bench: Bench, plan: Plan, levels: Sequence[int] = CONCURRENCY) -> dict[str, Any]:
     """Ingress, bare 202, the seed's design and direct calls at each concurrency, same events.
 
     The machine is shared and its load drifts over minutes, so the fronts take
@@ -255,9 +336,10 @@ def figure_ingress(bench: Bench, plan: Plan) -> dict[str, Any]:
     }
     if bench.seed is not None:
         run_load(bench.seed.port, seed_requests(event_bodies(32, "warm")), 8)  # warm its workers
-    for c in CONCURRENCY:
+    for c in levels:
         n = plan.requests[c]
         threads = max(8, c)
+        split: tuple[list[float], list[float]] = ([], [])
         events = event_bodies(n, secrets.token_hex(3))
         parts = [events[r::ROUNDS] for r in range(ROUNDS)]
         totals: dict[str, LoadResult] = {}
@@ -271,6 +353,7 @@ def figure_ingress(bench: Bench, plan: Plan) -> dict[str, Any]:
                 "ingress": (ingress_server, False),
                 "bare_202": (bare_server, False),
                 "direct_calls": (None, False),
+                "direct_same": (None, False),
             }
             if bench.seed is not None:
                 fronts["seed"] = (bench.seed, True)
@@ -279,15 +362,23 @@ def figure_ingress(bench: Bench, plan: Plan) -> dict[str, Any]:
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     say(f"[1] concurrency {c}, round {r + 1}/{ROUNDS}: {name}")
                     target, as_seed = fronts[name]
-                    if target is None:
+                    if target is None and name == "direct_same":
+                        result = direct_same_calls(bench, part, c)
+                    elif target is None:
                         result = direct_calls(bench, len(part), c)
                     else:
                         signed = seed_requests(part) if as_seed else bench.signed(part)
                         result = run_load(target.port, signed, c, target)
+                        if name == "ingress" and c == 1:  # one connection: answers in order
+                            marked, plain = _marker_split(bench, signed, result.latencies_s)
+                            split[0].extend(marked)
+                            split[1].extend(plain)
                     totals[name] = totals[name] + result if name in totals else result
         ingress, bare, direct = totals["ingress"], totals["bare_202"], totals["direct_calls"]
+        same = totals["direct_same"]
         seed_result = totals.get("seed")
         i, b, d = ingress.figures(), bare.figures(), direct.figures()
+        ds = same.figures()
         level: dict[str, Any] = {
             "concurrency": c,
             "threads": threads,
@@ -298,6 +389,10 @@ def figure_ingress(bench: Bench, plan: Plan) -> dict[str, Any]:
             "throughput_vs_direct": _ratio(ingress.throughput, direct.throughput),
             "p50_vs_direct": _ratio(i["p50_ms"], d["p50_ms"]),  # type: ignore[arg-type]
             "p99_vs_direct": _ratio(i["p99_ms"], d["p99_ms"]),  # type: ignore[arg-type]
+            # the same calls with the ingress's own bodies, record and attributes
+            "direct_same": ds,
+            "p50_vs_direct_same": _ratio(i["p50_ms"], ds["p50_ms"]),  # type: ignore[arg-type]
+            "p99_vs_direct_same": _ratio(i["p99_ms"], ds["p99_ms"]),  # type: ignore[arg-type]
             "throughput_vs_bare": _ratio(ingress.throughput, bare.throughput),
             "cpu_per_event_vs_bare": _ratio(
                 i["cpu_ms_per_request"],  # type: ignore[arg-type]
@@ -307,9 +402,16 @@ def figure_ingress(bench: Bench, plan: Plan) -> dict[str, Any]:
                 "ingress": ingress.latencies_s,
                 "bare_202": bare.latencies_s,
                 "direct_calls": direct.latencies_s,
+                "direct_same": same.latencies_s,
                 "seed": seed_result.latencies_s if seed_result else [],
             },
         }
+        if split[0] and split[1]:
+            level["ingress_p50_ms_by_marker"] = {
+                "marker": summary(split[0])["p50_ms"],
+                "no_marker": summary(split[1])["p50_ms"],
+                "requests": [len(split[0]), len(split[1])],
+            }
         if seed_result is not None:
             sf = seed_result.figures()
             level["cpu_per_event_vs_seed"] = _ratio(
@@ -892,18 +994,20 @@ def profile_markdown(summary: dict[str, Any]) -> str:
 # -- output -----------------------------------------------------------------------------------
 
 
-_FRONTS = ("ingress", "seed", "bare_202", "direct_calls")
+_FRONTS = ("ingress", "seed", "bare_202", "direct_calls", "direct_same")
 _LABELS = {
     "ingress": "hookpress ingress",
     "seed": "seed's design",
     "bare_202": "bare 202",
     "direct_calls": "direct backend calls",
+    "direct_same": "direct calls, the ingress's bodies",
 }
 _COLORS = {
     "ingress": "tab:blue",
     "seed": "tab:green",
     "bare_202": "tab:gray",
     "direct_calls": "tab:orange",
+    "direct_same": "tab:brown",
 }
 
 
@@ -950,7 +1054,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             "CPU ms per event",
         ),
     ):
-        shown = [n for n in names if n != "direct_calls" or key != "cpu_ms_per_request"]
+        shown = [n for n in names if not n.startswith("direct") or key != "cpu_ms_per_request"]
         for j, name in enumerate(shown):
             ax.bar(
                 [i * step + j for i in range(len(levels))],
@@ -1024,7 +1128,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
             f = lv.get(name)
             if not f:
                 continue
-            cpu = f["cpu_ms_per_request"] if name != "direct_calls" else "—"
+            cpu = f["cpu_ms_per_request"] if not name.startswith("direct") else "—"
             answers = ", ".join(f"{k}: {v}" for k, v in f["statuses"].items())
             lines.append(
                 f"| {lv['concurrency']} | {_LABELS[name]} | {f['throughput_rps']} | {f['p50_ms']} "
@@ -1033,8 +1137,9 @@ def markdown(results: dict[str, Any], command: str) -> str:
     lines += [
         "",
         "| c | CPU vs seed (≤ 1.0) | CPU vs bare 202 (≤ 4) | p50 vs direct (≤ 1.2 at c=1) "
-        "| p99 vs direct (≤ 1.5 at c=16) | rps vs seed | rps vs direct |",
-        "|---|---|---|---|---|---|---|",
+        "| p99 vs direct (≤ 1.5 at c=16) | p50 / p99 vs the same calls | rps vs seed "
+        "| rps vs direct |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for lv in levels:
         c = lv["concurrency"]
@@ -1043,8 +1148,24 @@ def markdown(results: dict[str, Any], command: str) -> str:
             f"| {_check(lv['cpu_per_event_vs_bare'], 4.0)} "
             f"| {_check(lv['p50_vs_direct'], 1.2) if c == 1 else lv['p50_vs_direct']} "
             f"| {_check(lv['p99_vs_direct'], 1.5) if c == 16 else lv['p99_vs_direct']} "
+            f"| {lv.get('p50_vs_direct_same', '—')} / {lv.get('p99_vs_direct_same', '—')} "
             f"| {lv.get('throughput_vs_seed', '—')} | {lv['throughput_vs_direct']} |"
         )
+    lines += [
+        "",
+        "Direct backend calls: the three calls from the benchmark's process with a 600-byte body, "
+        "one metadata entry, a 4-field record and minimal attributes (the floor of runs 1–6); "
+        "the ingress's bodies: the same three calls with the event's body, the ingress's GCS "
+        "metadata, its full record and its message attributes (`direct_same_calls`).",
+    ]
+    for lv in levels:
+        if "ingress_p50_ms_by_marker" in lv:
+            m = lv["ingress_p50_ms_by_marker"]
+            lines.append(
+                f"Ingress p50 at c = {lv['concurrency']} by event: {m['marker']} ms with issue 10's "
+                f"body marker (GitHub, Shopify: {m['requests'][0]} events), {m['no_marker']} ms "
+                f"without ({m['requests'][1]})."
+            )
     if "verification" in results:
         lines += ["", "## 2. Verification against raw hmac (target ≥ 0.9)", ""]
         lines += [
@@ -1177,7 +1298,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        help="only these figures, comma-separated (cold, drain): to <out>/only.json, not bench.*",
+        help="only these figures, comma-separated (cold, drain, ingress): to <out>/only.json, "
+        "not bench.*",
+    )
+    parser.add_argument(
+        "--levels",
+        default=",".join(map(str, CONCURRENCY)),
+        help="with --only ingress: these concurrencies (default 1,16,64)",
     )
     parser.add_argument(
         "--deliver-profile", type=Path, help="with --only drain: py-spy on deliver, to this folder"
@@ -1219,6 +1346,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 only["cold_start"] = figure_cold_start(bench, plan, args.out)
             if "drain" in figures:
                 only["drain"] = figure_drain(bench, plan, args.deliver_profile)
+            if "ingress" in figures:
+                with contextlib.ExitStack() as anchors:
+                    if not args.no_seed:
+                        bench.seed = anchors.enter_context(SeedAnchor())
+                    levels = [int(c) for c in args.levels.split(",")]
+                    only["ingress"] = figure_ingress(bench, plan, levels)
+                for level in only["ingress"]["levels"]:
+                    level.pop("_latencies")
             write_json(args.out / "only.json", only)
             print(json.dumps(only, indent=1))
             return 0

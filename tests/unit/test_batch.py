@@ -153,3 +153,33 @@ def test_many_threads_all_get_their_own_result():
     assert all(v == f"T{i}-{j}" for (i, j), v in results.items())  # type: ignore[misc]
     assert all(len(c) <= 7 for c in backend.calls)
     assert len(backend.calls) < 16 * 20  # they did share calls
+
+
+def test_the_flusher_is_woken_once_not_per_deferred_item():
+    """At concurrency 1 every mark rides with the next call: the flusher must not wake for each."""
+    backend = Backend()
+    group = GroupCall("test", backend, max_items=10, wait_s=5, flush_after_s=0.05)
+    wakes: list[int] = []
+    real_set = group._wake.set
+
+    def counted_set() -> None:
+        wakes.append(1)
+        real_set()
+
+    group._wake.set = counted_set  # type: ignore[method-assign]
+    for i in range(20):
+        group.later(f"mark-{i}")
+        assert group(f"create-{i}") == f"CREATE-{i}"
+        time.sleep(0.01)
+    assert len(wakes) == 1
+    assert all(len(call) == 2 for call in backend.calls)  # each mark carried, none sent alone
+    deadline = time.monotonic() + 2
+    while group._armed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not group._armed  # quiet for a tick: back to an untimed wait
+    group.later("late-mark")
+    deadline = time.monotonic() + 2
+    while len(backend.calls) < 21 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert backend.calls[-1] == ["late-mark"]
+    assert len(wakes) == 2

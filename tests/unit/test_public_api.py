@@ -32,7 +32,7 @@ PUBLIC = {
         "HEARTBEAT_DOCUMENT", "Reconciler", "Report", "build_reconciler", "handle_request",
         "install",
     ],
-    "hookpress.publication": ["Publication", "REPLAYABLE"],
+    "hookpress.publication": ["Prepared", "Publication", "REPLAYABLE"],
 }  # fmt: skip
 
 

@@ -8,9 +8,13 @@ previous sender hands over as soon as its call returns). Under load, one
 HTTP call carries many requests' items; at concurrency 1 nothing changes.
 
 Items can also be submitted *without waiting* (:meth:`GroupCall.later`):
-they ride along with the next call, or a background thread sends them after
-``flush_after_s`` if no call comes. The ingress uses this for the write that
-marks a record ``published``, which nothing waits for.
+they ride along with the next call, or a background thread sends them once
+they are ``flush_after_s`` old if no call came (within twice that). The
+ingress uses this for the write that marks a record ``published``, which
+nothing waits for. The thread ticks every ``flush_after_s`` while such
+items keep coming and sleeps, untimed, once a tick finds none queued and
+none added since the last: it is not woken for every item (at concurrency 1
+that was two wake-ups per event, each an item the next call carried anyway).
 
 Items sharing a key (the same document) never go in the same call: Firestore
 refuses two writes to one document in one batch. A later one waits a round.
@@ -106,6 +110,8 @@ class GroupCall(Generic[Item, Out]):
         self._busy = False
         self._flusher: threading.Thread | None = None
         self._wake = threading.Event()
+        self._armed = False  # the flusher is ticking (not waiting on _wake)
+        self._fresh = False  # an item was deferred since the flusher's last tick
         self.calls = 0  # how many sends (for tests and the benchmark)
 
     def __call__(self, item: Item) -> Out:
@@ -132,14 +138,16 @@ class GroupCall(Generic[Item, Out]):
     def later(self, item: Item, on_error: Callable[[BackendError], None] | None = None) -> None:
         """Queue ``item`` without waiting; ``on_error`` hears of its failure, if any."""
         with self._lock:
-            first = not self._deferred
             self._deferred.append(_Slot(item, on_error))
+            self._fresh = True
             if self._flusher is None:
                 self._flusher = threading.Thread(
                     target=self._flush_loop, name=f"{self._service}-flush", daemon=True
                 )
                 self._flusher.start()
-        if first:  # otherwise the flusher is already timing the oldest one
+            wake = not self._armed
+            self._armed = True
+        if wake:  # otherwise the flusher is ticking and sees it at its next tick
             self._wake.set()
 
     def _outcome(self, slot: _Slot[Item, Out]) -> Out:
@@ -187,9 +195,7 @@ class GroupCall(Generic[Item, Out]):
                 nxt.lead = True
                 nxt.done.set()  # it wakes, sees lead, and sends the next round
             else:
-                self._busy = False
-                if self._deferred:
-                    self._wake.set()
+                self._busy = False  # deferred items left over: the (armed) flusher's
 
     def _send_batch(self, batch: list[_Slot[Item, Out]]) -> None:
         self.calls += 1
@@ -214,17 +220,18 @@ class GroupCall(Generic[Item, Out]):
         while True:
             self._wake.wait()
             self._wake.clear()
-            while True:
+            while True:  # armed: one tick per flush_after_s
+                time.sleep(self._flush_after)
                 with self._lock:
-                    if not self._deferred:
-                        break
-                    due = self._deferred[0].since + self._flush_after - time.monotonic()
-                    if due <= 0 and not self._busy:
+                    fresh, self._fresh = self._fresh, False
+                    due = self._deferred and (
+                        self._deferred[0].since + self._flush_after <= time.monotonic()
+                    )
+                    lead = bool(due) and not self._busy
+                    if lead:
                         self._busy = True
-                        lead = True
-                    else:
-                        lead = False
+                    elif not self._deferred and not fresh:
+                        self._armed = False  # quiet for a whole tick: wait for later()
+                        break
                 if lead:
                     self._round()
-                else:
-                    time.sleep(max(due, 0.01))

@@ -282,13 +282,21 @@ class EventRecords:
         A lost precondition is silent (someone else moved the record on: their
         status stands); a failure of the write itself goes to ``on_failure``.
         """
-        write = self._write(
-            self._name(key),
-            fields,
-            mask=True,
-            precondition={"updateTime": rfc3339(expected_update_time)},
-        )
-        self._writes.later(write, on_failure)
+        self.send_later(self.later_write(key, fields), expected_update_time, on_failure)
+
+    def later_write(self, key: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The update :meth:`transition_later` sends, built ahead (no precondition yet)."""
+        return self._write(self._name(key), fields, mask=True, precondition=None)
+
+    def send_later(
+        self,
+        write: dict[str, Any],
+        expected_update_time: datetime,
+        on_failure: Callable[[BackendError], None] | None = None,
+    ) -> None:
+        """Queue a :meth:`later_write`, conditional on ``expected_update_time``."""
+        conditional = {**write, "currentDocument": {"updateTime": rfc3339(expected_update_time)}}
+        self._writes.later(conditional, on_failure)
 
     def set(self, key: str, fields: dict[str, Any], collection: str | None = None) -> None:
         """Merge ``fields`` into the document (created if absent)."""

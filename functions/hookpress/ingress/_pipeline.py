@@ -43,7 +43,7 @@ from hookpress.publication import Publication
 from hookpress.settings import IngressSettings, SourceConfig
 from hookpress.signatures import SCHEMES, SignatureError, Verified
 
-__all__ = ["Ingestor", "Outcome", "Result"]
+__all__ = ["Ingestor", "Outcome", "Result", "stored_forms"]
 
 _PAYLOAD_MAX = 4 * 1024 * 1024
 
@@ -72,6 +72,50 @@ class Result:
     reason: str | None = None
     republished: bool = False
     challenge: str | None = None
+
+
+def stored_forms(
+    source: SourceConfig,
+    pid: str,
+    key: str,
+    body: bytes,
+    received_at: datetime,
+    uri: Callable[[str], str],
+    *,
+    ttl_days: int,
+    event_type: str | None,
+    body_format: str = "json",
+) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """A new event as it is stored: the raw object's name, its record, and the object's
+    metadata (what a rebuild from GCS alone needs and the body cannot tell: see replay).
+
+    The benchmark's direct-calls floor builds the same three with this.
+    """
+    name = raw_object_name(source.name, key, received_at)
+    record = new_record(
+        source=source.name,
+        scheme=source.scheme,
+        provider_id=pid,
+        received_at=received_at,
+        raw_uri=uri(name),
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        ttl_days=ttl_days,
+        event_type=event_type,
+        provider=source.provider,
+        lane=source.lane,
+        body_format=body_format,
+    )
+    metadata = {
+        "provider_event_id": pid,
+        "scheme": source.scheme,
+        "provider": source.provider,
+        "lane": source.lane,
+        "body_format": body_format,
+        "received_at": received_at.isoformat(),
+    }
+    if event_type:
+        metadata["event_type"] = event_type
+    return name, record, metadata
 
 
 class Ingestor:
@@ -197,35 +241,28 @@ class Ingestor:
         payload: dict[str, Any] | None = None,
     ) -> Result:
         received_at = datetime.fromtimestamp(now, UTC)
-        name = raw_object_name(source.name, key, received_at)
-        record = new_record(
-            source=source.name,
-            scheme=source.scheme,
-            provider_id=pid,
-            received_at=received_at,
-            raw_uri=self.raw.uri(name),
-            body_sha256=hashlib.sha256(body).hexdigest(),
+        name, record, metadata = stored_forms(
+            source,
+            pid,
+            key,
+            body,
+            received_at,
+            self.raw.uri,
             ttl_days=self.settings.event_ttl_days,
             event_type=event_type,
-            provider=source.provider,
-            lane=source.lane,
             body_format=body_format,
         )
         record["publish_claimed_at"] = received_at  # the creator publishes: see publication.py
+        # The message and the mark are built now, before the first wait: after each
+        # backend answer the thread wakes into caches the emulators and neighbours have
+        # used, and everything it still has to do then costs several times its CPU
+        # (bench/results/profile/c1/).
+        prepared = self.publication.prepare(
+            key, source.name, now, message_attributes(record), payload
+        )
         # Both writes are create-only, so they can run at the same time and a
         # retry of either is harmless. A duplicate still writes GCS: if the first
         # attempt stored the record but not the bytes, this attempt repairs it.
-        # What a rebuild from GCS alone needs, and the body cannot tell (see replay).
-        metadata = {
-            "provider_event_id": pid,
-            "scheme": source.scheme,
-            "provider": source.provider,
-            "lane": source.lane,
-            "body_format": body_format,
-            "received_at": received_at.isoformat(),
-        }
-        if event_type:
-            metadata["event_type"] = event_type
         # The upload is on the wire while the record is created: the two overlap in
         # this thread, and the answer waits for both.
         finish_put = self.raw.start_put(name, body, metadata)
@@ -246,15 +283,7 @@ class Ingestor:
             # The mark is the one write after the publish: off the request path, it does
             # not delay the 202 (the event is safe once the message is out), and it rides
             # with the next batch of Firestore writes instead of costing a call of its own.
-            self.publication.publish_claimed(
-                key,
-                source.name,
-                created,
-                now,
-                mark_later=True,
-                attributes=message_attributes(record),
-                payload=payload,
-            )
+            self.publication.publish_prepared(prepared, created)
             return Result(Outcome.ACCEPTED, event_key=key)
 
         snapshot = self.records.get(key)
