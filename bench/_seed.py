@@ -110,7 +110,7 @@ class SeedAnchor(ProcessTree):
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             text=True,
-            start_new_session=True,
+            process_group=0,  # scheduled like the other fronts (hookpress.local.processes.spawn)
         )
         lines = []
         for line in self._proc.stdout or ():

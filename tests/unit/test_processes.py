@@ -87,6 +87,19 @@ def test_what_an_exited_leader_left_behind_is_killed(tmp_path: Path) -> None:
     assert wait_for(lambda: not _alive(child), "the orphan to die", 5, interval_s=0.02)
 
 
+def test_a_spawned_process_leads_its_group_in_the_callers_session() -> None:
+    """Its own group (stop() kills the group), but not a session of its own: the
+    kernel's autogroup scheduling would give each session an equal CPU share."""
+    import os
+
+    proc = spawn(["sleep", "30"])
+    try:
+        assert os.getpgid(proc.pid) == proc.pid
+        assert os.getsid(proc.pid) == os.getsid(0)
+    finally:
+        stop(proc)
+
+
 def test_output_goes_to_the_log_and_stdout_can_be_dropped(tmp_path: Path) -> None:
     both, errors = tmp_path / "both.log", tmp_path / "errors.log"
     for log, keep in ((both, True), (errors, False)):

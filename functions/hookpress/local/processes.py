@@ -75,6 +75,15 @@ def spawn(
     Its stderr (and its stdout, unless ``stdout`` is false) is appended to
     ``log``; without a log both are dropped. ``env`` replaces the environment
     (``None``: this process's).
+
+    A new process group, not a new session: with the kernel's autogroup
+    scheduling (``/proc/sys/kernel/sched_autogroup_enabled``, on by default in
+    most desktop and CI kernels) every session is one scheduling group with an
+    equal share of the CPU, so a session per process gave WordPress's eight PHP
+    workers together the CPU of one emulator. Measured on the fair-lanes case
+    (bench/RESULTS.md): PHP got a quarter of a core during a bulk flood and the
+    high lane's WordPress time grew tenfold. In one session the stack's
+    threads share the CPU as they would on any one machine.
     """
     with contextlib.ExitStack() as files:
         out = files.enter_context(log.open("ab")) if log is not None else subprocess.DEVNULL
@@ -85,7 +94,7 @@ def spawn(
             stderr=out if log is not None else subprocess.DEVNULL,
             env=dict(env) if env is not None else None,
             cwd=cwd,
-            start_new_session=True,  # the leader of its own group: stop() reaches its children
+            process_group=0,  # the leader of its own group (stop() reaches its children)
         )
 
 
