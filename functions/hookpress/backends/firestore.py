@@ -240,9 +240,7 @@ class EventRecords:
         """The record, or None."""
         return self.start_get(key, collection)()
 
-    def start_get(
-        self, key: str, collection: str | None = None
-    ) -> Callable[[], Snapshot | None]:
+    def start_get(self, key: str, collection: str | None = None) -> Callable[[], Snapshot | None]:
         """Send :meth:`get`'s read now; the returned call waits for it (another call to
         another host, or this one on a second connection, can go out meanwhile)."""
         pending = self._rest().send("GET", f"/v1/{self._name(key, collection)}")
