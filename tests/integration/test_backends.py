@@ -69,6 +69,22 @@ def test_create_is_create_only_and_the_library_reads_the_same_values(records, em
     assert snap.update_time == created
 
 
+def test_a_read_sent_ahead_answers_as_get_while_another_call_goes_out(records):
+    """``start_get`` sends now and reads later: a second read meanwhile takes its own
+    connection, and each answer belongs to its own request."""
+    name, other = key(), key()
+    assert records.create(name, {"n": 1}) is not None
+    assert records.create(other, {"n": 2}) is not None
+    finish = records.start_get(name)
+    missing = records.start_get(key())
+    assert records.get(other).data["n"] == 2
+    assert missing() is None
+    snapshot = finish()
+    assert snapshot is not None
+    assert snapshot.data["n"] == 1
+    assert snapshot.update_time == records.get(name).update_time
+
+
 def test_a_transition_holds_only_against_the_update_time_it_read(records, emulators):
     k = key()
     first = records.create(k, {"status": "received"})

@@ -308,6 +308,65 @@ def test_pause_by_control_document_then_resume(deliver_app, runtime, wp, event, 
     assert backends.record(key)["status"] == "delivered"
 
 
+def _spy_reads(rt: Runtime, fail_control: bool = False) -> list[tuple[str, str]]:
+    """Record the runtime's Firestore reads in the order they go out; optionally make the
+    control document's read fail (a BackendError when its answer is read)."""
+    from hookpress.backends import BackendError
+
+    records = rt.deliverer.records
+    seen: list[tuple[str, str]] = []
+    start_get, get = records.start_get, records.get
+
+    def spy_start_get(key: str, collection: str | None = None) -> Any:
+        seen.append(("sent", key))
+        finish = start_get(key, collection)
+        if not fail_control or key != CONTROL_DOCUMENT:
+            return finish
+
+        def broken() -> Any:
+            finish()
+            raise BackendError("firestore", "injected")
+
+        return broken
+
+    def spy_get(key: str, collection: str | None = None) -> Any:
+        seen.append(("read", key))
+        return get(key, collection)
+
+    records.start_get = spy_start_get  # type: ignore[method-assign]
+    records.get = spy_get  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_first_push_sends_the_pause_switch_read_with_the_record_read(
+    deliver_app, runtime, wp, event, backends
+):
+    """The control document is due on an instance's first push: its read goes out before
+    the record's, not after it (one round trip less), and is not repeated within its TTL."""
+    seen = _spy_reads(runtime())
+    first, second = event(), event()
+    assert push(deliver_app, first) == 204
+    assert seen[:2] == [("sent", CONTROL_DOCUMENT), ("read", first)]
+    assert backends.record(first)["status"] == "delivered"
+    seen.clear()
+    assert push(deliver_app, second) == 204
+    assert [k for _, k in seen].count(CONTROL_DOCUMENT) == 0  # cached
+    assert backends.record(second)["status"] == "delivered"
+
+
+def test_a_failed_pause_switch_read_fails_only_a_push_that_needs_it(
+    deliver_app, runtime, wp, event, backends
+):
+    """An unknown event is acked as before, whatever the switch's read did; a known one is
+    not delivered blind: 503, and Pub/Sub retries it."""
+    _spy_reads(runtime(), fail_control=True)
+    assert push(deliver_app, "f" * 64) == 204  # unknown_event: acked, as without the read
+    key = event()
+    assert push(deliver_app, key) == 503
+    assert wp.requests == []
+    assert backends.record(key)["status"] != "delivered"
+
+
 def test_the_breaker_stops_calling_a_failing_wordpress(deliver_app, runtime, wp, event, backends):
     keys = [event() for _ in range(5)]
     wp.script = [503, 503, 503]

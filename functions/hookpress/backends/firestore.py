@@ -238,7 +238,16 @@ class EventRecords:
 
     def get(self, key: str, collection: str | None = None) -> Snapshot | None:
         """The record, or None."""
-        answer = self._rest().request("GET", f"/v1/{self._name(key, collection)}")
+        return self.start_get(key, collection)()
+
+    def start_get(self, key: str, collection: str | None = None) -> Callable[[], Snapshot | None]:
+        """Send :meth:`get`'s read now; the returned call waits for it (another call to
+        another host, or this one on a second connection, can go out meanwhile)."""
+        pending = self._rest().send("GET", f"/v1/{self._name(key, collection)}")
+        return lambda: self._snapshot(key, pending.result())
+
+    @staticmethod
+    def _snapshot(key: str, answer: Answer) -> Snapshot | None:
         if answer.status == 404:
             return None
         if answer.status != 200:

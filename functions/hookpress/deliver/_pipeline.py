@@ -8,6 +8,7 @@ whether Pub/Sub should consider the message done (ack) or try again (nack).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -70,6 +71,34 @@ class Result:
     wordpress_ms: float | None = None  # how long WordPress took to answer the post
 
 
+class _ControlRead:
+    """The pause switch's read, on the wire: its answer read once, by whoever asks first."""
+
+    __slots__ = ("_error", "_finish", "_snapshot")
+
+    def __init__(self, finish: Callable[[], Snapshot | None]) -> None:
+        self._finish: Callable[[], Snapshot | None] | None = finish
+        self._snapshot: Snapshot | None = None
+        self._error: BackendError | None = None
+
+    def result(self) -> Snapshot | None:
+        """The control document (None: absent); BackendError if the read failed."""
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            try:
+                self._snapshot = finish()
+            except BackendError as exc:
+                self._error = exc
+        if self._error is not None:
+            raise self._error
+        return self._snapshot
+
+    def drain(self) -> None:
+        """Read the answer if nobody did (the push ended before the switch was asked)."""
+        with contextlib.suppress(BackendError):
+            self.result()
+
+
 @dataclass(eq=False)
 class Deliverer:
     """One per function instance; safe to call from many threads."""
@@ -88,8 +117,9 @@ class Deliverer:
 
     # -- the pause switch -------------------------------------------------------
 
-    def paused(self) -> bool:
-        """The environment switch, or the control document (re-read every few seconds)."""
+    def paused(self, read: _ControlRead | None = None) -> bool:
+        """The environment switch, or the control document (re-read every few seconds);
+        ``read``: the document's read already on the wire (:meth:`_control_read`)."""
         if self.settings.paused:
             return True
         now = time.monotonic()
@@ -97,16 +127,39 @@ class Deliverer:
         if cached is not None and now - cached[0] < self.settings.control_ttl_s:
             return cached[1]
         with self._control_lock:
-            snap = self.records.get(CONTROL_DOCUMENT, collection=self.settings.control_collection)
+            if read is not None:
+                snap = read.result()
+            else:
+                snap = self.records.get(
+                    CONTROL_DOCUMENT, collection=self.settings.control_collection
+                )
             paused = bool(snap and snap.data.get("paused"))
             self._control = (now, paused)
             return paused
+
+    def _control_read(self) -> _ControlRead | None:
+        """The control document's read, sent now if :meth:`paused` will need it.
+
+        Due on an instance's first push and every ``control_ttl_s`` after: sent
+        with the record's read, it costs the push no round trip of its own.
+        """
+        if self.settings.paused:
+            return None
+        cached = self._control
+        if cached is not None and time.monotonic() - cached[0] < self.settings.control_ttl_s:
+            return None
+        return _ControlRead(
+            self.records.start_get(CONTROL_DOCUMENT, collection=self.settings.control_collection)
+        )
 
     # -- the use case -------------------------------------------------------------
 
     def deliver(self, message: PushMessage, *, dead_letter: bool = False) -> Result:
         """Handle one push; ``dead_letter`` when it comes from the dead-letter topic."""
+        control: _ControlRead | None = None
         try:
+            if not dead_letter:
+                control = self._control_read()
             snapshot = self.records.get(message.event_key)
             if snapshot is None:
                 # Nothing to deliver (expired by TTL, or never ours): retrying cannot help.
@@ -117,7 +170,7 @@ class Deliverer:
             if dead_letter:
                 self._settle(snapshot, Status.DEAD, last_error="attempts_exhausted")
                 return Result(Outcome.DEAD, reason="attempts_exhausted")
-            if self.paused():
+            if self.paused(control):
                 self._settle(snapshot, Status.HELD, last_error="paused")
                 return Result(Outcome.HELD, reason="paused")
             try:
@@ -132,6 +185,9 @@ class Deliverer:
             return self._attempt(snapshot, content)
         except BackendError as exc:
             return Result(Outcome.UNAVAILABLE, reason=exc.backend)
+        finally:
+            if control is not None:
+                control.drain()
 
     def _wp_record(self, snapshot: Snapshot) -> bytes:
         """The WordPress record of this event, as the bytes to POST."""
