@@ -120,12 +120,10 @@ class Deliverer:
     def paused(self, read: _ControlRead | None = None) -> bool:
         """The environment switch, or the control document (re-read every few seconds);
         ``read``: the document's read already on the wire (:meth:`_control_read`)."""
-        if self.settings.paused:
-            return True
+        known = self._known_pause()
+        if known is not None:
+            return known
         now = time.monotonic()
-        cached = self._control
-        if cached is not None and now - cached[0] < self.settings.control_ttl_s:
-            return cached[1]
         with self._control_lock:
             if read is not None:
                 snap = read.result()
@@ -137,16 +135,22 @@ class Deliverer:
             self._control = (now, paused)
             return paused
 
+    def _known_pause(self) -> bool | None:
+        """The switch without a read: the environment's, or a cached document still fresh."""
+        if self.settings.paused:
+            return True
+        cached = self._control
+        if cached is not None and time.monotonic() - cached[0] < self.settings.control_ttl_s:
+            return cached[1]
+        return None
+
     def _control_read(self) -> _ControlRead | None:
         """The control document's read, sent now if :meth:`paused` will need it.
 
         Due on an instance's first push and every ``control_ttl_s`` after: sent
         with the record's read, it costs the push no round trip of its own.
         """
-        if self.settings.paused:
-            return None
-        cached = self._control
-        if cached is not None and time.monotonic() - cached[0] < self.settings.control_ttl_s:
+        if self._known_pause() is not None:
             return None
         return _ControlRead(
             self.records.start_get(CONTROL_DOCUMENT, collection=self.settings.control_collection)
