@@ -18,10 +18,18 @@ Delivery latency of an event = the record's ``delivered_at`` − its
 ``received_at`` (both written by this machine's clock). The figure is the
 ratio of the high events' p95 during the flood to their p95 alone (target
 ≤ 2). Each high event's time is also cut into stages, and each process's CPU
-share is read meanwhile (``bench/_lanestages.py``). The case runs again with
-the flood paced (20/s by default: what the ingest burst itself costs on a
-shared machine), and with every source on one lane, the control: it shows
-what the lanes buy.
+share is read meanwhile (``bench/_lanestages.py``), and so is the bulk lane's
+backlog (bulk events received and not yet delivered) when each high event
+arrived.
+
+Three runs: the flood unpaced (the two cores' ingest limit: the emulators'
+work for ~80 events/s competes with WordPress for the CPU, which in the cloud
+it never does); **the measure**, the flood paced at 40/s, faster than the bulk
+lane delivers (about 27/s here), so its backlog grows the whole time the high
+events are sent, as a flood's does, while the machine still has CPU for the
+ingest; and the control, every source on one lane with the same paced flood,
+which shows what the lanes buy. The measure counts only when the backlog did
+build (:data:`BACKLOG_MIN` events waiting when the last high event arrived).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +57,10 @@ from hookpress.ops.sending import sign_request
 __all__ = ["markdown", "run_case", "run_lanes"]
 
 HIGH, BULK = "lane-high", "lane-bulk"
+
+# The measured run's flood must have outrun the bulk lane: at least this many bulk
+# events waiting when the last high event arrived (50 times bulk's two in flight).
+BACKLOG_MIN = 100
 
 
 def _body(run: str, source: str, i: int) -> tuple[bytes, str]:
@@ -115,6 +128,13 @@ def _records(project: str, keys: list[str], deadline_s: float) -> list[dict[str,
 
 def _latency(record: dict[str, Any]) -> float:
     return float((record["delivered_at"] - record["received_at"]).total_seconds())
+
+
+def backlog_at(bulk: list[dict[str, Any]], instants: list[datetime]) -> list[int]:
+    """How many of the ``bulk`` records had been received and not yet delivered at each
+    of ``instants`` (the records' own ``received_at`` and ``delivered_at``)."""
+    spans = [(r["received_at"], r["delivered_at"]) for r in bulk]
+    return [sum(1 for got, done in spans if got <= t < done) for t in instants]
 
 
 def _latencies(project: str, keys: list[str], deadline_s: float) -> list[float]:
@@ -210,8 +230,11 @@ def run_case(
         during = [_latency(r) for r in during_records]
         flooder.join()
         say(f"lanes={lanes}: flood p95 {percentile(during, 95):.3f} s")
-        bulk = _latencies(options.project, flood_keys, 900)
+        bulk_records = _records(options.project, flood_keys, 900)
+        bulk = [_latency(r) for r in bulk_records]
         drained_s = time.monotonic() - t0
+        arrivals = sorted(r["received_at"] for r in during_records)
+        backlog = backlog_at(bulk_records, arrivals)
         logs = stack.workdir / "logs"
         return {
             "lanes": lanes,
@@ -224,6 +247,12 @@ def run_case(
             "high_during_flood": _stats(during, high_events),
             "bulk": _stats(bulk, bulk_events),
             "flood_drained_s": round(drained_s, 1),
+            # bulk events waiting when the first, the median and the last high event arrived
+            "bulk_backlog": {
+                "first": backlog[0] if backlog else None,
+                "median": sorted(backlog)[len(backlog) // 2] if backlog else None,
+                "last": backlog[-1] if backlog else None,
+            },
             "p95_ratio": round(percentile(during, 95) / max(percentile(alone, 95), 1e-6), 2)
             if alone and during
             else None,
@@ -254,6 +283,7 @@ def _stats(values: list[float], expected: int) -> dict[str, Any]:
 
 
 CASES = ("with_lanes", "with_lanes_paced_flood", "one_lane")
+MEASURE = "with_lanes_paced_flood"
 
 
 def run_lanes(
@@ -262,48 +292,53 @@ def run_lanes(
     high_events: int = 50,
     bulk_events: int = 2000,
     rate: float = 2.0,
-    paced_flood_rate: float | None = 20.0,
+    paced_flood_rate: float = 40.0,
     control: bool = True,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Run the case with lanes (the measure), again with the flood paced at
-    ``paced_flood_rate`` (what the flood's ingest burst costs), and, with ``control``,
-    on one lane; the figures."""
-    emulators = Emulators(workdir / "emulators", "hookpress-lanes").start()
+    """Run the case with lanes and the flood unpaced, again with the flood paced at
+    ``paced_flood_rate`` (the measure), and, with ``control``, on one lane with the same
+    paced flood; the figures."""
     wordpress = WordPressServer(workdir / "wordpress")
     common: dict[str, Any] = {
         "high_events": high_events,
         "bulk_events": bulk_events,
         "rate": rate,
-        "emulators": emulators,
         "wordpress": wordpress,
         "say": say,
     }
+
+    def case(name: str, **kwargs: Any) -> dict[str, Any]:
+        # Fresh emulators for each run: a run must not inherit the last one's 2,000-odd
+        # documents, messages and objects (fake-gcs-server's in-memory bucket is a list
+        # it scans on every read, so the later runs paid for the earlier ones).
+        with Emulators(workdir / f"emulators-{name}", "hookpress-lanes") as emulators:
+            return run_case(workdir, emulators=emulators, **common, **kwargs)
+
     try:
         wordpress.start()
         result: dict[str, Any] = {
             "high_events": high_events,
             "bulk_events": bulk_events,
             "rate_per_s": rate,
-            "with_lanes": run_case(workdir, lanes=True, **common),
+            "with_lanes": case("with_lanes", lanes=True),
         }
-        if paced_flood_rate:
-            result["with_lanes_paced_flood"] = run_case(
-                workdir, lanes=True, flood_rate=paced_flood_rate, **common
-            )
+        result[MEASURE] = case(MEASURE, lanes=True, flood_rate=paced_flood_rate)
         if control:
-            result["one_lane"] = run_case(workdir, lanes=False, **common)
-        # The measure: the flood paced, when it runs (at full speed the flood's ingest
-        # through the emulators takes the two cores WordPress needs; bench/RESULTS.md).
-        measure = "with_lanes_paced_flood" if paced_flood_rate else "with_lanes"
-        ratio = result[measure]["p95_ratio"]
-        result["measure"] = measure
-        result["target"] = "high-lane p95 during the flood <= 2x alone"
-        result["met"] = ratio is not None and ratio <= 2.0
+            result["one_lane"] = case("one_lane", lanes=False, flood_rate=paced_flood_rate)
+        # The measure: the flood faster than bulk delivers, not faster than two cores
+        # can ingest (module docstring; bench/RESULTS.md, fair lanes).
+        ratio = result[MEASURE]["p95_ratio"]
+        waiting = result[MEASURE]["bulk_backlog"]["last"] or 0
+        result["measure"] = MEASURE
+        result["target"] = (
+            f"high-lane p95 during the flood <= 2x alone, with >= {BACKLOG_MIN} bulk events "
+            "waiting when the last high event arrived"
+        )
+        result["met"] = ratio is not None and ratio <= 2.0 and waiting >= BACKLOG_MIN
         return result
     finally:
         wordpress.stop()
-        emulators.stop()
 
 
 def _flood(case: dict[str, Any]) -> str:
@@ -311,6 +346,11 @@ def _flood(case: dict[str, Any]) -> str:
     sent = case.get("flood_sent_s")
     pace = f"paced at {rate:g}/s" if rate else "16 senders, unpaced"
     return f"{pace}, sent in {sent} s" if sent else pace
+
+
+def _backlog(case: dict[str, Any]) -> str:
+    waiting = case.get("bulk_backlog") or {}
+    return " / ".join(str(waiting.get(k)) for k in ("first", "median", "last"))
 
 
 def markdown(result: dict[str, Any], command: str) -> str:
@@ -324,8 +364,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "`received_at`.",
         "",
         "| run | flood | deliver threads per lane | high p50 alone | high p95 alone | "
-        "high p50 in flood | high p95 in flood | p95 ratio | bulk drained |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "high p50 in flood | high p95 in flood | p95 ratio | bulk waiting (first / median / "
+        "last high event) | bulk drained |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in CASES:
         case = result.get(name)
@@ -335,7 +376,7 @@ def markdown(result: dict[str, Any], command: str) -> str:
         lines.append(
             f"| {name.replace('_', ' ')} | {_flood(case)} | {case['shares']} | "
             f"{alone.get('p50_s')} s | {alone.get('p95_s')} s | {during.get('p50_s')} s | "
-            f"{during.get('p95_s')} s | {case['p95_ratio']}× | "
+            f"{during.get('p95_s')} s | {case['p95_ratio']}× | {_backlog(case)} | "
             f"{case['bulk']['delivered']}/{case['bulk']['of']} in {case['flood_drained_s']} s |"
         )
     verdict = "met" if result["met"] else "MISSED"
@@ -343,7 +384,8 @@ def markdown(result: dict[str, Any], command: str) -> str:
     lines += [
         "",
         f"Target: {result['target']}: **{verdict}** "
-        f"({result[measure]['p95_ratio']}×, {measure.replace('_', ' ')}).",
+        f"({result[measure]['p95_ratio']}×, {_backlog(result[measure])} waiting, "
+        f"{measure.replace('_', ' ')}).",
         "",
     ]
     lines += _stage_tables(result)

@@ -68,3 +68,18 @@ def test_the_cpu_window_counts_this_process(tmp_path: Path):
     cores = window.stop()
     assert cores["seconds"] >= 0
     assert "bench (senders)" in cores["cores"]
+
+
+def test_the_bulk_backlog_counts_events_received_and_not_yet_delivered():
+    from bench.lanes import backlog_at
+
+    def rec(got: float, done: float) -> dict[str, datetime]:
+        return {
+            "received_at": T0 + timedelta(seconds=got),
+            "delivered_at": T0 + timedelta(seconds=done),
+        }
+
+    bulk = [rec(0, 1), rec(0.5, 3), rec(2, 2.5), rec(2, 5)]
+    at = [T0 + timedelta(seconds=s) for s in (0, 0.9, 1, 2, 2.5, 4.9, 5)]
+    # at 1.0 the first is delivered; at 2.5 the third; at 5.0 nothing is left
+    assert backlog_at(bulk, at) == [1, 2, 1, 3, 2, 1, 0]
