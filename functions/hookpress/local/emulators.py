@@ -24,8 +24,8 @@ from pathlib import Path
 from hookpress.local.processes import ProcessError, free_port, spawn, stop, wait_http
 
 __all__ = [
-    "Emulator",
     "JVM_OPTIONS",
+    "Emulator",
     "EmulatorError",
     "Emulators",
     "emulators_in_env",
