@@ -23,7 +23,7 @@ backlog (bulk events received and not yet delivered) when each high event
 arrived.
 
 Three runs: the flood unpaced (the two cores' ingest limit: the emulators'
-work for ~80 events/s competes with WordPress for the CPU, which in the cloud
+work for ~80–100 events/s competes with WordPress for the CPU, which in the cloud
 it never does); **the measure**, the flood paced at 40/s, faster than the bulk
 lane delivers (about 27/s here), so its backlog grows the whole time the high
 events are sent, as a flood's does, while the machine still has CPU for the
