@@ -137,10 +137,6 @@ def backlog_at(bulk: list[dict[str, Any]], instants: list[datetime]) -> list[int
     return [sum(1 for got, done in spans if got <= t < done) for t in instants]
 
 
-def _latencies(project: str, keys: list[str], deadline_s: float) -> list[float]:
-    return [_latency(r) for r in _records(project, keys, deadline_s)]
-
-
 def _paced(sender: _Sender, source: str, run: str, n: int, rate: float) -> tuple[list[str], float]:
     """Send ``n`` events on a fixed schedule of ``rate`` per second (each from a thread of
     its own, so a slow answer does not delay the next); the keys and the rate achieved."""
@@ -195,7 +191,7 @@ def run_case(
         # measures a warm pipeline, as the flood phase does.
         warm = _paced(sender, HIGH, f"{run}-warm", 10, rate)[0]
         warm += _paced(sender, BULK, f"{run}-warm", 10, rate)[0]
-        _latencies(options.project, warm, 120)
+        _records(options.project, warm, 120)
         cpu.start()
         alone_keys, alone_rate = _paced(sender, HIGH, f"{run}-alone", high_events, rate)
         alone_records = _records(options.project, alone_keys, 120)
