@@ -519,21 +519,22 @@ def _first_answer(port: int, request: bytes | None) -> int:
 
 
 def deployed(name: str, workdir: Path) -> tuple[Path, str]:
-    """Function ``name`` as it is deployed: its archive unzipped, and a Python with only
-    its requirements.txt installed, on the cloud runtime's version where this machine
-    has it: the same archive (infra/archive.py) and venvs (tests/infra/venvs.py, cached
+    """Function ``name`` as it is deployed: its archive unzipped and byte-compiled as the
+    buildpack compiles it, and a Python with only its requirements.txt installed, on the
+    cloud runtime's version where this machine has it: the same archive (infra/archive.py) and venvs (tests/infra/venvs.py, cached
     in ``.nox/function-venvs``) as the infra and rehearse sessions.
     """
     import zipfile
 
     from infra import archive
-    from tests.infra.venvs import venv_for
+    from tests.infra.venvs import compile_source, venv_for
 
     unpacked = workdir / "archives" / name
     if not unpacked.exists():
         files = archive.collect(FUNCTIONS / name, FUNCTIONS / "hookpress")
         with zipfile.ZipFile(io.BytesIO(archive.build_zip(files))) as z:
             z.extractall(unpacked)
+        compile_source(unpacked)  # the buildpack's build step: the image holds the .pyc files
     say(f"[3] the virtualenv of functions/{name}/requirements.txt")
     venv = venv_for(unpacked / "requirements.txt")
     return unpacked, str(venv / "bin" / "python")

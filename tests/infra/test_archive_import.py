@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from infra_harness import FUNCTIONS, REPO, write_function
-from venvs import clean_env, venv_for
+from venvs import clean_env, compile_source, venv_for
 
 from infra import archive
 
@@ -56,6 +56,9 @@ def test_archive_imports_with_only_its_requirements(name: str, tmp_path: Path) -
     assert not (unpacked / "hookpress" / "ops").exists()
 
     venv = venv_for(unpacked / "requirements.txt")
+    # The buildpack's own first step: every file compiles on the runtime's Python.
+    compile_source(unpacked, str(venv / "bin" / "python"))
+    assert (unpacked / "hookpress" / "__pycache__").is_dir()
     probe = (
         "import main, hookpress; "
         "print(main.__file__); print(hookpress.__file__); "
@@ -76,3 +79,17 @@ def test_archive_imports_with_only_its_requirements(name: str, tmp_path: Path) -
     # Both come from the unzipped archive, not from anything installed.
     assert Path(main_file).resolve().parent == unpacked.resolve()
     assert Path(core_file).resolve().parent == (unpacked / "hookpress").resolve()
+
+
+def test_source_that_does_not_compile_is_refused_as_the_buildpack_refuses_it(
+    tmp_path: Path,
+) -> None:
+    # The buildpack's `compileall -f -q .` fails the build on a syntax error; so does ours.
+    (tmp_path / "main.py").write_text("def ingress(request):\n    return 'ok'\n")
+    (tmp_path / "hookpress").mkdir()
+    (tmp_path / "hookpress" / "broken.py").write_text("def f(:\n")
+    with pytest.raises(AssertionError, match="compileall failed"):
+        compile_source(tmp_path)
+    (tmp_path / "hookpress" / "broken.py").write_text("def f():\n    return 1\n")
+    compile_source(tmp_path)
+    assert list((tmp_path / "hookpress" / "__pycache__").glob("broken.cpython-*.pyc"))

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from infra_harness import REPO, Graph, Res, run_program
-from venvs import venv_for
+from venvs import compile_source, venv_for
 
 from hookpress.local.emulators import Emulators, ensure_bucket, ensure_topic
 from hookpress.local.faultproxy import FaultProxy
@@ -222,6 +222,7 @@ class Rehearsal:
             zip_path.write_bytes(archive.build_zip(files))
             with zipfile.ZipFile(zip_path) as z:
                 z.extractall(directory)
+            compile_source(directory)  # as the buildpack does before the image is made
             program_env = dict(function.get("serviceConfig.environmentVariables"))
             self.functions[short] = Deployed(
                 short=short,
