@@ -1,8 +1,10 @@
-"""A stand-in for ``SecretManagerServiceClient``: the four calls the adapters make.
+"""A stand-in for the Secret Manager client the adapters call (``SecretManagerREST``, whose
+methods are ``SecretManagerServiceClient``'s): the four calls, in memory.
 
-Every failure the real client can surface is in :func:`secret_manager_errors`;
-``tests/unit/test_secrets.py`` checks the real client raises the same kinds
-(a REST call whose token refresh fails raises google-auth's own exception).
+Every failure a client can surface is in :func:`secret_manager_errors`: the client
+library's kinds, and the plain ones (a socket's). hookpress's own REST client raises
+BackendError itself; its failures are tested against a stand-in server in
+``tests/unit/test_secret_manager_rest.py``.
 """
 
 from __future__ import annotations

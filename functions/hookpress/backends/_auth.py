@@ -1,15 +1,20 @@
 """Access tokens for the JSON API calls: the instance's own service account.
 
 In Cloud Run / Cloud Functions the token comes from the metadata server
-(https://cloud.google.com/run/docs/securing/service-identity#fetching_identity_and_access_tokens);
-``google.auth.default()`` finds it there, or finds the credentials a developer
-set up (``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth
-application-default login``), exactly as the client libraries do. A token
-is cached until five minutes before it expires and refreshed under a lock,
-so one request per hour pays for the refresh, not every request.
+(https://cloud.google.com/run/docs/securing/service-identity#fetching_identity_and_access_tokens).
+There (``K_SERVICE`` is set: https://cloud.google.com/run/docs/container-contract#env-vars)
+and with no key file configured, it is asked for directly, one GET on our
+wire, the request google-auth's compute-engine credentials make
+(``tests/unit/test_auth_metadata.py`` holds them side by side): importing
+google-auth's compute-engine credentials for it cost 160-240 ms.
+Anywhere else ``google.auth.default()`` finds the credentials a developer set
+up (``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth application-default
+login``), exactly as the client libraries do. A token is cached until five
+minutes before it expires and refreshed under a lock, so one request per
+hour pays for the refresh, not every request.
 
-google-auth is imported on the first call that needs a token, never at
-import time and never against an emulator: its transport here is a small
+google-auth is imported on the first call that needs a token from it, never
+at import time and never against an emulator: its transport here is a small
 adapter over ``urllib.request`` (``google.auth.transport.Request`` is a
 documented interface), so no HTTP library is imported for it.
 """
@@ -33,10 +38,14 @@ __all__ = [
     "AccessTokens",
     "LazyEndpoint",
     "default_tokens",
+    "metadata_host",
     "service_endpoint",
 ]
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+#: the instance's token (https://cloud.google.com/compute/docs/access/authenticate-workloads#applications)
+METADATA_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"  # noqa: S105 - a path
+_METADATA_HOST = "metadata.google.internal"
 _REFRESH_EARLY_S = 300.0
 #: what the client libraries send to an emulator (the Firestore emulator reads it as "admin")
 EMULATOR_AUTHORIZATION = "Bearer owner"
@@ -45,9 +54,12 @@ EMULATOR_AUTHORIZATION = "Bearer owner"
 class AccessTokens:
     """``Authorization`` header values from the application default credentials; thread-safe."""
 
-    def __init__(self, credentials: Any = None, request: Any = None) -> None:
+    def __init__(
+        self, credentials: Any = None, request: Any = None, metadata_host: str | None = None
+    ) -> None:
         self._credentials = credentials
         self._request = request
+        self._metadata_host = metadata_host  # set: ask the metadata server, not google-auth
         self._header: str | None = None
         self._refresh_at = 0.0
         self._lock = threading.Lock()
@@ -66,6 +78,9 @@ class AccessTokens:
             return header
 
     def _refresh(self) -> None:
+        if self._credentials is None and self._metadata_host is not None:
+            self._from_metadata_server(self._metadata_host)
+            return
         from google.auth import exceptions as auth_exc
 
         try:
@@ -87,6 +102,46 @@ class AccessTokens:
             lifetime = expiry.replace(tzinfo=expiry.tzinfo or UTC).timestamp() - time.time()
         self._header = f"Bearer {token}"
         self._refresh_at = time.monotonic() + max(0.0, lifetime - _REFRESH_EARLY_S)
+
+    def _from_metadata_server(self, host: str) -> None:
+        """``GET …/token?scopes=…`` with ``Metadata-Flavor: Google``: ``access_token``,
+        ``expires_in`` (seconds), ``token_type``."""
+        from urllib.parse import quote
+
+        from hookpress.backends._rest import Endpoint
+
+        endpoint = Endpoint("auth", f"http://{host}", 10.0)
+        try:
+            answer = endpoint.request(
+                "GET",
+                f"{METADATA_TOKEN_PATH}?scopes={quote(','.join(SCOPES), safe='')}",
+                headers={"Metadata-Flavor": "Google"},
+            )
+        finally:
+            endpoint.close()
+        if answer.status != 200:
+            raise BackendError("auth", f"metadata_HTTP_{answer.status}")
+        try:
+            doc = answer.json()
+            token, lifetime = str(doc["access_token"]), float(doc.get("expires_in", 3600))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise BackendError("auth", "unreadable token") from None
+        if not token:
+            raise BackendError("auth", "empty token")
+        self._header = f"Bearer {token}"
+        self._refresh_at = time.monotonic() + max(0.0, lifetime - _REFRESH_EARLY_S)
+
+
+def metadata_host(env: Mapping[str, str] = os.environ) -> str | None:
+    """The metadata server to ask for tokens directly, or None (then google-auth decides).
+
+    On Cloud Run (``K_SERVICE``) unless ``GOOGLE_APPLICATION_CREDENTIALS`` names a key
+    file, which google-auth would prefer; ``GCE_METADATA_HOST`` moves the server, as it
+    does for google-auth.
+    """
+    if env.get("GOOGLE_APPLICATION_CREDENTIALS") or not env.get("K_SERVICE"):
+        return None
+    return (env.get("GCE_METADATA_HOST") or "").strip() or _METADATA_HOST
 
 
 class _UrllibRequest:
@@ -139,7 +194,7 @@ def default_tokens() -> AccessTokens:
     global _default
     with _default_lock:
         if _default is None:
-            _default = AccessTokens()
+            _default = AccessTokens(metadata_host=metadata_host())
         return _default
 
 

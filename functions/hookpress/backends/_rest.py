@@ -34,10 +34,12 @@ __all__ = ["Answer", "Endpoint", "Pending", "WireError", "endpoint_url"]
 
 #: the public endpoint of each API, and the variable that points the client libraries
 #: (and so this transport) at an emulator
-_HOSTS: dict[str, tuple[str, str]] = {
+_HOSTS: dict[str, tuple[str, str | None]] = {
     "gcs": ("https://storage.googleapis.com", "STORAGE_EMULATOR_HOST"),
     "firestore": ("https://firestore.googleapis.com", "FIRESTORE_EMULATOR_HOST"),
     "pubsub": ("https://pubsub.googleapis.com", "PUBSUB_EMULATOR_HOST"),
+    # no emulator exists (locally, secrets come from a file or the environment)
+    "secretmanager": ("https://secretmanager.googleapis.com", None),
 }
 
 
@@ -46,7 +48,7 @@ def endpoint_url(service: str, env: Mapping[str, str]) -> tuple[str, bool]:
     the Google client libraries read: ``STORAGE_EMULATOR_HOST`` may carry a scheme, the
     others are ``host:port``)."""
     public, variable = _HOSTS[service]
-    emulator = (env.get(variable) or "").strip()
+    emulator = (env.get(variable) or "").strip() if variable else ""
     if not emulator:
         return public, False
     return (emulator if "://" in emulator else f"http://{emulator}").rstrip("/"), True

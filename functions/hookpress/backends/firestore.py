@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._batch import GroupCall
-from hookpress.backends._errors import BackendError
+from hookpress.backends._errors import BackendError, error_status
 from hookpress.backends._values import (
     Increment,
     ServerTime,
@@ -79,15 +79,6 @@ def _field_path(name: str) -> str:
     if _SIMPLE_FIELD.match(name):
         return name
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
-
-
-def _error_status(answer: Answer) -> str:
-    """The canonical status name of an error answer (``ALREADY_EXISTS``, …), or ``HTTP_<n>``."""
-    try:
-        status = answer.json().get("error", {}).get("status")
-    except (ValueError, AttributeError):
-        status = None
-    return status if isinstance(status, str) else f"HTTP_{answer.status}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +141,7 @@ class EventRecords:
             {"Content-Type": "application/json"},
         )
         if answer.status != 200:
-            raise BackendError("firestore", _error_status(answer))
+            raise BackendError("firestore", error_status(answer))
         try:
             data = answer.json()
             results = data.get("writeResults", [])
@@ -191,7 +182,7 @@ class EventRecords:
                 return ServerTime.parse(stamp), ""
             except (ValueError, KeyError, IndexError, TypeError):
                 raise BackendError("firestore", "unreadable commit response") from None
-        return None, _error_status(answer)
+        return None, error_status(answer)
 
     @staticmethod
     def _write(
@@ -251,7 +242,7 @@ class EventRecords:
         if answer.status == 404:
             return None
         if answer.status != 200:
-            raise BackendError("firestore", _error_status(answer))
+            raise BackendError("firestore", error_status(answer))
         try:
             doc = answer.json()
             return Snapshot(

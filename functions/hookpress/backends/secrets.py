@@ -16,6 +16,7 @@ There is deliberately no fallback from one to another.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import time
@@ -24,18 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hookpress.backends._errors import BackendError
+from hookpress.backends._auth import LazyEndpoint
+from hookpress.backends._errors import BackendError, error_status
 from hookpress.instance import Lazy
 from hookpress.settings import SecretsConfig, SettingsError
 
 if TYPE_CHECKING:
-    from google.cloud.secretmanager import SecretManagerServiceClient
+    from hookpress.backends._rest import Endpoint
 
 __all__ = [
     "CachedSecrets",
     "EnvValues",
     "FileSecretWriter",
     "FileValues",
+    "SecretManagerREST",
     "SecretManagerValues",
     "SecretManagerWriter",
     "SecretValues",
@@ -43,6 +46,18 @@ __all__ = [
     "build_secret_values",
     "build_secret_writer",
 ]
+
+
+class SecretManagerClient(Protocol):
+    """The calls the adapters make: ``SecretManagerServiceClient``'s names and requests."""
+
+    def list_secret_versions(self, request: Any, timeout: float) -> Any: ...
+
+    def access_secret_version(self, request: Any, timeout: float) -> Any: ...
+
+    def add_secret_version(self, request: Any, timeout: float) -> Any: ...
+
+    def disable_secret_version(self, request: Any, timeout: float) -> Any: ...
 
 
 class SecretValues(Protocol):
@@ -57,62 +72,170 @@ class SecretValues(Protocol):
 def _secret_manager_errors() -> Iterator[None]:
     """Turn every way a Secret Manager call can fail into BackendError.
 
-    ``GoogleAPIError`` covers each call's error and ``RetryError`` (a retry
-    that gave up); ``GoogleAuthError`` covers a token refresh that failed
-    (``RefreshError``, ``TransportError``) and missing credentials when the
-    client is built (``DefaultCredentialsError``); ``OSError`` a socket
-    timeout; ``ValueError`` a payload that is not UTF-8 or a version name
-    that is not a number. Anything else escaping would be a 500.
+    Our REST client raises BackendError for an error answer and for a failed
+    connection (the wire's) or token (``backends._auth``); what is left is
+    ``ValueError`` (an answer that is not the documented JSON, a payload that
+    is not UTF-8, a version name that is not a number), ``KeyError`` and
+    ``TypeError`` (a field missing or of the wrong type) and ``OSError``.
+    A client passed in (tests: a stand-in for ``SecretManagerServiceClient``)
+    may raise the client library's exceptions: those too, when it is installed.
+    Anything else escaping would be a 500.
     """
-    from google.api_core import exceptions as gexc
-    from google.auth import exceptions as auth_exc
-
     try:
         yield
-    except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, OSError, ValueError) as exc:
+    except BackendError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BackendError("secretmanager", type(exc).__name__) from None
+    except Exception as exc:
+        if isinstance(exc, _library_errors()):
+            raise BackendError("secretmanager", type(exc).__name__) from None
+        raise
 
 
-def _client() -> SecretManagerServiceClient:
-    from google.cloud import secretmanager
+def _library_errors() -> tuple[type[Exception], ...]:
+    """google-api-core's and google-auth's exception bases, where they are installed."""
+    found: list[type[Exception]] = []
+    try:
+        from google.api_core import exceptions as gexc
 
-    return secretmanager.SecretManagerServiceClient()
+        found.append(gexc.GoogleAPIError)
+    except ImportError:
+        pass
+    try:
+        from google.auth import exceptions as auth_exc
+
+        found.append(auth_exc.GoogleAuthError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+def _crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), the checksum Secret Manager sends with a payload (``dataCrc32c``)."""
+    crc = 0xFFFFFFFF
+    table = _crc32c_table()
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+@functools.cache
+def _crc32c_table() -> tuple[int, ...]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return tuple(table)
+
+
+class SecretManagerREST:
+    """The four Secret Manager v1 calls the adapters make, over its REST API on our wire.
+
+    The methods and their request dicts are ``SecretManagerServiceClient``'s, so one
+    stand-in serves the tests of both. Over the JSON API, as GCS, Firestore and Pub/Sub
+    are (``backends/_rest.py``): the client library's import (gRPC, proto-plus,
+    api-core: ~250 ms under -X importtime) and its first channel were most of a cloud
+    instance's first request. The calls, as documented
+    (https://cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets.versions):
+
+    - ``GET /v1/{parent}/versions?filter=state:ENABLED`` (``list``; pages by
+      ``nextPageToken``),
+    - ``GET /v1/{name}:access`` (``access``: ``payload.data`` base64, ``payload.dataCrc32c``
+      the payload's CRC-32C as a decimal string, checked here),
+    - ``POST /v1/{parent}:addVersion`` (``addVersion``, with the payload's checksum),
+    - ``POST /v1/{name}:disable`` (``disable``).
+
+    A 429 or 503 is retried within the timeout (``backends._rest.Endpoint``); every
+    other failure is a BackendError.
+    """
+
+    _PAGE_SIZE = 250  # the most versions a list call returns at once
+
+    def __init__(self, endpoint: Endpoint | None = None, timeout_s: float = 10.0) -> None:
+        self._endpoint = LazyEndpoint("secretmanager", timeout_s, endpoint)
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = None if body is None else {"Content-Type": "application/json"}
+        answer = self._endpoint().request(method, path, data, headers)
+        if answer.status != 200:
+            raise BackendError("secretmanager", error_status(answer))
+        doc = answer.json()
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        return doc
+
+    def list_secret_versions(self, request: Mapping[str, str], timeout: float) -> list[Any]:
+        """Every version matching ``request["filter"]``, all pages."""
+        from types import SimpleNamespace
+        from urllib.parse import urlencode
+
+        versions: list[Any] = []
+        token = ""
+        while True:
+            query = {"filter": request["filter"], "pageSize": str(self._PAGE_SIZE)}
+            if token:
+                query["pageToken"] = token
+            doc = self._call("GET", f"/v1/{request['parent']}/versions?{urlencode(query)}")
+            versions += [SimpleNamespace(name=str(v["name"])) for v in doc.get("versions", [])]
+            token = str(doc.get("nextPageToken") or "")
+            if not token:
+                return versions
+
+    def access_secret_version(
+        self, request: Mapping[str, str], timeout: float, retry: object = None
+    ) -> Any:
+        """``.payload.data``: the version's bytes, their checksum verified."""
+        import base64
+        from types import SimpleNamespace
+
+        payload = self._call("GET", f"/v1/{request['name']}:access")["payload"]
+        data = base64.b64decode(payload.get("data", ""), validate=True)
+        checksum = payload.get("dataCrc32c")
+        if checksum is not None and int(checksum) != _crc32c(data):
+            raise BackendError("secretmanager", "checksum_mismatch")
+        return SimpleNamespace(payload=SimpleNamespace(data=data))
+
+    def add_secret_version(self, request: Mapping[str, Any], timeout: float) -> Any:
+        """A new ENABLED version holding ``request["payload"]["data"]``; ``.name`` is its name."""
+        import base64
+        from types import SimpleNamespace
+
+        data: bytes = request["payload"]["data"]
+        payload = {"data": base64.b64encode(data).decode(), "dataCrc32c": str(_crc32c(data))}
+        doc = self._call("POST", f"/v1/{request['parent']}:addVersion", {"payload": payload})
+        return SimpleNamespace(name=str(doc["name"]))
+
+    def disable_secret_version(self, request: Mapping[str, str], timeout: float) -> None:
+        """The version can no longer be accessed (enable it again to undo)."""
+        self._call("POST", f"/v1/{request['name']}:disable", {})
 
 
 class SecretManagerValues:
     """Secret Manager: list the ENABLED versions, access each."""
 
     def __init__(
-        self, project: str, timeout_s: float, client: SecretManagerServiceClient | None = None
+        self,
+        project: str,
+        timeout_s: float,
+        client: SecretManagerClient | None = None,
     ) -> None:
         self._project = project
         self._timeout = timeout_s
-        self._client = Lazy(_client, client)
-
-    def _access_retry(self) -> Any:
-        """The client's own retry of ``access_secret_version``, bounded by our timeout.
-
-        Its default runs for 60 s whatever ``timeout`` says (measured: an
-        unreachable endpoint answered RetryError after 56 s with timeout=2); a
-        request waiting on a secret must give up within the backend timeout.
-        The other calls have no default retry, and get none here.
-        """
-        from google.api_core import exceptions as gexc
-        from google.api_core.retry import Retry, if_exception_type
-
-        return Retry(
-            initial=0.2,
-            predicate=if_exception_type(gexc.ResourceExhausted, gexc.ServiceUnavailable),
-            timeout=self._timeout,
+        self._client: Lazy[SecretManagerClient] = Lazy(
+            lambda: SecretManagerREST(timeout_s=timeout_s), client
         )
 
-    def _enabled_versions(self, client: SecretManagerServiceClient, name: str) -> list[str]:
+    def _enabled_versions(self, client: SecretManagerClient, name: str) -> list[str]:
         """Names of the ENABLED versions, newest first (version ids are increasing integers)."""
         parent = f"projects/{self._project}/secrets/{name}"
         versions = client.list_secret_versions(
             request={"parent": parent, "filter": "state:ENABLED"}, timeout=self._timeout
         )
-        names = [v.name for v in versions]  # the pager may call the API again while iterating
+        names = [v.name for v in versions]  # a pager may call the API again while iterating
         names.sort(key=lambda n: int(n.rsplit("/", 1)[1]), reverse=True)
         return names
 
@@ -122,7 +245,7 @@ class SecretManagerValues:
             values = []
             for version in self._enabled_versions(client, name):
                 payload = client.access_secret_version(
-                    request={"name": version}, timeout=self._timeout, retry=self._access_retry()
+                    request={"name": version}, timeout=self._timeout
                 ).payload.data
                 values.append(payload.decode("utf-8").strip())
         return tuple(v for v in values if v)
