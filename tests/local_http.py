@@ -79,6 +79,9 @@ class ScriptedServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # the head and the body go in two writes: without this, Nagle's algorithm
+            # holds the second until the client's delayed ACK (40 ms a request)
+            disable_nagle_algorithm = True
 
             def setup(self) -> None:
                 super().setup()

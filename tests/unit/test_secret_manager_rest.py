@@ -28,6 +28,7 @@ from hookpress.backends.secrets import (
     SecretManagerValues,
     SecretManagerWriter,
 )
+from tests.local_http import Seen, json_reply
 from tests.secretmanager_rest import PROJECT_NUMBER, SecretManagerStandIn, crc32c
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,13 +57,13 @@ def _library(stand_in: SecretManagerStandIn):
     )
 
 
-def _calls(requests: list[tuple[str, str]]) -> list[tuple[str, str, dict[str, list[str]]]]:
+def _calls(requests: list[Seen]) -> list[tuple[str, str, dict[str, list[str]]]]:
     """Method, path and query of each request, the query's order and ``$alt`` aside."""
     out = []
-    for method, target in requests:
-        url = urlsplit(target)
+    for seen in requests:
+        url = urlsplit(seen.path)
         query = {k: v for k, v in parse_qs(url.query).items() if not k.startswith("$")}
-        out.append((method, url.path, query))
+        out.append((seen.method, url.path, query))
     return out
 
 
@@ -120,8 +121,8 @@ def test_what_we_write_the_library_reads_and_the_other_way(stand_in: SecretManag
     writer = SecretManagerWriter("p", 5, client=_ours(stand_in))
     assert writer.add_version("s", "new") == "2"
     add = stand_in.requests[-1]
-    assert add[0] == "POST"
-    assert urlsplit(add[1]).path == "/v1/projects/p/secrets/s:addVersion"
+    assert add.method == "POST"
+    assert urlsplit(add.path).path == "/v1/projects/p/secrets/s:addVersion"
     library = _library(stand_in)
     latest = library.access_secret_version(request={"name": "projects/p/secrets/s/versions/2"})
     assert latest.payload.data == b"new"
@@ -153,27 +154,17 @@ def test_an_error_answer_is_a_backend_error_naming_it(
     stand_in: SecretManagerStandIn, status: int, name: str
 ) -> None:
     stand_in.add("s", "value")
-    for fail in ([status], [200, status]):  # the list refused; then the access (after the list)
-        stand_in.fail = [s for s in fail if s != 200]
-        if fail[0] == 200:
-            stand_in.fail = []
-            original = stand_in._route
-
-            def list_then_fail(h, body, original=original):
-                stand_in.fail = [status]
-                stand_in._route = original  # type: ignore[method-assign]
-                return original(h, body)
-
-            stand_in._route = list_then_fail  # type: ignore[method-assign]
+    for script in ([status], [200, status]):  # the list refused; the access (after the list)
+        stand_in.server.script = list(script)
         with pytest.raises(BackendError) as info:
             SecretManagerValues("p", 5, client=_ours(stand_in)).fetch("s")
         assert (info.value.backend, info.value.detail) == ("secretmanager", name)
-        assert stand_in.fail == []
+        assert stand_in.server.script == []
     writer = SecretManagerWriter("p", 5, client=_ours(stand_in))
-    stand_in.fail = [status]
+    stand_in.server.script = [status]
     with pytest.raises(BackendError):
         writer.add_version("s", "x")
-    stand_in.fail = [status]
+    stand_in.server.script = [status]
     with pytest.raises(BackendError):
         writer.disable_older("s")
 
@@ -186,9 +177,9 @@ def test_an_unknown_secret_is_not_found(stand_in: SecretManagerStandIn) -> None:
 
 def test_429_and_503_are_retried_within_the_timeout(stand_in: SecretManagerStandIn) -> None:
     stand_in.add("s", "value")
-    stand_in.fail = [503, 429]
+    stand_in.server.script = [503, 429]
     assert SecretManagerValues("p", 5, client=_ours(stand_in)).fetch("s") == ("value",)
-    stand_in.fail = [503] * 10_000
+    stand_in.server.script = [503] * 10_000
     started = time.monotonic()
     with pytest.raises(BackendError) as info:
         SecretManagerValues("p", 1.5, client=_ours(stand_in, timeout=1.5)).fetch("s")
@@ -207,7 +198,7 @@ def test_an_answer_that_is_not_the_documented_json_is_a_backend_error(
     stand_in: SecretManagerStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stand_in.add("s", "value")
-    monkeypatch.setattr(stand_in, "_list", lambda h, *a: stand_in._json(h, {"versions": [{}]}))
+    monkeypatch.setattr(stand_in, "_list", lambda *_: json_reply(200, {"versions": [{}]}))
     with pytest.raises(BackendError) as info:
         SecretManagerValues("p", 5, client=_ours(stand_in)).fetch("s")
     assert (info.value.backend, info.value.detail) == ("secretmanager", "KeyError")
@@ -233,7 +224,7 @@ def test_the_token_goes_with_every_call(stand_in: SecretManagerStandIn) -> None:
     stand_in.add("s", "value")
     client = SecretManagerREST(Endpoint("secretmanager", stand_in.url, 5, lambda: "Bearer t0k"))
     SecretManagerValues("p", 5, client=client).fetch("s")
-    assert {h.get("authorization") for h in stand_in.headers} == {"Bearer t0k"}
+    assert {r.headers.get("Authorization") for r in stand_in.requests} == {"Bearer t0k"}
 
 
 def test_a_cloud_instances_secret_read_imports_no_client_library(
@@ -274,4 +265,6 @@ print(json.dumps({{"values": values, "loaded": loaded}}))
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result == {"values": ["value"], "loaded": []}
-    assert {h.get("authorization") for h in stand_in.headers} == {f"Bearer {metadata.token}"}
+    assert {r.headers.get("Authorization") for r in stand_in.requests} == {
+        f"Bearer {metadata.token}"
+    }
