@@ -51,6 +51,7 @@ from hookpress.local.emulators import Emulators, ensure_bucket, ensure_topic
 from hookpress.local.faultproxy import FaultProxy
 from hookpress.local.framework import FunctionProcess
 from hookpress.local.oidc import LocalSigner, OidcFront, Route
+from hookpress.local.processes import free_port
 from hookpress.local.stack import generate_secret
 from hookpress.local.wordpress import WordPressServer
 from hookpress.pushauth import TEST_CERTS_VARIABLE
@@ -265,6 +266,10 @@ class Rehearsal:
             process.python = str(deployed.venv / "bin" / "python")
             process.cwd = deployed.directory
             process.inherit_env = False
+            # A port chosen now, not when the function was prepared: a port picked
+            # seconds earlier (unzip, compile, venv) can be taken meanwhile (it was,
+            # once, in CI: the function never bound it and the rehearsal failed).
+            process.port = free_port()
             process.start()
 
     def function_for(self, url: str) -> Deployed:
