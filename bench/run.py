@@ -521,8 +521,9 @@ def _first_answer(port: int, request: bytes | None) -> int:
 def deployed(name: str, workdir: Path) -> tuple[Path, str]:
     """Function ``name`` as it is deployed: its archive unzipped and byte-compiled as the
     buildpack compiles it, and a Python with only its requirements.txt installed, on the
-    cloud runtime's version where this machine has it: the same archive (infra/archive.py) and venvs (tests/infra/venvs.py, cached
-    in ``.nox/function-venvs``) as the infra and rehearse sessions.
+    cloud runtime's version where this machine has it: the same archive (infra/archive.py)
+    and venvs (tests/infra/venvs.py, cached in ``.nox/function-venvs``) as the infra and
+    rehearse sessions.
     """
     import zipfile
 
@@ -692,7 +693,7 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
     runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in names}
     logged: dict[str, list[tuple[float, dict[str, Any], str]]] = {name: [] for name in names}
     try:
-        # Round-robin, like figure 1: a drift in the machine's load falls on all three alike.
+        # Round-robin, like figure 1: a drift in the machine's load falls on every case alike.
         for r in range(plan.cold_starts):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 source, target, python, cwd, env, request = cases[name]

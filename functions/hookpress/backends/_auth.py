@@ -100,8 +100,12 @@ class AccessTokens:
             from datetime import UTC
 
             lifetime = expiry.replace(tzinfo=expiry.tzinfo or UTC).timestamp() - time.time()
+        self._keep(token, lifetime)
+
+    def _keep(self, token: str, lifetime_s: float) -> None:
+        """Serve ``token`` until five minutes before its ``lifetime_s`` runs out."""
         self._header = f"Bearer {token}"
-        self._refresh_at = time.monotonic() + max(0.0, lifetime - _REFRESH_EARLY_S)
+        self._refresh_at = time.monotonic() + max(0.0, lifetime_s - _REFRESH_EARLY_S)
 
     def _from_metadata_server(self, host: str) -> None:
         """``GET …/token?scopes=…`` with ``Metadata-Flavor: Google``: ``access_token``,
@@ -128,8 +132,7 @@ class AccessTokens:
             raise BackendError("auth", "unreadable token") from None
         if not token:
             raise BackendError("auth", "empty token")
-        self._header = f"Bearer {token}"
-        self._refresh_at = time.monotonic() + max(0.0, lifetime - _REFRESH_EARLY_S)
+        self._keep(token, lifetime)
 
 
 def metadata_host(env: Mapping[str, str] = os.environ) -> str | None:

@@ -15,6 +15,7 @@ There is deliberately no fallback from one to another.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import json
@@ -23,7 +24,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlencode
 
 from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._errors import BackendError, error_status
@@ -170,9 +173,6 @@ class SecretManagerREST:
 
     def list_secret_versions(self, request: Mapping[str, str], timeout: float) -> list[Any]:
         """Every version matching ``request["filter"]``, all pages."""
-        from types import SimpleNamespace
-        from urllib.parse import urlencode
-
         versions: list[Any] = []
         token = ""
         while True:
@@ -189,9 +189,6 @@ class SecretManagerREST:
         self, request: Mapping[str, str], timeout: float, retry: object = None
     ) -> Any:
         """``.payload.data``: the version's bytes, their checksum verified."""
-        import base64
-        from types import SimpleNamespace
-
         payload = self._call("GET", f"/v1/{request['name']}:access")["payload"]
         data = base64.b64decode(payload.get("data", ""), validate=True)
         checksum = payload.get("dataCrc32c")
@@ -201,9 +198,6 @@ class SecretManagerREST:
 
     def add_secret_version(self, request: Mapping[str, Any], timeout: float) -> Any:
         """A new ENABLED version holding ``request["payload"]["data"]``; ``.name`` is its name."""
-        import base64
-        from types import SimpleNamespace
-
         data: bytes = request["payload"]["data"]
         payload = {"data": base64.b64encode(data).decode(), "dataCrc32c": str(_crc32c(data))}
         doc = self._call("POST", f"/v1/{request['parent']}:addVersion", {"payload": payload})
