@@ -604,17 +604,52 @@ def _stored_event(bench: Bench) -> str:
     return key
 
 
-def _deployed_configuration(
-    bench: Bench, ingress_dir: Path
-) -> tuple[Path, dict[str, str], list[Any]]:
-    """The ingress as the program deploys it, secrets and token included: the secrets
-    backend is Secret Manager (a stand-in over its REST API, holding the bench's secrets)
-    and, with ``K_SERVICE`` set as on Cloud Run, the token comes from a stand-in
-    metadata server. A wrapper module points the Secret Manager host at the stand-in (no
-    setting of the functions does: the cloud has one host) and then loads ``main``.
-    The stand-ins answer in about a millisecond; the real services' round trips are not
-    in this figure, the imports and the work of the deployed code path are.
-    """
+#: what the deployed deliver checks every push's token against (the program sets both)
+_PUSH_AUDIENCE = "https://hookpress-deliver-bench.a.run.app"
+_PUSH_IDENTITY = "hookpress-push@bench.iam.gserviceaccount.com"
+
+
+@dataclass
+class _CloudStandIns:
+    """What a cloud instance talks to beyond the emulators, each a local stand-in."""
+
+    secret_manager: Any
+    metadata: Any
+    certs: Any
+    signer: Any
+
+    def all(self) -> list[Any]:
+        return [self.secret_manager, self.metadata, self.certs]
+
+    def stop(self) -> None:
+        for stand_in in self.all():
+            stand_in.stop()
+
+
+class _GoogleCertsStandIn:
+    """Google's token-signing certificates (``{kid: PEM}``, ``Cache-Control: max-age``, as
+    https://www.googleapis.com/oauth2/v1/certs answers), holding the bench signer's."""
+
+    def __init__(self, kid: str, pem: str) -> None:
+        from tests.local_http import ScriptedServer, json_reply
+
+        answer = json_reply(200, {kid: pem}, **{"Cache-Control": "public, max-age=21600"})
+        self.server = ScriptedServer(lambda _seen, _status: answer)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}/oauth2/v1/certs"
+
+    @property
+    def requests(self) -> list[Any]:
+        return self.server.requests
+
+    def stop(self) -> None:
+        self.server.close()
+
+
+def _cloud_stand_ins(bench: Bench) -> _CloudStandIns:
+    from hookpress.local.oidc import LocalSigner
     from tests.metadata_server import MetadataStandIn
     from tests.secretmanager_rest import SecretManagerStandIn
 
@@ -622,22 +657,48 @@ def _deployed_configuration(
     for secret, values in json.loads(Path(bench.env["HOOKPRESS_SECRETS_FILE"]).read_text()).items():
         for value in reversed(values):  # the file lists the newest first
             secret_manager.add(secret, value)
-    metadata = MetadataStandIn()
-    wrapper = bench.workdir / "deployed-configuration" / "deployed_main.py"
+    signer = LocalSigner()
+    return _CloudStandIns(
+        secret_manager, MetadataStandIn(), _GoogleCertsStandIn(signer.kid, signer.cert_pem), signer
+    )
+
+
+def _deployed_configuration(
+    bench: Bench, stand_ins: _CloudStandIns, name: str, function_dir: Path, env: dict[str, str]
+) -> tuple[Path, dict[str, str]]:
+    """Function ``name`` as the program deploys it, secrets, token and push check included:
+    the secrets backend is Secret Manager (a stand-in over its REST API, holding the
+    bench's secrets) and, with ``K_SERVICE`` set as on Cloud Run, the token comes from a
+    stand-in metadata server. deliver checks each push's OIDC token against Google's
+    certificates (a stand-in serving the bench signer's). A wrapper module points the
+    Secret Manager host and the certificates' URL at the stand-ins (no setting of the
+    functions does: the cloud has one of each) and then loads ``main``. The stand-ins
+    answer in about a millisecond; the real services' round trips are not in this
+    figure, the imports and the work of the deployed code path are.
+    """
+    wrapper = bench.workdir / f"deployed-{name}" / "deployed_main.py"
     wrapper.parent.mkdir(parents=True, exist_ok=True)
     wrapper.write_text(
         "from hookpress.backends import _rest\n"
-        f"_rest._HOSTS['secretmanager'] = ({secret_manager.url!r}, None)\n"
-        "from main import ingress  # noqa: E402,F401 - the deployed archive's entry point\n"
+        f"_rest._HOSTS['secretmanager'] = ({stand_ins.secret_manager.url!r}, None)\n"
+        "from hookpress import pushauth  # noqa: E402\n"
+        f"pushauth.GOOGLE_CERTS_URL = {stand_ins.certs.url!r}\n"
+        f"from main import {name}  # noqa: E402,F401 - the deployed archive's entry point\n"
     )
-    # the secrets backend left to its default, Secret Manager, as the program leaves it
-    local = {"HOOKPRESS_SECRETS_BACKEND", "HOOKPRESS_SECRETS_FILE"}
-    env = {k: v for k, v in bench.env.items() if k not in local} | {
-        "K_SERVICE": "hookpress-ingress",
-        "GCE_METADATA_HOST": metadata.host,
-        "PYTHONPATH": str(ingress_dir),
+    # the secrets backend left to its default, Secret Manager, as the program leaves it;
+    # push authentication left to its default, OIDC
+    local = {"HOOKPRESS_SECRETS_BACKEND", "HOOKPRESS_SECRETS_FILE", "HOOKPRESS_PUSH_AUTH"}
+    cloud = {k: v for k, v in env.items() if k not in local} | {
+        "K_SERVICE": f"hookpress-{name}",
+        "GCE_METADATA_HOST": stand_ins.metadata.host,
+        "PYTHONPATH": str(function_dir),
     }
-    return wrapper, env, [secret_manager, metadata]
+    if name == "deliver":
+        cloud |= {
+            "HOOKPRESS_PUSH_AUDIENCE": _PUSH_AUDIENCE,
+            "HOOKPRESS_PUSH_SERVICE_ACCOUNT": _PUSH_IDENTITY,
+        }
+    return wrapper, cloud
 
 
 def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
@@ -658,7 +719,13 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
         "HOOKPRESS_WP_APP_PASSWORD_SECRET": "bench-github",
         "HOOKPRESS_PUSH_AUTH": "none",
     }
-    cloud_source, cloud_env, stand_ins = _deployed_configuration(bench, ingress_dir)
+    stand_ins = _cloud_stand_ins(bench)
+    cloud_source, cloud_env = _deployed_configuration(
+        bench, stand_ins, "ingress", ingress_dir, bench.env
+    )
+    deliver_source, deliver_cloud_env = _deployed_configuration(
+        bench, stand_ins, "deliver", deliver_dir, deliver_env
+    )
     cases: dict[str, tuple[Path, str, str, Path, dict[str, str], Callable[[], bytes | None]]] = {
         "hello": (BARE, "hello", ingress_python, ingress_dir, bench.env, lambda: None),
         "ingress": (
@@ -684,6 +751,17 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
             ingress_dir,
             cloud_env,
             lambda: bench.requests(1)[0],
+        ),
+        "deliver_cloud": (
+            deliver_source,
+            "deliver",
+            deliver_python,
+            deliver_dir,
+            deliver_cloud_env,
+            lambda: _push_request(
+                _stored_event(bench),
+                token=stand_ins.signer.token(_PUSH_AUDIENCE, _PUSH_IDENTITY),
+            ),
         ),
     }
     out: dict[str, Any] = {}
@@ -729,10 +807,9 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
                 logged[name].append((summary["total_ms"], summary, log.read_text(errors="replace")))
     finally:
         wordpress.stop()
-        for stand_in in stand_ins:
-            stand_in.stop()
-    if not all(stand_in.requests for stand_in in stand_ins):
-        # the deployed configuration must have read its secret and its token from them
+        stand_ins.stop()
+    if not all(stand_in.requests for stand_in in stand_ins.all()):
+        # the deployed configurations must have read their secrets, tokens and certificates
         raise RuntimeError("the deployed configuration never asked the stand-ins")
     for name in names:
         times = [t for t, _, _ in runs[name]]
@@ -747,7 +824,7 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
             "imports": {**kept[1][1], "totals_ms": [entry[0] for entry in kept]},
         }
     hello = out["hello"]["seconds"]
-    for name in ("ingress", "deliver", "ingress_cloud"):
+    for name in ("ingress", "deliver", "ingress_cloud", "deliver_cloud"):
         out[name]["vs_hello"] = round(out[name]["seconds"] / hello, 3)
     version = subprocess.run(  # noqa: S603 - fixed argv
         [ingress_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -783,23 +860,29 @@ def import_summary(log: Path, top: int = 12) -> dict[str, Any]:
     }
 
 
-def _push_request(key: str) -> bytes:
-    """A Pub/Sub push of ``key``, as the emulator sends it (no token, no deliveryAttempt)."""
-    data = json.dumps({"event_key": key}).encode()
+def _push_request(key: str, token: str | None = None) -> bytes:
+    """A Pub/Sub push of ``key``: as the emulator sends it (no token, no deliveryAttempt), or
+    with ``token`` as Pub/Sub sends it in the cloud to a subscription with push
+    authentication and a dead-letter policy (``Authorization: Bearer``, ``deliveryAttempt``:
+    https://cloud.google.com/pubsub/docs/push#receive_push)."""
     import base64
 
-    envelope = json.dumps(
-        {
-            "message": {
-                "data": base64.b64encode(data).decode(),
-                "attributes": {"event_key": key, "source": "stripe"},
-                "messageId": "1",
-            },
-            "subscription": "projects/p/subscriptions/s",
-        }
-    ).encode()
+    data = json.dumps({"event_key": key}).encode()
+    push: dict[str, Any] = {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": {"event_key": key, "source": "stripe"},
+            "messageId": "1",
+        },
+        "subscription": "projects/p/subscriptions/s",
+    }
+    auth = ""
+    if token is not None:
+        push["deliveryAttempt"] = 1
+        auth = f"Authorization: Bearer {token}\r\n"
+    envelope = json.dumps(push).encode()
     head = (
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n"
         f"Content-Length: {len(envelope)}"
     )
     return head.encode() + b"\r\n\r\n" + envelope
@@ -1239,9 +1322,10 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "Process start to first answer, each function run from its deployed archive in a",
         f"virtualenv of only its requirements.txt ({cold.get('python', 'python')}); ingress: a signed",
         "event (202), deliver: a push of a stored event delivered to a stand-in WordPress (204),",
-        "hello: functions-framework's bare hello in the ingress's virtualenv; the deployed",
-        "configuration: the ingress reading its secret from Secret Manager with a token from",
-        "the metadata server, both local stand-ins answering in ~1 ms. Medians.",
+        "hello: functions-framework's bare hello in the ingress's virtualenv. As deployed:",
+        "secrets read from Secret Manager with a token from the metadata server, and deliver",
+        "checking the push's OIDC token against Google's certificates (fetched on the first",
+        "push), every one of them a local stand-in answering in ~1 ms. Medians.",
         "",
         "| figure | value | floor | ratio | target |",
         "|---|---|---|---|---|",
@@ -1250,6 +1334,8 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "ingress": "ingress",
         "deliver": "deliver",
         "ingress_cloud": "ingress, deployed configuration (Secret Manager, token: stand-ins)",
+        "deliver_cloud": "deliver, deployed configuration (the above, and the push's OIDC "
+        "token checked; certificates: a stand-in)",
     }
     for name, label in labels.items():
         if name not in cold:
@@ -1276,7 +1362,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
                 f"{k} {v}" for k, v in list(cold[name]["imports"]["by_package_ms"].items())[:8]
             )
             + " |"
-            for name in ("hello", "ingress", "deliver", "ingress_cloud")
+            for name in ("hello", "ingress", "deliver", "ingress_cloud", "deliver_cloud")
             if name in cold
         ),
     ]
