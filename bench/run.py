@@ -78,6 +78,7 @@ from hookpress.signatures import SCHEMES
 
 BARE = REPO / "bench" / "bare_function.py"
 INGRESS = FUNCTIONS / "ingress" / "main.py"
+ASGI_INGRESS = REPO / "bench" / "asgi_ingress.py"  # a candidate: see its docstring
 DELIVER = FUNCTIONS / "deliver" / "main.py"
 CONCURRENCY = (1, 16, 64)
 SWEEP = ((1, 8), (1, 16), (1, 32), (1, 64), (2, 16), (3, 16), (4, 16))
@@ -320,7 +321,9 @@ def _ratio(value: float, floor: float) -> float:
 ROUNDS = 3  # each front's load in this many interleaved parts (see figure_ingress)
 
 
-def figure_ingress(bench: Bench, plan: Plan, levels: Sequence[int] = CONCURRENCY) -> dict[str, Any]:
+def figure_ingress(
+    bench: Bench, plan: Plan, levels: Sequence[int] = CONCURRENCY, *, asgi: bool = False
+) -> dict[str, Any]:
     """Ingress, bare 202, the seed's design and direct calls at each concurrency, same events.
 
     The machine is shared and its load drifts over minutes, so the fronts take
@@ -328,6 +331,7 @@ def figure_ingress(bench: Bench, plan: Plan, levels: Sequence[int] = CONCURRENCY
     goes to each front in turn (the order rotating per round) with all the
     servers up. A front's figures are its rounds pooled; a drift in the
     machine's load falls on every front alike instead of on whichever ran last.
+    With ``asgi``, one more front: the candidate ``bench/asgi_ingress.py``.
     """
     out: dict[str, Any] = {
         "levels": [],
@@ -342,19 +346,33 @@ def figure_ingress(bench: Bench, plan: Plan, levels: Sequence[int] = CONCURRENCY
         split: tuple[list[float], list[float]] = ([], [])
         events = event_bodies(n, secrets.token_hex(3))
         parts = [events[r::ROUNDS] for r in range(ROUNDS)]
+        # the candidate's own events (the same sizes and sources): the ingress stores these
+        asgi_events = event_bodies(n, secrets.token_hex(3)) if asgi else []
         totals: dict[str, LoadResult] = {}
-        with (
-            Server(INGRESS, "ingress", bench.env, workers=1, threads=threads) as ingress_server,
-            Server(BARE, "accepted", bench.env, workers=1, threads=threads) as bare_server,
-        ):
-            for server in (ingress_server, bare_server):
-                run_load(server.port, bench.requests(max(8, 4)), min(c, 8))  # warm up
+        with contextlib.ExitStack() as stack:
+            ingress_server = stack.enter_context(
+                Server(INGRESS, "ingress", bench.env, workers=1, threads=threads)
+            )
+            bare_server = stack.enter_context(
+                Server(BARE, "accepted", bench.env, workers=1, threads=threads)
+            )
             fronts: dict[str, tuple[Server | SeedAnchor | None, bool]] = {
                 "ingress": (ingress_server, False),
                 "bare_202": (bare_server, False),
                 "direct_calls": (None, False),
                 "direct_same": (None, False),
             }
+            if asgi:
+                asgi_env = {**bench.env, "FUNCTION_USE_ASGI": "1"}
+                fronts["ingress_asgi"] = (
+                    stack.enter_context(
+                        Server(ASGI_INGRESS, "ingress", asgi_env, workers=1, threads=threads)
+                    ),
+                    False,
+                )
+            for front, _ in fronts.values():
+                if isinstance(front, Server):
+                    run_load(front.port, bench.requests(max(8, 4)), min(c, 8))  # warm up
             if bench.seed is not None:
                 fronts["seed"] = (bench.seed, True)
             names = list(fronts)
@@ -367,7 +385,8 @@ def figure_ingress(bench: Bench, plan: Plan, levels: Sequence[int] = CONCURRENCY
                     elif target is None:
                         result = direct_calls(bench, len(part), c)
                     else:
-                        signed = seed_requests(part) if as_seed else bench.signed(part)
+                        mine = asgi_events[r::ROUNDS] if name == "ingress_asgi" else part
+                        signed = seed_requests(mine) if as_seed else bench.signed(mine)
                         result = run_load(target.port, signed, c, target)
                         if name == "ingress" and c == 1:  # one connection: answers in order
                             marked, plain = _marker_split(bench, signed, result.latencies_s)
@@ -406,6 +425,21 @@ def figure_ingress(bench: Bench, plan: Plan, levels: Sequence[int] = CONCURRENCY
                 "seed": seed_result.latencies_s if seed_result else [],
             },
         }
+        if "ingress_asgi" in totals:
+            a = totals["ingress_asgi"].figures()
+            level["ingress_asgi"] = a
+            level["_latencies"]["ingress_asgi"] = totals["ingress_asgi"].latencies_s
+            level["asgi_vs"] = {
+                "cpu_vs_bare": _ratio(a["cpu_ms_per_request"], b["cpu_ms_per_request"]),  # type: ignore[arg-type]
+                "cpu_vs_ingress": _ratio(a["cpu_ms_per_request"], i["cpu_ms_per_request"]),  # type: ignore[arg-type]
+                "p50_vs_direct": _ratio(a["p50_ms"], d["p50_ms"]),  # type: ignore[arg-type]
+                "p99_vs_direct": _ratio(a["p99_ms"], d["p99_ms"]),  # type: ignore[arg-type]
+            }
+            if seed_result is not None:
+                level["asgi_vs"]["cpu_vs_seed"] = _ratio(
+                    a["cpu_ms_per_request"],  # type: ignore[arg-type]
+                    seed_result.figures()["cpu_ms_per_request"],  # type: ignore[arg-type]
+                )
         if split[0] and split[1]:
             level["ingress_p50_ms_by_marker"] = {
                 "marker": summary(split[0])["p50_ms"],
@@ -1456,6 +1490,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --only ingress: these concurrencies (default 1,16,64)",
     )
     parser.add_argument(
+        "--asgi-candidate",
+        action="store_true",
+        help="with --only ingress: one more front, the ingress's work in ASGI mode "
+        "(bench/asgi_ingress.py)",
+    )
+    parser.add_argument(
         "--deliver-profile", type=Path, help="with --only drain: py-spy on deliver, to this folder"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -1500,7 +1540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if not args.no_seed:
                         bench.seed = anchors.enter_context(SeedAnchor())
                     levels = [int(c) for c in args.levels.split(",")]
-                    only["ingress"] = figure_ingress(bench, plan, levels)
+                    only["ingress"] = figure_ingress(bench, plan, levels, asgi=args.asgi_candidate)
                 for level in only["ingress"]["levels"]:
                     level.pop("_latencies")
             write_json(args.out / "only.json", only)
