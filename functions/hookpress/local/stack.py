@@ -180,7 +180,7 @@ class LocalStack:
         self.router: LaneRouter | None = None
         self.source_secrets: dict[str, list[str]] = {}  # what the ingress holds
         self.signing_secrets: dict[str, list[str]] = {}  # what a sender signs with
-        self._ingress_port = free_port()
+        self._ingress_port: int | None = None  # chosen when first needed: see public_url
         self._subscriptions: list[str] = []
         self.secrets_file = self.workdir / "secrets.json"
 
@@ -227,7 +227,7 @@ class LocalStack:
                 "ingress_routed" if routed else "ingress",
                 {**self.ingress_env(), **(self._lane_env() if routed else {})},
                 self.workdir / "logs" / "ingress.log",
-                port=self._ingress_port,
+                port=self._port_of_ingress(),
                 source=ROUTED_INGRESS if routed else None,
             )
             self.ingress.start()
@@ -352,7 +352,17 @@ class LocalStack:
 
     def public_url(self, name: str) -> str:
         """Where a provider posts this source's webhooks (what a URL-signing provider signs)."""
-        return f"http://127.0.0.1:{self._ingress_port}/{name}"
+        return f"http://127.0.0.1:{self._port_of_ingress()}/{name}"
+
+    def _port_of_ingress(self) -> int:
+        """The ingress's port, chosen on first use: its own settings name its URL (a
+        URL-signing source signs it), so it is fixed before the process starts, but no
+        earlier than needed. A port free at the stack's construction could be taken by
+        the time the ingress binds it: the JVM emulators, WordPress and deliver all
+        start in between, and the JVMs bind ephemeral ports of their own."""
+        if self._ingress_port is None:
+            self._ingress_port = free_port()
+        return self._ingress_port
 
     def _write_secrets(self, site: WordPressSite) -> None:
         pairs = {
