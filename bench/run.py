@@ -661,18 +661,18 @@ class _CloudStandIns:
 
 
 class _GoogleCertsStandIn:
-    """Google's token-signing certificates (``{kid: PEM}``, ``Cache-Control: max-age``, as
-    https://www.googleapis.com/oauth2/v1/certs answers), holding the bench signer's."""
+    """Google's token-signing keys as https://www.googleapis.com/oauth2/v3/certs answers
+    (a JSON Web Key Set, ``Cache-Control: max-age``), holding the bench signer's."""
 
-    def __init__(self, kid: str, pem: str) -> None:
+    def __init__(self, jwk: dict[str, str]) -> None:
         from tests.local_http import ScriptedServer, json_reply
 
-        answer = json_reply(200, {kid: pem}, **{"Cache-Control": "public, max-age=21600"})
+        answer = json_reply(200, {"keys": [jwk]}, **{"Cache-Control": "public, max-age=21600"})
         self.server = ScriptedServer(lambda _seen, _status: answer)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}/oauth2/v1/certs"
+        return f"http://127.0.0.1:{self.server.port}/oauth2/v3/certs"
 
     @property
     def requests(self) -> list[Any]:
@@ -693,7 +693,7 @@ def _cloud_stand_ins(bench: Bench) -> _CloudStandIns:
             secret_manager.add(secret, value)
     signer = LocalSigner()
     return _CloudStandIns(
-        secret_manager, MetadataStandIn(), _GoogleCertsStandIn(signer.kid, signer.cert_pem), signer
+        secret_manager, MetadataStandIn(), _GoogleCertsStandIn(signer.jwk), signer
     )
 
 

@@ -1,11 +1,26 @@
 """Authenticating Pub/Sub push requests: the OIDC token on every push.
 
 Pub/Sub signs a Google ID token for the subscription's service account and
-sends it as ``Authorization: Bearer …``. We check its signature against
-Google's published certificates, its audience (the deliver URL), its expiry,
-its issuer, and that ``email`` is the configured push identity with
-``email_verified``. A missing or invalid token is 401; a valid token for
-someone else is 403; no certificates to check it with is 503.
+sends it as ``Authorization: Bearer …``
+(https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions). We
+check its RS256 signature against Google's published signing keys, its
+audience (the deliver URL), its expiry and issue time, its issuer, and that
+``email`` is the configured push identity with ``email_verified``. A missing
+or invalid token is 401; a valid token for someone else is 403; no keys to
+check it with is 503.
+
+The keys are read as a JSON Web Key Set from the ``jwks_uri`` of Google's
+OpenID Connect discovery document
+(https://accounts.google.com/.well-known/openid-configuration, which names
+https://www.googleapis.com/oauth2/v3/certs; the same keys google-auth reads
+as X.509 certificates from ``/oauth2/v1/certs``), and the signature is
+checked with cryptography's RSA (PKCS#1 v1.5, SHA-256), the check google-auth
+makes. Only the JWT's framing and claims are read here (a few comparisons,
+held to google-auth's ``jwt.decode`` in tests/unit/test_oidc.py): the
+instance imports cryptography's RSA alone, not google.auth.jwt and X.509
+(measured in the function's environment: ~10 against ~56 ms, on the first
+push of every instance; bench/results/bench.md, deliver's cold start as
+deployed).
 
 The local Pub/Sub emulator sends no token: turning verification off is an
 explicit setting (``HOOKPRESS_PUSH_AUTH=none``), logged loudly at start-up.
@@ -36,6 +51,8 @@ accident in the cloud:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -63,7 +80,8 @@ __all__ = [
     "trusted_test_certs",
 ]
 
-GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+#: Google's signing keys as a JSON Web Key Set (the discovery document's ``jwks_uri``)
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
 _FETCH_TIMEOUT_S = 5.0
 #: one kept-alive connection pool to Google's certificates, made on the first fetch
 _GOOGLE_CERTS: Lazy[wire.Endpoint] = Lazy(
@@ -97,13 +115,18 @@ class CertsRefused(ValueError):
     """Google answered the certificates request with an error status."""
 
 
+#: what a key id maps to: Google's JSON Web Key (``{"n", "e"}``, base64url) or, for the
+#: test-only local keys, a PEM certificate
+KeyMaterial = str | Mapping[str, str]
+
+
 class CertsCache:
-    """Google's signing certificates (kid → PEM), cached as long as Google says.
+    """Google's signing keys (kid → key), cached as long as Google says.
 
     Fetches are never driven by traffic. A token with an unknown key id
     forces a re-fetch (Google rotated its keys) only if the last fetch
     attempt is ``min_refetch_s`` old, so a caller inventing key ids causes at
-    most one fetch per interval. A failed fetch keeps the certificates held
+    most one fetch per interval. A failed fetch keeps the keys held
     (Google publishes new keys well before signing with them) and is retried
     after 1 s, 2 s, 4 s, … up to ``min_refetch_s``; with none held the push is
     answered 503 (our failure: Pub/Sub retries), never a fetch per request.
@@ -111,7 +134,7 @@ class CertsCache:
 
     def __init__(
         self,
-        fetch: Callable[[], tuple[Mapping[str, str], float]] | None = None,
+        fetch: Callable[[], tuple[Mapping[str, KeyMaterial], float]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         min_refetch_s: float = 30.0,
     ) -> None:
@@ -119,7 +142,7 @@ class CertsCache:
         self._clock = clock
         self._min_refetch = min_refetch_s
         self._lock = threading.Lock()
-        self._certs: Mapping[str, str] = {}
+        self._certs: Mapping[str, KeyMaterial] = {}
         self._expires = 0.0
         self._attempted = float("-inf")
         self._failures = 0
@@ -127,26 +150,39 @@ class CertsCache:
         self._error = "never_fetched"
 
     @classmethod
-    def _fetch_google(cls) -> tuple[Mapping[str, str], float]:
-        """GET Google's certificates on our own wire (system CA set, no redirect followed)."""
+    def _fetch_google(cls) -> tuple[Mapping[str, KeyMaterial], float]:
+        """GET Google's keys on our own wire (system CA set, no redirect followed)."""
         answer = _GOOGLE_CERTS().request("GET", "", headers={"Accept": "application/json"})
         return cls.parse(answer)
 
     @staticmethod
-    def parse(answer: wire.Answer) -> tuple[Mapping[str, str], float]:
-        """Google's answer: the certificates and for how long (raises ValueError)."""
+    def parse(answer: wire.Answer) -> tuple[Mapping[str, KeyMaterial], float]:
+        """Google's answer: its RSA signing keys by key id, and for how long (raises ValueError).
+
+        A JSON Web Key Set (RFC 7517): ``{"keys": [{"kid", "kty": "RSA", "n", "e", …}]}``;
+        a key for another algorithm or use than RS256 signatures is left out.
+        """
         if not 200 <= answer.status < 300:
             raise CertsRefused(f"HTTP {answer.status}")
         match = _MAX_AGE.search(answer.headers.get("cache-control", ""))
-        certs: Any = answer.json()
-        if not isinstance(certs, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in certs.items()
-        ):
-            raise ValueError("not a map of key ids to certificates")
-        return certs, float(match.group(1)) if match else 3600.0
+        jwks: Any = answer.json()
+        entries = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError("not a JSON Web Key Set")
+        keys: dict[str, KeyMaterial] = {
+            e["kid"]: {"n": e["n"], "e": e["e"]}
+            for e in entries
+            if e.get("kty") == "RSA"
+            and e.get("alg", "RS256") == "RS256"
+            and e.get("use", "sig") == "sig"
+            and all(isinstance(e.get(f), str) for f in ("kid", "n", "e"))
+        }
+        if not keys:
+            raise ValueError("not a JSON Web Key Set with an RS256 signing key")
+        return keys, float(match.group(1)) if match else 3600.0
 
-    def get(self, *, force: bool = False) -> Mapping[str, str]:
-        """The certificates; re-fetched when expired or when ``force`` (an unknown key id)."""
+    def get(self, *, force: bool = False) -> Mapping[str, KeyMaterial]:
+        """The keys; re-fetched when expired or when ``force`` (an unknown key id)."""
         with self._lock:
             now = self._clock()
             due = now >= self._expires or (force and now - self._attempted >= self._min_refetch)
@@ -170,8 +206,43 @@ class CertsCache:
         self._failures, self._retry_at = 0, float("-inf")
 
 
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def _b64url(part: str) -> bytes:
+    """Unpadded base64url (RFC 7515 §2), strictly: any other character is an error."""
+    if not _BASE64URL.match(part):
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except binascii.Error:
+        raise ValueError("not base64url") from None
+
+
+def _json_object(part: str) -> dict[str, Any]:
+    value = json.loads(_b64url(part))
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _time_claim(claims: Mapping[str, Any], name: str) -> float:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PushAuthError(401, f"invalid_token:no_{name}")
+    return float(value)
+
+
 class OidcVerifier:
-    """Verifies ``Authorization: Bearer <Google ID token>`` on push requests."""
+    """Verifies ``Authorization: Bearer <Google ID token>`` on push requests.
+
+    What google-auth's ``jwt.decode`` checks, the same way (tests/unit/test_oidc.py holds
+    the two to the same answers): the signature by the key the header's ``kid`` names
+    (RS256 only: any other ``alg``, ``none`` among them, is refused), ``iat`` no later
+    and ``exp`` no earlier than now within ``clock_skew_s``, ``aud`` equal to the
+    audience. One difference, stricter: a token without ``kid`` is refused (google-auth
+    would try every key; Google's tokens always name theirs).
+    """
 
     def __init__(
         self,
@@ -179,24 +250,44 @@ class OidcVerifier:
         service_account: str,
         certs: CertsCache,
         clock_skew_s: int = 10,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        # Imported here, not with the module: google.auth.jwt brings in cryptography, which
-        # only an instance that verifies tokens needs (bench/results/bench.md, cold start).
-        from google.auth import exceptions as auth_exc
-        from google.auth import jwt
+        # Imported here, not with the module: only an instance that verifies tokens needs
+        # cryptography (bench/results/bench.md, cold start).
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
         self.audience = audience
         self.service_account = service_account
         self._certs = certs
         self._skew = clock_skew_s
-        self._jwt = jwt
-        self._errors: tuple[type[Exception], ...] = (ValueError, auth_exc.GoogleAuthError)
+        self._clock = clock
+        self._rsa = rsa
+        self._padding = padding.PKCS1v15()
+        self._sha256 = hashes.SHA256()
+        self._invalid_signature = InvalidSignature
+        self._keys: dict[tuple[str, str], Any] = {}  # (kid, material) → the public key
 
-    def _decode(self, token: str, certs: Mapping[str, str]) -> Mapping[str, Any]:
-        claims: Mapping[str, Any] = self._jwt.decode(  # type: ignore[no-untyped-call]
-            token, certs=dict(certs), audience=self.audience, clock_skew_in_seconds=self._skew
-        )
-        return claims
+    def _public_key(self, kid: str, material: KeyMaterial) -> Any:
+        """The RSA public key of a JWK (or of a test certificate), built once per key."""
+        cache_key = (kid, material if isinstance(material, str) else json.dumps(material))
+        key = self._keys.get(cache_key)
+        if key is None:
+            if isinstance(material, str):  # the test-only local certificates (rehearsal)
+                from cryptography import x509
+
+                key = x509.load_pem_x509_certificate(material.encode()).public_key()
+                if not isinstance(key, self._rsa.RSAPublicKey):
+                    raise ValueError("not an RSA key")
+            else:
+                n = int.from_bytes(_b64url(material["n"]), "big")
+                e = int.from_bytes(_b64url(material["e"]), "big")
+                key = self._rsa.RSAPublicNumbers(e, n).public_key()
+            if len(self._keys) >= 64:  # Google rotates a few keys a month: never grows
+                self._keys.clear()
+            self._keys[cache_key] = key
+        return key
 
     def verify(self, authorization: str | None) -> Mapping[str, Any]:
         """The token's claims, or PushAuthError."""
@@ -205,19 +296,40 @@ class OidcVerifier:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise PushAuthError(401, "not_a_bearer_token")
-        token = token.strip()
+        parts = token.strip().split(".")
         try:
-            header = self._jwt.decode_header(token)  # type: ignore[no-untyped-call]
-        except self._errors:
+            if len(parts) != 3:
+                raise ValueError("not three segments")
+            header, claims = _json_object(parts[0]), _json_object(parts[1])
+            signature = _b64url(parts[2])
+        except (ValueError, UnicodeDecodeError):
             raise PushAuthError(401, "malformed_token") from None
+        if header.get("alg") != "RS256":
+            raise PushAuthError(401, "invalid_token:algorithm")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise PushAuthError(401, "invalid_token:no_key_id")
         certs = self._certs.get()
-        if header.get("kid") not in certs:
+        if kid not in certs:
             certs = self._certs.get(force=True)  # Google rotated its keys
+        material = certs.get(kid)
+        if material is None:
+            raise PushAuthError(401, "invalid_token:unknown_key")
         try:
-            claims = self._decode(token, certs)
-        except self._errors as exc:
-            # Bad signature, expired, wrong audience, unknown key: not a valid token.
-            raise PushAuthError(401, f"invalid_token:{type(exc).__name__}") from None
+            key = self._public_key(kid, material)
+            key.verify(
+                signature, f"{parts[0]}.{parts[1]}".encode("ascii"), self._padding, self._sha256
+            )
+        except (self._invalid_signature, ValueError, KeyError, TypeError):
+            # Bad signature, or a key that is not one: not a valid token.
+            raise PushAuthError(401, "invalid_token:signature") from None
+        now = self._clock()
+        if _time_claim(claims, "iat") > now + self._skew:
+            raise PushAuthError(401, "invalid_token:not_yet_valid")
+        if _time_claim(claims, "exp") < now - self._skew:
+            raise PushAuthError(401, "invalid_token:expired")
+        if claims.get("aud") != self.audience:
+            raise PushAuthError(401, "invalid_token:audience")
         if claims.get("iss") not in ISSUERS:
             raise PushAuthError(401, "wrong_issuer")
         if claims.get("email") != self.service_account:

@@ -14,6 +14,7 @@ Never part of a deployed archive: ``hookpress/local/`` is left out of them.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.client
 import json
@@ -32,6 +33,10 @@ __all__ = ["GOOGLE_ISSUER", "LocalSigner", "OidcFront", "Route"]
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 _DROPPED = {"host", "content-length", "connection", "authorization", "transfer-encoding"}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class LocalSigner:
@@ -59,6 +64,16 @@ class LocalSigner:
             .sign(key, hashes.SHA256())
         )
         self.cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        numbers = key.public_key().public_numbers()
+        #: the same key as Google's JSON Web Key Set lists its own (a stand-in serves it)
+        self.jwk = {
+            "kid": self.kid,
+            "kty": "RSA",
+            "alg": "RS256",
+            "use": "sig",
+            "n": _b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+            "e": _b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")),
+        }
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
