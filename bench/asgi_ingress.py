@@ -24,12 +24,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import functions_framework.aio
 from starlette.requests import Request
@@ -37,6 +36,7 @@ from starlette.responses import Response
 
 from hookpress.backends._rest import endpoint_url
 from hookpress.backends.firestore import EventRecords, json_bytes
+from hookpress.backends.gcs import create_only_upload_path, multipart_upload
 from hookpress.backends.pubsub import message_data
 from hookpress.events import (
     bodies_collection,
@@ -201,23 +201,9 @@ class _Backends:
         return json.loads(data) if status == 200 else None
 
     async def put(self, name: str, body: bytes, metadata: dict[str, str]) -> bool:
-        resource = {"name": name, "contentType": "application/json", "metadata": metadata}
-        boundary = "hookpress-" + secrets.token_hex(12)
-        data = b"".join(
-            (
-                f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
-                json.dumps(resource, separators=(",", ":")).encode(),
-                f"\r\n--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
-                body,
-                f"\r\n--{boundary}--\r\n".encode(),
-            )
-        )
+        data, content_type = multipart_upload(name, body, metadata)
         status, _ = await self.gcs.request(
-            "POST",
-            f"/upload/storage/v1/b/{quote(self.bucket, safe='')}/o"
-            "?uploadType=multipart&ifGenerationMatch=0&fields=generation",
-            data,
-            f"multipart/related; boundary={boundary}",
+            "POST", create_only_upload_path(self.bucket), data, content_type
         )
         if status not in (200, 412):
             raise RuntimeError(f"gcs HTTP {status}")

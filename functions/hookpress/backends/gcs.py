@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from hookpress.backends._rest import Answer, Endpoint
 
-__all__ = ["RawObject", "RawStore"]
+__all__ = ["RawObject", "RawStore", "create_only_upload_path", "multipart_upload"]
 
 
 def _library_errors() -> tuple[type[BaseException], ...]:
@@ -55,6 +55,35 @@ def _stored(answer: Answer) -> bool:
     if answer.status == 412:  # ifGenerationMatch=0 failed: the object exists, its bytes stand
         return False
     raise BackendError("gcs", f"HTTP_{answer.status}")
+
+
+def multipart_upload(
+    name: str, data: bytes, metadata: dict[str, str] | None = None
+) -> tuple[bytes, str]:
+    """A JSON API multipart upload of ``data`` as object ``name``: the body and its
+    Content-Type (the object's resource, then its bytes; ``metadata`` with it)."""
+    resource: dict[str, object] = {"name": name, "contentType": "application/json"}
+    if metadata:
+        resource["metadata"] = metadata
+    boundary = "hookpress-" + secrets.token_hex(12)
+    body = b"".join(
+        (
+            f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
+            json.dumps(resource, separators=(",", ":")).encode(),
+            f"\r\n--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
+            data,
+            f"\r\n--{boundary}--\r\n".encode(),
+        )
+    )
+    return body, f"multipart/related; boundary={boundary}"
+
+
+def create_only_upload_path(bucket: str) -> str:
+    """The upload's path: ``ifGenerationMatch=0`` makes it create-only (412 if it exists)."""
+    return (
+        f"/upload/storage/v1/b/{quote(bucket, safe='')}/o"
+        "?uploadType=multipart&ifGenerationMatch=0&fields=generation"
+    )
 
 
 def _client(project: str) -> Client:
@@ -105,25 +134,9 @@ class RawStore:
         The ingress sends this, creates the Firestore record meanwhile, then
         waits: the two writes overlap without a thread between them.
         """
-        resource: dict[str, object] = {"name": name, "contentType": "application/json"}
-        if metadata:
-            resource["metadata"] = metadata
-        boundary = "hookpress-" + secrets.token_hex(12)
-        body = b"".join(
-            (
-                f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
-                json.dumps(resource, separators=(",", ":")).encode(),
-                f"\r\n--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
-                data,
-                f"\r\n--{boundary}--\r\n".encode(),
-            )
-        )
+        body, content_type = multipart_upload(name, data, metadata)
         pending = self._rest().send(
-            "POST",
-            f"/upload/storage/v1/b/{quote(self._bucket_name, safe='')}/o"
-            "?uploadType=multipart&ifGenerationMatch=0&fields=generation",
-            body,
-            {"Content-Type": f"multipart/related; boundary={boundary}"},
+            "POST", create_only_upload_path(self._bucket_name), body, {"Content-Type": content_type}
         )
         return lambda: _stored(pending.result())
 
