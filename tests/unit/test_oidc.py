@@ -22,12 +22,9 @@ from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
 from hookpress.deliver import CertsCache, OidcVerifier, PushAuthError
+from hookpress.local.oidc import b64url, public_jwk
 
 AUDIENCE = "https://deliver-abc-ew.a.run.app"
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 PUSH_SA = "push@proj.iam.gserviceaccount.com"
@@ -58,15 +55,7 @@ class Keys:
             serialization.NoEncryption(),
         )
         self.signer = crypt.RSASigner.from_string(pem, key_id=kid)
-        numbers = self.key.public_key().public_numbers()
-        self.jwk = {
-            "kid": kid,
-            "kty": "RSA",
-            "alg": "RS256",
-            "use": "sig",
-            "n": b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
-            "e": b64url(numbers.e.to_bytes(3, "big")),
-        }
+        self.jwk = public_jwk(self.key.public_key(), kid)
 
     def material(self, form: str) -> object:
         """This key as Google's JWKS lists it (``jwk``) or as a certificate (``pem``)."""

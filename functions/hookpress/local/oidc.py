@@ -24,19 +24,34 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from hookpress.local.faultproxy import BackgroundServer, QuietHandler, QuietHTTPServer
 from hookpress.pushauth import TEST_SIGNER_SUBJECT
 
-__all__ = ["GOOGLE_ISSUER", "LocalSigner", "OidcFront", "Route"]
+__all__ = ["GOOGLE_ISSUER", "LocalSigner", "OidcFront", "Route", "b64url", "public_jwk"]
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 _DROPPED = {"host", "content-length", "connection", "authorization", "transfer-encoding"}
 
 
-def _b64url(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as JWTs and JWKs write bytes."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def public_jwk(public_key: Any, kid: str) -> dict[str, str]:
+    """An RSA public key as Google's JSON Web Key Set lists its signing keys."""
+    numbers = public_key.public_numbers()
+    return {
+        "kid": kid,
+        "kty": "RSA",
+        "alg": "RS256",
+        "use": "sig",
+        "n": b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+        "e": b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")),
+    }
 
 
 class LocalSigner:
@@ -64,16 +79,8 @@ class LocalSigner:
             .sign(key, hashes.SHA256())
         )
         self.cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-        numbers = key.public_key().public_numbers()
         #: the same key as Google's JSON Web Key Set lists its own (a stand-in serves it)
-        self.jwk = {
-            "kid": self.kid,
-            "kty": "RSA",
-            "alg": "RS256",
-            "use": "sig",
-            "n": _b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
-            "e": _b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")),
-        }
+        self.jwk = public_jwk(key.public_key(), self.kid)
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
