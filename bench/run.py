@@ -79,6 +79,7 @@ from hookpress.signatures import SCHEMES
 BARE = REPO / "bench" / "bare_function.py"
 INGRESS = FUNCTIONS / "ingress" / "main.py"
 ASGI_INGRESS = REPO / "bench" / "asgi_ingress.py"  # a candidate: see its docstring
+SERVED = REPO / "bench" / "served_calls.py"  # the floor's calls over HTTP: see its docstring
 DELIVER = FUNCTIONS / "deliver" / "main.py"
 CONCURRENCY = (1, 16, 64)
 SWEEP = ((1, 8), (1, 16), (1, 32), (1, 64), (2, 16), (3, 16), (4, 16))
@@ -237,64 +238,42 @@ def direct_calls(bench: Bench, n: int, c: int) -> LoadResult:
 def direct_same_calls(bench: Bench, events: Sequence[tuple[str, bytes]], c: int) -> LoadResult:
     """:func:`direct_calls` making literally the ingress's three calls for these events.
 
-    The object, record and message are built as the ingress builds them
-    (``stored_forms``, ``message_attributes``): the event's own body
-    with the GCS metadata, the full record, the message's attributes, and the
-    sources in the same rotation as :func:`bench._load.sign_requests`. Not the
-    GitHub/Shopify body marker, nor the ``published`` mark riding with the next
-    write: neither is one of the three calls. Keys of their own (the ingress
-    has stored these events already). Building them is inside the timing, as
-    it is inside the ingress's.
+    ``bench.served_calls.Floor.event``: the object, record and message built as
+    the ingress builds them, the event's own body with the GCS metadata, the
+    full record, the message's attributes, and the sources in the same
+    rotation as :func:`bench._load.sign_requests`. Not the GitHub/Shopify body
+    marker, nor the ``published`` mark riding with the next write: neither is
+    one of the three calls. Keys of their own (the ingress has stored these
+    events already). Building them is inside the timing, as it is inside the
+    ingress's.
     """
-    from hookpress.backends.firestore import EventRecords
-    from hookpress.backends.gcs import RawStore
-    from hookpress.backends.pubsub import EventPublisher
-    from hookpress.events import event_key, message_attributes
-    from hookpress.ingress._pipeline import stored_forms
+    from bench.served_calls import Floor
     from hookpress.settings import IngressSettings
 
-    settings = IngressSettings.from_env(bench.env)
+    floor = Floor(IngressSettings.from_env(bench.env))
     names = sorted(bench.secrets)
-    project = bench.emulators.project
-    raw = RawStore(project, "hookpress-bench", 10)
-    records = EventRecords(project, "(default)", "events", 10)
-    publisher = EventPublisher(project, "bench-events", 10)
     tag = secrets.token_hex(3)
     latencies: list[float] = []
+    cpu: list[float] = []
 
     def one(i: int) -> None:
         ident, body = events[i % len(events)]
-        source = settings.sources[names[i % len(names)]]
-        pid = f"{ident}-{tag}-{i}"
-        key = event_key(source.name, pid)
-        started = time.perf_counter()
-        received_at = datetime.fromtimestamp(time.time(), UTC)
-        name, record, metadata = stored_forms(
-            source,
-            pid,
-            key,
-            body,
-            received_at,
-            raw.uri,
-            ttl_days=settings.event_ttl_days,
-            event_type="bench.event",
-        )
-        record["publish_claimed_at"] = received_at
-        attributes = message_attributes(record)
-        stored = raw.start_put(name, body, metadata)
-        records.create(key, record)
-        stored()
-        publisher.publish(key, source.name, attributes)
+        source = floor.settings.sources[names[i % len(names)]]
+        started, thread_cpu = time.perf_counter(), time.thread_time()
+        floor.event(source, f"{ident}-{tag}-{i}", body)
         latencies.append(time.perf_counter() - started)
+        cpu.append(time.thread_time() - thread_cpu)
 
     n = len(events)
     with ThreadPoolExecutor(c) as pool:
         wait([pool.submit(one, n + i) for i in range(min(n, 16))])  # warm the clients
         latencies.clear()
+        cpu.clear()
         started = time.perf_counter()
         list(pool.map(one, range(n)))
         wall = time.perf_counter() - started
-    return LoadResult(c, latencies, {202: n}, wall)
+    # CPU: the calling threads' own (no server, no other thread of this process)
+    return LoadResult(c, latencies, {202: n}, wall, sum(cpu))
 
 
 def _marker_split(
@@ -356,9 +335,13 @@ def figure_ingress(
             bare_server = stack.enter_context(
                 Server(BARE, "accepted", bench.env, workers=1, threads=threads)
             )
+            served_server = stack.enter_context(
+                Server(SERVED, "served", bench.env, workers=1, threads=threads)
+            )
             fronts: dict[str, tuple[Server | SeedAnchor | None, bool]] = {
                 "ingress": (ingress_server, False),
                 "bare_202": (bare_server, False),
+                "served_calls": (served_server, False),
                 "direct_calls": (None, False),
                 "direct_same": (None, False),
             }
@@ -425,6 +408,18 @@ def figure_ingress(
                 "seed": seed_result.latencies_s if seed_result else [],
             },
         }
+        sc = totals["served_calls"].figures()
+        level["served_calls"] = sc
+        level["_latencies"]["served_calls"] = totals["served_calls"].latencies_s
+        # Where the ingress's figures go (not targets): the three calls inside a server
+        # against the bare 202 and the same calls made in-process; the ingress against them.
+        level["served_vs"] = {
+            "cpu_vs_bare": _ratio(sc["cpu_ms_per_request"], b["cpu_ms_per_request"]),  # type: ignore[arg-type]
+            "p50_vs_direct": _ratio(sc["p50_ms"], d["p50_ms"]),  # type: ignore[arg-type]
+            "p50_vs_direct_same": _ratio(sc["p50_ms"], ds["p50_ms"]),  # type: ignore[arg-type]
+            "ingress_cpu_vs_served": _ratio(i["cpu_ms_per_request"], sc["cpu_ms_per_request"]),  # type: ignore[arg-type]
+            "ingress_p50_vs_served": _ratio(i["p50_ms"], sc["p50_ms"]),  # type: ignore[arg-type]
+        }
         if "ingress_asgi" in totals:
             a = totals["ingress_asgi"].figures()
             level["ingress_asgi"] = a
@@ -455,6 +450,10 @@ def figure_ingress(
             level["throughput_vs_seed"] = _ratio(ingress.throughput, seed_result.throughput)
             level["p50_vs_seed"] = _ratio(i["p50_ms"], sf["p50_ms"])  # type: ignore[arg-type]
             level["seed_statuses_ok"] = set(seed_result.statuses) == {202}
+            level["seed_cpu_vs_bare"] = _ratio(
+                sf["cpu_ms_per_request"],  # type: ignore[arg-type]
+                b["cpu_ms_per_request"],  # type: ignore[arg-type]
+            )
         out["levels"].append(level)
     return out
 
@@ -1163,11 +1162,12 @@ def profile_markdown(summary: dict[str, Any]) -> str:
 # -- output -----------------------------------------------------------------------------------
 
 
-_FRONTS = ("ingress", "seed", "bare_202", "direct_calls", "direct_same")
+_FRONTS = ("ingress", "seed", "bare_202", "served_calls", "direct_calls", "direct_same")
 _LABELS = {
     "ingress": "hookpress ingress",
     "seed": "seed's design",
     "bare_202": "bare 202",
+    "served_calls": "the three calls served (bench/served_calls.py)",
     "direct_calls": "direct backend calls",
     "direct_same": "direct calls, the ingress's bodies",
 }
@@ -1175,6 +1175,7 @@ _COLORS = {
     "ingress": "tab:blue",
     "seed": "tab:green",
     "bare_202": "tab:gray",
+    "served_calls": "tab:purple",
     "direct_calls": "tab:orange",
     "direct_same": "tab:brown",
 }
@@ -1223,7 +1224,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             "CPU ms per event",
         ),
     ):
-        shown = [n for n in names if not n.startswith("direct") or key != "cpu_ms_per_request"]
+        shown = [n for n in names if n != "direct_calls" or key != "cpu_ms_per_request"]
         for j, name in enumerate(shown):
             ax.bar(
                 [i * step + j for i in range(len(levels))],
@@ -1297,7 +1298,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
             f = lv.get(name)
             if not f:
                 continue
-            cpu = f["cpu_ms_per_request"] if not name.startswith("direct") else "—"
+            cpu = f["cpu_ms_per_request"] if name != "direct_calls" else "—"
             answers = ", ".join(f"{k}: {v}" for k, v in f["statuses"].items())
             lines.append(
                 f"| {lv['concurrency']} | {_LABELS[name]} | {f['throughput_rps']} | {f['p50_ms']} "
@@ -1325,8 +1326,29 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "Direct backend calls: the three calls from the benchmark's process with a 600-byte body, "
         "one metadata entry, a 4-field record and minimal attributes (the floor of runs 1–6); "
         "the ingress's bodies: the same three calls with the event's body, the ingress's GCS "
-        "metadata, its full record and its message attributes (`direct_same_calls`).",
+        "metadata, its full record and its message attributes (`direct_same_calls`; its CPU "
+        "is the calling threads' own, no server).",
     ]
+    if all("served_vs" in lv for lv in levels):
+        lines += [
+            "",
+            "Where the figures go (not targets): the three calls served by the same server "
+            "(`bench/served_calls.py`: no verification, parsing, marker, claim or log line) "
+            "against the bare 202 and the in-process calls; the ingress against them; the "
+            "seed's design against the bare 202.",
+            "",
+            "| c | served calls CPU ÷ bare 202 | served calls p50 ÷ direct (÷ the same calls) "
+            "| ingress CPU ÷ served calls | ingress p50 ÷ served calls | seed CPU ÷ bare 202 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for lv in levels:
+            sv = lv["served_vs"]
+            lines.append(
+                f"| {lv['concurrency']} | {sv['cpu_vs_bare']} | {sv['p50_vs_direct']} "
+                f"({sv['p50_vs_direct_same']}) | {sv['ingress_cpu_vs_served']} "
+                f"| {sv['ingress_p50_vs_served']} | {lv.get('seed_cpu_vs_bare', '—')} |"
+            )
+        lines.append("")
     for lv in levels:
         if "ingress_p50_ms_by_marker" in lv:
             m = lv["ingress_p50_ms_by_marker"]
