@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -297,6 +297,11 @@ def _ratio(value: float, floor: float) -> float:
     return round(value / floor, 3) if floor else 0.0
 
 
+def _vs(front: Mapping[str, Any], floor: Mapping[str, Any], key: str) -> float:
+    """One front's figure ``key`` against another's (both from ``LoadResult.figures``)."""
+    return _ratio(front[key], floor[key])
+
+
 ROUNDS = 3  # each front's load in this many interleaved parts (see figure_ingress)
 
 
@@ -389,17 +394,14 @@ def figure_ingress(
             "seed": seed_result.figures() if seed_result else None,
             "direct_calls": d,
             "throughput_vs_direct": _ratio(ingress.throughput, direct.throughput),
-            "p50_vs_direct": _ratio(i["p50_ms"], d["p50_ms"]),  # type: ignore[arg-type]
-            "p99_vs_direct": _ratio(i["p99_ms"], d["p99_ms"]),  # type: ignore[arg-type]
+            "p50_vs_direct": _vs(i, d, "p50_ms"),
+            "p99_vs_direct": _vs(i, d, "p99_ms"),
             # the same calls with the ingress's own bodies, record and attributes
             "direct_same": ds,
-            "p50_vs_direct_same": _ratio(i["p50_ms"], ds["p50_ms"]),  # type: ignore[arg-type]
-            "p99_vs_direct_same": _ratio(i["p99_ms"], ds["p99_ms"]),  # type: ignore[arg-type]
+            "p50_vs_direct_same": _vs(i, ds, "p50_ms"),
+            "p99_vs_direct_same": _vs(i, ds, "p99_ms"),
             "throughput_vs_bare": _ratio(ingress.throughput, bare.throughput),
-            "cpu_per_event_vs_bare": _ratio(
-                i["cpu_ms_per_request"],  # type: ignore[arg-type]
-                b["cpu_ms_per_request"],  # type: ignore[arg-type]
-            ),
+            "cpu_per_event_vs_bare": _vs(i, b, "cpu_ms_per_request"),
             "_latencies": {
                 "ingress": ingress.latencies_s,
                 "bare_202": bare.latencies_s,
@@ -414,26 +416,25 @@ def figure_ingress(
         # Where the ingress's figures go (not targets): the three calls inside a server
         # against the bare 202 and the same calls made in-process; the ingress against them.
         level["served_vs"] = {
-            "cpu_vs_bare": _ratio(sc["cpu_ms_per_request"], b["cpu_ms_per_request"]),  # type: ignore[arg-type]
-            "p50_vs_direct": _ratio(sc["p50_ms"], d["p50_ms"]),  # type: ignore[arg-type]
-            "p50_vs_direct_same": _ratio(sc["p50_ms"], ds["p50_ms"]),  # type: ignore[arg-type]
-            "ingress_cpu_vs_served": _ratio(i["cpu_ms_per_request"], sc["cpu_ms_per_request"]),  # type: ignore[arg-type]
-            "ingress_p50_vs_served": _ratio(i["p50_ms"], sc["p50_ms"]),  # type: ignore[arg-type]
+            "cpu_vs_bare": _vs(sc, b, "cpu_ms_per_request"),
+            "p50_vs_direct": _vs(sc, d, "p50_ms"),
+            "p50_vs_direct_same": _vs(sc, ds, "p50_ms"),
+            "ingress_cpu_vs_served": _vs(i, sc, "cpu_ms_per_request"),
+            "ingress_p50_vs_served": _vs(i, sc, "p50_ms"),
         }
         if "ingress_asgi" in totals:
             a = totals["ingress_asgi"].figures()
             level["ingress_asgi"] = a
             level["_latencies"]["ingress_asgi"] = totals["ingress_asgi"].latencies_s
             level["asgi_vs"] = {
-                "cpu_vs_bare": _ratio(a["cpu_ms_per_request"], b["cpu_ms_per_request"]),  # type: ignore[arg-type]
-                "cpu_vs_ingress": _ratio(a["cpu_ms_per_request"], i["cpu_ms_per_request"]),  # type: ignore[arg-type]
-                "p50_vs_direct": _ratio(a["p50_ms"], d["p50_ms"]),  # type: ignore[arg-type]
-                "p99_vs_direct": _ratio(a["p99_ms"], d["p99_ms"]),  # type: ignore[arg-type]
+                "cpu_vs_bare": _vs(a, b, "cpu_ms_per_request"),
+                "cpu_vs_ingress": _vs(a, i, "cpu_ms_per_request"),
+                "p50_vs_direct": _vs(a, d, "p50_ms"),
+                "p99_vs_direct": _vs(a, d, "p99_ms"),
             }
             if seed_result is not None:
-                level["asgi_vs"]["cpu_vs_seed"] = _ratio(
-                    a["cpu_ms_per_request"],  # type: ignore[arg-type]
-                    seed_result.figures()["cpu_ms_per_request"],  # type: ignore[arg-type]
+                level["asgi_vs"]["cpu_vs_seed"] = _vs(
+                    a, seed_result.figures(), "cpu_ms_per_request"
                 )
         if split[0] and split[1]:
             level["ingress_p50_ms_by_marker"] = {
@@ -443,17 +444,11 @@ def figure_ingress(
             }
         if seed_result is not None:
             sf = seed_result.figures()
-            level["cpu_per_event_vs_seed"] = _ratio(
-                i["cpu_ms_per_request"],  # type: ignore[arg-type]
-                sf["cpu_ms_per_request"],  # type: ignore[arg-type]
-            )
+            level["cpu_per_event_vs_seed"] = _vs(i, sf, "cpu_ms_per_request")
             level["throughput_vs_seed"] = _ratio(ingress.throughput, seed_result.throughput)
-            level["p50_vs_seed"] = _ratio(i["p50_ms"], sf["p50_ms"])  # type: ignore[arg-type]
+            level["p50_vs_seed"] = _vs(i, sf, "p50_ms")
             level["seed_statuses_ok"] = set(seed_result.statuses) == {202}
-            level["seed_cpu_vs_bare"] = _ratio(
-                sf["cpu_ms_per_request"],  # type: ignore[arg-type]
-                b["cpu_ms_per_request"],  # type: ignore[arg-type]
-            )
+            level["seed_cpu_vs_bare"] = _vs(sf, b, "cpu_ms_per_request")
         out["levels"].append(level)
     return out
 
