@@ -35,6 +35,8 @@ from hookpress.backends import BackendError
 from hookpress.signatures import valid_id
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from hookpress.backends.firestore import EventRecords
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "body_marker_key",
     "event_key",
     "first_provider_id",
+    "labelled_raw_name",
     "message_attributes",
     "new_record",
     "provider_event_id",
@@ -158,6 +161,23 @@ def raw_object_name(source: str, key: str, received_at: datetime) -> str:
     """``raw/{source}/{yyyy}/{mm}/{dd}/{event_key}.json``."""
     day = received_at.astimezone(UTC)
     return f"raw/{source}/{day.year:04d}/{day.month:02d}/{day.day:02d}/{key}.json"
+
+
+def labelled_raw_name(key: str, attributes: Mapping[str, str]) -> str | None:
+    """The raw object's name as an event's message labels it (``source``, ``received_at``;
+    see :func:`message_attributes`), or None if the labels do not name one.
+
+    A hint only, for reading the object while the record is read: the record's
+    ``raw_uri`` decides which object is delivered.
+    """
+    try:
+        received = datetime.fromisoformat(attributes["received_at"])
+    except (KeyError, ValueError):
+        return None
+    if received.tzinfo is None:
+        return None
+    name = raw_object_name(attributes.get("source", ""), key, received)
+    return name if RAW_NAME.match(name) else None
 
 
 def new_record(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -13,6 +13,8 @@ from hookpress.events import (
     bodies_collection,
     body_marker_key,
     event_key,
+    labelled_raw_name,
+    message_attributes,
     new_record,
     provider_event_id,
     raw_object_name,
@@ -47,6 +49,33 @@ def test_an_unusable_payload_id_is_refused_not_replaced(bad: str):
 def test_raw_object_name_is_dated_in_utc():
     when = datetime(2026, 1, 2, 23, 30, tzinfo=UTC)
     assert raw_object_name("stripe", "k", when) == "raw/stripe/2026/01/02/k.json"
+
+
+def test_a_messages_labels_name_its_raw_object():
+    """Deliver reads the object while it reads the record: the name the labels give is the
+    one the ingress stored it under, or none at all."""
+    when = datetime(2026, 1, 2, 23, 30, 5, 123456, tzinfo=UTC)
+    key = event_key("stripe", "evt_1")
+    record = new_record(
+        source="stripe", scheme="stripe", provider_id="evt_1", received_at=when,
+        raw_uri="gs://b/o", body_sha256="h", ttl_days=30,
+    )  # fmt: skip
+    labels = message_attributes(record)
+    assert labelled_raw_name(key, labels) == raw_object_name("stripe", key, when)
+    # Another offset of the same instant names the same (UTC) day.
+    shifted = {**labels, "received_at": when.astimezone(timezone(timedelta(hours=5))).isoformat()}
+    assert labelled_raw_name(key, shifted) == raw_object_name("stripe", key, when)
+    for unusable in (
+        {},
+        {"source": "stripe"},
+        {**labels, "received_at": "yesterday"},
+        {**labels, "received_at": "2026-01-02T23:30:05"},  # no offset: which day?
+        {**labels, "source": ""},
+        {**labels, "source": "../other"},
+        {**labels, "source": "Stripe"},
+    ):
+        assert labelled_raw_name(key, unusable) is None, unusable
+    assert labelled_raw_name("not-a-key", labels) is None
 
 
 def test_new_record_has_every_field_of_the_contract():

@@ -57,6 +57,15 @@ def _stored(answer: Answer) -> bool:
     raise BackendError("gcs", f"HTTP_{answer.status}")
 
 
+def _media(answer: Answer) -> bytes | None:
+    """A media read's answer: the bytes, None if there is no such object, else BackendError."""
+    if answer.status == 404:
+        return None
+    if answer.status != 200:
+        raise BackendError("gcs", f"HTTP_{answer.status}")
+    return answer.body
+
+
 def multipart_upload(
     name: str, data: bytes, metadata: dict[str, str] | None = None
 ) -> tuple[bytes, str]:
@@ -149,17 +158,21 @@ class RawStore:
         """
         return self.start_put(name, data, metadata)()
 
-    def get(self, name: str) -> bytes | None:
-        """The object's bytes, or None if it does not exist."""
-        answer = self._rest().request(
+    def start_get(self, name: str) -> Callable[[], bytes | None]:
+        """Send the object's read now; the returned call waits for it (see :meth:`get`).
+
+        Deliver sends this with the record's read when the message names the
+        object: the two reads overlap without a thread between them.
+        """
+        pending = self._rest().send(
             "GET",
             f"/storage/v1/b/{quote(self._bucket_name, safe='')}/o/{quote(name, safe='')}?alt=media",
         )
-        if answer.status == 404:
-            return None
-        if answer.status != 200:
-            raise BackendError("gcs", f"HTTP_{answer.status}")
-        return answer.body
+        return lambda: _media(pending.result())
+
+    def get(self, name: str) -> bytes | None:
+        """The object's bytes, or None if it does not exist."""
+        return self.start_get(name)()
 
     def get_with_metadata(self, name: str) -> RawObject | None:
         """The object's bytes, custom metadata and creation time, or None if it does not exist."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from hookpress.backends import BackendError
 from hookpress.backends.firestore import EventRecords, Snapshot
@@ -31,7 +31,7 @@ from hookpress.deliver._errors import (
 )
 from hookpress.deliver._wordpress import Delivered, WordPressClient
 from hookpress.deliver.transforms import Event, UnusablePayload, build_body
-from hookpress.events import Status
+from hookpress.events import Status, labelled_raw_name
 from hookpress.logs import Logger
 from hookpress.payloads import MalformedBody, parse_payload
 from hookpress.settings import DeliverSettings
@@ -39,6 +39,8 @@ from hookpress.settings import DeliverSettings
 __all__ = ["CONTROL_DOCUMENT", "Deliverer", "Outcome", "Result"]
 
 CONTROL_DOCUMENT = "delivery"  # control/{this}: {"paused": bool, ...}
+
+T = TypeVar("T")
 
 
 class Outcome(StrEnum):
@@ -71,32 +73,41 @@ class Result:
     wordpress_ms: float | None = None  # how long WordPress took to answer the post
 
 
-class _ControlRead:
-    """The pause switch's read, on the wire: its answer read once, by whoever asks first."""
+class _OnWire(Generic[T]):
+    """A read sent ahead of need: its answer read once, by whoever asks first."""
 
-    __slots__ = ("_error", "_finish", "_snapshot")
+    __slots__ = ("_error", "_finish", "_value")
 
-    def __init__(self, finish: Callable[[], Snapshot | None]) -> None:
-        self._finish: Callable[[], Snapshot | None] | None = finish
-        self._snapshot: Snapshot | None = None
+    def __init__(self, finish: Callable[[], T]) -> None:
+        self._finish: Callable[[], T] | None = finish
+        self._value: T | None = None
         self._error: BackendError | None = None
 
-    def result(self) -> Snapshot | None:
-        """The control document (None: absent); BackendError if the read failed."""
+    def result(self) -> T:
+        """The answer; BackendError if the read failed."""
         finish, self._finish = self._finish, None
         if finish is not None:
             try:
-                self._snapshot = finish()
+                self._value = finish()
             except BackendError as exc:
                 self._error = exc
         if self._error is not None:
             raise self._error
-        return self._snapshot
+        return self._value  # type: ignore[return-value]  # set whenever no error
 
     def drain(self) -> None:
-        """Read the answer if nobody did (the push ended before the switch was asked)."""
+        """Read the answer if nobody did (the push ended before it was needed): the
+        connection goes back to its pool only once its answer is read."""
         with contextlib.suppress(BackendError):
             self.result()
+
+
+@dataclass(frozen=True, slots=True)
+class _RawRead:
+    """The raw object's read, sent with the record's: for the object the message names."""
+
+    name: str
+    read: _OnWire[bytes | None]
 
 
 @dataclass(eq=False)
@@ -117,7 +128,7 @@ class Deliverer:
 
     # -- the pause switch -------------------------------------------------------
 
-    def paused(self, read: _ControlRead | None = None) -> bool:
+    def paused(self, read: _OnWire[Snapshot | None] | None = None) -> bool:
         """The environment switch, or the control document (re-read every few seconds);
         ``read``: the document's read already on the wire (:meth:`_control_read`)."""
         known = self._known_pause()
@@ -144,7 +155,7 @@ class Deliverer:
             return cached[1]
         return None
 
-    def _control_read(self) -> _ControlRead | None:
+    def _control_read(self) -> _OnWire[Snapshot | None] | None:
         """The control document's read, sent now if :meth:`paused` will need it.
 
         Due on an instance's first push and every ``control_ttl_s`` after: sent
@@ -152,18 +163,37 @@ class Deliverer:
         """
         if self._known_pause() is not None:
             return None
-        return _ControlRead(
+        return _OnWire(
             self.records.start_get(CONTROL_DOCUMENT, collection=self.settings.control_collection)
         )
+
+    def _raw_read(self, message: PushMessage) -> _RawRead | None:
+        """The raw object's read, sent now, if the message's labels name the object.
+
+        The record's read and this one are then on the wire together: the push
+        waits for one round trip instead of two. The record still decides: its
+        ``raw_uri`` names another object only if a provider's retry repaired it
+        (then that one is read as before), and a push that needs no payload
+        (delivered, paused, unknown) just reads the answer and drops it.
+        """
+        name = labelled_raw_name(message.event_key, message.attributes)
+        if name is None:
+            return None
+        try:
+            return _RawRead(name, _OnWire(self.raw.start_get(name)))
+        except BackendError:
+            return None  # not sent: the record's raw_uri is read the ordinary way, or fails
 
     # -- the use case -------------------------------------------------------------
 
     def deliver(self, message: PushMessage, *, dead_letter: bool = False) -> Result:
         """Handle one push; ``dead_letter`` when it comes from the dead-letter topic."""
-        control: _ControlRead | None = None
+        control: _OnWire[Snapshot | None] | None = None
+        raw: _RawRead | None = None
         try:
             if not dead_letter:
                 control = self._control_read()
+                raw = self._raw_read(message)
             snapshot = self.records.get(message.event_key)
             if snapshot is None:
                 # Nothing to deliver (expired by TTL, or never ours): retrying cannot help.
@@ -178,7 +208,7 @@ class Deliverer:
                 self._settle(snapshot, Status.HELD, last_error="paused")
                 return Result(Outcome.HELD, reason="paused")
             try:
-                content = self._wp_record(snapshot)
+                content = self._wp_record(snapshot, raw)
             except PermanentDeliveryError as exc:
                 # The payload, not WordPress: no retry can help, and the breaker
                 # (which judges WordPress) is not asked, so no probe slot is taken.
@@ -192,15 +222,18 @@ class Deliverer:
         finally:
             if control is not None:
                 control.drain()
+            if raw is not None:
+                raw.read.drain()
 
-    def _wp_record(self, snapshot: Snapshot) -> bytes:
-        """The WordPress record of this event, as the bytes to POST."""
+    def _wp_record(self, snapshot: Snapshot, raw: _RawRead | None = None) -> bytes:
+        """The WordPress record of this event, as the bytes to POST (``raw``: the object's
+        read already on the wire, used if it is the object the record names)."""
         data = snapshot.data
         try:
             name = self.raw.name_of(str(data.get("raw_uri", "")))
         except ValueError:
             raise PermanentDeliveryError("raw_uri_not_in_bucket") from None
-        body = self.raw.get(name)
+        body = raw.read.result() if raw is not None and raw.name == name else self.raw.get(name)
         if body is None:
             raise PermanentDeliveryError("raw_payload_missing")
         try:
