@@ -229,7 +229,8 @@ def message_attributes(record: dict[str, Any]) -> dict[str, str]:
     """The Pub/Sub attributes of an event's message (besides ``event_key``).
 
     Lanes are push subscriptions filtered on ``lane``; the warehouse's BigQuery
-    subscription writes them all. Labels only: deliver reads the record.
+    subscription writes them all. Labels only: deliver reads the record, and reads the
+    object they name meanwhile (:func:`labelled_raw_name`) as a hint the record confirms.
     """
     received = record.get("received_at")
     attributes = {
