@@ -476,18 +476,38 @@ def test_a_push_that_needs_no_payload_still_reads_the_hinted_read_back(
     assert [kind for kind, _ in reads.seen] == ["gcs", "record"]
     assert reads.unread == []
 
-    reads = RawReads(runtime(PAUSE_WP_DELIVERY="true"))
-    held = event()
-    assert push(deliver_app, held, attributes=published_labels(backends, held)) == 204
-    assert backends.record(held)["status"] == "held"
-    # (settling re-reads the record for its conditional write: no second object read)
-    assert [kind for kind, _ in reads.seen] == ["gcs", "record", "record"]
+    gone = {**labels, "event_key": "0" * 64}
+    assert push(deliver_app, "0" * 64, attributes=gone) == 204  # unknown
+    assert [kind for kind, _ in reads.seen] == ["gcs", "record", "gcs", "record"]
     assert reads.unread == []
 
-    gone = {**labels, "event_key": "0" * 64}
-    assert push(deliver_app, "0" * 64, attributes=gone) == 204
-    assert reads.unread == []
+    # Paused by the control document, not yet read by this instance: the read was sent.
+    control = backends.db.collection("control").document(CONTROL_DOCUMENT)
+    control.set({"paused": True})
+    try:
+        reads = RawReads(runtime())
+        held = event()
+        assert push(deliver_app, held, attributes=published_labels(backends, held)) == 204
+        assert backends.record(held)["status"] == "held"
+        assert [kind for kind, _ in reads.seen][:2] == ["gcs", "record"]
+        assert reads.unread == []
+    finally:
+        control.set({"paused": False})
     assert len(wp.requests) == 1
+
+
+def test_no_payload_is_read_while_deliveries_are_known_to_be_paused(
+    deliver_app, runtime, wp, event, backends
+):
+    """Paused by the environment (or a switch read within its TTL): every push is held
+    without reading its object, however many wait out a WordPress maintenance."""
+    reads = RawReads(runtime(PAUSE_WP_DELIVERY="true"))
+    for _ in range(2):
+        key = event()
+        assert push(deliver_app, key, attributes=published_labels(backends, key)) == 204
+        assert backends.record(key)["status"] == "held"
+    assert [kind for kind, _ in reads.seen if kind == "gcs"] == []
+    assert wp.requests == []
 
 
 def test_a_labelled_push_waits_for_one_read_round_trip_not_two(

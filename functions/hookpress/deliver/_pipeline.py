@@ -173,9 +173,13 @@ class Deliverer:
         The record's read and this one are then on the wire together: the push
         waits for one round trip instead of two. The record still decides: its
         ``raw_uri`` names another object only if a provider's retry repaired it
-        (then that one is read as before), and a push that needs no payload
-        (delivered, paused, unknown) just reads the answer and drops it.
+        (then that one is read as before), and a push that turns out to need no
+        payload (delivered, unknown, paused by a switch not yet read) just reads
+        the answer and drops it. While deliveries are known to be paused, no read
+        is sent.
         """
+        if self._known_pause():
+            return None  # held without reading the payload: no read to waste per push
         name = labelled_raw_name(message.event_key, message.attributes)
         if name is None:
             return None
