@@ -124,6 +124,53 @@ def test_update_unless_never_overwrites_the_status_it_guards(records):
     assert snap.data == {"status": "delivered", "attempts": 1}
 
 
+def test_update_unless_writes_at_once_on_the_snapshot_it_is_given(records, monkeypatch):
+    """A caller that has just read the record passes it: the write is conditional on that
+    read's update time, so it needs no read of its own unless the record moved on since."""
+    k = key()
+    records.create(k, {"status": "published", "attempts": 0})
+    reads: list[str] = []
+    get = records.get
+    monkeypatch.setattr(records, "get", lambda name, *a: reads.append(name) or get(name, *a))
+
+    known = get(k)
+    assert known is not None
+    assert records.update_unless(
+        k, {"attempts": records.increment(1)}, unless_status="delivered", known=known
+    )
+    assert reads == []
+    assert get(k).data == {"status": "published", "attempts": 1}
+
+    # The same snapshot again: the record moved on, so it is read and the write applied once.
+    assert records.update_unless(
+        k, {"attempts": records.increment(1)}, unless_status="delivered", known=known
+    )
+    assert reads == [k]
+    assert get(k).data == {"status": "published", "attempts": 2}
+
+    # Delivered since the snapshot: the read finds it, nothing is written.
+    records.set(k, {"status": "delivered"})
+    assert not records.update_unless(
+        k, {"status": "failed"}, unless_status="delivered", known=known
+    )
+    assert reads == [k, k]
+    assert get(k).data == {"status": "delivered", "attempts": 2}
+
+    # Gone since the snapshot (expired by TTL): nothing is created.
+    gone = key()
+    records.create(gone, {"status": "published"})
+    snapshot = get(gone)
+    records.client.collection("backend-tests").document(gone).delete()
+    assert not records.update_unless(
+        gone, {"status": "failed"}, unless_status="delivered", known=snapshot
+    )
+    assert library_doc_exists(records, gone) is False
+
+
+def library_doc_exists(records: EventRecords, name: str) -> bool:
+    return records.client.collection("backend-tests").document(name).get().exists
+
+
 def test_update_unless_under_contention_applies_every_write_once(records):
     """Eight writers incrementing at once: a conditional write that loses reads again."""
     k = key()

@@ -310,14 +310,30 @@ class EventRecords:
         """A server-side increment, for ``set``/``transition``/``update_unless`` fields."""
         return Increment(n)
 
-    def update_unless(self, key: str, fields: dict[str, Any], *, unless_status: str) -> bool:
+    def update_unless(
+        self,
+        key: str,
+        fields: dict[str, Any],
+        *,
+        unless_status: str,
+        known: Snapshot | None = None,
+    ) -> bool:
         """Update ``key`` unless its status is ``unless_status`` (read, then a conditional write).
 
         False when the record is missing or already in that status (for
         instance: a failure must never overwrite a concurrent ``delivered``).
         The write is conditional on the update time just read, so a change in
         between makes it read again: the same guarantee as a transaction.
+        ``known``: the record as the caller read it a moment ago; the first write
+        is conditional on its update time (no read), and only a record that moved
+        on since is read again.
         """
+        if (
+            known is not None
+            and known.data.get("status") != unless_status
+            and self.transition(key, known.update_time, fields) is not None
+        ):
+            return True
         for _ in range(_CONTENTION_RETRIES):
             snapshot = self.get(key)
             if snapshot is None or snapshot.data.get("status") == unless_status:

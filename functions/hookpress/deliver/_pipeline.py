@@ -333,7 +333,9 @@ class Deliverer:
         error: DeliveryError | None = None,
         last_error: str | None = None,
     ) -> None:
-        """Record a non-delivery on the event, unless it was delivered meanwhile."""
+        """Record a non-delivery on the event, unless it was delivered meanwhile (the write
+        is conditional on ``snapshot``'s update time: the record is read again only if it
+        changed since)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         fields: dict[str, Any] = {"updated_at": now}
         if status is not None:
@@ -347,4 +349,6 @@ class Deliverer:
             fields["downstream_body"] = error.body
         elif last_error is not None:
             fields["last_error"] = last_error
-        self.records.update_unless(snapshot.key, fields, unless_status=Status.DELIVERED.value)
+        self.records.update_unless(
+            snapshot.key, fields, unless_status=Status.DELIVERED.value, known=snapshot
+        )
