@@ -1186,7 +1186,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     levels = results["ingress"]["levels"]
     names = [n for n in _FRONTS if all(lv.get(n) for lv in levels)]
     step = len(names) + 1
-    fig, axes = plt.subplots(1, 4, figsize=(21, 4.8))
+    fig, axes = plt.subplots(1, 4, figsize=(21, 5.4))
     ticks = (
         [i * step + (len(names) - 1) / 2 for i in range(len(levels))],
         [f"c={lv['concurrency']}" for lv in levels],
@@ -1208,14 +1208,15 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_ylabel("latency (ms, log)")
     ax.set_title("Latency (box: p25–p75, whiskers 1.5 IQR)")
-    ax.legend(handles, labels, fontsize=8)
+    # One legend for the three panels, below them: inside, it hid the bars.
+    fig.legend(handles, labels, loc="lower center", ncol=len(names), fontsize=9)
 
     for ax, key, title, ylabel in (
         (axes[1], "throughput_rps", "Throughput per concurrency", "requests per second"),
         (
             axes[2],
             "cpu_ms_per_request",
-            "CPU of the serving process tree per event",
+            "CPU per event: the serving process tree\n(direct calls: the calling threads)",
             "CPU ms per event",
         ),
     ):
@@ -1231,7 +1232,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_xticks(*ticks)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-        ax.legend(fontsize=8)
 
     ax = axes[3]
     scaling = [r for r in results.get("sweep", []) if r["threads"] == 16]
@@ -1255,7 +1255,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_title("Scaling 1 → 4 workers")
     ax.legend(loc="upper left", fontsize=8)
     ax2.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
