@@ -119,6 +119,8 @@ def test_update_unless_never_overwrites_the_status_it_guards(records):
     records.set(k, {"status": "delivered"})
     assert not records.update_unless(k, {"status": "failed"}, unless_status="delivered")
     assert not records.update_unless(key(), {"status": "failed"}, unless_status="delivered")
+    guarded = frozenset({"failed", "delivered"})
+    assert not records.update_unless(k, {"status": "held"}, unless_status=guarded)
     snap = records.get(k)
     assert snap is not None
     assert snap.data == {"status": "delivered", "attempts": 1}

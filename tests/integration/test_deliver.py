@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from hookpress import deliver
-from hookpress.deliver import CONTROL_DOCUMENT, Runtime
+from hookpress.deliver import CONTROL_DOCUMENT, RetryableDeliveryError, Runtime
+from hookpress.events import Status
 from tests.conftest import FUNCTIONS
 from tests.integration.conftest import BUCKET, Backends, signed, unique_body
 from tests.latency_proxy import LatencyProxy
@@ -665,6 +666,47 @@ def test_concurrent_updates_never_undo_delivered(deliver_app, runtime, wp, event
     record = backends.record(key)
     assert record["status"] == "delivered"
     assert "last_error" not in record or record["last_error"] is None
+
+
+@pytest.mark.parametrize(
+    ("late", "settled", "reason"),
+    [
+        ("retry", "failed", "wordpress_rejected"),
+        ("retry", "dead", "attempts_exhausted"),
+        ("dead", "failed", "wordpress_rejected"),
+        ("held", "dead", "attempts_exhausted"),
+    ],
+)
+def test_a_late_write_never_overwrites_a_verdict_recorded_since_its_read(
+    deliver_app, runtime, wp, event, backends, late, settled, reason
+):
+    """Two pushes of one event at once (Pub/Sub delivers at least once): the one that read
+    the record first and settles last finds another push's verdict (failed, dead) recorded
+    in between. That verdict stands, with its reason; DESIGN's status machine leaves
+    failed and dead only by replay."""
+    key = event()
+    rt = runtime()
+    stale = rt.deliverer.records.get(key)
+    assert stale is not None
+    if settled == "failed":
+        wp.script = [422]
+        assert push(deliver_app, key) == 204
+    else:
+        assert push(deliver_app, key, path="/dead") == 204
+    record = backends.record(key)
+    assert record["status"] == settled
+    assert reason in record["last_error"]
+    attempts = record.get("attempts")
+    if late == "retry":
+        rt.deliverer._settle(stale, None, error=RetryableDeliveryError("wordpress_503", status=503))
+    elif late == "dead":
+        rt.deliverer._settle(stale, Status.DEAD, last_error="attempts_exhausted")
+    else:
+        rt.deliverer._settle(stale, Status.HELD, last_error="paused")
+    record = backends.record(key)
+    assert record["status"] == settled
+    assert reason in record["last_error"]
+    assert record.get("attempts") == attempts
 
 
 @pytest.mark.parametrize("error", ERRORS)

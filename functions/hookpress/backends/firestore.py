@@ -315,12 +315,13 @@ class EventRecords:
         key: str,
         fields: dict[str, Any],
         *,
-        unless_status: str,
+        unless_status: str | frozenset[str],
         known: Snapshot | None = None,
     ) -> bool:
-        """Update ``key`` unless its status is ``unless_status`` (read, then a conditional write).
+        """Update ``key`` unless its status is ``unless_status`` (one status or a set of them;
+        read, then a conditional write).
 
-        False when the record is missing or already in that status (for
+        False when the record is missing or already in such a status (for
         instance: a failure must never overwrite a concurrent ``delivered``).
         The write is conditional on the update time just read, so a change in
         between makes it read again: the same guarantee as a transaction.
@@ -328,15 +329,16 @@ class EventRecords:
         is conditional on its update time (no read), and only a record that moved
         on since is read again.
         """
+        guarded = {unless_status} if isinstance(unless_status, str) else unless_status
         if (
             known is not None
-            and known.data.get("status") != unless_status
+            and known.data.get("status") not in guarded
             and self.transition(key, known.update_time, fields) is not None
         ):
             return True
         for _ in range(_CONTENTION_RETRIES):
             snapshot = self.get(key)
-            if snapshot is None or snapshot.data.get("status") == unless_status:
+            if snapshot is None or snapshot.data.get("status") in guarded:
                 return False
             if self.transition(key, snapshot.update_time, fields) is not None:
                 return True

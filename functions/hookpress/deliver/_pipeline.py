@@ -40,6 +40,10 @@ __all__ = ["CONTROL_DOCUMENT", "Deliverer", "Outcome", "Result"]
 
 CONTROL_DOCUMENT = "delivery"  # control/{this}: {"paused": bool, ...}
 
+#: statuses another push's verdict leaves a record in: a late non-delivery never overwrites
+#: one it did not read (``_settle``)
+_VERDICTS = frozenset({Status.FAILED.value, Status.DEAD.value, Status.HELD.value})
+
 T = TypeVar("T")
 
 
@@ -333,9 +337,11 @@ class Deliverer:
         error: DeliveryError | None = None,
         last_error: str | None = None,
     ) -> None:
-        """Record a non-delivery on the event, unless it was delivered meanwhile (the write
-        is conditional on ``snapshot``'s update time: the record is read again only if it
-        changed since)."""
+        """Record a non-delivery on the event, unless another push recorded a verdict since
+        ``snapshot`` was read: ``delivered``, or a ``failed``, ``dead`` or ``held`` this push
+        did not see (DESIGN's status machine: those leave only by replay). The write is
+        conditional on ``snapshot``'s update time; the record is read again only if it
+        changed since."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         fields: dict[str, Any] = {"updated_at": now}
         if status is not None:
@@ -349,6 +355,10 @@ class Deliverer:
             fields["downstream_body"] = error.body
         elif last_error is not None:
             fields["last_error"] = last_error
+        seen = snapshot.data.get("status")
         self.records.update_unless(
-            snapshot.key, fields, unless_status=Status.DELIVERED.value, known=snapshot
+            snapshot.key,
+            fields,
+            unless_status=(_VERDICTS - {seen}) | {Status.DELIVERED.value},
+            known=snapshot,
         )
