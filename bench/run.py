@@ -21,6 +21,7 @@ absolute numbers mean little, the ratios are the result):
    posting the same records straight to the plugin with the same
    concurrency, and deliver's own CPU per delivered event against a bare
    httpx POST of the same records to the same WordPress (bench/_wp_post.py);
+   deliver runs as deployed (one push at a time, :data:`DRAIN_THREADS`);
 5. scaling: throughput and p99 from 1 to 4 workers.
 
 Writes ``bench/results/bench.{json,md,png}``. ``-- --profile`` instead
@@ -973,6 +974,13 @@ class _Tree(ProcessTree):
         return self.pid
 
 
+#: Deliver as deployed: ``deliverConcurrency`` (infra/config/functions.py, default 1) is
+#: THREADS, with one worker (infra/env.py), so an instance is gunicorn's sync worker serving
+#: one push at a time (gunicorn runs its threaded worker only for THREADS > 1). The bare
+#: POST goes out one at a time too.
+DRAIN_THREADS = 1
+
+
 def figure_drain(bench: Bench, plan: Plan, profile: Path | None = None) -> dict[str, Any]:
     """Events per second into WordPress through the pipeline vs straight to the plugin.
 
@@ -989,7 +997,10 @@ def figure_drain(bench: Bench, plan: Plan, profile: Path | None = None) -> dict[
 
     n = plan.drain_events
     options = StackOptions(
-        project="hookpress-bench-drain", breaker_threshold=1000, sources=dict(SCHEME_SOURCES)
+        project="hookpress-bench-drain",
+        breaker_threshold=1000,
+        sources=dict(SCHEME_SOURCES),
+        threads=DRAIN_THREADS,
     )
     stack = LocalStack(bench.workdir / "drain", options, emulators=bench.emulators).start()
     try:
@@ -1070,6 +1081,7 @@ def figure_drain(bench: Bench, plan: Plan, profile: Path | None = None) -> dict[
         bare = json.loads(posted.stdout)
     finally:
         stack.stop()
+    pushes = _push_outcomes(stack.workdir / "logs" / "deliver.log")
     pipeline_rate = delivered / pipeline_s
     direct_rate = bare["posts"] / bare["seconds"]
     deliver_ms = 1000 * deliver_cpu / max(delivered, 1)
@@ -1088,7 +1100,25 @@ def figure_drain(bench: Bench, plan: Plan, profile: Path | None = None) -> dict[
         "deliver_cpu_ms_per_event": round(deliver_ms, 3),
         "bare_post_cpu_ms_per_event": round(post_ms, 3),
         "deliver_cpu_vs_bare_post": _ratio(deliver_ms, post_ms),
+        "deliver_workers_threads": [1, concurrency],
+        "pushes": pushes,
     }
+
+
+def _push_outcomes(log: Path) -> dict[str, int]:
+    """How many pushes deliver answered, by outcome (its log lines): a push sent again while
+    an earlier one waited shows as more pushes than events (its CPU is in the figure)."""
+    counts: dict[str, int] = {}
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and str(entry.get("message", "")).startswith("deliver "):
+            outcome = entry.get("outcome")
+            if isinstance(outcome, str):
+                counts[outcome] = counts.get(outcome, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 # -- where the time goes ----------------------------------------------------------------------
@@ -1456,9 +1486,11 @@ def markdown(results: dict[str, Any], command: str) -> str:
             "",
             "| CPU per delivered event | ms |",
             "|---|---|",
-            f"| deliver's gunicorn tree | {dr['deliver_cpu_ms_per_event']} |",
+            f"| deliver's gunicorn tree, one push at a time as deployed | {dr['deliver_cpu_ms_per_event']} |",
             f"| a bare httpx POST of the same record to the same WordPress | {dr['bare_post_cpu_ms_per_event']} |",
             f"| ratio (target ≤ 2) | {_check(dr['deliver_cpu_vs_bare_post'], 2.0)} |",
+            "",
+            f"Pushes deliver answered, by outcome: {dr.get('pushes', {})}.",
         ]
     if "sweep" in results:
         lines += [
