@@ -181,7 +181,7 @@ def run_case(
     )
     stack = LocalStack(workdir / run, options, emulators=emulators, wordpress=wordpress).start()
     try:
-        say(f"lanes={lanes}: deliver threads per lane {stack.lane_shares()}")
+        say(f"lanes={lanes}: deliver instances per lane {stack.deliver_instances()}")
         sender = _Sender(stack)
         ports = {_port(p.url): lane for lane, p in stack.lane_delivers.items()}
         if stack.deliver is not None:

@@ -73,6 +73,7 @@ from bench._load import (
     sign_requests,
 )
 from bench._seed import SEED_SECRET, SEED_SOURCE, SeedAnchor
+from hookpress.lanes import DELIVER_CONCURRENCY
 from hookpress.local.emulators import Emulators, emulators_in_env, ensure_bucket, ensure_topic
 from hookpress.local.stack import SCHEME_SOURCES, generate_secret
 from hookpress.signatures import SCHEMES
@@ -974,11 +975,11 @@ class _Tree(ProcessTree):
         return self.pid
 
 
-#: Deliver as deployed: ``deliverConcurrency`` (infra/config/functions.py, default 1) is
-#: THREADS, with one worker (infra/env.py), so an instance is gunicorn's sync worker serving
-#: one push at a time (gunicorn runs its threaded worker only for THREADS > 1). The bare
-#: POST goes out one at a time too.
-DRAIN_THREADS = 1
+#: Deliver as deployed, one instance of it: ``deliverConcurrency`` (hookpress.lanes,
+#: default 1) is THREADS, with one worker (infra/env.py), so an instance is gunicorn's sync
+#: worker serving one push at a time (gunicorn runs its threaded worker only for
+#: THREADS > 1). The bare POST goes out one at a time too.
+DRAIN_THREADS = DELIVER_CONCURRENCY
 
 
 def figure_drain(bench: Bench, plan: Plan, profile: Path | None = None) -> dict[str, Any]:
@@ -1001,11 +1002,13 @@ def figure_drain(bench: Bench, plan: Plan, profile: Path | None = None) -> dict[
         breaker_threshold=1000,
         sources=dict(SCHEME_SOURCES),
         threads=DRAIN_THREADS,
+        wp_cap=DRAIN_THREADS,  # one instance
+        deliver_concurrency=DRAIN_THREADS,
     )
     stack = LocalStack(bench.workdir / "drain", options, emulators=bench.emulators).start()
     try:
         site = stack.site
-        concurrency = options.threads  # the deliver function's threads
+        concurrency = options.deliver_concurrency  # pushes at once, one instance
         if stack.ingress is None or stack.deliver is None or stack.deliver.pid is None:
             raise RuntimeError("the stack is not running")
         deliver = _Tree(stack.deliver.pid)
@@ -1100,7 +1103,6 @@ def figure_drain(bench: Bench, plan: Plan, profile: Path | None = None) -> dict[
         "deliver_cpu_ms_per_event": round(deliver_ms, 3),
         "bare_post_cpu_ms_per_event": round(post_ms, 3),
         "deliver_cpu_vs_bare_post": _ratio(deliver_ms, post_ms),
-        "deliver_workers_threads": [1, concurrency],
         "pushes": pushes,
     }
 

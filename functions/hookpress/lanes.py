@@ -24,9 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-__all__ = ["LANES", "lane_filter", "lane_shares", "lanes_in_use"]
+__all__ = [
+    "DELIVER_CONCURRENCY",
+    "LANES",
+    "lane_filter",
+    "lane_instances",
+    "lane_shares",
+    "lanes_in_use",
+]
 
 LANES = ("high", "normal", "bulk")
+
+#: Pushes one deliver instance serves at once unless the stack's ``deliverConcurrency``
+#: says otherwise (infra/config/functions.py): one, so an instance is gunicorn's sync
+#: worker (functions-framework runs its threaded worker only for THREADS > 1).
+DELIVER_CONCURRENCY = 1
 
 
 def lanes_in_use(lanes: Iterable[str]) -> tuple[str, ...]:
@@ -65,3 +77,13 @@ def lane_shares(cap: int, concurrency: int, in_use: Iterable[str]) -> Mapping[st
     if shares["normal"] < 1:
         raise ValueError(f"a WordPress cap of {cap} leaves the normal lane nothing")
     return {lane: shares[lane] * concurrency for lane in used}
+
+
+def lane_instances(cap: int, concurrency: int, in_use: Iterable[str]) -> Mapping[str, int]:
+    """Each lane's deliver instances: its share of ``cap`` over ``concurrency``.
+
+    The Pulumi program makes this each lane's max instances; the local stack runs as
+    many gunicorn workers (separate processes, nothing shared, as instances are).
+    """
+    shares = lane_shares(cap, concurrency, in_use)
+    return {lane: share // concurrency for lane, share in shares.items()}

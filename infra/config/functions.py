@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from hookpress import config_rules as rules
+from hookpress.lanes import DELIVER_CONCURRENCY
 from infra.config.model import (
     ConfigError,
     DeliverConfig,
@@ -53,7 +54,7 @@ def read_ingress(r: Reader) -> IngressConfig:
 def read_deliver(r: Reader, prefix: str, sources: tuple[Source, ...]) -> DeliverConfig:
     """Deliver: the WordPress it posts to, how hard (the cap), and how long it may take."""
     cap = r.integer("wpConcurrencyCap", 8, 1, 1000)
-    concurrency = r.integer("deliverConcurrency", 1, 1, 1000)
+    concurrency = r.integer("deliverConcurrency", DELIVER_CONCURRENCY, 1, 1000)
     if cap % concurrency:
         raise ConfigError(
             f"{r.key('wpConcurrencyCap')} ({cap}) must be a multiple of "

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import pulumi
 
-from hookpress.lanes import lane_shares, lanes_in_use
+from hookpress.lanes import lane_instances, lanes_in_use
 
 NAMESPACE = "hookpress"
 
@@ -203,8 +203,8 @@ class Settings:
         d = self.deliver.sizing
         if self.lanes == ("normal",):
             return d
-        share = lane_shares(self.deliver.wp_concurrency_cap, d.concurrency, self.lanes)[lane]
-        return replace(d, max_instances=share // d.concurrency)
+        instances = lane_instances(self.deliver.wp_concurrency_cap, d.concurrency, self.lanes)
+        return replace(d, max_instances=instances[lane])
 
     @property
     def rotation_enabled(self) -> bool:

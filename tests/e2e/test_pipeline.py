@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from google.cloud import firestore, pubsub_v1
 
@@ -150,6 +151,29 @@ def test_the_same_webhook_five_times_sequentially_and_concurrently_is_one_post(
     assert [record(db, key)["attempts"] for key in keys] == [1, 1]
     assert len(find_events(external_id)) == 1
     assert len(find_events(external_id2)) == 1
+
+
+def test_deliver_runs_as_deployed_one_process_per_instance(stack, db):
+    """Cloud Run runs each deliver instance in its own container, one push at a time
+    (deliverConcurrency 1: gunicorn's sync worker, no threads). Locally each instance is
+    one worker of deliver's gunicorn: a process of its own, with its own breaker, caches
+    and connections, so nothing that works here can lean on memory instances never share.
+    """
+    assert stack.deliver is not None
+    assert stack.deliver.pid is not None
+    workers = psutil.Process(stack.deliver.pid).children()
+    assert len(workers) == stack.deliver_instances()["normal"] == 8
+    assert all(w.num_threads() == 1 for w in workers), "a sync worker serves on one thread"
+    before = {w.pid: sum(w.cpu_times()[:2]) for w in workers}
+    bodies = [webhook()[1] for _ in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda body: send(stack, "stripe", body), bodies))
+    assert [r.status_code for r in answers] == [202] * 24
+    for r in answers:
+        wait_for(status_is(db, r.json()["event_id"], "delivered"), "delivered")
+    served = [w for w in workers if sum(w.cpu_times()[:2]) > before[w.pid]]
+    assert len(served) >= 2, "the pushes were spread over the instances"
+    assert all(w.num_threads() == 1 for w in workers), "still one thread after serving"
 
 
 def test_wordpress_failing_for_a_while_is_delivered_after_it_recovers(stack, db, find_events):

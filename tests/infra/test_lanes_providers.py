@@ -110,3 +110,43 @@ def test_deliveries_are_stuck_watches_every_lane(graph):
     )
     condition = policy.get("conditions.0.conditionThreshold.filter")
     assert 'one_of("events-deliver", "events-deliver-high", "events-deliver-bulk")' in condition
+
+
+@pytest.mark.parametrize(("cap", "concurrency"), [(None, None), ("16", "2")])
+def test_the_local_stack_runs_each_lanes_deliver_as_it_deploys(run, tmp_path, cap, concurrency):
+    """Each lane's deliver locally is its deployed instances: one gunicorn worker per instance
+    (a process of its own, as an instance is), each with the instance's THREADS."""
+    from hookpress.local.stack import LocalStack, StackOptions
+
+    keys = {"wpConcurrencyCap": cap, "deliverConcurrency": concurrency}
+    graph = run(
+        sources=json.dumps(SOURCES),
+        manageSecretValues="false",
+        **{k: v for k, v in keys.items() if v is not None},
+    )
+    sized = {} if cap is None else {"wp_cap": int(cap), "deliver_concurrency": int(concurrency)}
+    options = StackOptions(sources=_local(SOURCES), **sized)
+    stack = LocalStack(tmp_path, options)
+    local = stack.deliver_instances()
+    assert set(local) == {"high", "normal", "bulk"}
+    for lane, workers in local.items():
+        fn = graph.function("deliver" if lane == "normal" else f"deliver-{lane}")
+        env = fn.get("serviceConfig.environmentVariables")
+        assert int(fn.get("serviceConfig.maxInstanceCount")) == workers
+        assert env["WORKERS"] == "1"  # an instance is one worker…
+        assert stack._instances_env(local, lane) == {  # …and locally one worker per instance
+            "WORKERS": str(workers),
+            "THREADS": env["THREADS"],
+        }
+        assert int(fn.get("serviceConfig.maxInstanceRequestConcurrency", 1)) == int(env["THREADS"])
+
+
+def _local(sources):
+    """The program's source map as the local stack takes it (a provider for a scheme)."""
+    return {
+        name: {
+            "provider": spec.get("provider") or spec["scheme"],
+            "lane": spec.get("lane", "normal"),
+        }
+        for name, spec in sources.items()
+    }

@@ -32,7 +32,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hookpress.lanes import lane_filter, lane_shares, lanes_in_use
+from hookpress.lanes import (
+    DELIVER_CONCURRENCY,
+    lane_filter,
+    lane_instances,
+    lane_shares,
+    lanes_in_use,
+)
 from hookpress.local.emulators import EmulatorError, Emulators, ensure_bucket, ensure_topic
 from hookpress.local.faultproxy import FaultProxy
 from hookpress.local.framework import FUNCTIONS, FunctionProcess
@@ -134,11 +140,14 @@ class StackOptions:
     wp_read_timeout_s: float = 10.0
     breaker_threshold: int = 5
     breaker_cooldown_s: float = 10.0
-    threads: int = 8
-    # With sources on more than one lane, each lane gets its own deliver process whose
-    # threads are its share of this cap (hookpress.lanes), as each lane's service does in
-    # the cloud; with one lane, the one deliver process has ``threads``.
+    threads: int = 8  # the ingress's
+    # Deliver runs as it deploys: each lane (one, unless sources name others) gets its
+    # share of this cap (hookpress.lanes) as instances of ``deliver_concurrency`` pushes
+    # each, one gunicorn worker per instance in the lane's process group. Workers are
+    # separate processes, as Cloud Run's instances are: each its own breaker, caches and
+    # connections; with one push each, gunicorn's sync worker, as in the cloud.
     wp_cap: int = 8
+    deliver_concurrency: int = DELIVER_CONCURRENCY
     extra_ingress_env: dict[str, str] = field(default_factory=dict)
     extra_deliver_env: dict[str, str] = field(default_factory=dict)
     # The source `hookpress smoke` signs with, as the Pulumi program provisions one.
@@ -198,21 +207,21 @@ class LocalStack:
             self.proxy = FaultProxy(site.url).start()
             self._write_secrets(site)
             self._wire_backends()
-            shares = self.lane_shares()
+            instances = self.deliver_instances()
             self.deliver = FunctionProcess(
                 "deliver",
                 "deliver",
-                {**self.deliver_env(), **self._threads(shares, "normal")},
+                {**self.deliver_env(), **self._instances_env(instances, "normal")},
                 self.workdir / "logs" / "deliver.log",
             )
             self.deliver.start()
-            for lane in shares:
+            for lane in instances:
                 if lane == "normal":
                     continue
                 process = FunctionProcess(
                     f"deliver-{lane}",
                     "deliver",
-                    {**self.deliver_env(), **self._threads(shares, lane)},
+                    {**self.deliver_env(), **self._instances_env(instances, lane)},
                     self.workdir / "logs" / f"deliver-{lane}.log",
                     source=FUNCTIONS / "deliver" / "main.py",
                 )
@@ -327,11 +336,14 @@ class LocalStack:
         )
 
     def lane_shares(self) -> dict[str, int]:
-        """Each lane's deliver threads; one lane keeps ``threads``."""
-        lanes = self.lanes()
-        if lanes == ("normal",):
-            return {"normal": self.options.threads}
-        return dict(lane_shares(self.options.wp_cap, 1, lanes))
+        """Each lane's share of the WordPress cap: the pushes its deliver serves at once."""
+        o = self.options
+        return dict(lane_shares(o.wp_cap, o.deliver_concurrency, self.lanes()))
+
+    def deliver_instances(self) -> dict[str, int]:
+        """Each lane's deliver instances (the Pulumi program's max instances per lane)."""
+        o = self.options
+        return dict(lane_instances(o.wp_cap, o.deliver_concurrency, self.lanes()))
 
     def _lane_env(self) -> dict[str, str]:
         lanes = self.lanes()
@@ -342,9 +354,10 @@ class LocalStack:
             ),
         }
 
-    @staticmethod
-    def _threads(shares: dict[str, int], lane: str) -> dict[str, str]:
-        return {"THREADS": str(shares[lane])}
+    def _instances_env(self, instances: dict[str, int], lane: str) -> dict[str, str]:
+        """A lane's instances as functions-framework's gunicorn workers, each with the
+        threads one deployed instance has (infra/env.py gives it WORKERS 1)."""
+        return {"WORKERS": str(instances[lane]), "THREADS": str(self.options.deliver_concurrency)}
 
     def provider_of(self, name: str) -> str:
         """The provider of one of this stack's sources."""
