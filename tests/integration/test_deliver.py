@@ -595,6 +595,42 @@ def test_a_delivered_event_is_never_marked_dead(deliver_app, runtime, wp, event,
     assert backends.record(key)["status"] == "delivered"
 
 
+@pytest.mark.parametrize(
+    ("verdict", "reason"), [("failed", "422"), ("held", "paused"), ("dead", "attempts_exhausted")]
+)
+def test_a_dead_letter_leaves_a_verdict_it_reads_as_it_stands(
+    deliver_app, runtime, wp, event, backends, capsys, verdict, reason
+):
+    """DESIGN's status machine: failed and held leave only by replay. A dead letter for an
+    event another push already settled (Pub/Sub delivers at least once: a copy nacked five
+    times while another was answered) must not turn it into ``dead`` and hide the reason
+    on-call needs: WordPress's 422 is the story, not exhausted attempts, and a held event
+    marked dead would be skipped by the resume that replays the held ones."""
+    if verdict == "held":
+        runtime(PAUSE_WP_DELIVERY="1")
+    key = event()
+    if verdict == "failed":
+        wp.script = [422]
+    elif verdict == "dead":
+        wp.script = [503]
+    assert push(deliver_app, key) == (503 if verdict == "dead" else 204)
+    if verdict == "dead":
+        assert push(deliver_app, key, path="/dead") == 204
+    before = backends.record(key)
+    assert before["status"] == verdict
+    capsys.readouterr()
+    assert push(deliver_app, key, path="/dead") == 204  # acked: nothing left to do
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    line = next(x for x in lines if x.get("event_key") == key)
+    assert line["outcome"] == "already_settled"
+    assert line["reason"] == f"already_{verdict}"
+    assert line["severity"] == "INFO"  # the verdict alerted (failed) or was chosen (held)
+    after = backends.record(key)
+    assert after["status"] == verdict
+    assert reason in str(after["last_error"])
+    assert after["updated_at"] == before["updated_at"]  # not written at all
+
+
 def test_a_missing_raw_payload_is_a_permanent_failure(deliver_app, runtime, wp, event, backends):
     key = event()
     backends.bucket.blob(backends.record(key)["raw_uri"].split("/", 3)[3]).delete()

@@ -52,6 +52,7 @@ class Outcome(StrEnum):
 
     DELIVERED = "delivered"
     ALREADY_DELIVERED = "already_delivered"
+    ALREADY_SETTLED = "already_settled"  # a dead letter for a failed, held or dead event
     HELD = "held"
     FAILED = "failed"
     DEAD = "dead"
@@ -210,6 +211,10 @@ class Deliverer:
             if status == Status.DELIVERED.value:
                 return Result(Outcome.ALREADY_DELIVERED)
             if dead_letter:
+                if status in _VERDICTS:
+                    # Another copy's verdict stands (they leave only by replay), with its
+                    # reason: a 422 is what on-call needs to read, not exhausted attempts.
+                    return Result(Outcome.ALREADY_SETTLED, reason=f"already_{status}")
                 self._settle(snapshot, Status.DEAD, last_error="attempts_exhausted")
                 return Result(Outcome.DEAD, reason="attempts_exhausted")
             if self.paused(control):

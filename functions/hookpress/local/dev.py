@@ -100,6 +100,10 @@ def format_event(record: dict[str, Any]) -> str | None:
             detail = "delivered" + (f" ({', '.join(parts)})" if parts else "")
         elif outcome == "already_delivered":
             detail = "already delivered"
+        elif outcome == "already_settled":
+            detail = "dead letter for an event already " + str(reason or "?").removeprefix(
+                "already_"
+            )
         elif outcome == "held":
             detail = "held (deliveries are paused)"
         elif outcome == "dead":
