@@ -359,7 +359,7 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"{result['bulk_events']} bulk events. Latency: the record's `delivered_at` − "
         "`received_at`.",
         "",
-        "| run | flood | deliver threads per lane | high p50 alone | high p95 alone | "
+        "| run | flood | deliveries at once per lane | high p50 alone | high p95 alone | "
         "high p50 in flood | high p95 in flood | p95 ratio | bulk waiting (first / median / "
         "last high event) | bulk drained |",
         "|---|---|---|---|---|---|---|---|---|---|",
