@@ -20,9 +20,13 @@ SOURCES = {
 }
 
 
+def _program(run, **overrides):
+    return run(sources=json.dumps(SOURCES), manageSecretValues="false", **overrides)
+
+
 @pytest.fixture
 def graph(run):
-    return run(sources=json.dumps(SOURCES), manageSecretValues="false")
+    return _program(run)
 
 
 def _subscriptions(graph):
@@ -119,11 +123,7 @@ def test_the_local_stack_runs_each_lanes_deliver_as_it_deploys(run, tmp_path, ca
     from hookpress.local.stack import LocalStack, StackOptions
 
     keys = {"wpConcurrencyCap": cap, "deliverConcurrency": concurrency}
-    graph = run(
-        sources=json.dumps(SOURCES),
-        manageSecretValues="false",
-        **{k: v for k, v in keys.items() if v is not None},
-    )
+    graph = _program(run, **{k: v for k, v in keys.items() if v is not None})
     sized = {} if cap is None else {"wp_cap": int(cap), "deliver_concurrency": int(concurrency)}
     options = StackOptions(sources=_local(SOURCES), **sized)
     stack = LocalStack(tmp_path, options)
