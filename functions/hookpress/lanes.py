@@ -37,7 +37,7 @@ LANES = ("high", "normal", "bulk")
 
 #: Pushes one deliver instance serves at once unless the stack's ``deliverConcurrency``
 #: says otherwise (infra/config/functions.py): one, so an instance is gunicorn's sync
-#: worker (functions-framework runs its threaded worker only for THREADS > 1).
+#: worker (gunicorn runs its threaded worker only for THREADS > 1).
 DELIVER_CONCURRENCY = 1
 
 
