@@ -189,11 +189,16 @@ def test_delivers_and_records_everything(deliver_app, runtime, wp, event, backen
     assert record["last_error"] is None
 
 
+def _log_line(key: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """Deliver's JSON log line about ``key`` among what was printed since the last read."""
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    return next(x for x in lines if x.get("event_key") == key)
+
+
 def _pushed_log_line(app: Any, key: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     capsys.readouterr()
     push(app, key)
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
-    return next(x for x in lines if x.get("event_key") == key)
+    return _log_line(key, capsys)
 
 
 def test_the_log_line_says_how_long_wordpress_took(deliver_app, runtime, wp, event, capsys):
@@ -620,8 +625,7 @@ def test_a_dead_letter_leaves_a_verdict_it_reads_as_it_stands(
     assert before["status"] == verdict
     capsys.readouterr()
     assert push(deliver_app, key, path="/dead") == 204  # acked: nothing left to do
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
-    line = next(x for x in lines if x.get("event_key") == key)
+    line = _log_line(key, capsys)
     assert line["outcome"] == "already_settled"
     assert line["reason"] == f"already_{verdict}"
     assert line["severity"] == "INFO"  # the verdict alerted (failed) or was chosen (held)
