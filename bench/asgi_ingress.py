@@ -17,13 +17,19 @@ failure path (503s, retries, timeouts, the duplicate and republish paths,
 claims, the mark's precondition failing), the marks' flusher, TLS and tokens.
 ``nox -s bench -- --only ingress --asgi-candidate`` serves it beside the
 ingress, taking turns with the other fronts.
+
+``served_calls`` is a yardstick for it (``--yardsticks``): ``bench/served_calls.py``'s
+floor in this mode, the three calls in DESIGN's order on this module's wire and
+nothing of the ingress's own work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,6 +40,7 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bench.served_calls import Floor
 from hookpress.backends._rest import endpoint_url
 from hookpress.backends.firestore import EventRecords, json_bytes
 from hookpress.backends.gcs import create_only_upload_path, multipart_upload
@@ -225,6 +232,16 @@ class _Backends:
 
 
 _state: dict[str, Any] = {}
+_ids = itertools.count()
+_tag = secrets.token_hex(4)
+
+
+def _started() -> tuple[Ingestor, _Backends]:
+    """The instance's runtime, built by its first request (as the ingress's is)."""
+    if not _state:
+        ingestor = build_ingestor(__import__("os").environ)
+        _state.update(ingestor=ingestor, backends=_Backends(ingestor))
+    return _state["ingestor"], _state["backends"]
 
 
 def _answer(status: int, body: dict[str, Any]) -> Response:
@@ -241,11 +258,7 @@ def _answer(status: int, body: dict[str, Any]) -> Response:
 async def ingress(request: Request) -> Response:
     """Verify, store, publish: the accepted path of ``hookpress.ingress`` on one event loop."""
     started = time.perf_counter()
-    if not _state:
-        ingestor = build_ingestor(__import__("os").environ)
-        _state.update(ingestor=ingestor, backends=_Backends(ingestor))
-    ingestor: Ingestor = _state["ingestor"]
-    backends: _Backends = _state["backends"]
+    ingestor, backends = _started()
     settings = ingestor.settings
     name = request.url.path.strip("/")
     source = settings.sources.get(name)
@@ -322,4 +335,20 @@ async def ingress(request: Request) -> Response:
         duration_ms=round((time.perf_counter() - started) * 1000, 2),
         trace=trace_field(settings.project, headers),
     )
+    return _answer(202, {"status": "accepted", "event_id": key})
+
+
+@functions_framework.aio.http  # type: ignore[misc]
+async def served_calls(request: Request) -> Response:
+    """The floor's three calls for this body (the upload ∥ the create, then the publish), 202."""
+    ingestor, backends = _started()
+    if "floor" not in _state:
+        _state["floor"] = Floor(ingestor.settings)  # for its forms: its clients stay unused
+    floor: Floor = _state["floor"]
+    source = ingestor.settings.sources[request.url.path.strip("/")]
+    body = await request.body()
+    pid = f"asgi-served-{_tag}-{next(_ids)}"
+    key, name, record, metadata, attributes = floor.forms(source, pid, body)
+    await asyncio.gather(backends.put(name, body, metadata), backends.create(key, record))
+    await backends.publish(key, source.name, attributes)
     return _answer(202, {"status": "accepted", "event_id": key})

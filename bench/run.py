@@ -82,6 +82,14 @@ BARE = REPO / "bench" / "bare_function.py"
 INGRESS = FUNCTIONS / "ingress" / "main.py"
 ASGI_INGRESS = REPO / "bench" / "asgi_ingress.py"  # a candidate: see its docstring
 SERVED = REPO / "bench" / "served_calls.py"  # the floor's calls over HTTP: see its docstring
+#: ``--yardsticks``: the served calls in functions-framework's ASGI mode (DESIGN's order),
+#: and in Flask mode with the publish sent alongside the writes (not DESIGN's order): what
+#: a handler making the three calls could reach on either server mode, and what the order
+#: costs. Front name: (source, target, ASGI mode). See bench/served_calls.py.
+YARDSTICKS: dict[str, tuple[Path, str, bool]] = {
+    "served_calls_asgi": (ASGI_INGRESS, "served_calls", True),
+    "served_calls_overlapped": (SERVED, "served_overlapped", False),
+}
 DELIVER = FUNCTIONS / "deliver" / "main.py"
 CONCURRENCY = (1, 16, 64)
 SWEEP = ((1, 8), (1, 16), (1, 32), (1, 64), (2, 16), (3, 16), (4, 16))
@@ -308,7 +316,12 @@ ROUNDS = 3  # each front's load in this many interleaved parts (see figure_ingre
 
 
 def figure_ingress(
-    bench: Bench, plan: Plan, levels: Sequence[int] = CONCURRENCY, *, asgi: bool = False
+    bench: Bench,
+    plan: Plan,
+    levels: Sequence[int] = CONCURRENCY,
+    *,
+    asgi: bool = False,
+    yardsticks: bool = False,
 ) -> dict[str, Any]:
     """Ingress, bare 202, the seed's design and direct calls at each concurrency, same events.
 
@@ -317,7 +330,9 @@ def figure_ingress(
     goes to each front in turn (the order rotating per round) with all the
     servers up. A front's figures are its rounds pooled; a drift in the
     machine's load falls on every front alike instead of on whichever ran last.
-    With ``asgi``, one more front: the candidate ``bench/asgi_ingress.py``.
+    With ``asgi``, one more front: the candidate ``bench/asgi_ingress.py``. With
+    ``yardsticks``, two more: the served calls in ASGI mode and with the publish
+    overlapped (:data:`YARDSTICKS`).
     """
     out: dict[str, Any] = {
         "levels": [],
@@ -352,8 +367,13 @@ def figure_ingress(
                 "direct_calls": (None, False),
                 "direct_same": (None, False),
             }
+            asgi_env = {**bench.env, "FUNCTION_USE_ASGI": "1"}
+            for name, (source, target, in_asgi) in YARDSTICKS.items() if yardsticks else ():
+                server = Server(
+                    source, target, asgi_env if in_asgi else bench.env, threads=threads, cwd=REPO
+                )
+                fronts[name] = (stack.enter_context(server), False)
             if asgi:
-                asgi_env = {**bench.env, "FUNCTION_USE_ASGI": "1"}
                 fronts["ingress_asgi"] = (
                     stack.enter_context(
                         Server(ASGI_INGRESS, "ingress", asgi_env, workers=1, threads=threads)
@@ -424,6 +444,21 @@ def figure_ingress(
             "ingress_cpu_vs_served": _vs(i, sc, "cpu_ms_per_request"),
             "ingress_p50_vs_served": _vs(i, sc, "p50_ms"),
         }
+        for name in YARDSTICKS if yardsticks else ():
+            y = totals[name].figures()
+            level[name] = y
+            level["_latencies"][name] = totals[name].latencies_s
+            level[f"{name}_vs"] = {
+                "p50_vs_direct": _vs(y, d, "p50_ms"),
+                "p50_vs_direct_same": _vs(y, ds, "p50_ms"),
+                "p99_vs_direct": _vs(y, d, "p99_ms"),
+                "cpu_vs_bare": _vs(y, b, "cpu_ms_per_request"),
+                "cpu_vs_served": _vs(y, sc, "cpu_ms_per_request"),
+            }
+            if seed_result is not None:
+                level[f"{name}_vs"]["cpu_vs_seed"] = _vs(
+                    y, seed_result.figures(), "cpu_ms_per_request"
+                )
         if "ingress_asgi" in totals:
             a = totals["ingress_asgi"].figures()
             level["ingress_asgi"] = a
@@ -1547,6 +1582,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(bench/asgi_ingress.py)",
     )
     parser.add_argument(
+        "--yardsticks",
+        action="store_true",
+        help="with --only ingress: two more fronts, the three calls served in ASGI mode and "
+        "with the publish overlapped (YARDSTICKS)",
+    )
+    parser.add_argument(
         "--deliver-profile", type=Path, help="with --only drain: py-spy on deliver, to this folder"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -1591,7 +1632,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if not args.no_seed:
                         bench.seed = anchors.enter_context(SeedAnchor())
                     levels = [int(c) for c in args.levels.split(",")]
-                    only["ingress"] = figure_ingress(bench, plan, levels, asgi=args.asgi_candidate)
+                    only["ingress"] = figure_ingress(
+                        bench, plan, levels, asgi=args.asgi_candidate, yardsticks=args.yardsticks
+                    )
                 for level in only["ingress"]["levels"]:
                     level.pop("_latencies")
             write_json(args.out / "only.json", only)

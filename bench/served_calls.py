@@ -12,23 +12,32 @@ the calls' own work); what the ingress costs over it is the ingress's own work.
 Neither is a target of issue 12: they say where its c = 1 figures go.
 :func:`bench.run.direct_same_calls` makes the same calls, through
 :func:`floor_event`, in the benchmark's own process.
+
+``served_overlapped`` is a second yardstick (``--yardsticks``): the same three
+calls with the publish sent alongside the two writes instead of after them.
+That is *not* DESIGN.md's order (a message would be out before the event is
+durable; the ingress never does it): it measures what that order costs in
+latency, which no handler keeping it can win back. ``bench/asgi_ingress.py``'s
+``served_calls`` is the third: DESIGN's order in functions-framework's ASGI mode.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import os
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import functions_framework
 from flask import Request, Response
 
 from hookpress.backends.firestore import EventRecords
 from hookpress.backends.gcs import RawStore
-from hookpress.backends.pubsub import EventPublisher
+from hookpress.backends.pubsub import EventPublisher, message_data
 from hookpress.events import event_key, message_attributes
 from hookpress.ingress._pipeline import stored_forms
 from hookpress.settings import IngressSettings
@@ -36,7 +45,7 @@ from hookpress.settings import IngressSettings
 if TYPE_CHECKING:
     from hookpress.settings import SourceConfig
 
-__all__ = ["Floor", "served"]
+__all__ = ["Floor", "served", "served_overlapped"]
 
 
 class Floor:
@@ -51,13 +60,12 @@ class Floor:
         )
         self.publisher = EventPublisher(project, settings.events_topic, timeout_s)
 
-    def event(self, source: SourceConfig, pid: str, body: bytes) -> str:
-        """Store ``body`` under a new key and publish it: the upload ∥ the create, then publish.
-
-        The object, record and message are built as the ingress builds them
-        (``stored_forms``, ``message_attributes``), with the ``event_type`` the
-        benchmark's events carry; building them is part of the work.
-        """
+    def forms(
+        self, source: SourceConfig, pid: str, body: bytes
+    ) -> tuple[str, str, dict[str, Any], dict[str, str], dict[str, str]]:
+        """The key, object name, record, object metadata and message attributes of a new event,
+        built as the ingress builds them (``stored_forms``, ``message_attributes``), with the
+        ``event_type`` the benchmark's events carry; building them is part of the work."""
         key = event_key(source.name, pid)
         received_at = datetime.fromtimestamp(time.time(), UTC)
         name, record, metadata = stored_forms(
@@ -71,11 +79,37 @@ class Floor:
             event_type="bench.event",
         )
         record["publish_claimed_at"] = received_at
-        attributes = message_attributes(record)
+        return key, name, record, metadata, message_attributes(record)
+
+    def event(self, source: SourceConfig, pid: str, body: bytes) -> str:
+        """Store ``body`` under a new key and publish it: the upload ∥ the create, then publish."""
+        key, name, record, metadata, attributes = self.forms(source, pid, body)
         stored = self.raw.start_put(name, body, metadata)
         self.records.create(key, record)
         stored()
         self.publisher.publish(key, source.name, attributes)
+        return key
+
+    def event_overlapped(self, source: SourceConfig, pid: str, body: bytes) -> str:
+        """The same three calls, the publish on the wire with the two writes (not DESIGN's
+        order: see the module's docstring). One publish per request, written at once as
+        the upload is, so no thread and no grouping stands between the three."""
+        key, name, record, metadata, attributes = self.forms(source, pid, body)
+        stored = self.raw.start_put(name, body, metadata)
+        message = {
+            "data": base64.b64encode(message_data(key)).decode("ascii"),
+            "attributes": {**attributes, "event_key": key, "source": source.name},
+        }
+        published = self.publisher._rest().send(  # a yardstick, not the adapter
+            "POST",
+            f"/v1/{self.publisher.topic_path}:publish",
+            json.dumps({"messages": [message]}, separators=(",", ":")).encode(),
+            {"Content-Type": "application/json"},
+        )
+        self.records.create(key, record)
+        stored()
+        if published.result().status != 200:
+            raise RuntimeError("publish refused")
         return key
 
 
@@ -84,14 +118,32 @@ _ids = itertools.count()
 _tag = secrets.token_hex(4)
 
 
-@functions_framework.http
-def served(request: Request) -> Response:
-    """The floor's three calls for this body, then 202 with a body the size of the ingress's."""
+def _floor_now() -> Floor:
     global _floor
     if _floor is None:  # the first request builds it, as the ingress's does
         _floor = Floor(IngressSettings.from_env(os.environ))
-    source = _floor.settings.sources[request.path.strip("/")]
-    key = _floor.event(source, f"served-{_tag}-{next(_ids)}", request.get_data())
+    return _floor
+
+
+def _accepted(key: str) -> Response:
+    """202 with a body the size of the ingress's."""
     return Response(
         f'{{"status":"accepted","event_id":"{key}"}}', status=202, mimetype="application/json"
     )
+
+
+@functions_framework.http
+def served(request: Request) -> Response:
+    """The floor's three calls for this body, in DESIGN's order, then 202."""
+    floor = _floor_now()
+    source = floor.settings.sources[request.path.strip("/")]
+    return _accepted(floor.event(source, f"served-{_tag}-{next(_ids)}", request.get_data()))
+
+
+@functions_framework.http
+def served_overlapped(request: Request) -> Response:
+    """The three calls with the publish alongside the writes (a yardstick only), then 202."""
+    floor = _floor_now()
+    source = floor.settings.sources[request.path.strip("/")]
+    pid = f"overlapped-{_tag}-{next(_ids)}"
+    return _accepted(floor.event_overlapped(source, pid, request.get_data()))
