@@ -376,7 +376,7 @@ def figure_ingress(
             if asgi:
                 fronts["ingress_asgi"] = (
                     stack.enter_context(
-                        Server(ASGI_INGRESS, "ingress", asgi_env, workers=1, threads=threads)
+                        Server(ASGI_INGRESS, "ingress", asgi_env, threads=threads, cwd=REPO)
                     ),
                     False,
                 )
