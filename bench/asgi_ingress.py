@@ -26,7 +26,6 @@ nothing of the ingress's own work.
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import json
 import secrets
@@ -44,7 +43,7 @@ from bench.served_calls import Floor
 from hookpress.backends._rest import endpoint_url
 from hookpress.backends.firestore import EventRecords, json_bytes
 from hookpress.backends.gcs import create_only_upload_path, multipart_upload
-from hookpress.backends.pubsub import message_data
+from hookpress.backends.pubsub import event_message
 from hookpress.events import (
     bodies_collection,
     body_marker_key,
@@ -224,11 +223,7 @@ class _Backends:
         return [str(i) for i in json.loads(data)["messageIds"]]
 
     async def publish(self, key: str, source: str, attributes: dict[str, str]) -> str:
-        message = {
-            "data": base64.b64encode(message_data(key)).decode("ascii"),
-            "attributes": {**attributes, "event_key": key, "source": source},
-        }
-        return await self.publishes(message)  # type: ignore[no-any-return]
+        return await self.publishes(event_message(key, source, attributes))  # type: ignore[no-any-return]
 
 
 _state: dict[str, Any] = {}

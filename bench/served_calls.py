@@ -2,7 +2,7 @@
 
 A functions-framework handler, served by the same gunicorn threads as the
 ingress, that makes exactly the floor's three calls for the request's body
-(:func:`floor_event`: the GCS upload ∥ the record's create, then the
+(:meth:`Floor.event`: the GCS upload ∥ the record's create, then the
 publish, with the objects the ingress would store) and answers 202. No
 verification, parsing, body marker, claim, mark or log line.
 
@@ -11,7 +11,7 @@ server on this machine (CPU that a waiting request spends on waking, besides
 the calls' own work); what the ingress costs over it is the ingress's own work.
 Neither is a target of issue 12: they say where its c = 1 figures go.
 :func:`bench.run.direct_same_calls` makes the same calls, through
-:func:`floor_event`, in the benchmark's own process.
+:meth:`Floor.event`, in the benchmark's own process.
 
 ``served_overlapped`` is a second yardstick (``--yardsticks``): the same three
 calls with the publish sent alongside the two writes instead of after them.
@@ -23,7 +23,6 @@ latency, which no handler keeping it can win back. ``bench/asgi_ingress.py``'s
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import os
@@ -37,7 +36,7 @@ from flask import Request, Response
 
 from hookpress.backends.firestore import EventRecords
 from hookpress.backends.gcs import RawStore
-from hookpress.backends.pubsub import EventPublisher, message_data
+from hookpress.backends.pubsub import EventPublisher, event_message
 from hookpress.events import event_key, message_attributes
 from hookpress.ingress._pipeline import stored_forms
 from hookpress.settings import IngressSettings
@@ -96,10 +95,7 @@ class Floor:
         the upload is, so no thread and no grouping stands between the three."""
         key, name, record, metadata, attributes = self.forms(source, pid, body)
         stored = self.raw.start_put(name, body, metadata)
-        message = {
-            "data": base64.b64encode(message_data(key)).decode("ascii"),
-            "attributes": {**attributes, "event_key": key, "source": source.name},
-        }
+        message = event_message(key, source.name, attributes)
         published = self.publisher._rest().send(  # a yardstick, not the adapter
             "POST",
             f"/v1/{self.publisher.topic_path}:publish",

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from hookpress.backends._rest import Endpoint
 
-__all__ = ["EventPublisher", "Message", "message_data"]
+__all__ = ["EventPublisher", "Message", "event_message", "message_data"]
 
 # A publish request takes up to 1,000 messages and 10 MB in all
 # (https://cloud.google.com/pubsub/quotas#resource_limits). Messages are counted
@@ -55,6 +55,21 @@ class Message(TypedDict):
 
     data: str
     attributes: dict[str, str]
+
+
+def event_message(
+    key: str,
+    source: str,
+    attributes: Mapping[str, str] | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> Message:
+    """The message that announces ``key``: :func:`message_data` as its data, and
+    ``attributes`` (:func:`hookpress.events.message_attributes`) with the key and the
+    source as its labels (the lane subscriptions filter on ``lane``)."""
+    return {
+        "data": base64.b64encode(message_data(key, payload)).decode("ascii"),
+        "attributes": {**(attributes or {}), "event_key": key, "source": source},
+    }
 
 
 def _message_size(message: Message) -> int:
@@ -112,17 +127,8 @@ class EventPublisher:
         attributes: Mapping[str, str] | None = None,
         payload: Mapping[str, Any] | None = None,
     ) -> str:
-        """Publish the key; the message id once Pub/Sub has it, else BackendError.
-
-        ``attributes`` (:func:`hookpress.events.message_attributes`) label the
-        message: the lane subscriptions filter on ``lane``.
-        """
-        return self.send(
-            {
-                "data": base64.b64encode(message_data(key, payload)).decode("ascii"),
-                "attributes": {**(attributes or {}), "event_key": key, "source": source},
-            }
-        )
+        """Publish :func:`event_message`; the message id once Pub/Sub has it, else BackendError."""
+        return self.send(event_message(key, source, attributes, payload))
 
     def send(self, message: Message) -> str:
         """Publish one message as built (the seam the local stack's publishers wrap)."""
