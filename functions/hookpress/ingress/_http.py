@@ -17,9 +17,20 @@ from hookpress.ingress._pipeline import Ingestor, Outcome, Result
 from hookpress.logs import Logger, trace_field
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from flask import Request, Response
 
-__all__ = ["STATUS", "handle", "lower_headers", "read_bounded", "respond"]
+__all__ = [
+    "STATUS",
+    "answer",
+    "handle",
+    "log_result",
+    "lower_headers",
+    "read_bounded",
+    "refusal",
+    "respond",
+]
 
 STATUS: dict[Outcome, int] = {
     Outcome.ACCEPTED: 202,
@@ -80,17 +91,8 @@ def read_bounded(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def respond(result: Result, retry_after_s: int, *, body_consumed: bool = True) -> Response:
-    """The HTTP answer for ``result``.
-
-    When the request body was not (fully) read, the answer is a streamed
-    response with ``Connection: close``: functions-framework reads the whole
-    remaining body into memory after every non-streamed response, which for a
-    refused multi-gigabyte chunked upload is exactly what we must not do, and
-    closing the connection spares the server from draining it.
-    """
-    from flask import Response
-
+def answer(result: Result, retry_after_s: int) -> tuple[int, str, dict[str, str]]:
+    """The status, JSON body and headers of the answer to ``result``, whatever the server."""
     status = STATUS[result.outcome]
     body: dict[str, Any]
     headers: dict[str, str] = {"Cache-Control": "no-store"}
@@ -107,11 +109,40 @@ def respond(result: Result, retry_after_s: int, *, body_consumed: bool = True) -
             headers["Retry-After"] = str(retry_after_s)
         elif result.outcome is Outcome.METHOD_NOT_ALLOWED:
             headers["Allow"] = "POST"
-    payload = json.dumps(body, separators=(",", ":"))
+    return status, json.dumps(body, separators=(",", ":")), headers
+
+
+def respond(result: Result, retry_after_s: int, *, body_consumed: bool = True) -> Response:
+    """The HTTP answer for ``result``.
+
+    When the request body was not (fully) read, the answer is a streamed
+    response with ``Connection: close``: functions-framework reads the whole
+    remaining body into memory after every non-streamed response, which for a
+    refused multi-gigabyte chunked upload is exactly what we must not do, and
+    closing the connection spares the server from draining it.
+    """
+    from flask import Response
+
+    status, payload, headers = answer(result, retry_after_s)
     if body_consumed:
         return Response(payload, status=status, mimetype="application/json", headers=headers)
     headers["Connection"] = "close"
     return Response(iter([payload]), status=status, mimetype="application/json", headers=headers)
+
+
+def refusal(
+    ingestor: Ingestor, method: str, name: str, headers: Mapping[str, str]
+) -> Result | None:
+    """The answer to a request refused before its body is read, or None to read it."""
+    if method != "POST":
+        return Result(Outcome.METHOD_NOT_ALLOWED)
+    if name not in ingestor.settings.sources:
+        return Result(Outcome.UNKNOWN_SOURCE)
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding not in {"", "identity"}:
+        # Refused before reading: a compressed body is a decompression bomb we need not risk.
+        return Result(Outcome.UNSUPPORTED_ENCODING, reason="content_encoding")
+    return None
 
 
 def _route(
@@ -120,15 +151,9 @@ def _route(
     """The result, the source name as requested, and whether the body was read whole."""
     settings = ingestor.settings
     name = request.path.strip("/")
-    source = settings.sources.get(name)
-    if request.method != "POST":
-        return Result(Outcome.METHOD_NOT_ALLOWED), name, False
-    if source is None:
-        return Result(Outcome.UNKNOWN_SOURCE), name, False
-    encoding = headers.get("content-encoding", "").strip().lower()
-    if encoding not in {"", "identity"}:
-        # Refused before reading: a compressed body is a decompression bomb we need not risk.
-        return Result(Outcome.UNSUPPORTED_ENCODING, reason="content_encoding"), name, False
+    refused = refusal(ingestor, request.method, name, headers)
+    if refused is not None:
+        return refused, name, False
     try:
         body = read_bounded(request, settings.max_body_bytes)
     except ClientDisconnected:
@@ -136,18 +161,21 @@ def _route(
     if body is None:
         return Result(Outcome.TOO_LARGE, reason="body_over_limit"), name, False
     query = request.query_string.decode("latin-1")
-    return ingestor.ingest(source, headers, body, query), name, True
+    return ingestor.ingest(settings.sources[name], headers, body, query), name, True
 
 
-def handle(ingestor: Ingestor, request: Request, log: Logger) -> Response:
-    """Answer one request and write its one log line."""
-    started = time.perf_counter()
-    headers = lower_headers(request)
-    result, name, consumed = _route(ingestor, request, headers)
+def log_result(
+    ingestor: Ingestor,
+    log: Logger,
+    result: Result,
+    name: str,
+    headers: Mapping[str, str],
+    started: float,
+) -> None:
+    """The request's one log line (``started``: its ``time.perf_counter()``)."""
     status = STATUS[result.outcome]
-    severity = "WARNING" if status == 503 else "INFO"
     log.log(
-        severity,
+        "WARNING" if status == 503 else "INFO",
         f"ingress {result.outcome.value}",
         source=name[:64],
         event_key=result.event_key,
@@ -157,4 +185,12 @@ def handle(ingestor: Ingestor, request: Request, log: Logger) -> Response:
         duration_ms=round((time.perf_counter() - started) * 1000, 2),
         trace=trace_field(ingestor.settings.project, headers),
     )
+
+
+def handle(ingestor: Ingestor, request: Request, log: Logger) -> Response:
+    """Answer one request and write its one log line."""
+    started = time.perf_counter()
+    headers = lower_headers(request)
+    result, name, consumed = _route(ingestor, request, headers)
+    log_result(ingestor, log, result, name, headers, started)
     return respond(result, ingestor.settings.retry_after_s, body_consumed=consumed)
