@@ -39,6 +39,7 @@ import hmac
 import io
 import json
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -81,6 +82,7 @@ from hookpress.signatures import SCHEMES
 BARE = REPO / "bench" / "bare_function.py"
 INGRESS = FUNCTIONS / "ingress" / "main.py"
 ASGI_INGRESS = REPO / "bench" / "asgi_ingress.py"  # a candidate: see its docstring
+ASGI_PIPELINE = REPO / "bench" / "asgi_pipeline.py"  # another: see its docstring
 SERVED = REPO / "bench" / "served_calls.py"  # the floor's calls over HTTP: see its docstring
 #: ``--yardsticks``: the served calls in functions-framework's ASGI mode (DESIGN's order),
 #: and in Flask mode with the publish sent alongside the writes (not DESIGN's order): what
@@ -322,6 +324,7 @@ def figure_ingress(
     *,
     asgi: bool = False,
     yardsticks: bool = False,
+    pipeline: bool = False,
 ) -> dict[str, Any]:
     """Ingress, bare 202, the seed's design and direct calls at each concurrency, same events.
 
@@ -330,9 +333,10 @@ def figure_ingress(
     goes to each front in turn (the order rotating per round) with all the
     servers up. A front's figures are its rounds pooled; a drift in the
     machine's load falls on every front alike instead of on whichever ran last.
-    With ``asgi``, one more front: the candidate ``bench/asgi_ingress.py``. With
-    ``yardsticks``, two more: the served calls in ASGI mode and with the publish
-    overlapped (:data:`YARDSTICKS`).
+    With ``asgi``, one more front: the candidate ``bench/asgi_ingress.py``; with
+    ``pipeline``, the candidate ``bench/asgi_pipeline.py``. With ``yardsticks``, two
+    more: the served calls in ASGI mode and with the publish overlapped
+    (:data:`YARDSTICKS`).
     """
     out: dict[str, Any] = {
         "levels": [],
@@ -347,8 +351,15 @@ def figure_ingress(
         split: tuple[list[float], list[float]] = ([], [])
         events = event_bodies(n, secrets.token_hex(3))
         parts = [events[r::ROUNDS] for r in range(ROUNDS)]
-        # the candidate's own events (the same sizes and sources): the ingress stores these
-        asgi_events = event_bodies(n, secrets.token_hex(3)) if asgi else []
+        # each candidate's own events (the same sizes and sources): the ingress stores these
+        candidates = {
+            name: (source, event_bodies(n, secrets.token_hex(3)))
+            for name, source, wanted in (
+                ("ingress_asgi", ASGI_INGRESS, asgi),
+                ("ingress_asgi_pipeline", ASGI_PIPELINE, pipeline),
+            )
+            if wanted
+        }
         totals: dict[str, LoadResult] = {}
         with contextlib.ExitStack() as stack:
             ingress_server = stack.enter_context(
@@ -373,10 +384,10 @@ def figure_ingress(
                     source, target, asgi_env if in_asgi else bench.env, threads=threads, cwd=REPO
                 )
                 fronts[name] = (stack.enter_context(server), False)
-            if asgi:
-                fronts["ingress_asgi"] = (
+            for name, (source, _) in candidates.items():
+                fronts[name] = (
                     stack.enter_context(
-                        Server(ASGI_INGRESS, "ingress", asgi_env, threads=threads, cwd=REPO)
+                        Server(source, "ingress", asgi_env, threads=threads, cwd=REPO)
                     ),
                     False,
                 )
@@ -395,7 +406,7 @@ def figure_ingress(
                     elif target is None:
                         result = direct_calls(bench, len(part), c)
                     else:
-                        mine = asgi_events[r::ROUNDS] if name == "ingress_asgi" else part
+                        mine = candidates[name][1][r::ROUNDS] if name in candidates else part
                         signed = seed_requests(mine) if as_seed else bench.signed(mine)
                         result = run_load(target.port, signed, c, target)
                         if name == "ingress" and c == 1:  # one connection: answers in order
@@ -459,20 +470,21 @@ def figure_ingress(
                 level[f"{name}_vs"]["cpu_vs_seed"] = _vs(
                     y, seed_result.figures(), "cpu_ms_per_request"
                 )
-        if "ingress_asgi" in totals:
-            a = totals["ingress_asgi"].figures()
-            level["ingress_asgi"] = a
-            level["_latencies"]["ingress_asgi"] = totals["ingress_asgi"].latencies_s
-            level["asgi_vs"] = {
+        for name, vs in (("ingress_asgi", "asgi_vs"), ("ingress_asgi_pipeline", "pipeline_vs")):
+            if name not in totals:
+                continue
+            a = totals[name].figures()
+            level[name] = a
+            level["_latencies"][name] = totals[name].latencies_s
+            level[vs] = {
                 "cpu_vs_bare": _vs(a, b, "cpu_ms_per_request"),
                 "cpu_vs_ingress": _vs(a, i, "cpu_ms_per_request"),
                 "p50_vs_direct": _vs(a, d, "p50_ms"),
                 "p99_vs_direct": _vs(a, d, "p99_ms"),
+                "p50_vs_ingress": _vs(a, i, "p50_ms"),
             }
             if seed_result is not None:
-                level["asgi_vs"]["cpu_vs_seed"] = _vs(
-                    a, seed_result.figures(), "cpu_ms_per_request"
-                )
+                level[vs]["cpu_vs_seed"] = _vs(a, seed_result.figures(), "cpu_ms_per_request")
         if split[0] and split[1]:
             level["ingress_p50_ms_by_marker"] = {
                 "marker": summary(split[0])["p50_ms"],
@@ -766,13 +778,17 @@ def _deployed_configuration(
     return wrapper, cloud
 
 
-def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
+def figure_cold_start(
+    bench: Bench, plan: Plan, out_dir: Path, *, pipeline: bool = False
+) -> dict[str, Any]:
     """Process start to first answer, each function from its deployed archive and venv.
 
     ingress: a signed event (202); deliver: a push of a stored event, delivered to a
     stand-in WordPress (201); hello: functions-framework's bare hello, same Python.
     Then once more each with ``-X importtime``: every module imported before the
-    first answer, kept in ``importtime/<name>.txt`` and summed per package.
+    first answer, kept in ``importtime/<name>.txt`` and summed per package. With
+    ``pipeline``, one more case: the candidate ``bench/asgi_pipeline.py`` dropped into
+    the ingress's archive, served in ASGI mode from it.
     """
     wordpress = _WordPressStandIn()
     ingress_dir, ingress_python = deployed("ingress", bench.workdir)
@@ -829,6 +845,16 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
             ),
         ),
     }
+    if pipeline:
+        shutil.copy(ASGI_PIPELINE, ingress_dir / "asgi_pipeline.py")
+        cases["ingress_asgi_pipeline"] = (
+            ingress_dir / "asgi_pipeline.py",
+            "ingress",
+            ingress_python,
+            ingress_dir,
+            bench.env,
+            lambda: bench.requests(1)[0],
+        )
     out: dict[str, Any] = {}
     imports = out_dir / "importtime"
     imports.mkdir(parents=True, exist_ok=True)
@@ -889,7 +915,7 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
             "imports": {**kept[1][1], "totals_ms": [entry[0] for entry in kept]},
         }
     hello = out["hello"]["seconds"]
-    for name in ("ingress", "deliver", "ingress_cloud", "deliver_cloud"):
+    for name in names[1:]:
         out[name]["vs_hello"] = round(out[name]["seconds"] / hello, 3)
     version = subprocess.run(  # noqa: S603 - fixed argv
         [ingress_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -1582,6 +1608,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(bench/asgi_ingress.py)",
     )
     parser.add_argument(
+        "--asgi-pipeline",
+        action="store_true",
+        help="with --only ingress or cold: one more front or case, the ingress's own pipeline "
+        "behind the ASGI server (bench/asgi_pipeline.py)",
+    )
+    parser.add_argument(
         "--yardsticks",
         action="store_true",
         help="with --only ingress: two more fronts, the three calls served in ASGI mode and "
@@ -1624,7 +1656,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures = set(args.only.split(","))
             only: dict[str, Any] = {"machine": results["machine"]}
             if "cold" in figures:
-                only["cold_start"] = figure_cold_start(bench, plan, args.out)
+                only["cold_start"] = figure_cold_start(
+                    bench, plan, args.out, pipeline=args.asgi_pipeline
+                )
             if "drain" in figures:
                 only["drain"] = figure_drain(bench, plan, args.deliver_profile)
             if "ingress" in figures:
@@ -1633,7 +1667,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         bench.seed = anchors.enter_context(SeedAnchor())
                     levels = [int(c) for c in args.levels.split(",")]
                     only["ingress"] = figure_ingress(
-                        bench, plan, levels, asgi=args.asgi_candidate, yardsticks=args.yardsticks
+                        bench,
+                        plan,
+                        levels,
+                        asgi=args.asgi_candidate,
+                        yardsticks=args.yardsticks,
+                        pipeline=args.asgi_pipeline,
                     )
                 for level in only["ingress"]["levels"]:
                     level.pop("_latencies")

@@ -1,0 +1,96 @@
+"""A candidate of issue 12, measured, not what the ingress runs: its pipeline in ASGI mode.
+
+The smallest move to functions-framework's ASGI mode (Starlette under uvicorn's
+gunicorn worker; a function decorated ``functions_framework.aio.http`` is served
+that way): keep ``hookpress.ingress``'s synchronous pipeline as it is, every
+rule and failure path of it, and change only the server in front. Each request
+is read on the event loop, its ``Ingestor.ingest`` runs in a thread pool of
+``THREADS`` threads (what gunicorn's ``--threads`` is in Flask mode), and the
+answer and the log line are the ingress's own (:mod:`hookpress.ingress._http`:
+``refusal``, ``answer``, ``log_result``).
+
+``bench/asgi_ingress.py`` is the other candidate: the accepted path rewritten
+for the event loop, on an asyncio wire. This one keeps our wire and grouping
+and adds a hand-off per request (the loop to a pool thread and back) where
+Flask mode's gunicorn has one too (its loop to a pool thread). What it tells is
+what the server mode alone is worth to the ingress as it is.
+``nox -s bench -- --only ingress --asgi-pipeline`` serves it beside the ingress,
+taking turns with the other fronts, on events of its own.
+
+Not a drop-in: the ingress's HTTP tests drive Flask's test client, and the
+body rules that lean on werkzeug and gunicorn (the bounded read of a chunked
+upload, ``Connection: close`` on a refusal before the body) would have to be
+proved again on uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import functions_framework.aio
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from hookpress.ingress import _instance, _log
+from hookpress.ingress._http import answer, log_result, refusal
+from hookpress.ingress._pipeline import Outcome, Result
+
+_pool = ThreadPoolExecutor(int(os.environ.get("THREADS", "8")), thread_name_prefix="ingest")
+
+
+async def _bounded(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it is known to exceed ``limit`` bytes (the ingress's rule)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return None
+    return b"".join(chunks)
+
+
+@functions_framework.aio.http  # type: ignore[misc]
+async def ingress(request: Request) -> Response:
+    """``hookpress.ingress.handle`` on the event loop, the pipeline in a pool thread."""
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    ingestor = _instance.ready() if _instance.built else None
+    if ingestor is None:  # the first request builds the runtime (it may call Secret Manager)
+        ingestor = await loop.run_in_executor(_pool, _instance.ready)
+    if ingestor is None:
+        status, payload, headers = answer(Result(Outcome.UNAVAILABLE, reason="settings"), 60)
+        return Response(payload, status, headers, "application/json")
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():  # lower-case names; repeats joined
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    name = request.url.path.strip("/")
+    settings = ingestor.settings
+    result = refusal(ingestor, request.method, name, headers)
+    consumed = False
+    if result is None:
+        try:
+            body = await _bounded(request, settings.max_body_bytes)
+        except ClientDisconnect:
+            result = Result(Outcome.MALFORMED, reason="truncated_body")
+        else:
+            if body is None:
+                result = Result(Outcome.TOO_LARGE, reason="body_over_limit")
+            else:
+                query = request.scope["query_string"].decode("latin-1")
+                source = settings.sources[name]
+                result = await loop.run_in_executor(
+                    _pool, ingestor.ingest, source, headers, body, query
+                )
+                consumed = True
+    log_result(ingestor, _log, result, name, headers, started)
+    status, payload, extra = answer(result, settings.retry_after_s)
+    if not consumed:
+        extra["Connection"] = "close"
+    return Response(payload, status, extra, "application/json")
