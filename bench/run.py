@@ -846,7 +846,10 @@ def figure_cold_start(
         ),
     }
     if pipeline:
+        from tests.infra.venvs import compile_source
+
         shutil.copy(ASGI_PIPELINE, ingress_dir / "asgi_pipeline.py")
+        compile_source(ingress_dir, ingress_python)  # its .pyc too, as the buildpack's build
         cases["ingress_asgi_pipeline"] = (
             ingress_dir / "asgi_pipeline.py",
             "ingress",
