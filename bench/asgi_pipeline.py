@@ -35,7 +35,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hookpress.ingress import _instance, _log
-from hookpress.ingress._http import answer, log_result, refusal
+from hookpress.ingress._http import answer, log_result, lower_headers, refusal
 from hookpress.ingress._pipeline import Outcome, Result
 
 _pool = ThreadPoolExecutor(int(os.environ.get("THREADS", "8")), thread_name_prefix="ingest")
@@ -61,15 +61,14 @@ async def ingress(request: Request) -> Response:
     """``hookpress.ingress.handle`` on the event loop, the pipeline in a pool thread."""
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
-    ingestor = _instance.ready() if _instance.built else None
-    if ingestor is None:  # the first request builds the runtime (it may call Secret Manager)
-        ingestor = await loop.run_in_executor(_pool, _instance.ready)
+    # the first request builds the runtime off the loop (it may call Secret Manager)
+    ingestor = (
+        _instance.ready() if _instance.built else await loop.run_in_executor(_pool, _instance.ready)
+    )
     if ingestor is None:
         status, payload, headers = answer(Result(Outcome.UNAVAILABLE, reason="settings"), 60)
         return Response(payload, status, headers, "application/json")
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():  # lower-case names; repeats joined
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    headers = lower_headers(request)  # Starlette's headers iterate as Flask's do
     name = request.url.path.strip("/")
     settings = ingestor.settings
     result = refusal(ingestor, request.method, name, headers)
