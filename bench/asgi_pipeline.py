@@ -17,6 +17,10 @@ what the server mode alone is worth to the ingress as it is.
 ``nox -s bench -- --only ingress --asgi-pipeline`` serves it beside the ingress,
 taking turns with the other fronts, on events of its own.
 
+Which HTTP parser and event loop uvicorn runs under it is measured too (see
+``_server`` below): ``--asgi-pipeline`` serves it twice, on the pure-Python pair
+(h11, asyncio) and on the C pair (httptools, uvloop).
+
 Not a drop-in: the ingress's HTTP tests drive Flask's test client, and the
 body rules that lean on werkzeug and gunicorn (the bounded read of a chunked
 upload, ``Connection: close`` on a refusal before the body) would have to be
@@ -39,6 +43,17 @@ from hookpress.ingress._http import answer, log_result, lower_headers, refusal
 from hookpress.ingress._pipeline import Outcome, Result
 
 _pool = ThreadPoolExecutor(int(os.environ.get("THREADS", "8")), thread_name_prefix="ingest")
+
+# The server's HTTP parser and event loop. uvicorn's worker asks for "auto": httptools (C)
+# and uvloop where they are installed (the bench env pins both), else h11 (pure Python) and
+# asyncio's loop. HOOKPRESS_BENCH_ASGI_SERVER=h11 (or =httptools) picks that parser on
+# asyncio's loop whatever is installed, so the same run can serve both. The worker reads this
+# when gunicorn builds it, after functions-framework has imported this module.
+_server = os.environ.get("HOOKPRESS_BENCH_ASGI_SERVER", "")
+if _server in {"h11", "httptools"}:
+    import uvicorn_worker
+
+    uvicorn_worker.UvicornWorker.CONFIG_KWARGS = {"loop": "asyncio", "http": _server}
 
 
 async def _bounded(request: Request, limit: int) -> bytes | None:

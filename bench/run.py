@@ -334,7 +334,9 @@ def figure_ingress(
     servers up. A front's figures are its rounds pooled; a drift in the
     machine's load falls on every front alike instead of on whichever ran last.
     With ``asgi``, one more front: the candidate ``bench/asgi_ingress.py``; with
-    ``pipeline``, the candidate ``bench/asgi_pipeline.py``. With ``yardsticks``, two
+    ``pipeline``, two: the candidate ``bench/asgi_pipeline.py`` on uvicorn's pure-Python
+    parser and loop (h11, asyncio) and on its C pair (httptools, uvloop; the other ASGI
+    fronts run on whichever the env has, the C pair in the bench env). With ``yardsticks``, two
     more: the served calls in ASGI mode and with the publish overlapped
     (:data:`YARDSTICKS`).
     """
@@ -353,10 +355,11 @@ def figure_ingress(
         parts = [events[r::ROUNDS] for r in range(ROUNDS)]
         # each candidate's own events (the same sizes and sources): the ingress stores these
         candidates = {
-            name: (source, event_bodies(n, secrets.token_hex(3)))
-            for name, source, wanted in (
-                ("ingress_asgi", ASGI_INGRESS, asgi),
-                ("ingress_asgi_pipeline", ASGI_PIPELINE, pipeline),
+            name: (source, event_bodies(n, secrets.token_hex(3)), server)
+            for name, source, server, wanted in (
+                ("ingress_asgi", ASGI_INGRESS, "", asgi),
+                ("ingress_asgi_pipeline", ASGI_PIPELINE, "h11", pipeline),
+                ("ingress_asgi_pipeline_httptools", ASGI_PIPELINE, "", pipeline),
             )
             if wanted
         }
@@ -384,11 +387,10 @@ def figure_ingress(
                     source, target, asgi_env if in_asgi else bench.env, threads=threads, cwd=REPO
                 )
                 fronts[name] = (stack.enter_context(server), False)
-            for name, (source, _) in candidates.items():
+            for name, (source, _, server_kind) in candidates.items():
+                env = {**asgi_env, "HOOKPRESS_BENCH_ASGI_SERVER": server_kind}
                 fronts[name] = (
-                    stack.enter_context(
-                        Server(source, "ingress", asgi_env, threads=threads, cwd=REPO)
-                    ),
+                    stack.enter_context(Server(source, "ingress", env, threads=threads, cwd=REPO)),
                     False,
                 )
             for front, _ in fronts.values():
@@ -470,7 +472,11 @@ def figure_ingress(
                 level[f"{name}_vs"]["cpu_vs_seed"] = _vs(
                     y, seed_result.figures(), "cpu_ms_per_request"
                 )
-        for name, vs in (("ingress_asgi", "asgi_vs"), ("ingress_asgi_pipeline", "pipeline_vs")):
+        for name, vs in (
+            ("ingress_asgi", "asgi_vs"),
+            ("ingress_asgi_pipeline", "pipeline_vs"),
+            ("ingress_asgi_pipeline_httptools", "pipeline_httptools_vs"),
+        ):
             if name not in totals:
                 continue
             a = totals[name].figures()
@@ -485,6 +491,12 @@ def figure_ingress(
             }
             if seed_result is not None:
                 level[vs]["cpu_vs_seed"] = _vs(a, seed_result.figures(), "cpu_ms_per_request")
+        if "pipeline_httptools_vs" in level:  # the same pipeline: the C pair ÷ the pure-Python
+            level["pipeline_httptools_vs"]["cpu_vs_h11"] = _vs(
+                level["ingress_asgi_pipeline_httptools"],
+                level["ingress_asgi_pipeline"],
+                "cpu_ms_per_request",
+            )
         if split[0] and split[1]:
             level["ingress_p50_ms_by_marker"] = {
                 "marker": summary(split[0])["p50_ms"],
@@ -787,8 +799,9 @@ def figure_cold_start(
     stand-in WordPress (201); hello: functions-framework's bare hello, same Python.
     Then once more each with ``-X importtime``: every module imported before the
     first answer, kept in ``importtime/<name>.txt`` and summed per package. With
-    ``pipeline``, one more case: the candidate ``bench/asgi_pipeline.py`` dropped into
-    the ingress's archive, served in ASGI mode from it.
+    ``pipeline``, three more cases: the candidate ``bench/asgi_pipeline.py`` dropped into
+    the ingress's archive, served in ASGI mode from it: from the ingress's venv (h11,
+    asyncio), and from one with httptools and uvloop added (both; httptools alone).
     """
     wordpress = _WordPressStandIn()
     ingress_dir, ingress_python = deployed("ingress", bench.workdir)
@@ -846,18 +859,31 @@ def figure_cold_start(
         ),
     }
     if pipeline:
-        from tests.infra.venvs import compile_source
+        from tests.infra.venvs import compile_source, venv_for
 
         shutil.copy(ASGI_PIPELINE, ingress_dir / "asgi_pipeline.py")
         compile_source(ingress_dir, ingress_python)  # its .pyc too, as the buildpack's build
-        cases["ingress_asgi_pipeline"] = (
-            ingress_dir / "asgi_pipeline.py",
-            "ingress",
-            ingress_python,
-            ingress_dir,
-            bench.env,
-            lambda: bench.requests(1)[0],
+        # the ingress's requirements plus the C pair uvicorn's "auto" takes (pinned as the
+        # bench env pins them): a venv as the buildpack would build it with these two added
+        with_c = bench.workdir / "asgi-c-requirements.txt"
+        with_c.write_text(
+            (ingress_dir / "requirements.txt").read_text() + "\n".join(_asgi_c_pins()) + "\n"
         )
+        say("[3] the virtualenv of the ingress's requirements with httptools and uvloop")
+        c_python = str(venv_for(with_c) / "bin" / "python")
+        for name, python, server in (
+            ("ingress_asgi_pipeline", ingress_python, ""),  # h11, asyncio: nothing else there
+            ("ingress_asgi_pipeline_httptools", c_python, ""),  # httptools, uvloop
+            ("ingress_asgi_pipeline_httptools_asyncio", c_python, "httptools"),
+        ):
+            cases[name] = (
+                ingress_dir / "asgi_pipeline.py",
+                "ingress",
+                python,
+                ingress_dir,
+                {**bench.env, "HOOKPRESS_BENCH_ASGI_SERVER": server},
+                lambda: bench.requests(1)[0],
+            )
     out: dict[str, Any] = {}
     imports = out_dir / "importtime"
     imports.mkdir(parents=True, exist_ok=True)
@@ -928,6 +954,18 @@ def figure_cold_start(
     )
     out["python"] = f"Python {version.stdout.strip()}"
     return out
+
+
+def _asgi_c_pins() -> list[str]:
+    """httptools and uvloop as the bench extra of pyproject.toml pins them."""
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return [
+        pin
+        for pin in extras["optional-dependencies"]["bench"]
+        if pin.startswith(("httptools", "uvloop"))
+    ]
 
 
 def import_summary(log: Path, top: int = 12) -> dict[str, Any]:
@@ -1613,8 +1651,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--asgi-pipeline",
         action="store_true",
-        help="with --only ingress or cold: one more front or case, the ingress's own pipeline "
-        "behind the ASGI server (bench/asgi_pipeline.py)",
+        help="with --only ingress or cold: more fronts or cases, the ingress's own pipeline "
+        "behind the ASGI server (bench/asgi_pipeline.py), on h11 and on httptools",
     )
     parser.add_argument(
         "--yardsticks",
