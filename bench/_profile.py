@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AREAS", "area_of", "py_spy", "sampled", "summarize"]
+__all__ = ["AREAS", "area_of", "ours", "py_spy", "sampled", "summarize"]
 
 RATE_HZ = 200
 
@@ -36,6 +36,7 @@ RATE_HZ = 200
 AREAS: tuple[tuple[str, str], ...] = (
     ("hookpress", r"\(hookpress/"),
     ("hookpress", r"\(main\.py:"),
+    ("hookpress", r"\(asgi_pipeline\.py:"),  # the ASGI candidate's entry point (bench/)
     # py-spy names files from their package: api_core/…, firestore_v1/…, storage/…, auth/…
     (
         "google client libraries (api_core, grpc, proto, auth)",
@@ -45,12 +46,18 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("requests / urllib3", r"\((requests|urllib3)/"),
     ("httpx", r"\((httpx|httpcore|h11|anyio)/"),
     ("gunicorn", r"\(gunicorn/"),
+    ("uvicorn / starlette / asyncio", r"\((uvicorn|uvicorn_worker|starlette|asyncio)/"),
     ("flask / werkzeug / functions-framework", r"\((flask|werkzeug|functions_framework)/"),
     ("threads, locks, futures", r"\((threading|concurrent/futures|queue)\.py|\(concurrent/"),
     ("http.client / socket / ssl", r"\((http/client|socket|ssl|selectors)\.py"),
     ("json", r"\(json/"),
     ("logging", r"\(logging/"),
 )
+
+
+def ours(frame: str) -> bool:
+    """Whether a stack passes through our code: a request's own work (``keep`` of summarize)."""
+    return "(hookpress/" in frame or "(main.py" in frame or "asgi_pipeline.py:" in frame
 
 
 def area_of(frame: str) -> str:

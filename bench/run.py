@@ -26,7 +26,8 @@ absolute numbers mean little, the ratios are the result):
 
 Writes ``bench/results/bench.{json,md,png}``. ``-- --profile`` instead
 records where the ingress's time goes: a py-spy flame graph per concurrency
-and a table of self time (``bench/results/profile/``).
+and a table of self time (``bench/results/profile/``; with ``--asgi-pipeline``, of the
+ingress's pipeline in ASGI mode, in ``profile/asgi-pipeline/``).
 """
 
 # ruff: noqa: E501 - the Markdown table rows read better on one line each
@@ -1228,36 +1229,54 @@ def _push_outcomes(log: Path) -> dict[str, int]:
 # -- where the time goes ----------------------------------------------------------------------
 
 
-def profile_ingress(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
-    """A py-spy flame graph of the ingress per concurrency, and its self time by area."""
+def profile_ingress(
+    bench: Bench, plan: Plan, out_dir: Path, *, pipeline: bool = False
+) -> dict[str, Any]:
+    """A py-spy flame graph of the ingress per concurrency, and its self time by area.
+
+    With ``pipeline``, of the candidate ``bench/asgi_pipeline.py`` instead, in ASGI mode on
+    uvicorn's C parser and loop (the cheapest front of figure 1), in ``out_dir``'s
+    ``asgi-pipeline`` folder.
+    """
+    name, source, env = "ingress", INGRESS, bench.env
+    if pipeline:
+        name, source, out_dir = "pipeline", ASGI_PIPELINE, out_dir / "asgi-pipeline"
+        env = {**bench.env, "FUNCTION_USE_ASGI": "1", "HOOKPRESS_BENCH_ASGI_SERVER": ""}
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
     for c in CONCURRENCY:
-        say(f"[profile] concurrency {c}: ingress under py-spy")
-        with Server(INGRESS, "ingress", bench.env, workers=1, threads=max(8, c)) as server:
+        say(f"[profile] concurrency {c}: {name} under py-spy")
+        with Server(source, "ingress", env, workers=1, threads=max(8, c), cwd=REPO) as server:
             run_load(server.port, bench.requests(16), 8)
-            svg = out_dir / f"ingress-c{c}.svg"
-            folded = bench.workdir / f"ingress-c{c}.folded"
+            svg = out_dir / f"{name}-c{c}.svg"
+            folded = bench.workdir / f"{name}-c{c}.folded"
             requests = bench.requests(plan.requests[c])
             with _profile.sampled(server.pid, svg, folded):
                 result = run_load(server.port, requests, c, server)
         summary[f"c{c}"] = {
             "load": result.figures(),
-            **_profile.summarize(folded, keep=lambda f: "(hookpress/" in f or "(main.py" in f),
+            **_profile.summarize(folded, keep=_profile.ours),
             "all_threads": _profile.summarize(folded)["self_by_area"],
         }
     write_json(out_dir / "profile.json", summary)
-    write_markdown(out_dir / "profile.md", profile_markdown(summary))
+    write_markdown(out_dir / "profile.md", profile_markdown(summary, name, pipeline=pipeline))
     return summary
 
 
-def profile_markdown(summary: dict[str, Any]) -> str:
+def profile_markdown(
+    summary: dict[str, Any], name: str = "ingress", *, pipeline: bool = False
+) -> str:
     """The self-time tables, one section per concurrency."""
+    title, what, flags = "Where the ingress's time goes", "the ingress", "--profile"
+    if pipeline:
+        title = "Where the time goes: the ingress's pipeline in ASGI mode"
+        what = "the ingress's pipeline in ASGI mode (bench/asgi_pipeline.py, httptools, uvloop)"
+        flags = "--profile --asgi-pipeline"
     lines = [
-        "# Where the ingress's time goes",
+        f"# {title}",
         "",
-        "`nox -s bench -- --profile`: py-spy (200 Hz, the thread holding the GIL) on the",
-        "ingress while it takes the benchmark's load. Flame graphs: `ingress-c<N>.svg`.",
+        f"`nox -s bench -- {flags}`: py-spy (200 Hz, the thread holding the GIL) on",
+        f"{what} while it takes the benchmark's load. Flame graphs: `{name}-c<N>.svg`.",
         "`request stacks` are the samples whose stack passes through hookpress code (a",
         "request's own work, and thread-pool work it submitted); `all threads` counts every",
         "sample (the server loop, client-library background threads too).",
@@ -1271,7 +1290,7 @@ def profile_markdown(summary: dict[str, Any]) -> str:
             f"{load['requests']} requests, {load['throughput_rps']} rps, "
             f"p50 {load['p50_ms']} ms, CPU {load['cpu_ms_per_request']} ms per request "
             f"(under the profiler), {data['samples']} request samples. "
-            f"[flame graph](ingress-{level}.svg)",
+            f"[flame graph]({name}-{level}.svg)",
             "",
             "| self time by area | request stacks % | all threads % |",
             "|---|---|---|",
@@ -1652,7 +1671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--asgi-pipeline",
         action="store_true",
         help="with --only ingress or cold: more fronts or cases, the ingress's own pipeline "
-        "behind the ASGI server (bench/asgi_pipeline.py), on h11 and on httptools",
+        "behind the ASGI server (bench/asgi_pipeline.py), on h11 and on httptools; with "
+        "--profile: profile it (on httptools and uvloop) instead of the ingress",
     )
     parser.add_argument(
         "--yardsticks",
@@ -1679,7 +1699,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_environment(Path(tmp)) as bench,
     ):
         if args.profile:
-            profile_ingress(bench, plan, args.out / "profile")
+            profile_ingress(bench, plan, args.out / "profile", pipeline=args.asgi_pipeline)
             return 0
         if args.candidates:
             from bench import candidates
