@@ -306,8 +306,9 @@ def run_lanes(
 
     def case(name: str, **kwargs: Any) -> dict[str, Any]:
         # Fresh emulators for each run: a run must not inherit the last one's 2,000-odd
-        # documents, messages and objects (fake-gcs-server's in-memory bucket is a list
-        # it scans on every read, so the later runs paid for the earlier ones).
+        # documents, messages and objects (when fake-gcs-server ran on its memory backend,
+        # a bucket was a list it scanned on every read, so the later runs paid for the
+        # earlier ones; see hookpress.local.emulators).
         with Emulators(workdir / f"emulators-{name}", "hookpress-lanes") as emulators:
             return run_case(workdir, emulators=emulators, **common, **kwargs)
 
