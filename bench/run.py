@@ -318,6 +318,36 @@ def _vs(front: Mapping[str, Any], floor: Mapping[str, Any], key: str) -> float:
 ROUNDS = 3  # each front's load in this many interleaved parts (see figure_ingress)
 
 
+@dataclass(frozen=True)
+class _Tree(ProcessTree):
+    """A process tree by its root's pid (an emulator: the gcloud wrapper and its JVM)."""
+
+    pid: int
+
+    @property
+    def root_pid(self) -> int:
+        """The root's pid."""
+        return self.pid
+
+
+def _side_cpu(trees: Mapping[str, ProcessTree]) -> dict[str, float]:
+    """CPU seconds so far of what serves a front besides the front itself: each emulator's
+    process tree, and this process (the load generator; the direct floors' calls too)."""
+    out = {name: tree.cpu_s() for name, tree in trees.items()}
+    out["load"] = time.process_time()
+    return out
+
+
+def _emulator_trees(bench: Bench) -> dict[str, ProcessTree]:
+    emulators = bench.emulators
+    named = (
+        ("firestore", emulators.firestore),
+        ("pubsub", emulators.pubsub),
+        ("storage", emulators.storage),
+    )
+    return {n: _Tree(e.pid) for n, e in named if e is not None and e.pid is not None}
+
+
 def figure_ingress(
     bench: Bench,
     plan: Plan,
@@ -365,6 +395,8 @@ def figure_ingress(
             if wanted
         }
         totals: dict[str, LoadResult] = {}
+        side: dict[str, dict[str, float]] = {}
+        trees = _emulator_trees(bench)
         with contextlib.ExitStack() as stack:
             ingress_server = stack.enter_context(
                 Server(INGRESS, "ingress", bench.env, workers=1, threads=threads)
@@ -404,6 +436,7 @@ def figure_ingress(
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     say(f"[1] concurrency {c}, round {r + 1}/{ROUNDS}: {name}")
                     target, as_seed = fronts[name]
+                    before = _side_cpu(trees)
                     if target is None and name == "direct_same":
                         result = direct_same_calls(bench, part, c)
                     elif target is None:
@@ -417,6 +450,10 @@ def figure_ingress(
                             split[0].extend(marked)
                             split[1].extend(plain)
                     totals[name] = totals[name] + result if name in totals else result
+                    after = _side_cpu(trees)
+                    spent = side.setdefault(name, dict.fromkeys(after, 0.0))
+                    for k, v in after.items():
+                        spent[k] += v - before[k]
         ingress, bare, direct = totals["ingress"], totals["bare_202"], totals["direct_calls"]
         same = totals["direct_same"]
         seed_result = totals.get("seed")
@@ -498,6 +535,14 @@ def figure_ingress(
                 level["ingress_asgi_pipeline"],
                 "cpu_ms_per_request",
             )
+        # What each front's events cost the emulators (and the load generator) on this machine:
+        # not the front's own CPU, but on two shared cores it decides a closed loop's rate,
+        # and so its latency at c = 16 and 64. The seed's backends are not the emulators.
+        level["side_cpu_ms_per_request"] = {
+            name: {k: round(1000 * v / len(totals[name].latencies_s), 3) for k, v in spent.items()}
+            for name, spent in side.items()
+            if name != "seed" and totals[name].latencies_s
+        }
         if split[0] and split[1]:
             level["ingress_p50_ms_by_marker"] = {
                 "marker": summary(split[0])["p50_ms"],
@@ -1069,15 +1114,6 @@ def choose_concurrency(sweep: list[dict[str, Any]]) -> dict[str, Any]:
 # -- 4. drain ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Tree(ProcessTree):
-    pid: int
-
-    @property
-    def root_pid(self) -> int:
-        return self.pid
-
-
 #: Deliver as deployed, one instance of it: ``deliverConcurrency`` (hookpress.lanes,
 #: default 1) is THREADS, with one worker (infra/env.py), so an instance is gunicorn's sync
 #: worker serving one push at a time (gunicorn runs its threaded worker only for
@@ -1496,6 +1532,31 @@ def markdown(results: dict[str, Any], command: str) -> str:
                 f"({sv['p50_vs_direct_same']}) | {sv['ingress_cpu_vs_served']} "
                 f"| {sv['ingress_p50_vs_served']} | {lv.get('seed_cpu_vs_bare', '—')} |"
             )
+        lines.append("")
+    if all("side_cpu_ms_per_request" in lv for lv in levels):
+        lines += [
+            "",
+            "What each front's events cost besides the front's own CPU (not targets; ms per "
+            "event): each emulator's process tree, and the benchmark's own process (the load "
+            "generator; for the direct floors, their calls too). On this machine it all shares "
+            "two cores, so it sets a closed loop's rate, and its latency, at c = 16 and 64.",
+            "",
+            "| c | front | Firestore | Pub/Sub | GCS | emulators | load generator "
+            "| front's own | all |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for lv in levels:
+            for name, spent in lv["side_cpu_ms_per_request"].items():
+                # a direct floor's calls run in this process: its CPU is in the load column
+                direct = name in {"direct_calls", "direct_same"}
+                own = 0.0 if direct or name not in lv else lv[name]["cpu_ms_per_request"]
+                emulated = sum(v for k, v in spent.items() if k != "load")
+                lines.append(
+                    f"| {lv['concurrency']} | {_LABELS.get(name, name)} "
+                    f"| {spent.get('firestore', 0.0)} | {spent.get('pubsub', 0.0)} "
+                    f"| {spent.get('storage', 0.0)} | {emulated:.3f} | {spent['load']} "
+                    f"| {'—' if direct else own} | {emulated + spent['load'] + own:.3f} |"
+                )
         lines.append("")
     for lv in levels:
         if "ingress_p50_ms_by_marker" in lv:

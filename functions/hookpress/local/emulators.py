@@ -72,6 +72,11 @@ class Emulator:
         """Whether the process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The started process's pid (the gcloud wrapper, whose child is the JVM), if running."""
+        return self._proc.pid if self._proc is not None else None
+
     def stop(self) -> None:
         """Stop the whole process group; escalate to SIGKILL after a grace period."""
         proc, self._proc = self._proc, None
