@@ -44,6 +44,7 @@ __all__ = [
     "InvalidPayloadId",
     "Status",
     "bodies_collection",
+    "body_marker",
     "body_marker_key",
     "event_key",
     "first_provider_id",
@@ -120,28 +121,19 @@ def first_provider_id(
     Only when ``id_unsigned`` (the provider's id can come from a header the
     signature does not cover); otherwise the id (signed, or read from the
     signed body) already is the identity.
-    The marker is created before the record, and create-only: among
-    concurrent copies one wins, and every copy then takes the path of the
-    winner's id - record create-if-absent, publish claim, 202 or ``200
-    duplicate`` - so none is lost and none is a second event. A marker whose
-    record was never created (that attempt answered 503) is completed by the
-    next copy, whatever its id. Raises BackendError (answered 503).
+    The marker is create-only: among concurrent copies one wins, and every
+    copy then takes the path of the winner's id - record create-if-absent,
+    publish claim, 202 or ``200 duplicate`` - so none is lost and none is a
+    second event. A marker whose record was never created is completed by the
+    next copy, whatever its id. The ingress first tries the marker and the
+    record in one commit and comes here only when that is refused; replay from
+    GCS comes here for every rebuilt object. Raises BackendError (answered 503).
     """
     if not id_unsigned:
         return provider_id
-    marker = body_marker_key(source, body)
+    marker, fields = body_marker(source, body, provider_id, received_at, ttl_days)
     collection = bodies_collection(records.collection_name)
-    created = records.create(
-        marker,
-        {
-            "source": source,
-            "provider_event_id": provider_id,
-            "created_at": received_at,
-            # Not shorter than the record's: the record's TTL is the replay horizon.
-            "expire_at": received_at + timedelta(days=ttl_days),
-        },
-        collection=collection,
-    )
+    created = records.create(marker, fields, collection=collection)
     if created is not None:
         return provider_id
     first = records.get(marker, collection=collection)
@@ -149,6 +141,21 @@ def first_provider_id(
         raise BackendError("firestore", "marker expired meanwhile")  # the retry creates it
     known = first.data.get("provider_event_id")
     return known if isinstance(known, str) and valid_id(known) else provider_id
+
+
+def body_marker(
+    source: str, body: bytes, provider_id: str, received_at: datetime, ttl_days: int
+) -> tuple[str, dict[str, Any]]:
+    """The body's marker as :func:`first_provider_id` creates it: its document id (in
+    :func:`bodies_collection`) and fields. The ingress also creates it in one atomic commit
+    with the record it names (see ``hookpress.ingress._pipeline``)."""
+    return body_marker_key(source, body), {
+        "source": source,
+        "provider_event_id": provider_id,
+        "created_at": received_at,
+        # Not shorter than the record's: the record's TTL is the replay horizon.
+        "expire_at": received_at + timedelta(days=ttl_days),
+    }
 
 
 RAW_NAME = re.compile(

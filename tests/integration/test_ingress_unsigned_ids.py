@@ -2,10 +2,12 @@
 
 An attacker who captured one genuine request can send its body and signature
 again under any ``X-GitHub-Delivery``/``X-Shopify-Webhook-Id``, or none: each
-is the first event again (``200 duplicate``). And because the marker is
-written before the record, every failure window is walked here: whatever
-failed, the provider's retry - under the same id or another - completes the
-one event, publishes it once, and loses nothing.
+is the first event again (``200 duplicate``). The first copy creates the
+body's marker and its record in one atomic commit; a later copy finds it and
+is stored under the first id, taking back the object it uploaded under its
+own. Every failure window is walked here: whatever failed, the provider's
+retry - under the same id or another - completes the one event, publishes it
+once, and loses nothing, and replay from GCS makes no second event of a copy.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from hookpress.backends import BackendError
 from hookpress.events import body_marker_key, event_key
+from hookpress.ops.replay import Action, Replayer
 from tests.integration.conftest import Backends, signed, unique_body
 from tests.integration.test_ingress_faults import Flaky, assert_unavailable
 
@@ -125,38 +128,33 @@ def test_copies_under_many_ids_at_once_are_one_event(app, ingestor, backends: Ba
     assert keys_of(backends, source, body) == {key}
     assert key == event_key(source, marker(backends, source, body)["provider_event_id"])
     assert messages_for(backends) == [key]
+    # the seven copies took back the objects they uploaded under their own ids
+    assert [i for i in ids if any(event_key(source, i) in n for n in backends.object_names())] == [
+        i for i in ids if event_key(source, i) == key
+    ]
 
 
 # -- failure windows: nothing accepted is lost, nothing is published twice ------------------
 
 
-class FailRecordCreate(Flaky):
-    """The marker is written; the record's create (the events collection) fails."""
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name != "create":
-            return attr
-
-        def create(key: str, record: dict[str, Any], collection: str | None = None) -> Any:
-            if collection is None and self.failures > 0:
-                self.failures -= 1
-                raise BackendError("firestore", "injected")
-            return attr(key, record, collection=collection)
-
-        return create
+def leave_marker(backends: Backends, source: str, body: bytes, provider_id: str) -> None:
+    """A marker without its record: what an attempt before the marker and the record were
+    one commit left when its record's create failed, or a marker outliving its record while
+    Firestore's TTL deletes the two at different times."""
+    backends.db.collection("events-bodies").document(body_marker_key(source, body)).create(
+        {"source": source, "provider_event_id": provider_id}
+    )
 
 
 @pytest.mark.parametrize("retry_id", ["same", "another", "none"])
-def test_marker_written_but_record_not_then_any_retry_completes_the_event(
-    app, ingestor, use, backends: Backends, retry_id: str
+def test_a_marker_without_its_record_is_completed_by_any_retry(
+    app, use, backends: Backends, retry_id: str
 ):
+    use()
     source = "github"
     body = unique_body(source)
     first_id = fresh_id()
-    use(records=FailRecordCreate(ingestor.records, "create", "firestore"))
-    assert_unavailable(send(app, source, body, first_id))
-    assert marker(backends, source, body) is not None
+    leave_marker(backends, source, body, first_id)
     assert keys_of(backends, source, body) == set()
 
     retry = {"same": first_id, "another": fresh_id("retry"), "none": None}[retry_id]
@@ -168,26 +166,99 @@ def test_marker_written_but_record_not_then_any_retry_completes_the_event(
     assert keys_of(backends, source, body) == {key}
     assert backends.wait_status(key, "published")["provider_event_id"] == first_id
     assert messages_for(backends) == [key]
+    if retry_id == "another":  # the copy's own upload was taken back
+        assert not any(event_key(source, retry) in n for n in backends.object_names())
 
 
-def test_marker_create_failing_stores_nothing_and_the_retry_succeeds(
-    app, ingestor, use, backends: Backends
-):
+def test_the_first_copy_writes_marker_and_record_together(app, ingestor, use, backends):
+    """One commit, not two round trips: and when it fails, neither is written."""
     source = "shopify"
     body = unique_body(source)
-    records = Flaky(ingestor.records, "create", "firestore")  # the first create is the marker's
+    first = fresh_id()
+    records = Flaky(ingestor.records, "create_all", "firestore")
     use(records=records)
-    before = backends.object_names()
-    assert_unavailable(send(app, source, body, fresh_id()))
+    assert_unavailable(send(app, source, body, first))
     assert marker(backends, source, body) is None
     assert keys_of(backends, source, body) == set()
-    assert backends.object_names() == before
+    use()
+    resp = send(app, source, body, first)
+    assert resp.status_code == 202
+    key = event_key(source, first)
+    assert marker(backends, source, body)["provider_event_id"] == first
+    assert keys_of(backends, source, body) == {key}
+    assert messages_for(backends) == [key]
+
+
+def test_a_record_without_a_marker_is_a_duplicate_and_gets_its_marker(app, use, backends):
+    """The commit is refused by the record alone (one stored before markers existed): the
+    copy completes the marker under its own id and is the record's duplicate."""
+    use()
+    source = "github"
+    body = unique_body(source)
+    first = fresh_id()
+    assert send(app, source, body, first).status_code == 202
+    key = event_key(source, first)
+    backends.db.collection("events-bodies").document(body_marker_key(source, body)).delete()
+    messages_for(backends)
+
+    again = send(app, source, body, first)
+    assert again.status_code == 200
+    assert again.get_json() == {"status": "duplicate", "event_id": key}
+    assert marker(backends, source, body)["provider_event_id"] == first
+    assert backends.messages(settle_s=0.5) == []
+
+
+def test_a_failed_commit_leaves_only_bytes_and_replay_makes_no_second_event(
+    app, ingestor, use, backends: Backends
+):
+    """The commit fails (503) after the upload went out beside it: the object stays, named
+    for that copy's id, with no marker and no record. A retry under another id is the
+    event; replay from GCS then finds the first object a copy, not an event to rebuild."""
+    source = "shopify"
+    body = unique_body(source)
+    first = fresh_id()
+    use(records=Flaky(ingestor.records, "create_all", "firestore"))
+    assert_unavailable(send(app, source, body, first))
+    use()
+    names = {n for n in backends.object_names() if event_key(source, first) in n}
+    assert len(names) == 1, "the upload overlapped the commit"
 
     second = fresh_id("retry")
     resp = send(app, source, body, second)
     assert resp.status_code == 202
-    assert resp.get_json()["event_id"] == event_key(source, second)
-    assert messages_for(backends) == [event_key(source, second)]
+    key = event_key(source, second)
+    assert resp.get_json()["event_id"] == key
+    assert messages_for(backends) == [key]
+
+    replayer = Replayer(ingestor.records, ingestor.publication, raw=ingestor.raw)
+    report = replayer.replay_gcs([f"raw/{source}/"])
+    actions = {i.key: i.action for i in report.items}
+    assert actions[event_key(source, first)] is Action.COPY
+    assert key in next(i.detail for i in report.items if i.key == event_key(source, first))
+    assert keys_of(backends, source, body) == {key}
+    assert event_key(source, first) not in messages_for(backends)
+
+
+def test_replay_rebuilds_a_lost_record_with_its_marker(app, ingestor, use, backends: Backends):
+    """Records and markers lost together (a database restored without them): replay from
+    GCS rebuilds the event under its id and its marker with it, so a copy stays a copy."""
+    use()
+    source = "github"
+    body = unique_body(source)
+    first = fresh_id()
+    assert send(app, source, body, first).status_code == 202
+    key = event_key(source, first)
+    backends.wait_status(key, "published")
+    messages_for(backends)
+    backends.db.collection("events").document(key).delete()
+    backends.db.collection("events-bodies").document(body_marker_key(source, body)).delete()
+
+    replayer = Replayer(ingestor.records, ingestor.publication, raw=ingestor.raw)
+    report = replayer.replay_gcs([f"raw/{source}/"])
+    assert {i.key: i.action for i in report.items}[key] is Action.REBUILT
+    assert marker(backends, source, body)["provider_event_id"] == first
+    again = send(app, source, body, fresh_id("copy"))
+    assert again.get_json() == {"status": "duplicate", "event_id": key}
 
 
 class UploadRefused:
@@ -206,7 +277,7 @@ class UploadRefused:
             return self._inner.start_put(*args, **kwargs)
         self.refusals -= 1
 
-        def refused() -> bool:
+        def refused() -> Any:
             raise BackendError("gcs", "injected: upload refused")
 
         return refused

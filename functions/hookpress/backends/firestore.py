@@ -227,6 +227,39 @@ class EventRecords:
             return None
         raise BackendError("firestore", error)
 
+    def create_all(
+        self, documents: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> list[datetime] | None:
+        """Create every ``(key, fields, collection)`` in one atomic commit, each only if
+        absent: their update times, or None if any one existed (then none is written).
+
+        A commit's writes are "always executed atomically and in order"
+        (https://cloud.google.com/firestore/docs/reference/rest/v1/projects.databases.documents/commit);
+        one call of its own, not batched with other requests' writes.
+        """
+        writes = [
+            self._write(
+                self._name(key, collection), fields, mask=False, precondition={"exists": False}
+            )
+            for key, fields, collection in documents
+        ]
+        answer = self._rest().request(
+            "POST",
+            f"/v1/{self._documents}:commit",
+            json_bytes({"writes": writes}),
+            {"Content-Type": "application/json"},
+        )
+        if answer.status != 200:
+            error = error_status(answer)
+            if error == "ALREADY_EXISTS":
+                return None
+            raise BackendError("firestore", error)
+        try:
+            results = answer.json()["writeResults"]
+            return [ServerTime.parse(results[i]["updateTime"]) for i in range(len(writes))]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise BackendError("firestore", "unreadable commit response") from None
+
     def get(self, key: str, collection: str | None = None) -> Snapshot | None:
         """The record, or None."""
         return self.start_get(key, collection)()

@@ -49,6 +49,7 @@ _ACTION_STYLE = {
     Action.WOULD_REBUILD: "cyan",
     Action.DELIVERED: "dim",
     Action.IN_FLIGHT: "dim",
+    Action.COPY: "dim",
     Action.PENDING: "yellow",
     Action.MISSING: "red",
     Action.ERROR: "red",

@@ -24,12 +24,14 @@ from typing import Any
 
 from hookpress.backends import BackendError
 from hookpress.backends.firestore import EventRecords
-from hookpress.backends.gcs import RawStore
+from hookpress.backends.gcs import RawStore, Written
 from hookpress.backends.pubsub import EventPublisher
 from hookpress.backends.secrets import CachedSecrets
 from hookpress.events import (
     InvalidPayloadId,
     Status,
+    bodies_collection,
+    body_marker,
     event_key,
     first_provider_id,
     message_attributes,
@@ -118,6 +120,18 @@ def stored_forms(
     return name, record, metadata
 
 
+class _Contended(Exception):
+    """The body's marker or the record existed: the atomic commit wrote nothing.
+
+    ``written``: this attempt's upload, if it wrote the object ``name``.
+    """
+
+    def __init__(self, name: str, written: Written | None) -> None:
+        super().__init__(name)
+        self.name = name
+        self.written = written
+
+
 class Ingestor:
     """One per function instance; safe to call from many threads."""
 
@@ -141,6 +155,7 @@ class Ingestor:
         self.clock = clock
         # A claim outlives the request that took it by at most this long: the
         # publish and the status write each give up after the backend timeout.
+        self._bodies = bodies_collection(records.collection_name)
         self.publication = Publication(
             records, publisher, lease_s=2 * settings.backend_timeout_s + 1, log=log
         )
@@ -202,19 +217,6 @@ class Ingestor:
             pid = provider.event_id(verified.delivery_id, headers, payload, body)
         except InvalidPayloadId:
             return Result(Outcome.MALFORMED, reason="invalid_id")
-        try:
-            # An unsigned delivery id cannot make the same signed body a new event.
-            pid = first_provider_id(
-                self.records,
-                id_unsigned=provider.id_unsigned,
-                source=source.name,
-                body=body,
-                provider_id=pid,
-                received_at=datetime.fromtimestamp(now, UTC),
-                ttl_days=self.settings.event_ttl_days,
-            )
-        except BackendError as exc:
-            return Result(Outcome.UNAVAILABLE, reason=exc.backend)
         key = event_key(source.name, pid)
         # A label only (an unusable one is dropped): never worth refusing a verified event for.
         event_type = provider.event_type(headers, payload)
@@ -223,11 +225,68 @@ class Ingestor:
             carried = (
                 payload if self.settings.message_payload and len(body) <= _PAYLOAD_MAX else None
             )
+            if provider.id_unsigned:
+                # An unsigned delivery id cannot make the same signed body a new event.
+                return self._first_copy(
+                    source, pid, key, body, now, event_type, verified.body_format, carried
+                )
             return self._store_and_publish(
                 source, pid, key, body, now, event_type, verified.body_format, carried
             )
         except BackendError as exc:
             return Result(Outcome.UNAVAILABLE, event_key=key, reason=exc.backend)
+
+    def _first_copy(
+        self,
+        source: SourceConfig,
+        pid: str,
+        key: str,
+        body: bytes,
+        now: float,
+        event_type: str | None,
+        body_format: str,
+        payload: dict[str, Any] | None,
+    ) -> Result:
+        """Store a body whose provider id is unsigned under the id of its first copy.
+
+        Optimistic: the body's marker (naming this copy's id) and the record are
+        created in one atomic commit while the upload is on the wire, the same one
+        round trip as any other event. Only if either already exists (a retry, or
+        a copy of a body seen before) is nothing written, and this copy takes
+        :func:`~hookpress.events.first_provider_id`'s path: read the first id, then
+        store and answer under it. The object this copy uploaded under its own
+        id's name is then deleted; should that fail, it is only bytes no record
+        names, and replay from GCS applies the same marker (``hookpress.ops.replay``).
+        """
+        received_at = datetime.fromtimestamp(now, UTC)
+        ttl_days = self.settings.event_ttl_days
+        marker = body_marker(source.name, body, pid, received_at, ttl_days)
+        try:
+            return self._store_and_publish(
+                source, pid, key, body, now, event_type, body_format, payload, marker=marker
+            )
+        except _Contended as contended:
+            taken = contended
+        first = first_provider_id(
+            self.records,
+            id_unsigned=True,
+            source=source.name,
+            body=body,
+            provider_id=pid,
+            received_at=received_at,
+            ttl_days=ttl_days,
+        )
+        if first != pid and taken.written is not None:
+            try:
+                self.raw.delete(taken.name, taken.written.generation)
+            except BackendError as exc:
+                self.log.warning(
+                    "copy's object left", event_key=key, backend=exc.backend, reason=exc.detail
+                )
+        return self._store_and_publish(
+            source, first, event_key(source.name, first), body, now, event_type, body_format,
+            payload,
+        )  # fmt: skip
 
     def _store_and_publish(
         self,
@@ -239,7 +298,11 @@ class Ingestor:
         event_type: str | None,
         body_format: str = "json",
         payload: dict[str, Any] | None = None,
+        *,
+        marker: tuple[str, dict[str, Any]] | None = None,
     ) -> Result:
+        """Store, dedupe and publish one event; with ``marker`` (the body's, see
+        :meth:`_first_copy`) created atomically with the record, or :class:`_Contended`."""
         received_at = datetime.fromtimestamp(now, UTC)
         name, record, metadata = stored_forms(
             source,
@@ -267,17 +330,25 @@ class Ingestor:
         # this thread, and the answer waits for both.
         finish_put = self.raw.start_put(name, body, metadata)
         try:
-            created = self.records.create(key, record)
+            if marker is None:
+                created = self.records.create(key, record)
+            else:
+                stamps = self.records.create_all(
+                    [(*marker, self._bodies), (key, record, None)]
+                )  # fmt: skip
+                created = None if stamps is None else stamps[1]
         except BackendError:
             with contextlib.suppress(BackendError):
                 finish_put()  # never leave a write unobserved
             raise
         try:
-            finish_put()
+            written = finish_put()
         except BackendError:
             if created is not None:
                 self.publication.release(key, created)  # the retry must not wait out our claim
             raise
+        if marker is not None and created is None:
+            raise _Contended(name, written)
 
         if created is not None:
             # The mark is the one write after the publish: off the request path, it does

@@ -40,7 +40,16 @@ from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from hookpress.backends import BackendError
-from hookpress.events import RAW_NAME, Status, event_key, message_attributes, new_record
+from hookpress.events import (
+    RAW_NAME,
+    Status,
+    bodies_collection,
+    body_marker_key,
+    event_key,
+    first_provider_id,
+    message_attributes,
+    new_record,
+)
 from hookpress.publication import REPLAYABLE, Publication
 
 if TYPE_CHECKING:
@@ -63,6 +72,7 @@ class Action(StrEnum):
     WOULD_REBUILD = "would_rebuild"
     DELIVERED = "delivered"  # skipped: already delivered
     IN_FLIGHT = "in_flight"  # skipped: published, or being published by someone else
+    COPY = "copy"  # skipped: its body is another event's (the body's marker names that one)
     PENDING = "pending"  # dead letter left in the subscription: its record is not dead yet
     MISSING = "missing"  # no record and nothing to rebuild it from
     ERROR = "error"  # a backend failed, or the data is inconsistent
@@ -444,6 +454,18 @@ class Replayer:
                 source=source,
                 detail="the object's provider id gives another key",
             )
+        if provider is not None and provider in PROVIDERS and PROVIDERS[provider].id_unsigned:
+            # The ingress's rule for ids the signature does not cover: a body is the event
+            # of its first id. An object under another id's name is a copy an ingress
+            # stored and could not take back (hookpress.ingress._pipeline, _first_copy).
+            first = self._first_id(source, body, pid)
+            if first != pid:
+                return Item(
+                    key,
+                    Action.COPY,
+                    source=source,
+                    detail=f"its body is event {event_key(source, first)}'s",
+                )
         if self.dry_run:
             return Item(key, Action.WOULD_REBUILD, source=source)
         self.limiter.wait()
@@ -481,6 +503,24 @@ class Replayer:
             key, source, created, now, attributes=message_attributes(record)
         )
         return Item(key, Action.REBUILT, Status.RECEIVED.value, source)
+
+    def _first_id(self, source: str, body: bytes, pid: str) -> str:
+        """The id the body's marker names; a rebuild creates the marker when there is none
+        (a dry run only reads it). Its lifetime starts now, as the rebuilt record's does."""
+        if not self.dry_run:
+            return first_provider_id(
+                self.records,
+                id_unsigned=True,
+                source=source,
+                body=body,
+                provider_id=pid,
+                received_at=datetime.fromtimestamp(self.clock(), UTC),
+                ttl_days=self.ttl_days,
+            )
+        markers = bodies_collection(self.records.collection_name)
+        found = self.records.get(body_marker_key(source, body), collection=markers)
+        known = found.data.get("provider_event_id") if found is not None else None
+        return known if isinstance(known, str) and known else pid
 
     def _dead_letter(self, key: str | None) -> Item:
         if key is None:
