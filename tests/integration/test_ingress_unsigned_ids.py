@@ -189,17 +189,25 @@ def test_the_first_copy_writes_marker_and_record_together(app, ingestor, use, ba
     assert messages_for(backends) == [key]
 
 
+def accepted(app: Any, backends: Backends, source: str) -> tuple[bytes, str, str]:
+    """A new body accepted and published under a fresh id (its message consumed): the
+    body, the id and the event key."""
+    body = unique_body(source)
+    first = fresh_id()
+    assert send(app, source, body, first).status_code == 202
+    key = event_key(source, first)
+    backends.wait_status(key, "published")
+    messages_for(backends)
+    return body, first, key
+
+
 def test_a_record_without_a_marker_is_a_duplicate_and_gets_its_marker(app, use, backends):
     """The commit is refused by the record alone (one stored before markers existed): the
     copy completes the marker under its own id and is the record's duplicate."""
     use()
     source = "github"
-    body = unique_body(source)
-    first = fresh_id()
-    assert send(app, source, body, first).status_code == 202
-    key = event_key(source, first)
+    body, first, key = accepted(app, backends, source)
     backends.db.collection("events-bodies").document(body_marker_key(source, body)).delete()
-    messages_for(backends)
 
     again = send(app, source, body, first)
     assert again.status_code == 200
@@ -244,12 +252,7 @@ def test_replay_rebuilds_a_lost_record_with_its_marker(app, ingestor, use, backe
     GCS rebuilds the event under its id and its marker with it, so a copy stays a copy."""
     use()
     source = "github"
-    body = unique_body(source)
-    first = fresh_id()
-    assert send(app, source, body, first).status_code == 202
-    key = event_key(source, first)
-    backends.wait_status(key, "published")
-    messages_for(backends)
+    body, first, key = accepted(app, backends, source)
     backends.db.collection("events").document(key).delete()
     backends.db.collection("events-bodies").document(body_marker_key(source, body)).delete()
 
