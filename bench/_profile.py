@@ -141,7 +141,9 @@ def summarize(
     by_function: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
-    for line in folded.read_text().splitlines():
+    # One sample per "\n": splitlines() would also break at the control characters a
+    # frame read mid-change can hold (see the SVG's clean-up above).
+    for line in folded.read_text().split("\n"):
         if not line.strip():
             continue
         frames, count = _frames(line)
