@@ -36,6 +36,8 @@ from bench.fuzz.oracle import (
     source_name,
 )
 from bench.fuzz.strategies import Strategies
+from hookpress.events import RAW_NAME, bodies_collection, body_marker_key, event_key
+from hookpress.providers import PROVIDERS
 
 #: the public URL a source is configured with (Twilio signs the URL it calls)
 PUBLIC_URL = "https://hooks.example.com/hookpress"
@@ -317,13 +319,39 @@ class IngressFuzzer:
         hypothesis_run(Strategies(self.keys).cases(), self.check, size, batch_seed)
         self.report.batches += 1
 
+    def _copy_of_accepted(self, name: str) -> bool:
+        """Whether object ``name`` is a copy of an accepted event's body (see audit)."""
+        found = self.ingestor.raw.get_with_metadata(name)
+        match = RAW_NAME.match(name)
+        if found is None or match is None:
+            return False
+        provider = PROVIDERS.get(found.metadata.get("provider", ""))
+        if provider is None or not provider.id_unsigned:
+            return False
+        records = self.ingestor.records
+        marker = records.get(
+            body_marker_key(match["source"], found.data),
+            collection=bodies_collection(records.collection_name),
+        )
+        first = marker.data.get("provider_event_id") if marker is not None else None
+        return (
+            isinstance(first, str)
+            and first != found.metadata.get("provider_event_id")
+            and event_key(match["source"], first) in self.accepted_keys
+        )
+
     def audit(self) -> dict[str, int]:
         """Every stored object, record and message belongs to an accepted request."""
         from google.api_core import exceptions as gexc
 
         raw = self.ingestor.raw
         names = raw.list("raw/")
-        object_keys = {n.rsplit("/", 1)[1].removesuffix(".json") for n in names}
+        by_key = {n.rsplit("/", 1)[1].removesuffix(".json"): n for n in names}
+        object_keys = set(by_key)
+        # A copy of a GitHub or Shopify body (another id, the same signed bytes) is answered
+        # as the first copy's event; its own upload stays (the ingress never deletes). It is
+        # explained when its body's marker names an accepted event: replay's own test.
+        copies = {k for k in object_keys - self.accepted_keys if self._copy_of_accepted(by_key[k])}
         record_keys = {d.id for d in self.ingestor.records.collection().list_documents()}
         message_keys: list[str] = []
         while True:
@@ -350,7 +378,8 @@ class IngressFuzzer:
             "firestore_records": len(record_keys),
             "pubsub_messages": len(message_keys),
             "pubsub_distinct_keys": len(set(message_keys)),
-            "objects_not_accepted": len(object_keys - self.accepted_keys),
+            "copy_objects": len(copies),
+            "objects_not_accepted": len(object_keys - self.accepted_keys - copies),
             "records_not_accepted": len(record_keys - self.accepted_keys),
             "messages_not_accepted": len(set(message_keys) - self.accepted_keys),
             "accepted_without_record": len(self.accepted_keys - record_keys),

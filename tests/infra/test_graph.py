@@ -207,7 +207,10 @@ def test_token_creator_only_on_push_identities(graph: Graph) -> None:
     }
 
 
-def test_ingress_may_create_but_not_read_raw_objects(graph: Graph) -> None:
+def test_ingress_may_create_but_not_read_or_delete_raw_objects(graph: Graph) -> None:
+    """Storage Object Creator creates objects and neither reads, replaces nor deletes
+    them (https://cloud.google.com/storage/docs/access-control/iam-roles): so a copy of a
+    GitHub or Shopify body leaves the object it uploaded (ingress/_pipeline.py)."""
     ingress = f"serviceAccount:{graph.account_email('ingress')}"
     roles = {
         r.get("role")

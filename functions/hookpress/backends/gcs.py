@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from hookpress.backends._rest import Answer, Endpoint
 
-__all__ = ["RawObject", "RawStore", "Written", "create_only_upload_path", "multipart_upload"]
+__all__ = ["RawObject", "RawStore", "create_only_upload_path", "multipart_upload"]
 
 
 def _library_errors() -> tuple[type[BaseException], ...]:
@@ -48,28 +48,12 @@ class RawObject:
     created: datetime | None  # when GCS stored it
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
-    """A create-only upload that wrote its object (its answer's JSON read only if asked)."""
-
-    answer: Answer
-
-    @property
-    def generation(self) -> int:
-        """The generation GCS gave the object."""
-        try:
-            return int(self.answer.json()["generation"])
-        except (ValueError, KeyError, TypeError):
-            raise BackendError("gcs", "unreadable upload response") from None
-
-
-def _written(answer: Answer) -> Written | None:
-    """A create-only upload's answer: Written, None if the object was already there, else
-    BackendError."""
+def _stored(answer: Answer) -> bool:
+    """A create-only upload's answer: True written, False already there, else BackendError."""
     if answer.status == 200:
-        return Written(answer)
+        return True
     if answer.status == 412:  # ifGenerationMatch=0 failed: the object exists, its bytes stand
-        return None
+        return False
     raise BackendError("gcs", f"HTTP_{answer.status}")
 
 
@@ -153,9 +137,8 @@ class RawStore:
 
     def start_put(
         self, name: str, data: bytes, metadata: dict[str, str] | None = None
-    ) -> Callable[[], Written | None]:
-        """Send the create-only upload now; the returned call waits for it: what it wrote
-        (truthy), or None if the object already existed (see :meth:`put`).
+    ) -> Callable[[], bool]:
+        """Send the create-only upload now; the returned call waits for it (see :meth:`put`).
 
         The ingress sends this, creates the Firestore record meanwhile, then
         waits: the two writes overlap without a thread between them.
@@ -164,22 +147,7 @@ class RawStore:
         pending = self._rest().send(
             "POST", create_only_upload_path(self._bucket_name), body, {"Content-Type": content_type}
         )
-        return lambda: _written(pending.result())
-
-    def delete(self, name: str, generation: int) -> bool:
-        """Delete ``name`` only while it is still ``generation`` (``ifGenerationMatch``:
-        https://cloud.google.com/storage/docs/json_api/v1/objects/delete): True if deleted,
-        False if it is gone or was written again since."""
-        answer = self._rest().request(
-            "DELETE",
-            f"/storage/v1/b/{quote(self._bucket_name, safe='')}/o/{quote(name, safe='')}"
-            f"?ifGenerationMatch={generation}",
-        )
-        if answer.status in {200, 204}:
-            return True
-        if answer.status in {404, 412}:
-            return False
-        raise BackendError("gcs", f"HTTP_{answer.status}")
+        return lambda: _stored(pending.result())
 
     def put(self, name: str, data: bytes, metadata: dict[str, str] | None = None) -> bool:
         """Store ``data`` once under ``name``: True if written now, False if it already existed.
@@ -188,7 +156,7 @@ class RawStore:
         a retry can never replace the bytes first received. ``metadata`` is
         stored with the object (in the same request).
         """
-        return self.start_put(name, data, metadata)() is not None
+        return self.start_put(name, data, metadata)()
 
     def start_get(self, name: str) -> Callable[[], bytes | None]:
         """Send the object's read now; the returned call waits for it (see :meth:`get`).

@@ -24,7 +24,7 @@ from typing import Any
 
 from hookpress.backends import BackendError
 from hookpress.backends.firestore import EventRecords
-from hookpress.backends.gcs import RawStore, Written
+from hookpress.backends.gcs import RawStore
 from hookpress.backends.pubsub import EventPublisher
 from hookpress.backends.secrets import CachedSecrets
 from hookpress.events import (
@@ -121,15 +121,7 @@ def stored_forms(
 
 
 class _Contended(Exception):
-    """The body's marker or the record existed: the atomic commit wrote nothing.
-
-    ``written``: this attempt's upload, if it wrote the object ``name``.
-    """
-
-    def __init__(self, name: str, written: Written | None) -> None:
-        super().__init__(name)
-        self.name = name
-        self.written = written
+    """The body's marker or the record existed: the atomic commit wrote nothing."""
 
 
 class Ingestor:
@@ -254,9 +246,11 @@ class Ingestor:
         round trip as any other event. Only if either already exists (a retry, or
         a copy of a body seen before) is nothing written, and this copy takes
         :func:`~hookpress.events.first_provider_id`'s path: read the first id, then
-        store and answer under it. The object this copy uploaded under its own
-        id's name is then deleted; should that fail, it is only bytes no record
-        names, and replay from GCS applies the same marker (``hookpress.ops.replay``).
+        store and answer under it. The object a copy uploaded under its own id's
+        name stays: the ingress may create objects, never delete them
+        (``roles/storage.objectCreator``, infra/access.py). It is bytes no record
+        names; replay from GCS applies the same marker and reports it a copy
+        (``hookpress.ops.replay``), and the bucket's lifecycle removes it in time.
         """
         received_at = datetime.fromtimestamp(now, UTC)
         ttl_days = self.settings.event_ttl_days
@@ -265,8 +259,8 @@ class Ingestor:
             return self._store_and_publish(
                 source, pid, key, body, now, event_type, body_format, payload, marker=marker
             )
-        except _Contended as contended:
-            taken = contended
+        except _Contended:
+            pass
         first = first_provider_id(
             self.records,
             id_unsigned=True,
@@ -276,13 +270,6 @@ class Ingestor:
             received_at=received_at,
             ttl_days=ttl_days,
         )
-        if first != pid and taken.written is not None:
-            try:
-                self.raw.delete(taken.name, taken.written.generation)
-            except BackendError as exc:
-                self.log.warning(
-                    "copy's object left", event_key=key, backend=exc.backend, reason=exc.detail
-                )
         return self._store_and_publish(
             source, first, event_key(source.name, first), body, now, event_type, body_format,
             payload,
@@ -342,13 +329,13 @@ class Ingestor:
                 finish_put()  # never leave a write unobserved
             raise
         try:
-            written = finish_put()
+            finish_put()
         except BackendError:
             if created is not None:
                 self.publication.release(key, created)  # the retry must not wait out our claim
             raise
         if marker is not None and created is None:
-            raise _Contended(name, written)
+            raise _Contended(name)
 
         if created is not None:
             # The mark is the one write after the publish: off the request path, it does

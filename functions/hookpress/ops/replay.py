@@ -457,7 +457,7 @@ class Replayer:
         if provider is not None and provider in PROVIDERS and PROVIDERS[provider].id_unsigned:
             # The ingress's rule for ids the signature does not cover: a body is the event
             # of its first id. An object under another id's name is a copy an ingress
-            # stored and could not take back (hookpress.ingress._pipeline, _first_copy).
+            # stored and may not delete (hookpress.ingress._pipeline, _first_copy).
             first = self._first_id(source, body, pid)
             if first != pid:
                 return Item(
