@@ -335,7 +335,7 @@ class Ingestor:
                 self.publication.release(key, created)  # the retry must not wait out our claim
             raise
         if marker is not None and created is None:
-            raise _Contended(name)
+            raise _Contended
 
         if created is not None:
             # The mark is the one write after the publish: off the request path, it does
