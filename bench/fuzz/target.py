@@ -36,7 +36,7 @@ from bench.fuzz.oracle import (
     source_name,
 )
 from bench.fuzz.strategies import Strategies
-from hookpress.events import RAW_NAME, bodies_collection, body_marker_key, event_key
+from hookpress.events import RAW_NAME, event_key, marked_provider_id
 from hookpress.providers import PROVIDERS
 
 #: the public URL a source is configured with (Twilio signs the URL it calls)
@@ -328,14 +328,9 @@ class IngressFuzzer:
         provider = PROVIDERS.get(found.metadata.get("provider", ""))
         if provider is None or not provider.id_unsigned:
             return False
-        records = self.ingestor.records
-        marker = records.get(
-            body_marker_key(match["source"], found.data),
-            collection=bodies_collection(records.collection_name),
-        )
-        first = marker.data.get("provider_event_id") if marker is not None else None
+        first = marked_provider_id(self.ingestor.records, match["source"], found.data)
         return (
-            isinstance(first, str)
+            first is not None
             and first != found.metadata.get("provider_event_id")
             and event_key(match["source"], first) in self.accepted_keys
         )

@@ -37,7 +37,7 @@ from hookpress.signatures import valid_id
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from hookpress.backends.firestore import EventRecords
+    from hookpress.backends.firestore import EventRecords, Snapshot
 
 __all__ = [
     "RAW_NAME",
@@ -49,6 +49,7 @@ __all__ = [
     "event_key",
     "first_provider_id",
     "labelled_raw_name",
+    "marked_provider_id",
     "message_attributes",
     "new_record",
     "provider_event_id",
@@ -139,8 +140,20 @@ def first_provider_id(
     first = records.get(marker, collection=collection)
     if first is None:
         raise BackendError("firestore", "marker expired meanwhile")  # the retry creates it
-    known = first.data.get("provider_event_id")
-    return known if isinstance(known, str) and valid_id(known) else provider_id
+    return _marked_id(first) or provider_id
+
+
+def marked_provider_id(records: EventRecords, source: str, body: bytes) -> str | None:
+    """The first provider id the body's marker names, or None (no marker: read only)."""
+    found = records.get(
+        body_marker_key(source, body), collection=bodies_collection(records.collection_name)
+    )
+    return _marked_id(found) if found is not None else None
+
+
+def _marked_id(marker: Snapshot) -> str | None:
+    known = marker.data.get("provider_event_id")
+    return known if isinstance(known, str) and valid_id(known) else None
 
 
 def body_marker(

@@ -169,20 +169,24 @@ class EventRecords:
 
     def _commit(self, write: dict[str, Any]) -> tuple[ServerTime | None, str]:
         """Commit one write: its update time, or None and the error status."""
-        body = json_bytes({"writes": [write]})
+        stamps, error = self._commit_all([write])
+        return (stamps[0] if stamps else None), error
+
+    def _commit_all(self, writes: Sequence[dict[str, Any]]) -> tuple[list[ServerTime] | None, str]:
+        """Commit ``writes`` atomically: their update times, or None and the error status."""
         answer = self._rest().request(
             "POST",
             f"/v1/{self._documents}:commit",
-            body,
+            json_bytes({"writes": list(writes)}),
             {"Content-Type": "application/json"},
         )
-        if answer.status == 200:
-            try:
-                stamp = answer.json()["writeResults"][0]["updateTime"]
-                return ServerTime.parse(stamp), ""
-            except (ValueError, KeyError, IndexError, TypeError):
-                raise BackendError("firestore", "unreadable commit response") from None
-        return None, error_status(answer)
+        if answer.status != 200:
+            return None, error_status(answer)
+        try:
+            results = answer.json()["writeResults"]
+            return [ServerTime.parse(results[i]["updateTime"]) for i in range(len(writes))], ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise BackendError("firestore", "unreadable commit response") from None
 
     @staticmethod
     def _write(
@@ -243,22 +247,10 @@ class EventRecords:
             )
             for key, fields, collection in documents
         ]
-        answer = self._rest().request(
-            "POST",
-            f"/v1/{self._documents}:commit",
-            json_bytes({"writes": writes}),
-            {"Content-Type": "application/json"},
-        )
-        if answer.status != 200:
-            error = error_status(answer)
-            if error == "ALREADY_EXISTS":
-                return None
+        stamps, error = self._commit_all(writes)
+        if stamps is None and error != "ALREADY_EXISTS":
             raise BackendError("firestore", error)
-        try:
-            results = answer.json()["writeResults"]
-            return [ServerTime.parse(results[i]["updateTime"]) for i in range(len(writes))]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise BackendError("firestore", "unreadable commit response") from None
+        return list(stamps) if stamps is not None else None
 
     def get(self, key: str, collection: str | None = None) -> Snapshot | None:
         """The record, or None."""

@@ -43,10 +43,9 @@ from hookpress.backends import BackendError
 from hookpress.events import (
     RAW_NAME,
     Status,
-    bodies_collection,
-    body_marker_key,
     event_key,
     first_provider_id,
+    marked_provider_id,
     message_attributes,
     new_record,
 )
@@ -517,10 +516,7 @@ class Replayer:
                 received_at=datetime.fromtimestamp(self.clock(), UTC),
                 ttl_days=self.ttl_days,
             )
-        markers = bodies_collection(self.records.collection_name)
-        found = self.records.get(body_marker_key(source, body), collection=markers)
-        known = found.data.get("provider_event_id") if found is not None else None
-        return known if isinstance(known, str) and known else pid
+        return marked_provider_id(self.records, source, body) or pid
 
     def _dead_letter(self, key: str | None) -> Item:
         if key is None:
