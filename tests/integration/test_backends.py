@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -261,3 +262,110 @@ def test_publishing_to_a_missing_topic_is_a_backend_error(emulators):
     with pytest.raises(BackendError) as err:
         EventPublisher(emulators.project, "no-such-topic", 5).publish(key(), "x")
     assert err.value.backend == "pubsub"
+
+
+# -- groups of creates from concurrent requests share one commit ---------------------------
+
+
+class Commits:
+    """``EventRecords._send_commit`` watched: each commit's document names; the first one
+    held ``hold_s`` so the groups submitted meanwhile queue behind it."""
+
+    def __init__(self, records: EventRecords, hold_s: float = 0.3, fail_grouped: bool = False):
+        self.sent: list[list[str]] = []
+        self._send = records._send_commit
+        self._hold = hold_s
+        self._fail_grouped = fail_grouped
+        records._send_commit = self  # type: ignore[method-assign]
+
+    def __call__(self, writes: Any) -> Any:
+        names = [w["update"]["name"].rsplit("/", 1)[1] for w in writes]
+        self.sent.append(names)
+        if len(self.sent) == 1:
+            time.sleep(self._hold)
+        if self._fail_grouped and len(writes) > 2:
+            raise BackendError("firestore", "TimeoutError")
+        return self._send(writes)
+
+
+def create_groups_at_once(
+    records: EventRecords, groups: list[list[str]]
+) -> dict[int, list[Any] | BackendError | None]:
+    """``create_all`` of each group (names in the test collection) from its own thread, the
+    first alone and the rest while its commit is held."""
+    out: dict[int, list[Any] | BackendError | None] = {}
+
+    def one(i: int) -> None:
+        try:
+            out[i] = records.create_all([(n, {"n": i}, None) for n in groups[i]])
+        except BackendError as exc:
+            out[i] = exc
+
+    first = threading.Thread(target=one, args=(0,))
+    first.start()
+    time.sleep(0.1)
+    rest = [threading.Thread(target=one, args=(i,)) for i in range(1, len(groups))]
+    for t in rest:
+        t.start()
+    for t in [first, *rest]:
+        t.join()
+    return out
+
+
+@pytest.fixture
+def fresh_records(emulators: Emulators) -> EventRecords:
+    return EventRecords(emulators.project, "(default)", "backend-tests", 5)
+
+
+def test_concurrent_groups_share_one_commit_and_each_lands_whole(fresh_records, emulators):
+    commits = Commits(fresh_records)
+    groups = [[key(), key()] for _ in range(7)]
+    out = create_groups_at_once(fresh_records, groups)
+    assert all(isinstance(v, list) and len(v) == 2 for v in out.values()), out
+    assert [len(c) for c in commits.sent] == [2, 12]  # the six queued groups: one commit
+    for i, group in enumerate(groups):
+        for name in group:
+            assert library_doc(emulators, name) == {"n": i}
+        assert fresh_records.get(group[1]).update_time == out[i][1]  # type: ignore[index,union-attr]
+
+
+def test_one_groups_existing_document_refuses_that_group_alone(fresh_records, emulators):
+    taken = key()
+    fresh_records.create(taken, {"n": -1})
+    commits = Commits(fresh_records)
+    groups = [[key(), key()], [key(), key()], [key(), taken], [key(), key()]]
+    out = create_groups_at_once(fresh_records, groups)
+    assert out[2] is None
+    assert library_doc(emulators, groups[2][0]) is None  # nothing of the refused group
+    assert library_doc(emulators, taken) == {"n": -1}
+    for i in (0, 1, 3):
+        assert isinstance(out[i], list)
+        assert [library_doc(emulators, n) for n in groups[i]] == [{"n": i}, {"n": i}]
+    # the first alone, the three queued together (refused: 409), then each on its own
+    assert [len(c) for c in commits.sent] == [2, 6, 2, 2, 2]
+
+
+def test_groups_sharing_a_document_never_share_a_commit(fresh_records, emulators):
+    """Two copies of one body at once: the marker is the same document, so one wins."""
+    marker = key()
+    commits = Commits(fresh_records)
+    groups = [[key(), key()], [marker, key()], [marker, key()], [key(), key()]]
+    out = create_groups_at_once(fresh_records, groups)
+    assert sorted(out[i] is None for i in (1, 2)) == [False, True]
+    loser = 1 if out[1] is None else 2
+    assert library_doc(emulators, groups[loser][1]) is None
+    for names in commits.sent:
+        assert len(names) == len(set(names))
+    assert isinstance(out[0], list)
+    assert isinstance(out[3], list)
+
+
+def test_a_grouped_commit_that_fails_fails_every_group_in_it(fresh_records, emulators):
+    """A failure that is not one write's refusal is no group's answer: each raises (the
+    ingress answers 503 and the provider retries), none is told its documents existed."""
+    Commits(fresh_records, fail_grouped=True)
+    groups = [[key(), key()] for _ in range(4)]
+    out = create_groups_at_once(fresh_records, groups)
+    assert isinstance(out[0], list)
+    assert all(isinstance(out[i], BackendError) for i in (1, 2, 3)), out
+    assert all(library_doc(emulators, n) is None for g in groups[1:] for n in g)

@@ -63,7 +63,7 @@ def test_callers_arriving_during_a_call_go_together_in_the_next():
 
 def test_a_batch_never_holds_two_items_with_the_same_key():
     backend = Backend(delay=0.1)
-    group = GroupCall("test", backend, max_items=100, wait_s=5, key=lambda item: item[0])
+    group = GroupCall("test", backend, max_items=100, wait_s=5, keys=lambda item: (item[0],))
     threads = [threading.Thread(target=group, args=(w,)) for w in ("a1", "a2", "b1", "a3")]
     threads[0].start()
     time.sleep(0.03)

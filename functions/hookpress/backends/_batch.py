@@ -18,6 +18,8 @@ that was two wake-ups per event, each an item the next call carried anyway).
 
 Items sharing a key (the same document) never go in the same call: Firestore
 refuses two writes to one document in one batch. A later one waits a round.
+An item may name several keys (a commit of a group of documents); it waits
+if any of them is taken.
 With ``size``, a call carries items up to ``max_size`` in all (an item
 larger than that goes alone): Pub/Sub bounds a publish request's bytes.
 """
@@ -80,7 +82,7 @@ class GroupCall(Generic[Item, Out]):
 
     ``send(items)`` returns one result per item, in order: a value, or a
     :class:`BackendError` for that item alone; raising BackendError fails the
-    whole batch. ``key(item)`` names what an item writes (None: no limit);
+    whole batch. ``keys(item)`` names what an item writes (None: no limit);
     ``size(item)`` counts against ``max_size`` per call.
     """
 
@@ -91,7 +93,7 @@ class GroupCall(Generic[Item, Out]):
         *,
         max_items: int,
         wait_s: float,
-        key: Callable[[Item], Hashable] | None = None,
+        keys: Callable[[Item], tuple[Hashable, ...]] | None = None,
         flush_after_s: float = 0.1,
         size: Callable[[Item], int] | None = None,
         max_size: int = 0,
@@ -100,7 +102,7 @@ class GroupCall(Generic[Item, Out]):
         self._send = send
         self._max = max_items
         self._wait = wait_s
-        self._key = key
+        self._keys = keys
         self._flush_after = flush_after_s
         self._size = size
         self._max_size = max_size
@@ -165,8 +167,8 @@ class GroupCall(Generic[Item, Out]):
             kept: list[_Slot[Item, Out]] = []
             while queue and len(batch) < self._max:
                 slot = queue[0]
-                k = self._key(slot.item) if self._key is not None else None
-                if k is not None and k in keys:
+                mine = self._keys(slot.item) if self._keys is not None else ()
+                if not keys.isdisjoint(mine):
                     kept.append(queue.popleft())  # a second write of the same key: next round
                     continue
                 size = self._size(slot.item) if self._size is not None else 0
@@ -175,8 +177,7 @@ class GroupCall(Generic[Item, Out]):
                     break
                 queue.popleft()
                 total += size
-                if k is not None:
-                    keys.add(k)
+                keys.update(mine)
                 batch.append(slot)
             queue.extendleft(reversed(kept))
             if full:

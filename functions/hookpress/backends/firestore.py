@@ -38,13 +38,16 @@ if TYPE_CHECKING:
 
     from google.cloud.firestore import Client, CollectionReference
 
-    from hookpress.backends._rest import Answer, Endpoint
+    from hookpress.backends._rest import Answer, Endpoint, Pending
 
 __all__ = ["EventRecords", "Snapshot"]
 
 _SIMPLE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
 _CONTENTION_RETRIES = 5
 _BATCH_WRITES = 100  # batchWrite takes up to 500
+_COMMIT_GROUPS = 100  # groups of creates per grouped commit (a marker and a record: 200 writes)
+#: a commit refused for one of its writes (a precondition, the write itself), not the request
+_WRITE_REFUSED = frozenset({400, 409})
 #: google.rpc.Code names of the per-write statuses batchWrite answers with
 _CODES = {
     0: "OK",
@@ -119,7 +122,15 @@ class EventRecords:
             self._batch_write,
             max_items=_BATCH_WRITES,
             wait_s=3 * timeout_s,
-            key=lambda write: write["update"]["name"],
+            keys=lambda write: (write["update"]["name"],),
+        )
+        # groups of creates that must land together, from concurrent requests: one commit
+        self._groups: GroupCall[tuple[dict[str, Any], ...], list[ServerTime] | None] = GroupCall(
+            "firestore",
+            self._commit_groups,
+            max_items=_COMMIT_GROUPS,
+            wait_s=3 * timeout_s,
+            keys=lambda writes: tuple(w["update"]["name"] for w in writes),
         )
 
     # -- transports --------------------------------------------------------------------
@@ -174,19 +185,75 @@ class EventRecords:
 
     def _commit_all(self, writes: Sequence[dict[str, Any]]) -> tuple[list[ServerTime] | None, str]:
         """Commit ``writes`` atomically: their update times, or None and the error status."""
-        answer = self._rest().request(
+        return self._committed(self._send_commit(writes).result(), len(writes))
+
+    def _send_commit(self, writes: Sequence[dict[str, Any]]) -> Pending:
+        return self._rest().send(
             "POST",
             f"/v1/{self._documents}:commit",
             json_bytes({"writes": list(writes)}),
             {"Content-Type": "application/json"},
         )
+
+    @staticmethod
+    def _committed(answer: Answer, count: int) -> tuple[list[ServerTime] | None, str]:
+        """A commit's answer: its ``count`` update times, or None and the error status."""
         if answer.status != 200:
             return None, error_status(answer)
         try:
             results = answer.json()["writeResults"]
-            return [ServerTime.parse(results[i]["updateTime"]) for i in range(len(writes))], ""
+            return [ServerTime.parse(results[i]["updateTime"]) for i in range(count)], ""
         except (ValueError, KeyError, IndexError, TypeError):
             raise BackendError("firestore", "unreadable commit response") from None
+
+    def _commit_groups(
+        self, groups: Sequence[tuple[dict[str, Any], ...]]
+    ) -> list[list[ServerTime] | BackendError | None]:
+        """Commit every group's creates in one commit; per group, its update times, or
+        None if one of its documents existed (then none of its writes is applied).
+
+        A commit is all or nothing, so one group's existing document refuses the
+        whole commit (409 ``ALREADY_EXISTS``; or 400, a write refused). Then each
+        group is committed on its own, all sent at once, and only the group that
+        met a document answers None. Anything else (a 5xx, a timeout) fails every
+        group, as it would have failed each on its own.
+        """
+        answer = self._send_commit([w for group in groups for w in group]).result()
+        stamps, error = self._committed(answer, sum(len(g) for g in groups))
+        if stamps is not None:
+            out: list[list[ServerTime] | BackendError | None] = []
+            for group in groups:
+                out.append(stamps[: len(group)])
+                del stamps[: len(group)]
+            return out
+        if len(groups) > 1 and answer.status in _WRITE_REFUSED:
+            sent: list[Pending | BackendError] = []
+            for group in groups:
+                try:
+                    sent.append(self._send_commit(group))
+                except BackendError as exc:
+                    sent.append(exc)
+            return [self._group_outcome(p, len(g)) for p, g in zip(sent, groups, strict=True)]
+        return [self._outcome(None, error)] * len(groups)
+
+    def _group_outcome(
+        self, sent: Pending | BackendError, count: int
+    ) -> list[ServerTime] | BackendError | None:
+        if isinstance(sent, BackendError):
+            return sent
+        try:
+            return self._outcome(*self._committed(sent.result(), count))
+        except BackendError as exc:
+            return exc
+
+    @staticmethod
+    def _outcome(
+        stamps: list[ServerTime] | None, error: str
+    ) -> list[ServerTime] | BackendError | None:
+        """A group's result: its update times, None if a document existed, or the error."""
+        if stamps is not None or error == "ALREADY_EXISTS":
+            return stamps
+        return BackendError("firestore", error)
 
     @staticmethod
     def _write(
@@ -238,18 +305,17 @@ class EventRecords:
         absent: their update times, or None if any one existed (then none is written).
 
         A commit's writes are "always executed atomically and in order"
-        (https://cloud.google.com/firestore/docs/reference/rest/v1/projects.databases.documents/commit);
-        one call of its own, not batched with other requests' writes.
+        (https://cloud.google.com/firestore/docs/reference/rest/v1/projects.databases.documents/commit).
+        Concurrent requests' groups share one commit (:meth:`_commit_groups`);
+        at concurrency 1 it is this group's own.
         """
-        writes = [
+        writes = tuple(
             self._write(
                 self._name(key, collection), fields, mask=False, precondition={"exists": False}
             )
             for key, fields, collection in documents
-        ]
-        stamps, error = self._commit_all(writes)
-        if stamps is None and error != "ALREADY_EXISTS":
-            raise BackendError("firestore", error)
+        )
+        stamps = self._groups(writes)
         return list(stamps) if stamps is not None else None
 
     def get(self, key: str, collection: str | None = None) -> Snapshot | None:
