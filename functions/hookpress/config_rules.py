@@ -176,6 +176,17 @@ class Switch(Knob[bool]):
 EVENT_TTL_DAYS = WholeNumber("HOOKPRESS_EVENT_TTL_DAYS", 30, 1, 3_650)
 #: the largest body ingress reads (program)
 MAX_BODY_BYTES = WholeNumber("HOOKPRESS_MAX_BODY_BYTES", 1_048_576, 1_024, 33_554_432)
+#: what one ingress request holds at its peak per byte of a provider-shaped body (program:
+#: the memory an instance needs for its concurrency): the body, its copy in the upload, and
+#: the parsed object. Measured at 8.1 through the real entry point for JSON of many short
+#: values (parsing alone: 6.6; long strings: 2.3) by the test that keeps it honest,
+#: tests/integration/test_ingress_memory.py. A body of empty objects parses at ~35 bytes
+#: per byte, but only a signed body is parsed: only a holder of the source's secret can
+#: send one.
+INGRESS_BYTES_PER_BODY_BYTE = 10
+#: the ingress process before any request (interpreter, imports, pools): the bench's
+#: sweep measured 70-79 MiB resident with 8-64 threads (bench/results/bench.json)
+INGRESS_BASE_MIB = 96
 #: how far a signed timestamp may be from now, and the bounds of a source's own
 #: ``tolerance`` (program)
 TIMESTAMP_TOLERANCE_S = WholeNumber("HOOKPRESS_TIMESTAMP_TOLERANCE_S", 300, 1, 3_600)

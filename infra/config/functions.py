@@ -34,6 +34,8 @@ def read_ingress(r: Reader) -> IngressConfig:
     """The public ingress: its sizing and the request limits it enforces."""
     concurrency = r.integer("ingressConcurrency", 32, 1, 1000)
     memory = _memory(r, "ingressMemory", "512Mi")
+    max_body = r.knob("maxBodyBytes", rules.MAX_BODY_BYTES)
+    _fits(r, concurrency, memory, max_body)
     lowest = r.integer("ingressMinInstances", 0, 0, 100)
     highest = r.integer("ingressMaxInstances", 100, 1, 1000)
     r.not_above("ingressMinInstances", lowest, "ingressMaxInstances", highest)
@@ -46,7 +48,7 @@ def read_ingress(r: Reader) -> IngressConfig:
             cpu=_cpu(r, "ingressCpu", "1", concurrency, memory),
             timeout_s=r.integer("ingressTimeoutS", 60, 1, 3600),
         ),
-        max_body_bytes=r.knob("maxBodyBytes", rules.MAX_BODY_BYTES),
+        max_body_bytes=max_body,
         timestamp_tolerance_s=r.knob("timestampToleranceS", rules.TIMESTAMP_TOLERANCE_S),
     )
 
@@ -122,9 +124,13 @@ def read_push(r: Reader, deliver_timeout_s: int) -> PushConfig:
 
 
 def _memory(r: Reader, name: str, default: str) -> str:
+    """A memory size Cloud Run accepts: "The maximum amount of memory you can configure
+    is 32 gibibyte (32 Gi)" (https://cloud.google.com/run/docs/configuring/services/memory-limits)."""
     value = r.text(name, default) or default
     if not _MEMORY.match(value):
         raise ConfigError(f"{r.key(name)} must be a size such as 512Mi or 1Gi, got {value[:32]!r}.")
+    if _mebibytes(value) > 32 * 1024:
+        raise ConfigError(f"{r.key(name)} is {value}, more than Cloud Run's 32Gi.")
     return value
 
 
@@ -132,12 +138,44 @@ def _mebibytes(memory: str) -> int:
     return int(memory[:-2]) * (1024 if memory.endswith("Gi") else 1)
 
 
+def _fits(r: Reader, concurrency: int, memory: str, max_body: int) -> None:
+    """Refuse an ingress whose instance cannot hold ``concurrency`` requests of the largest
+    body it accepts at once.
+
+    "Cloud Run instances that exceed their allowed memory limit are terminated"
+    (https://cloud.google.com/run/docs/configuring/services/memory-limits), and
+    every request in flight on that instance fails with it: a burst of large
+    bodies would become a burst of 5xx and provider retries.
+    """
+    need = (
+        rules.INGRESS_BASE_MIB + concurrency * rules.INGRESS_BYTES_PER_BODY_BYTE * max_body / 2**20
+    )
+    if need > _mebibytes(memory):
+        raise ConfigError(
+            f"{r.key('ingressConcurrency')} is {concurrency} and {r.key('maxBodyBytes')} "
+            f"{max_body}: at about {rules.INGRESS_BYTES_PER_BODY_BYTE} bytes held per body byte, "
+            f"{concurrency} requests of the largest body need about {need:.0f} MiB with the "
+            f"process, more than {r.key('ingressMemory')} ({memory}). Raise the memory, or "
+            "lower the concurrency or the body limit."
+        )
+
+
+#: (MiB above which, the least CPU): "1 vCPU: up to 4 GiB, 2 vCPU: up to 8 GiB, 4 vCPU: 2 to
+#: 16 GiB, 6 vCPU: 4 to 24 GiB, 8 vCPU: 4 to 32 GiB", and below 1 vCPU "a minimum of 0.5
+#: CPU is needed to set a memory limit greater than 512MiB", "of 1 CPU ... greater than 1GiB"
+#: (https://cloud.google.com/run/docs/configuring/services/cpu)
+_CPU_FOR_MEMORY = ((24 * 1024, 8.0), (16 * 1024, 6.0), (8 * 1024, 4.0), (4 * 1024, 2.0),
+                   (1024, 1.0), (512, 0.5))  # fmt: skip
+#: (CPU from which, the least MiB) of the same table: 4 vCPU from 2 GiB, 6 and 8 from 4 GiB
+_MEMORY_FOR_CPU = ((6.0, 4 * 1024), (4.0, 2 * 1024))
+
+
 def _cpu(r: Reader, name: str, default: str, concurrency: int, memory: str = "512Mi") -> str:
     """A CPU value Cloud Run accepts with this concurrency and memory.
 
-    Below 1 vCPU, Cloud Run requires a concurrency of 1, at least 0.5 vCPU above
-    512 MiB and 1 vCPU above 1 GiB
-    (https://cloud.google.com/run/docs/configuring/services/cpu#cpu-memory).
+    Below 1 vCPU, Cloud Run requires a concurrency of 1; and each CPU value has
+    its range of memory (:data:`_CPU_FOR_MEMORY`, :data:`_MEMORY_FOR_CPU`;
+    https://cloud.google.com/run/docs/configuring/services/cpu#cpu-memory).
     """
     value = r.text(name, default) or default
     if value not in _CPUS:
@@ -152,11 +190,18 @@ def _cpu(r: Reader, name: str, default: str, concurrency: int, memory: str = "51
             "requests needs at least 1 CPU: raise the CPU or set the concurrency to 1."
         )
     mib = _mebibytes(memory)
-    needed = 1.0 if mib > 1024 else 0.5 if mib > 512 else 0.0
+    needed = next((c for above, c in _CPU_FOR_MEMORY if mib > above), 0.0)
     if cpu < needed:
         raise ConfigError(
             f"{r.key(name)} is {value}, but Cloud Run needs at least {needed:g} CPU for "
             f"{memory} of memory: raise the CPU or lower the memory."
+        )
+    least = next((m for c, m in _MEMORY_FOR_CPU if cpu >= c), 0)
+    if mib < least:
+        raise ConfigError(
+            f"{r.key(name)} is {value}, but Cloud Run needs at least {least // 1024}Gi of "
+            f"memory for {value} CPU, and the memory is {memory}: lower the CPU or raise "
+            "the memory."
         )
     return value
 

@@ -113,6 +113,38 @@ def test_concurrency_cap_must_divide_by_the_deliver_concurrency() -> None:
     _refused("hookpress:wpConcurrencyCap", wpConcurrencyCap="8", deliverConcurrency="3")
 
 
+def test_ingress_memory_must_hold_its_concurrency_of_the_largest_bodies() -> None:
+    """64 requests of 1 MiB bodies hold ~640 MiB besides the process: not in 512Mi."""
+    _refused("hookpress:ingressConcurrency", ingressConcurrency="64")
+    _refused("hookpress:ingressMemory", ingressConcurrency="16", maxBodyBytes="4194304")
+    assert _load(ingressConcurrency="64", ingressMemory="1Gi").ingress.sizing.concurrency == 64
+    smaller = _load(ingressConcurrency="64", maxBodyBytes="524288").ingress
+    assert (smaller.sizing.concurrency, smaller.sizing.memory) == (64, "512Mi")
+    assert _load().ingress.sizing.concurrency == 32  # the defaults fit: 96 + 32 x 10 MiB
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "refused"),
+    [
+        ("1", "4Gi", None),
+        ("1", "5Gi", "hookpress:deliverCpu"),  # 1 vCPU: up to 4 GiB
+        ("2", "8Gi", None),
+        ("2", "9Gi", "hookpress:deliverCpu"),  # 2 vCPU: up to 8 GiB
+        ("4", "1Gi", "hookpress:deliverCpu"),  # 4 vCPU: 2 to 16 GiB
+        ("4", "2Gi", None),
+        ("6", "3Gi", "hookpress:deliverCpu"),  # 6 vCPU: 4 to 24 GiB
+        ("8", "32Gi", None),
+        ("8", "33Gi", "hookpress:deliverMemory"),  # at most 32 Gi
+    ],
+)
+def test_cpu_and_memory_follow_cloud_runs_table(cpu: str, memory: str, refused: str | None):
+    overrides = {"deliverCpu": cpu, "deliverMemory": memory}
+    if refused is None:
+        assert _load(**overrides).deliver.sizing.memory == memory
+    else:
+        _refused(refused, **overrides)
+
+
 def test_fractional_cpu_cannot_serve_concurrent_requests() -> None:
     _refused("hookpress:ingressCpu", ingressCpu="0.5", ingressConcurrency="16")
 

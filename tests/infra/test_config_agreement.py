@@ -128,6 +128,10 @@ class Knob:
     function: str
     program: Callable[[Settings], Any]  # where the program keeps the value
     read: Callable[[Any], Any]  # where the function keeps it
+    #: other keys the program is given with it, so that no rule across keys (the ingress's
+    #: memory for its concurrency of the largest bodies) refuses what the knob's own
+    #: bounds allow: this test is about those bounds
+    beside: tuple[tuple[str, str], ...] = ()
 
 
 KNOBS = {
@@ -139,6 +143,7 @@ KNOBS = {
             "ingress",
             lambda s: s.ingress.max_body_bytes,
             lambda f: f.max_body_bytes,
+            beside=(("ingressConcurrency", "1"),),
         ),
         Knob(
             "timestampToleranceS",
@@ -188,7 +193,7 @@ KNOBS = {
 
 def _check_knob(knob: Knob, raw: str) -> str:
     """Check one value; say whether both sides accepted or refused it."""
-    program = _program(**{knob.key: raw})
+    program = _program(**dict(knob.beside), **{knob.key: raw})
     function = _function(knob.function, {knob.variable: raw})
     assert (program.refusal is None) == (function.refusal is None), (program, function)
     if program.refusal is not None:
