@@ -180,12 +180,8 @@ class EventRecords:
 
     def _commit(self, write: dict[str, Any]) -> tuple[ServerTime | None, str]:
         """Commit one write: its update time, or None and the error status."""
-        stamps, error = self._commit_all([write])
+        stamps, error = self._committed(self._send_commit([write]).result(), 1)
         return (stamps[0] if stamps else None), error
-
-    def _commit_all(self, writes: Sequence[dict[str, Any]]) -> tuple[list[ServerTime] | None, str]:
-        """Commit ``writes`` atomically: their update times, or None and the error status."""
-        return self._committed(self._send_commit(writes).result(), len(writes))
 
     def _send_commit(self, writes: Sequence[dict[str, Any]]) -> Pending:
         return self._rest().send(
