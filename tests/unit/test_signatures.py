@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hookpress.signatures import SCHEMES, SignatureError
+from hookpress.signatures._common import mac
 
 NOW = 1_700_000_000.0
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -172,6 +173,21 @@ def test_every_scheme_round_trips_and_rejects_a_flipped_byte(raw: bytes, key: st
     else:
         tampered = bytes([body[0] ^ 1]) + body[1:] if body else b" "
     assert reason(scheme, tampered, headers, secrets=[pair.verify], url=URL) == "no_match"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.binary(max_size=200),
+    prefix=st.binary(max_size=80),
+    body=st.binary(max_size=70_000),
+    digest=st.sampled_from(["sha1", "sha256", "sha512"]),
+)
+def test_mac_is_the_standard_library_hmac(key: bytes, prefix: bytes, body: bytes, digest: str):
+    # mac() keeps each key's padded hash states and copies them (RFC 2104 by hand): it must
+    # give hmac.digest's bytes for keys shorter, equal to and longer than the block size
+    # (64 bytes for SHA-1 and SHA-256, 128 for SHA-512), empty ones, and any body size.
+    assert mac(key, prefix, body, digest) == hmac.digest(key, prefix + body, digest)
+    assert mac(key, prefix, body, digest) == hmac.digest(key, prefix + body, digest)  # cached
 
 
 # -- rotation: any one of several active secrets ---------------------------------

@@ -18,6 +18,7 @@ from hookpress.signatures._common import (
     body_id,
     from_b64,
     header,
+    mac,
     utf8_keys,
 )
 
@@ -109,7 +110,7 @@ class Twilio(HmacScheme):
         for candidate_url in self._urls(url):
             signed = self.signed_string(candidate_url, pairs).encode("utf-8")
             for key in keys:
-                if hmac.compare_digest(hmac.digest(key, signed, digest), signature):
+                if hmac.compare_digest(mac(key, b"", signed, digest), signature):
                     return Verified(None, body_format)
         raise SignatureError("no_match")
 
