@@ -40,8 +40,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bench.served_calls import Floor
+from hookpress.backends._json import json_body
 from hookpress.backends._rest import endpoint_url
-from hookpress.backends.firestore import EventRecords, json_bytes
+from hookpress.backends.firestore import EventRecords
 from hookpress.backends.gcs import create_only_upload_path, multipart_upload
 from hookpress.backends.pubsub import event_message
 from hookpress.events import (
@@ -180,7 +181,7 @@ class _Backends:
     async def _batch_write(self, writes: list[dict[str, Any]]) -> list[str | None]:
         marks, self.marks = self.marks[: _BATCH - len(writes)], self.marks[_BATCH - len(writes) :]
         status, data = await self.firestore.request(
-            "POST", f"/v1/{self.documents}:batchWrite", json_bytes({"writes": writes + marks})
+            "POST", f"/v1/{self.documents}:batchWrite", json_body({"writes": writes + marks})
         )
         if status != 200:
             raise RuntimeError(f"firestore HTTP {status}")

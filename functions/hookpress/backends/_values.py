@@ -58,6 +58,8 @@ def rfc3339(value: datetime) -> str:
     """The RFC 3339 form Firestore takes: a server time's own text, else UTC to the microsecond."""
     if isinstance(value, ServerTime):
         return value.text
+    if type(value) is datetime and value.tzinfo is UTC:  # our own stamps: the common case
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
     exact = getattr(value, "rfc3339", None)  # the client library's DatetimeWithNanoseconds
     if callable(exact):
         return str(exact())

@@ -15,7 +15,6 @@ use the client library, built on first use.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._batch import GroupCall
 from hookpress.backends._errors import BackendError, error_status
+from hookpress.backends._json import json_body
 from hookpress.backends._values import (
     Increment,
     ServerTime,
@@ -148,7 +148,7 @@ class EventRecords:
         answer = self._rest().request(
             "POST",
             f"/v1/{self._documents}:batchWrite",
-            json_bytes({"writes": list(writes)}),
+            json_body({"writes": list(writes)}),
             {"Content-Type": "application/json"},
         )
         if answer.status != 200:
@@ -187,7 +187,7 @@ class EventRecords:
         return self._rest().send(
             "POST",
             f"/v1/{self._documents}:commit",
-            json_bytes({"writes": list(writes)}),
+            json_body({"writes": list(writes)}),
             {"Content-Type": "application/json"},
         )
 
@@ -455,8 +455,3 @@ class EventRecords:
             ]
         except _library_errors() as exc:
             raise BackendError("firestore", type(exc).__name__) from None
-
-
-def json_bytes(value: Any) -> bytes:
-    """Compact JSON, UTF-8."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -11,7 +11,7 @@ the CLI) use the client library, built on first use.
 
 from __future__ import annotations
 
-import json
+import itertools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._errors import BackendError
+from hookpress.backends._json import json_body
 from hookpress.instance import Lazy
 
 if TYPE_CHECKING:
@@ -66,6 +67,13 @@ def _media(answer: Answer) -> bytes | None:
     return answer.body
 
 
+# A part boundary must not occur in the bytes it frames, and a provider chooses those
+# bytes: it is this process's random secret (never sent anywhere but to GCS) and a
+# count, so it is unguessable, yet costs no call for randomness per upload.
+_BOUNDARY = "hookpress-" + secrets.token_hex(12) + "-"
+_uploads = itertools.count()
+
+
 def multipart_upload(
     name: str, data: bytes, metadata: dict[str, str] | None = None
 ) -> tuple[bytes, str]:
@@ -74,11 +82,11 @@ def multipart_upload(
     resource: dict[str, object] = {"name": name, "contentType": "application/json"}
     if metadata:
         resource["metadata"] = metadata
-    boundary = "hookpress-" + secrets.token_hex(12)
+    boundary = f"{_BOUNDARY}{next(_uploads)}"
     body = b"".join(
         (
             f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
-            json.dumps(resource, separators=(",", ":")).encode(),
+            json_body(resource, ascii_only=True),
             f"\r\n--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
             data,
             f"\r\n--{boundary}--\r\n".encode(),

@@ -14,12 +14,12 @@ and a condition per message, a window the caller waits out); measured here
 from __future__ import annotations
 
 import base64
-import json
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._batch import GroupCall
 from hookpress.backends._errors import BackendError
+from hookpress.backends._json import json_body
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -46,7 +46,7 @@ def message_data(key: str, payload: Mapping[str, Any] | None = None) -> bytes:
     body: dict[str, Any] = {"event_key": key}
     if payload is not None:
         body["payload"] = payload
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return json_body(body)
 
 
 class Message(TypedDict):
@@ -106,7 +106,7 @@ class EventPublisher:
         return f"projects/{self._project}/topics/{self._topic}"
 
     def _send(self, messages: Sequence[Message]) -> list[str | BackendError]:
-        body = json.dumps({"messages": list(messages)}, separators=(",", ":")).encode()
+        body = json_body({"messages": list(messages)}, ascii_only=True)
         answer = self._rest().request(
             "POST", self._path, body, {"Content-Type": "application/json"}
         )

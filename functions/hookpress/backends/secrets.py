@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 
 from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._errors import BackendError, error_status
+from hookpress.backends._json import json_body
 from hookpress.instance import Lazy
 from hookpress.settings import SecretsConfig, SettingsError
 
@@ -161,7 +162,7 @@ class SecretManagerREST:
         self._endpoint = LazyEndpoint("secretmanager", timeout_s, endpoint)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = None if body is None else json_body(body, ascii_only=True)
         headers = None if body is None else {"Content-Type": "application/json"}
         answer = self._endpoint().request(method, path, data, headers)
         if answer.status != 200:

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from flask import Response
+
 from hookpress.backends.firestore import EventRecords
 from hookpress.backends.gcs import RawStore
 from hookpress.backends.secrets import CachedSecrets, build_secret_values
@@ -30,7 +32,7 @@ from hookpress.settings import DeliverSettings
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from flask import Request, Response
+    from flask import Request
 
 __all__ = [
     "CONTROL_DOCUMENT",
@@ -115,8 +117,6 @@ install = _instance.install
 
 def handle_request(request: Request) -> Response:
     """The functions-framework entry point's whole body."""
-    from flask import Response
-
     runtime = _instance.ready()
     if runtime is None:
         return Response("misconfigured", status=503, mimetype="text/plain")

@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from typing import IO, TYPE_CHECKING
 
+from flask import Response
+
 from hookpress.deliver._envelope import MalformedEnvelope, parse_envelope
 from hookpress.deliver._pipeline import Deliverer, Outcome
 from hookpress.logs import Logger, trace_field
 from hookpress.pushauth import OidcVerifier, PushAuthError
 
 if TYPE_CHECKING:
-    from flask import Request, Response
+    from flask import Request
 
 __all__ = ["handle"]
 
@@ -27,8 +29,6 @@ _TRACE_HEADERS = ("x-cloud-trace-context", "traceparent")  # what trace_field re
 
 
 def _answer(status: int, text: str = "") -> Response:
-    from flask import Response
-
     return Response(text, status=status, mimetype="text/plain")
 
 
