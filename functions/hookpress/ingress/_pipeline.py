@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -120,6 +120,24 @@ def stored_forms(
     return name, record, metadata
 
 
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """One verified, parsed delivery, about to be stored as the event ``key``."""
+
+    source: SourceConfig
+    pid: str  # the provider's event id: the key's, or its first copy's
+    key: str
+    body: bytes
+    now: float
+    event_type: str | None
+    body_format: str
+    payload: dict[str, Any] | None  # the warehouse's copy in the message, if carried
+
+    def under(self, pid: str) -> _Arrival:
+        """The same delivery stored under another provider id (its body's first copy's)."""
+        return replace(self, pid=pid, key=event_key(self.source.name, pid))
+
+
 class _Contended(Exception):
     """The body's marker or the record existed: the atomic commit wrote nothing."""
 
@@ -217,28 +235,17 @@ class Ingestor:
             carried = (
                 payload if self.settings.message_payload and len(body) <= _PAYLOAD_MAX else None
             )
+            arrival = _Arrival(
+                source, pid, key, body, now, event_type, verified.body_format, carried
+            )  # fmt: skip
             if provider.id_unsigned:
                 # An unsigned delivery id cannot make the same signed body a new event.
-                return self._first_copy(
-                    source, pid, key, body, now, event_type, verified.body_format, carried
-                )
-            return self._store_and_publish(
-                source, pid, key, body, now, event_type, verified.body_format, carried
-            )
+                return self._first_copy(arrival)
+            return self._store_and_publish(arrival)
         except BackendError as exc:
             return Result(Outcome.UNAVAILABLE, event_key=key, reason=exc.backend)
 
-    def _first_copy(
-        self,
-        source: SourceConfig,
-        pid: str,
-        key: str,
-        body: bytes,
-        now: float,
-        event_type: str | None,
-        body_format: str,
-        payload: dict[str, Any] | None,
-    ) -> Result:
+    def _first_copy(self, arrival: _Arrival) -> Result:
         """Store a body whose provider id is unsigned under the id of its first copy.
 
         Optimistic: the body's marker (naming this copy's id) and the record are
@@ -252,55 +259,42 @@ class Ingestor:
         names; replay from GCS applies the same marker and reports it a copy
         (``hookpress.ops.replay``), and the bucket's lifecycle removes it in time.
         """
-        received_at = datetime.fromtimestamp(now, UTC)
+        received_at = datetime.fromtimestamp(arrival.now, UTC)
         ttl_days = self.settings.event_ttl_days
-        marker = body_marker(source.name, body, pid, received_at, ttl_days)
+        name, body, pid = arrival.source.name, arrival.body, arrival.pid
+        marker = body_marker(name, body, pid, received_at, ttl_days)
         try:
-            return self._store_and_publish(
-                source, pid, key, body, now, event_type, body_format, payload, marker=marker
-            )
+            return self._store_and_publish(arrival, marker=marker)
         except _Contended:
             pass
         first = first_provider_id(
             self.records,
             id_unsigned=True,
-            source=source.name,
+            source=name,
             body=body,
             provider_id=pid,
             received_at=received_at,
             ttl_days=ttl_days,
         )
-        return self._store_and_publish(
-            source, first, event_key(source.name, first), body, now, event_type, body_format,
-            payload,
-        )  # fmt: skip
+        return self._store_and_publish(arrival.under(first))
 
     def _store_and_publish(
-        self,
-        source: SourceConfig,
-        pid: str,
-        key: str,
-        body: bytes,
-        now: float,
-        event_type: str | None,
-        body_format: str = "json",
-        payload: dict[str, Any] | None = None,
-        *,
-        marker: tuple[str, dict[str, Any]] | None = None,
+        self, arrival: _Arrival, *, marker: tuple[str, dict[str, Any]] | None = None
     ) -> Result:
         """Store, dedupe and publish one event; with ``marker`` (the body's, see
         :meth:`_first_copy`) created atomically with the record, or :class:`_Contended`."""
+        source, key, body, now = arrival.source, arrival.key, arrival.body, arrival.now
         received_at = datetime.fromtimestamp(now, UTC)
         name, record, metadata = stored_forms(
             source,
-            pid,
+            arrival.pid,
             key,
             body,
             received_at,
             self.raw.uri,
             ttl_days=self.settings.event_ttl_days,
-            event_type=event_type,
-            body_format=body_format,
+            event_type=arrival.event_type,
+            body_format=arrival.body_format,
         )
         record["publish_claimed_at"] = received_at  # the creator publishes: see publication.py
         # The message and the mark are built now, before the first wait: after each
@@ -308,7 +302,7 @@ class Ingestor:
         # used, and everything it still has to do then costs several times its CPU
         # (bench/results/profile/c1/).
         prepared = self.publication.prepare(
-            key, source.name, now, message_attributes(record), payload
+            key, source.name, now, message_attributes(record), arrival.payload
         )
         # Both writes are create-only, so they can run at the same time and a
         # retry of either is harmless. A duplicate still writes GCS: if the first
