@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import secrets
 import shutil
 import statistics
@@ -55,7 +56,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import _profile
+from bench import _perf, _profile
 from bench._common import (
     FUNCTIONS,
     REPO,
@@ -1330,6 +1331,38 @@ def profile_ingress(
     return summary
 
 
+def perf_c1(bench: Bench, out_dir: Path, n: int = 3000) -> dict[str, Any]:
+    """True CPU by function at c = 1 (bench/_perf.py): perf on the ingress as deployed and on
+    the three calls served by the same server, from the same archive and virtualenv."""
+    unpacked, python = deployed("ingress", bench.workdir)
+    env = {**bench.env, "PYTHONPERFSUPPORT": "1"}  # Python 3.12 names its functions to perf
+    served_env = {**env, "PYTHONPATH": f"{REPO}{os.pathsep}{unpacked}"}
+    servers = {
+        "ingress": Server(unpacked / "main.py", "ingress", env, python=python, cwd=unpacked),
+        "served_calls": Server(SERVED, "served", served_env, python=python, cwd=REPO),
+    }
+
+    def recording(server: Server) -> Callable[[Path], int]:
+        def run(data: Path) -> int:
+            requests = bench.requests(n)
+            say(f"[perf] {n} requests, one at a time, under perf")
+            with _perf.recorded([p.pid for p in server.tree()], data):
+                statuses = run_load(server.port, requests, 1, server).statuses
+            if set(statuses) != {202}:
+                raise RuntimeError(f"not every request was accepted: {statuses}")
+            return n
+
+        return run
+
+    with contextlib.ExitStack() as stack:
+        for server in servers.values():
+            stack.enter_context(server)
+            run_load(server.port, bench.requests(64), 4)  # its connections and first calls
+        return _perf.compare(
+            {name: recording(server) for name, server in servers.items()}, out_dir, bench.workdir
+        )
+
+
 def profile_markdown(
     summary: dict[str, Any], name: str = "ingress", *, pipeline: bool = False
 ) -> str:
@@ -1739,6 +1772,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", action="store_true", help="only the py-spy profiles (bench/results/profile/)"
     )
     parser.add_argument(
+        "--perf",
+        action="store_true",
+        help="only perf's true CPU by function at c = 1, the ingress as deployed beside the "
+        "served calls (bench/results/profile/perf-c1.md; needs perf and root)",
+    )
+    parser.add_argument(
         "--candidates",
         action="store_true",
         help="only the candidates, one by one (bench/results/candidates.md)",
@@ -1792,6 +1831,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         if args.profile:
             profile_ingress(bench, plan, args.out / "profile", pipeline=args.asgi_pipeline)
+            return 0
+        if args.perf:
+            perf_c1(bench, args.out / "profile")
             return 0
         if args.candidates:
             from bench import candidates
