@@ -7,7 +7,11 @@ the Flask mode's (bench/results/candidates.md). Whether that carries over to
 the ingress's own work is what this measures: the same verification, parsing,
 event key, stored forms and log line as ``hookpress.ingress`` (its own
 functions, called as it calls them), and the same backend calls with the same
-bytes: the GitHub/Shopify body marker, the GCS upload ∥ the record's create
+bytes: the GitHub/Shopify body marker (as the ingress wrote it before run 18: a
+create of its own ahead of the record's, one round trip more than the ingress's
+single commit of both now, so this candidate's c = 1 figures for those events are
+a round trip dearer than the ingress's own protocol would make them), the GCS
+upload ∥ the record's create
 (concurrent creates grouped into one ``batchWrite``, the previous events'
 ``published`` marks riding along), then the publish (grouped likewise). The
 wire is a minimal asyncio HTTP/1.1 client, plain HTTP to the emulators only.

@@ -64,7 +64,7 @@ _second: tuple[int, str] = (0, "")  # the last whole second and its text
 def _now() -> str:
     """``datetime.now(UTC).isoformat(timespec="microseconds")``, the date and time of
     day formatted once a second (per line, that formatting was the log line's dearest
-    part: bench/RESULTS.md, "A profile of true CPU at concurrency 1")."""
+    part: bench/RESULTS.md, "True CPU at concurrency 1")."""
     global _second
     now = time.time()
     whole = int(now)
