@@ -21,8 +21,8 @@ def json_body(value: Any, *, ascii_only: bool = False) -> bytes:
     """A request body for a Google JSON API: compact JSON in UTF-8.
 
     Text is written as itself (a Firestore document or a Pub/Sub message's data
-    counts its bytes against a limit, and ``\\uXXXX`` would double them), or with
-    ``ascii_only`` every non-ASCII character escaped, where the values were never
-    checked for lone surrogates (which UTF-8 cannot encode).
+    counts its bytes against a limit, and ``\\uXXXX`` would double or triple them),
+    or with ``ascii_only`` every non-ASCII character escaped, where the values were
+    never checked for lone surrogates (which UTF-8 cannot encode).
     """
     return (_ASCII if ascii_only else _UTF8).encode(value).encode()
