@@ -222,7 +222,7 @@ def warm_emulators(bench: Bench, n: int = WARM_EVENTS) -> None:
     JIT has compiled them, over the first thousand or so calls. Measured from a fresh
     start, the three backend calls alone, one at a time, in blocks of 200: p50 11.5,
     8.5, 9.6, 8.5, 9.0, 8.3, 7.5 ms, then 5.2–7.9 ms for the thirteen blocks after
-    (bench/RESULTS.md, "The emulators' JIT warm-up (run 20)"). A request's CPU grows
+    (bench/RESULTS.md, "True CPU at concurrency 1", run 20). A request's CPU grows
     with how long its thread sleeps on an answer, so whichever figure ran first (c = 1)
     paid for the emulators' warm-up in the ingress's CPU, not the bare 202's. Google's
     services are always warm; the ingress itself is not warmed here (its figure-1
