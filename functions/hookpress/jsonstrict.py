@@ -44,6 +44,11 @@ def _constant(name: str) -> Any:
     raise MalformedBody("non_finite_number")
 
 
+# Built once: json.loads with any argument builds a new decoder on every call (as the
+# standard library's own default decoder, one instance serves every thread).
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
+
+
 def _has_lone_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -84,7 +89,7 @@ def parse_object(body: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str
     if text.startswith("\ufeff"):
         raise MalformedBody("bom")
     try:
-        value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
+        value = _DECODER.decode(text)
     except MalformedBody:
         raise
     except RecursionError:

@@ -45,7 +45,7 @@ def _stamp(now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see hookpress.ingress._pipeline.Result
 class Prepared:
     """A new event's message labels and ``published`` mark, built before its record is created.
 

@@ -70,7 +70,7 @@ _RECV = 64 * 1024
 Phase = Literal["connect", "write", "read"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see hookpress.ingress._pipeline.Result
 class Answer:
     """A response: status, body, and its headers (lower-case names)."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hookpress.backends._values import (
     Increment,
@@ -73,3 +75,23 @@ def test_an_unknown_value_type_is_refused_both_ways():
         encode_fields({"x": object()})
     with pytest.raises(ValueError, match="unknown Firestore value"):
         decode_fields({"x": {"mysteryValue": 1}})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1970, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC)
+    ),
+    nanos=st.integers(min_value=0, max_value=999_999_999),
+    digits=st.integers(min_value=0, max_value=9),
+)
+def test_any_server_time_is_read_to_the_microsecond(moment, nanos, digits):
+    fraction = f"{nanos:09d}"[:digits]
+    whole = moment.replace(microsecond=0, tzinfo=None).isoformat()
+    text = whole + (f".{fraction}" if digits else "") + "Z"
+    stamp = ServerTime.parse(text)
+    want = moment.replace(microsecond=int((fraction + "000000")[:6]))
+    assert stamp.tzinfo is UTC
+    assert stamp == want
+    assert (stamp.year, stamp.microsecond) == (want.year, want.microsecond)
+    assert rfc3339(stamp) == text

@@ -55,7 +55,7 @@ class SignatureError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see hookpress.ingress._pipeline.Result
 class Verified:
     """What a successful verification tells the caller."""
 
