@@ -62,7 +62,11 @@ _JSON = json.JSONEncoder(separators=(",", ":"))  # built once (json.dumps builds
 
 
 def lower_headers(request: Request) -> dict[str, str]:
-    """Headers with lower-case names; a repeated header's values joined by ", "."""
+    """Headers with lower-case names; a repeated header's values joined by ", ".
+
+    For any request whose ``headers`` iterate as name-value pairs (the benchmark's ASGI
+    candidate); the functions-framework entry point reads the WSGI environ instead
+    (:func:`environ_headers`, held to this by a property test)."""
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         key = name.lower()
