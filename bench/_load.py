@@ -26,7 +26,15 @@ from hookpress.local.framework import framework_command
 from hookpress.local.processes import free_port, spawn, stop, wait_tcp
 from hookpress.signatures import SCHEMES
 
-__all__ = ["LoadResult", "ProcessTree", "Server", "build_requests", "run_load", "sign_requests"]
+__all__ = [
+    "LoadResult",
+    "ProcessTree",
+    "Schedstat",
+    "Server",
+    "build_requests",
+    "run_load",
+    "sign_requests",
+]
 
 
 @dataclass
@@ -39,6 +47,10 @@ class LoadResult:
     wall_s: float
     cpu_s: float = 0.0
     peak_rss_mib: float = 0.0
+    #: the serving threads' time runnable but waiting for a core, and how many times they
+    #: were put on one (None: not read, e.g. a tree of processes whose threads come and go)
+    queued_s: float | None = None
+    scheduled: int | None = None
 
     @property
     def throughput(self) -> float:
@@ -57,7 +69,11 @@ class LoadResult:
             self.wall_s + other.wall_s,
             self.cpu_s + other.cpu_s,
             max(self.peak_rss_mib, other.peak_rss_mib),
-        )
+            None if self.queued_s is None or other.queued_s is None
+            else self.queued_s + other.queued_s,
+            None if self.scheduled is None or other.scheduled is None
+            else self.scheduled + other.scheduled,
+        )  # fmt: skip
 
     def figures(self) -> dict[str, float | int | dict[int, int]]:
         """JSON-ready figures."""
@@ -70,20 +86,66 @@ class LoadResult:
             "cpu_ms_per_request": round(1000 * self.cpu_s / n, 3) if n else 0.0,
             "peak_rss_mib": round(self.peak_rss_mib, 1),
             "statuses": self.statuses,
+            **(
+                {
+                    "queued_ms_per_request": round(1000 * self.queued_s / n, 3),
+                    "scheduled_per_request": round(self.scheduled / n, 2),
+                }
+                if n and self.queued_s is not None and self.scheduled is not None
+                else {}
+            ),
         }
 
 
-def _threads_cpu_s(pid: int) -> float:
-    """What a process's live threads have run, to the nanosecond (``/proc/PID/task/*/schedstat``:
-    its first field is the time on a CPU, in ns)."""
-    total = 0
+@dataclass(frozen=True, slots=True)
+class Schedstat:
+    """A thread's (or a sum of threads') ``/proc/.../schedstat``: the time it ran on a CPU,
+    the time it was runnable but waited for one (both in ns), and how many times it was put
+    on one (Documentation/scheduler/sched-stats.rst in the kernel's tree)."""
+
+    ran_ns: int = 0
+    queued_ns: int = 0
+    scheduled: int = 0
+
+    @classmethod
+    def read(cls, path: str) -> Schedstat:
+        """One thread's, from its ``schedstat`` file."""
+        with open(path, encoding="ascii") as f:
+            ran, queued, scheduled = f.read().split()[:3]
+        return cls(int(ran), int(queued), int(scheduled))
+
+    @classmethod
+    def of_thread(cls) -> Schedstat:
+        """The calling thread's own."""
+        return cls.read(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+
+    def __add__(self, other: Schedstat) -> Schedstat:
+        return Schedstat(
+            self.ran_ns + other.ran_ns,
+            self.queued_ns + other.queued_ns,
+            self.scheduled + other.scheduled,
+        )
+
+    def __sub__(self, other: Schedstat) -> Schedstat:
+        return Schedstat(
+            self.ran_ns - other.ran_ns,
+            self.queued_ns - other.queued_ns,
+            self.scheduled - other.scheduled,
+        )
+
+
+def _threads_schedstat(pid: int) -> Schedstat:
+    """The sum over a process's live threads, to the nanosecond (``/proc/PID/task/*/schedstat``)."""
+    total = Schedstat()
     for tid in os.listdir(f"/proc/{pid}/task"):
-        with (
-            contextlib.suppress(FileNotFoundError, ProcessLookupError),  # a thread just ended
-            open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as f,
-        ):
-            total += int(f.read().split()[0])
-    return total / 1e9
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread just ended
+            total += Schedstat.read(f"/proc/{pid}/task/{tid}/schedstat")
+    return total
+
+
+def _threads_cpu_s(pid: int) -> float:
+    """What a process's live threads have run, to the nanosecond."""
+    return _threads_schedstat(pid).ran_ns / 1e9
 
 
 class ProcessTree:
@@ -119,6 +181,19 @@ class ProcessTree:
                 else:
                     times = proc.cpu_times()
                     total += times.user + times.system
+        return total
+
+    def schedstat(self) -> Schedstat | None:
+        """The tree's live threads' :class:`Schedstat` summed (None unless ``per_thread``).
+
+        What a front's threads wait for a core, and how often they are woken, is where a
+        request's latency goes besides its CPU and its backends on a shared machine."""
+        if not self.per_thread:
+            return None
+        total = Schedstat()
+        for proc in self.tree():
+            with contextlib.suppress(psutil.Error, FileNotFoundError, ProcessLookupError):
+                total += _threads_schedstat(proc.pid)
         return total
 
     def rss_mib(self) -> float:
@@ -301,6 +376,7 @@ def run_load(
 
     sampler = threading.Thread(target=sample, daemon=True)
     cpu_before = server.cpu_s() if server else 0.0
+    sched_before = server.schedstat() if server else None
     sampler.start()
 
     async def main() -> None:
@@ -312,7 +388,13 @@ def run_load(
     stop.set()
     sampler.join()
     cpu = (server.cpu_s() - cpu_before) if server else 0.0
-    return LoadResult(concurrency, latencies, statuses, wall, cpu, peak[0])
+    sched_after = server.schedstat() if server else None
+    if sched_before is None or sched_after is None:
+        return LoadResult(concurrency, latencies, statuses, wall, cpu, peak[0])
+    spent = sched_after - sched_before
+    return LoadResult(
+        concurrency, latencies, statuses, wall, cpu, peak[0], spent.queued_ns / 1e9, spent.scheduled
+    )
 
 
 @contextlib.contextmanager

@@ -69,6 +69,7 @@ from bench._common import (
 from bench._load import (
     LoadResult,
     ProcessTree,
+    Schedstat,
     Server,
     build_requests,
     event_bodies,
@@ -299,25 +300,33 @@ def direct_same_calls(bench: Bench, events: Sequence[tuple[str, bytes]], c: int)
     tag = secrets.token_hex(3)
     latencies: list[float] = []
     cpu: list[float] = []
+    sched: list[Schedstat] = []
 
     def one(i: int) -> None:
         ident, body = events[i % len(events)]
         source = floor.settings.sources[names[i % len(names)]]
+        before = Schedstat.of_thread()
         started, thread_cpu = time.perf_counter(), time.thread_time()
         floor.event(source, f"{ident}-{tag}-{i}", body)
         latencies.append(time.perf_counter() - started)
         cpu.append(time.thread_time() - thread_cpu)
+        sched.append(Schedstat.of_thread() - before)
 
     n = len(events)
     with ThreadPoolExecutor(c) as pool:
         wait([pool.submit(one, n + i) for i in range(min(n, 16))])  # warm the clients
         latencies.clear()
         cpu.clear()
+        sched.clear()
         started = time.perf_counter()
         list(pool.map(one, range(n)))
         wall = time.perf_counter() - started
-    # CPU: the calling threads' own (no server, no other thread of this process)
-    return LoadResult(c, latencies, {202: n}, wall, sum(cpu))
+    # CPU, waits for a core and wake-ups: the calling threads' own (no server, no other
+    # thread of this process)
+    spent = sum(sched, Schedstat())
+    return LoadResult(
+        c, latencies, {202: n}, wall, sum(cpu), 0.0, spent.queued_ns / 1e9, spent.scheduled
+    )
 
 
 def _marker_split(
@@ -1597,6 +1606,29 @@ def markdown(results: dict[str, Any], command: str) -> str:
                 f"| {sv['ingress_p50_vs_served']} | {lv.get('seed_cpu_vs_bare', '—')} |"
             )
         lines.append("")
+    queued = [
+        (lv["concurrency"], name, lv[name])
+        for lv in levels
+        for name in _FRONTS
+        if isinstance(lv.get(name), dict) and "queued_ms_per_request" in lv[name]
+    ]
+    if queued:
+        lines += [
+            "",
+            "Waiting for a core (not targets; per event): how long the front's threads were "
+            "runnable but waited for a CPU, and how many times they were put on one "
+            "(`/proc/…/task/*/schedstat`, summed over the serving threads; for the in-process "
+            "calls, the calling threads'). Every wake-up of a thread that waits on the network "
+            "can queue behind the emulators on this machine's two cores.",
+            "",
+            "| c | front | waiting for a core, ms | times scheduled | CPU ms |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c} | {_LABELS[name]} | {f['queued_ms_per_request']} "
+            f"| {f['scheduled_per_request']} | {f['cpu_ms_per_request']} |"
+            for c, name, f in queued
+        ]
     if all("side_cpu_ms_per_request" in lv for lv in levels):
         lines += [
             "",

@@ -1,0 +1,70 @@
+"""The benchmark's scheduler reading (bench/_load.py): what a front's threads waited for a core."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from bench._load import LoadResult, ProcessTree, Schedstat
+
+
+class _This(ProcessTree):
+    """This test's own process, as the benchmark reads a server's."""
+
+    @property
+    def root_pid(self) -> int:
+        return os.getpid()
+
+
+def _spin(n: int = 200_000) -> int:
+    return sum(i * i for i in range(n))
+
+
+def test_a_thread_reads_what_it_ran_waited_and_was_scheduled() -> None:
+    before = Schedstat.of_thread()
+    _spin()
+    spent = Schedstat.of_thread() - before
+    assert spent.ran_ns > 0
+    assert spent.queued_ns >= 0
+    assert spent.scheduled >= 0
+
+
+def test_the_tree_sums_every_live_thread_of_the_process() -> None:
+    started, done = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        _spin()
+        started.set()
+        done.wait(5)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        started.wait(5)
+        tree = _This().schedstat()
+        mine = Schedstat.of_thread()
+        assert tree is not None
+        # this thread's count is inside the sum, and the worker's CPU adds to it
+        assert tree.ran_ns > mine.ran_ns
+        assert tree.scheduled >= mine.scheduled
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_a_tree_read_per_process_reports_no_scheduling() -> None:
+    class _Processes(_This):
+        per_thread = False
+
+    assert _Processes().schedstat() is None
+
+
+def test_rounds_add_their_waits_and_an_unread_round_makes_the_sum_unknown() -> None:
+    a = LoadResult(1, [0.01, 0.02], {202: 2}, 0.03, 0.004, 10.0, 0.002, 20)
+    b = LoadResult(1, [0.01, 0.01], {202: 2}, 0.02, 0.004, 12.0, 0.004, 30)
+    both = (a + b).figures()
+    assert both["queued_ms_per_request"] == 1.5  # 6 ms over 4 requests
+    assert both["scheduled_per_request"] == 12.5
+    unread = a + LoadResult(1, [0.01], {202: 1}, 0.01, 0.002)
+    assert "queued_ms_per_request" not in unread.figures()
+    assert "scheduled_per_request" not in unread.figures()
