@@ -7,13 +7,11 @@ the Flask mode's (bench/results/candidates.md). Whether that carries over to
 the ingress's own work is what this measures: the same verification, parsing,
 event key, stored forms and log line as ``hookpress.ingress`` (its own
 functions, called as it calls them), and the same backend calls with the same
-bytes: the GitHub/Shopify body marker (as the ingress wrote it before run 18: a
-create of its own ahead of the record's, one round trip more than the ingress's
-single commit of both now, so this candidate's c = 1 figures for those events are
-a round trip dearer than the ingress's own protocol would make them), the GCS
-upload ∥ the record's create
-(concurrent creates grouped into one ``batchWrite``, the previous events'
-``published`` marks riding along), then the publish (grouped likewise). The
+bytes: the GCS upload ∥ the record's create (concurrent creates grouped into one
+``batchWrite``, the previous events' ``published`` marks riding along; for a
+GitHub or Shopify event, the body marker and the record created in one atomic
+``commit``, concurrent ones grouped into one commit, as the ingress does since
+runs 18 and 19), then the publish (grouped likewise). The
 wire is a minimal asyncio HTTP/1.1 client, plain HTTP to the emulators only.
 
 Left out, so the figure is a floor for an ASGI ingress, not its cost: every
@@ -35,7 +33,7 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,7 +49,7 @@ from hookpress.backends.gcs import create_only_upload_path, multipart_upload
 from hookpress.backends.pubsub import event_message
 from hookpress.events import (
     bodies_collection,
-    body_marker_key,
+    body_marker,
     event_key,
     message_attributes,
     valid_id,
@@ -177,6 +175,7 @@ class _Backends:
         self.topic = f"/v1/projects/{settings.project}/topics/{settings.events_topic}:publish"
         self.marks: list[dict[str, Any]] = []  # the published marks, riding with the next write
         self.writes = _Group(self._batch_write)
+        self.commits = _Group(self._commit_groups)
         self.publishes = _Group(self._publish)
 
     def document(self, key: str, collection: str | None = None) -> str:
@@ -198,6 +197,45 @@ class _Backends:
             else None
             for i in range(len(writes))
         ]
+
+    async def _commit(self, writes: list[dict[str, Any]]) -> tuple[int, list[str] | None]:
+        status, data = await self.firestore.request(
+            "POST", f"/v1/{self.documents}:commit", json_body({"writes": writes})
+        )
+        if status == 200:
+            return status, [r["updateTime"] for r in json.loads(data)["writeResults"]]
+        return status, None
+
+    async def _commit_groups(
+        self, groups: list[tuple[dict[str, Any], ...]]
+    ) -> list[list[str] | None]:
+        """Every group's creates in one commit; if a document existed (all or nothing),
+        each group on its own, all at once (``EventRecords._commit_groups``'s rule)."""
+        status, stamps = await self._commit([w for group in groups for w in group])
+        if stamps is not None:
+            out: list[list[str] | None] = []
+            for group in groups:
+                out.append(stamps[: len(group)])
+                del stamps[: len(group)]
+            return out
+        if status not in (400, 409):
+            raise RuntimeError(f"firestore HTTP {status}")
+        if len(groups) == 1:
+            return [None]
+        alone = await asyncio.gather(*(self._commit(list(group)) for group in groups))
+        return [stamps for _, stamps in alone]
+
+    async def create_all(
+        self, documents: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> list[str] | None:
+        """Create every document in one atomic commit, each only if absent (or None)."""
+        writes = tuple(
+            EventRecords._write(
+                self.document(key, collection), fields, mask=False, precondition={"exists": False}
+            )
+            for key, fields, collection in documents
+        )
+        return await self.commits(writes)  # type: ignore[no-any-return]
 
     async def create(
         self, key: str, record: dict[str, Any], collection: str | None = None
@@ -282,23 +320,55 @@ async def ingress(request: Request) -> Response:
     provider = PROVIDERS[source.provider]
     pid = provider.event_id(verified.delivery_id, headers, payload, body)
     received_at = datetime.fromtimestamp(now, UTC)
-    if provider.id_unsigned:  # hookpress.events.first_provider_id, its accepted path
-        marker = body_marker_key(source.name, body)
-        collection = bodies_collection(settings.events_collection)
-        fields = {
-            "source": source.name,
-            "provider_event_id": pid,
-            "created_at": received_at,
-            "expire_at": received_at + timedelta(days=settings.event_ttl_days),
-        }
-        if await backends.create(marker, fields, collection) is None:
-            first = await backends.get(marker, collection)
-            known = ((first or {}).get("fields", {}).get("provider_event_id") or {}).get(
-                "stringValue"
-            )
-            pid = known if isinstance(known, str) and valid_id(known) else pid
-    key = event_key(source.name, pid)
     event_type = provider.event_type(headers, payload)
+    if provider.id_unsigned:
+        # The ingress's protocol (``Ingestor._first_copy``): the body's marker and the record
+        # in one atomic commit while the upload is on the wire; only if either existed, the
+        # first copy's id is read and the event stored under it.
+        marker = body_marker(
+            source.name, body, pid, received_at, settings.event_ttl_days
+        )  # fmt: skip
+        collection = bodies_collection(settings.events_collection)
+        key = event_key(source.name, pid)
+        stored_name, record, metadata = _forms(
+            settings, source, pid, key, body, received_at, event_type, verified.body_format
+        )
+        _, stamps = await asyncio.gather(
+            backends.put(stored_name, body, metadata),
+            backends.create_all([(*marker, collection), (key, record, None)]),
+        )
+        if stamps is not None:
+            return await _publish_and_answer(
+                backends, ingestor, name, source.name, key, record, stamps[1], headers, started
+            )
+        first = await backends.get(marker[0], collection)
+        known = ((first or {}).get("fields", {}).get("provider_event_id") or {}).get("stringValue")
+        pid = known if isinstance(known, str) and valid_id(known) else pid
+    key = event_key(source.name, pid)
+    stored_name, record, metadata = _forms(
+        settings, source, pid, key, body, received_at, event_type, verified.body_format
+    )
+    _, created = await asyncio.gather(
+        backends.put(stored_name, body, metadata), backends.create(key, record)
+    )
+    if created is None:
+        return _answer(200, {"status": "duplicate", "event_id": key})
+    return await _publish_and_answer(
+        backends, ingestor, name, source.name, key, record, created, headers, started
+    )
+
+
+def _forms(
+    settings: Any,
+    source: Any,
+    pid: str,
+    key: str,
+    body: bytes,
+    received_at: datetime,
+    event_type: str | None,
+    body_format: str,
+) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """The object's name, the record (claimed by its creator) and the object's metadata."""
     stored_name, record, metadata = stored_forms(
         source,
         pid,
@@ -308,23 +378,34 @@ async def ingress(request: Request) -> Response:
         lambda n: f"gs://{settings.raw_bucket}/{n}",
         ttl_days=settings.event_ttl_days,
         event_type=event_type,
-        body_format=verified.body_format,
+        body_format=body_format,
     )
     record["publish_claimed_at"] = received_at
-    attributes = message_attributes(record)
+    return stored_name, record, metadata
+
+
+async def _publish_and_answer(
+    backends: _Backends,
+    ingestor: Ingestor,
+    name: str,
+    source: str,
+    key: str,
+    record: dict[str, Any],
+    created: str,
+    headers: dict[str, str],
+    started: float,
+) -> Response:
+    """Publish the new event, queue its ``published`` mark to ride along, log, 202."""
+    received_at = record["received_at"]
     mark = EventRecords._write(
         backends.document(key),
         {"status": "published", "published_at": received_at, "updated_at": received_at},
         mask=True,
         precondition=None,
     )
-    _, created = await asyncio.gather(
-        backends.put(stored_name, body, metadata), backends.create(key, record)
-    )
-    if created is None:
-        return _answer(200, {"status": "duplicate", "event_id": key})
-    await backends.publish(key, source.name, attributes)
+    await backends.publish(key, source, message_attributes(record))
     backends.marks.append({**mark, "currentDocument": {"updateTime": created}})
+    settings = ingestor.settings
     ingestor.log.log(
         "INFO",
         "ingress accepted",
