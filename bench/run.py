@@ -77,6 +77,7 @@ from bench._load import (
     sign_requests,
 )
 from bench._seed import SEED_SECRET, SEED_SOURCE, SeedAnchor
+from bench.candidates import BARE_ASGI  # the bare 202 in ASGI mode
 from hookpress.lanes import DELIVER_CONCURRENCY
 from hookpress.local.emulators import Emulators, emulators_in_env, ensure_bucket, ensure_topic
 from hookpress.local.stack import SCHEME_SOURCES, generate_secret
@@ -90,10 +91,12 @@ SERVED = REPO / "bench" / "served_calls.py"  # the floor's calls over HTTP: see 
 #: ``--yardsticks``: the served calls in functions-framework's ASGI mode (DESIGN's order),
 #: and in Flask mode with the publish sent alongside the writes (not DESIGN's order): what
 #: a handler making the three calls could reach on either server mode, and what the order
-#: costs. Front name: (source, target, ASGI mode). See bench/served_calls.py.
+#: costs; and the bare 202 in ASGI mode, the floor an ingress in that mode would be held
+#: to. Front name: (source, target, ASGI mode). See bench/served_calls.py.
 YARDSTICKS: dict[str, tuple[Path, str, bool]] = {
     "served_calls_asgi": (ASGI_INGRESS, "served_calls", True),
     "served_calls_overlapped": (SERVED, "served_overlapped", False),
+    "bare_202_asgi": (BARE_ASGI, "accepted", True),
 }
 DELIVER = FUNCTIONS / "deliver" / "main.py"
 CONCURRENCY = (1, 16, 64)
@@ -408,9 +411,9 @@ def figure_ingress(
     With ``asgi``, one more front: the candidate ``bench/asgi_ingress.py``; with
     ``pipeline``, two: the candidate ``bench/asgi_pipeline.py`` on uvicorn's pure-Python
     parser and loop (h11, asyncio) and on its C pair (httptools, uvloop; the other ASGI
-    fronts run on whichever the env has, the C pair in the bench env). With ``yardsticks``, two
-    more: the served calls in ASGI mode and with the publish overlapped
-    (:data:`YARDSTICKS`).
+    fronts run on whichever the env has, the C pair in the bench env). With ``yardsticks``, three
+    more: the served calls in ASGI mode and with the publish overlapped, and the bare 202
+    in ASGI mode (:data:`YARDSTICKS`).
     """
     out: dict[str, Any] = {
         "levels": [],
@@ -570,6 +573,8 @@ def figure_ingress(
             }
             if seed_result is not None:
                 level[vs]["cpu_vs_seed"] = _vs(a, seed_result.figures(), "cpu_ms_per_request")
+            if "bare_202_asgi" in level:  # against the bare 202 of its own server mode
+                level[vs]["cpu_vs_bare_asgi"] = _vs(a, level["bare_202_asgi"], "cpu_ms_per_request")
         if "pipeline_httptools_vs" in level:  # the same pipeline: the C pair ÷ the pure-Python
             level["pipeline_httptools_vs"]["cpu_vs_h11"] = _vs(
                 level["ingress_asgi_pipeline_httptools"],
@@ -1840,8 +1845,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--yardsticks",
         action="store_true",
-        help="with --only ingress: two more fronts, the three calls served in ASGI mode and "
-        "with the publish overlapped (YARDSTICKS)",
+        help="with --only ingress: three more fronts, the three calls served in ASGI mode and "
+        "with the publish overlapped, and the bare 202 in ASGI mode (YARDSTICKS)",
     )
     parser.add_argument(
         "--deliver-profile", type=Path, help="with --only drain: py-spy on deliver, to this folder"
