@@ -143,11 +143,6 @@ def _threads_schedstat(pid: int) -> Schedstat:
     return total
 
 
-def _threads_cpu_s(pid: int) -> float:
-    """What a process's live threads have run, to the nanosecond."""
-    return _threads_schedstat(pid).ran_ns / 1e9
-
-
 class ProcessTree:
     """A serving process and its children, measured as one: CPU seconds and resident memory.
 
@@ -173,14 +168,14 @@ class ProcessTree:
 
     def cpu_s(self) -> float:
         """user + sys of the whole tree so far."""
+        threads = self.schedstat()
+        if threads is not None:
+            return threads.ran_ns / 1e9
         total = 0.0
         for proc in self.tree():
-            with contextlib.suppress(psutil.Error, FileNotFoundError, ProcessLookupError):
-                if self.per_thread:
-                    total += _threads_cpu_s(proc.pid)
-                else:
-                    times = proc.cpu_times()
-                    total += times.user + times.system
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
         return total
 
     def schedstat(self) -> Schedstat | None:
@@ -358,6 +353,15 @@ async def _connection(
         writer.close()
 
 
+def _reading(server: ProcessTree | None) -> tuple[float, Schedstat | None]:
+    """The tree's CPU seconds so far, and its threads' :class:`Schedstat` (one read of each
+    thread's file when the tree is read per thread)."""
+    if server is None:
+        return 0.0, None
+    threads = server.schedstat()
+    return (threads.ran_ns / 1e9 if threads is not None else server.cpu_s()), threads
+
+
 def run_load(
     port: int, requests: Sequence[bytes], concurrency: int, server: ProcessTree | None = None
 ) -> LoadResult:
@@ -375,8 +379,7 @@ def run_load(
             stop.wait(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    cpu_before = server.cpu_s() if server else 0.0
-    sched_before = server.schedstat() if server else None
+    cpu_before, sched_before = _reading(server)
     sampler.start()
 
     async def main() -> None:
@@ -387,8 +390,8 @@ def run_load(
     wall = time.perf_counter() - started
     stop.set()
     sampler.join()
-    cpu = (server.cpu_s() - cpu_before) if server else 0.0
-    sched_after = server.schedstat() if server else None
+    cpu_after, sched_after = _reading(server)
+    cpu = cpu_after - cpu_before
     if sched_before is None or sched_after is None:
         return LoadResult(concurrency, latencies, statuses, wall, cpu, peak[0])
     spent = sched_after - sched_before
