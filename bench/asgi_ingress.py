@@ -59,6 +59,7 @@ from hookpress.ingress._pipeline import stored_forms
 from hookpress.logs import trace_field
 from hookpress.payloads import MalformedBody, parse_payload
 from hookpress.providers import PROVIDERS
+from hookpress.settings import IngressSettings, SourceConfig
 from hookpress.signatures import SCHEMES, SignatureError
 
 _BATCH = 100
@@ -325,9 +326,7 @@ async def ingress(request: Request) -> Response:
         # The ingress's protocol (``Ingestor._first_copy``): the body's marker and the record
         # in one atomic commit while the upload is on the wire; only if either existed, the
         # first copy's id is read and the event stored under it.
-        marker = body_marker(
-            source.name, body, pid, received_at, settings.event_ttl_days
-        )  # fmt: skip
+        marker = body_marker(source.name, body, pid, received_at, settings.event_ttl_days)
         collection = bodies_collection(settings.events_collection)
         key = event_key(source.name, pid)
         stored_name, record, metadata = _forms(
@@ -359,8 +358,8 @@ async def ingress(request: Request) -> Response:
 
 
 def _forms(
-    settings: Any,
-    source: Any,
+    settings: IngressSettings,
+    source: SourceConfig,
     pid: str,
     key: str,
     body: bytes,
