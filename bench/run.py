@@ -56,7 +56,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import _perf, _profile
+from bench import _perf, _profile, wake_probe
 from bench._common import (
     FUNCTIONS,
     REPO,
@@ -88,6 +88,7 @@ INGRESS = FUNCTIONS / "ingress" / "main.py"
 ASGI_INGRESS = REPO / "bench" / "asgi_ingress.py"  # a candidate: see its docstring
 ASGI_PIPELINE = REPO / "bench" / "asgi_pipeline.py"  # another: see its docstring
 SERVED = REPO / "bench" / "served_calls.py"  # the floor's calls over HTTP: see its docstring
+WAKE_ROUND_TRIPS = 1_000  # per row of the wake probe, before the run: about 12 s in all
 #: ``--yardsticks``: the served calls in functions-framework's ASGI mode (DESIGN's order),
 #: and in Flask mode with the publish sent alongside the writes (not DESIGN's order): what
 #: a handler making the three calls could reach on either server mode, and what the order
@@ -1624,7 +1625,8 @@ def markdown(results: dict[str, Any], command: str) -> str:
             "runnable but waited for a CPU, and how many times they were put on one "
             "(`/proc/…/task/*/schedstat`, summed over the serving threads; for the in-process "
             "calls, the calling threads'). Every wake-up of a thread that waits on the network "
-            "can queue behind the emulators on this machine's two cores.",
+            "can queue behind the emulators on this machine's two cores, and costs CPU."
+            + wake_probe.sentence(results["machine"].get("wake_round_trips", [])),
             "",
             "| c | front | waiting for a core, ms | times scheduled | CPU ms |",
             "|---|---|---|---|---|",
@@ -1861,6 +1863,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     command = "nox -s bench" + (" -- " + " ".join(flags) if flags else "")
     results: dict[str, Any] = {"command": command, "machine": machine(), "plan": plan.__dict__}
+    # what waking a thread costs here, before anything of ours runs (bench/wake_probe.py)
+    results["machine"]["wake_round_trips"] = wake_probe.measure(WAKE_ROUND_TRIPS)
     started = time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="hookpress-bench-") as tmp,

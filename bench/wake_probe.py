@@ -6,7 +6,8 @@ while each backend answers), both threads on one core or each on its own (left t
 itself the scheduler picks either, run to run). For each it prints the round trip's p50
 and what the two threads' ``/proc`` schedstat says per round trip: CPU, time runnable
 but waiting for a core, and times put on one. ``python -m bench.wake_probe``
-(bench/RESULTS.md, "Where it stands"; results/wake-probe.json).
+(bench/RESULTS.md, "Where it stands"; results/wake-probe.json). ``nox -s bench`` takes it
+(1,000 round trips a row) before anything of its own starts, into bench.json's ``machine``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 
 from bench._load import Schedstat
 
@@ -74,12 +76,29 @@ def probe(gap_s: float, cores: tuple[int, int], n: int = ROUND_TRIPS) -> dict[st
     }
 
 
-def main() -> None:
+def measure(n: int = ROUND_TRIPS) -> list[dict[str, float]]:
+    """Every gap of :data:`GAPS_S`, on one core and (with two or more) across two."""
     cpus = sorted(os.sched_getaffinity(0))
     placements = [(cpus[0], cpus[0])] + ([(cpus[0], cpus[1])] if len(cpus) > 1 else [])
-    for cores in placements:
-        for gap in GAPS_S:
-            print(json.dumps(probe(gap, cores)))
+    return [probe(gap, cores, n) for cores in placements for gap in GAPS_S]
+
+
+def sentence(rows: Sequence[Mapping[str, float]]) -> str:
+    """What :func:`measure` found, in words for bench.md ('' without its one-core rows)."""
+    cpu = {(row["cores"], row["gap_ms"]): row["cpu_us"] for row in rows}
+    if (1, 0.0) not in cpu or (1, 5.0) not in cpu:
+        return ""
+    across = f", {cpu[2, 0.0]} µs back to back across two cores" if (2, 0.0) in cpu else ""
+    return (
+        " Before the run, with nothing else of ours running, a round trip between two threads "
+        f"cost {cpu[1, 0.0]} µs of CPU back to back on one core, {cpu[1, 5.0]} µs after a "
+        f"5 ms sleep{across} (`python -m bench.wake_probe`)."
+    )
+
+
+def main() -> None:
+    for row in measure():
+        print(json.dumps(row))
 
 
 if __name__ == "__main__":
