@@ -38,33 +38,40 @@ def probe(gap_s: float, cores: tuple[int, int], n: int = ROUND_TRIPS) -> dict[st
     echo_tid: list[int] = []
 
     def echo() -> None:
-        os.sched_setaffinity(0, {cores[1]})
-        echo_tid.append(threading.get_native_id())
-        ready.set()
-        while os.read(ping_r, 1) == b"x":
+        try:
+            os.sched_setaffinity(0, {cores[1]})
+            echo_tid.append(threading.get_native_id())
+        finally:
+            ready.set()  # with no tid if the CPU was refused: the caller raises
+        while echo_tid and os.read(ping_r, 1) == b"x":
             os.write(pong_w, b"x")
 
-    mine = os.sched_getaffinity(0)
+    mine = os.sched_getaffinity(0)  # given back whatever happens: the bench's servers inherit it
     os.sched_setaffinity(0, {cores[0]})
     thread = threading.Thread(target=echo)
-    thread.start()
-    ready.wait()
-    me = threading.get_native_id()
-    before = _of(me) + _of(echo_tid[0])
-    latencies = []
-    for _ in range(n):
-        if gap_s:
-            time.sleep(gap_s)
-        started = time.perf_counter()
-        os.write(ping_w, b"x")
-        os.read(pong_r, 1)
-        latencies.append(time.perf_counter() - started)
-    spent = _of(me) + _of(echo_tid[0]) - before
-    os.write(ping_w, b"q")
-    thread.join()
-    os.sched_setaffinity(0, mine)
-    for fd in (ping_r, ping_w, pong_r, pong_w):
-        os.close(fd)
+    try:
+        thread.start()
+        ready.wait()
+        if not echo_tid:
+            raise RuntimeError(f"the echo thread could not run on CPU {cores[1]}")
+        me = threading.get_native_id()
+        before = _of(me) + _of(echo_tid[0])
+        latencies = []
+        for _ in range(n):
+            if gap_s:
+                time.sleep(gap_s)
+            started = time.perf_counter()
+            os.write(ping_w, b"x")
+            os.read(pong_r, 1)
+            latencies.append(time.perf_counter() - started)
+        spent = _of(me) + _of(echo_tid[0]) - before
+    finally:
+        os.sched_setaffinity(0, mine)
+        os.write(ping_w, b"q")
+        if thread.is_alive():
+            thread.join()
+        for fd in (ping_r, ping_w, pong_r, pong_w):
+            os.close(fd)
     latencies.sort()
     return {
         "cores": len(set(cores)),
