@@ -168,15 +168,20 @@ class ProcessTree:
 
     def cpu_s(self) -> float:
         """user + sys of the whole tree so far."""
+        return self.reading()[0]
+
+    def reading(self) -> tuple[float, Schedstat | None]:
+        """The tree's CPU seconds so far, and its threads' :class:`Schedstat` when it is read
+        per thread (one read of each thread's file gives both)."""
         threads = self.schedstat()
         if threads is not None:
-            return threads.ran_ns / 1e9
+            return threads.ran_ns / 1e9, threads
         total = 0.0
         for proc in self.tree():
             with contextlib.suppress(psutil.Error):
                 times = proc.cpu_times()
                 total += times.user + times.system
-        return total
+        return total, None
 
     def schedstat(self) -> Schedstat | None:
         """The tree's live threads' :class:`Schedstat` summed (None unless ``per_thread``).
@@ -353,15 +358,6 @@ async def _connection(
         writer.close()
 
 
-def _reading(server: ProcessTree | None) -> tuple[float, Schedstat | None]:
-    """The tree's CPU seconds so far, and its threads' :class:`Schedstat` (one read of each
-    thread's file when the tree is read per thread)."""
-    if server is None:
-        return 0.0, None
-    threads = server.schedstat()
-    return (threads.ran_ns / 1e9 if threads is not None else server.cpu_s()), threads
-
-
 def run_load(
     port: int, requests: Sequence[bytes], concurrency: int, server: ProcessTree | None = None
 ) -> LoadResult:
@@ -379,7 +375,7 @@ def run_load(
             stop.wait(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    cpu_before, sched_before = _reading(server)
+    cpu_before, sched_before = server.reading() if server else (0.0, None)
     sampler.start()
 
     async def main() -> None:
@@ -390,7 +386,7 @@ def run_load(
     wall = time.perf_counter() - started
     stop.set()
     sampler.join()
-    cpu_after, sched_after = _reading(server)
+    cpu_after, sched_after = server.reading() if server else (0.0, None)
     cpu = cpu_after - cpu_before
     if sched_before is None or sched_after is None:
         return LoadResult(concurrency, latencies, statuses, wall, cpu, peak[0])
