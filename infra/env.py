@@ -80,10 +80,13 @@ def ingress_env(
 
 
 def _server(concurrency: int) -> dict[str, pulumi.Input[str]]:
-    """functions-framework's gunicorn: one worker with one thread per concurrent request.
+    """One gunicorn worker, one thread per concurrent request.
 
-    Its default is four threads per CPU: on a 1-vCPU instance allowed 32 concurrent
-    requests, 28 of them would wait in gunicorn's queue (the benchmark's sweep).
+    Deliver, reconcile and rotate run in functions-framework's default mode, where
+    THREADS is gunicorn's thread count, four per CPU by default: on a 1-vCPU instance
+    allowed 32 concurrent requests, 28 of them would wait in gunicorn's queue (the
+    benchmark's sweep). The ingress runs in its ASGI mode (one event loop), where
+    THREADS sizes the pool its pipelines run in (``hookpress.ingress.pool_size``).
     """
     return {"WORKERS": "1", "THREADS": str(concurrency)}
 

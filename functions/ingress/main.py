@@ -2,17 +2,27 @@
 
 Thin on purpose: everything lives in ``hookpress.ingress``. Nothing is read
 or built at import time; the first request builds the runtime.
+
+``functions_framework.aio.http`` makes functions-framework serve this function
+in its ASGI mode (Starlette under uvicorn's gunicorn worker, on uvloop and
+httptools, both in requirements.txt): README, "Decisions and departures".
+``bound_the_head`` has that server refuse a request head over 64 KiB
+(``hookpress/ingress/_server.py``), set before functions-framework starts it.
 """
 
 from __future__ import annotations
 
-import functions_framework
-from flask import Request, Response
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from hookpress.ingress import handle_request
+from hookpress.ingress._server import bound_the_head
+
+bound_the_head()
 
 
-@functions_framework.http
-def ingress(request: Request) -> Response:
+@functions_framework.aio.http
+async def ingress(request: Request) -> Response:
     """Verify, store, dedupe, publish; answer per the ingress status table."""
-    return handle_request(request)
+    return await handle_request(request)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import firestore, pubsub_v1, storage
+from starlette.testclient import TestClient
 
 from hookpress import ingress
 from hookpress.local.emulators import Emulators, ensure_bucket, ensure_topic
@@ -59,6 +61,8 @@ def ingestor(ingress_env: dict[str, str]) -> ingress.Ingestor:
 
 @pytest.fixture(scope="session")
 def app(ingress_env: dict[str, str]) -> Any:
+    """The ingress as functions-framework serves it: a Starlette (ASGI) app, for the
+    entry point is a ``functions_framework.aio.http`` function."""
     import functions_framework
 
     return functions_framework.create_app(
@@ -66,12 +70,97 @@ def app(ingress_env: dict[str, str]) -> Any:
     )
 
 
+def http_client(app: Any) -> TestClient:
+    """Starlette's test client of ``app``: httpx in front, the app run on an event loop of
+    its own in another thread. One per thread: share none between threads."""
+    return TestClient(app)
+
+
 @pytest.fixture
-def client(app: Any, ingestor: ingress.Ingestor) -> Iterator[Any]:
+def client(app: Any, ingestor: ingress.Ingestor) -> Iterator[TestClient]:
     """The real entry point's test client, wired to the emulators."""
     ingress.install(ingestor)
-    yield app.test_client()
+    with http_client(app) as opened:
+        yield opened
     ingress.install(None)
+
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class AsgiAnswer:
+    """What an ASGI app sent back: its status, headers (names lower-case) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Body:
+    """A request body handed to the app ``chunk`` bytes a message, as a server would, counting
+    what it handed out. ``disconnect_after``: the client goes away after that many bytes."""
+
+    data: bytes
+    chunk: int = 64 * 1024
+    disconnect_after: int | None = None
+    handed_out: int = 0
+
+    async def __call__(self) -> dict[str, Any]:
+        end = len(self.data) if self.disconnect_after is None else self.disconnect_after
+        if self.handed_out >= end:
+            # all of it was handed out (a server says so once the answer is sent),
+            # or the client went away
+            return {"type": "http.disconnect"}
+        start = self.handed_out
+        self.handed_out = min(start + self.chunk, end)
+        more = self.handed_out < len(self.data)
+        return {
+            "type": "http.request",
+            "body": self.data[start : self.handed_out],
+            "more_body": more,
+        }
+
+
+def call_asgi(
+    app: Any,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    receive: Receive,
+    query: bytes = b"",
+) -> AsgiAnswer:
+    """One request through ``app`` at the ASGI level, as uvicorn would make it: the path as
+    sent (no client normalises it) and the body as ``receive`` hands it over."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("latin-1"),
+        "root_path": "",
+        "query_string": query,
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8080),
+        "state": {},
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    (start,) = [m for m in sent if m["type"] == "http.response.start"]
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    names = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in start["headers"]}
+    return AsgiAnswer(start["status"], names, body)
 
 
 def variant(base: ingress.Ingestor, **parts: Any) -> ingress.Ingestor:

@@ -148,9 +148,9 @@ def event(client, backends: Backends) -> Callable[..., str]:
             created=1_700_000_000,
             data={"object": {"object": "payment_intent", "id": "pi_9", "amount": 5}},
         )
-        resp = client.post(f"/{source}", data=body, headers=signed(source, body))
+        resp = client.post(f"/{source}", content=body, headers=signed(source, body))
         assert resp.status_code == 202
-        return str(resp.get_json()["event_id"])
+        return str(resp.json()["event_id"])
 
     return make
 

@@ -18,7 +18,7 @@ from hookpress.backends import BackendError
 from hookpress.backends.gcs import RawStore
 from hookpress.ingress import Ingestor
 from tests.conftest import FUNCTIONS
-from tests.integration.conftest import Backends, signed, unique_body
+from tests.integration.conftest import Backends, http_client, signed, unique_body
 from tests.secretmanager_fake import ERRORS, BrokenSecretManager, secret_manager_errors
 
 
@@ -48,13 +48,13 @@ class Flaky:
 
 
 def send(app: Any, body: bytes, source: str = "stripe") -> Any:
-    return app.test_client().post(f"/{source}", data=body, headers=signed(source, body))
+    return http_client(app).post(f"/{source}", content=body, headers=signed(source, body))
 
 
 def assert_unavailable(resp: Any) -> None:
     assert resp.status_code == 503
     assert resp.headers["Retry-After"] == "30"
-    assert resp.get_json() == {"status": "unavailable", "error": "temporarily unavailable"}
+    assert resp.json() == {"status": "unavailable", "error": "temporarily unavailable"}
 
 
 def test_publish_lost_after_create_is_republished_exactly_once_by_the_retry(
@@ -75,7 +75,7 @@ def test_publish_lost_after_create_is_republished_exactly_once_by_the_retry(
 
     retry = send(app, body)  # the provider's retry
     assert retry.status_code == 200
-    assert retry.get_json() == {"status": "duplicate", "event_id": key}
+    assert retry.json() == {"status": "duplicate", "event_id": key}
     assert backends.record(key)["status"] == "published"
     messages = backends.messages()
     assert [json.loads(m.data)["event_key"] for m in messages] == [key]
@@ -95,7 +95,7 @@ def test_gcs_failure_is_503_and_the_retry_stores_the_bytes(app, ingestor, use, b
     use()  # GCS is back
     resp = send(app, body)
     assert resp.status_code == 202
-    key = resp.get_json()["event_id"]
+    key = resp.json()["event_id"]
     record = backends.wait_status(key, "published")
     assert backends.object(record["raw_uri"].split("/", 3)[3]) == body
     assert len(backends.messages()) == 1
@@ -132,8 +132,8 @@ def test_a_gcs_answer_lost_after_the_create_is_503_and_the_retry_publishes_at_on
     use()
     resp = send(app, body)
     assert resp.status_code == 200
-    assert resp.get_json()["status"] == "duplicate"
-    key = resp.get_json()["event_id"]
+    assert resp.json()["status"] == "duplicate"
+    key = resp.json()["event_id"]
     assert backends.record(key)["status"] == "published"  # published by this retry, not later
     assert len(backends.messages()) == 1
 
@@ -171,7 +171,7 @@ def test_misconfiguration_is_503_with_a_log_line_naming_the_variable(app, capsys
     ingress.install(None)
     saved = os.environ.pop("HOOKPRESS_SOURCES", None)
     try:
-        resp = app.test_client().post("/stripe", data=b"{}")
+        resp = http_client(app).post("/stripe", content=b"{}")
     finally:
         if saved is not None:
             os.environ["HOOKPRESS_SOURCES"] = saved
@@ -339,18 +339,15 @@ def test_bad_signatures_cannot_drive_secret_manager_reads(app, ingestor, use, ba
         "Content-Type": "application/json",
         "Stripe-Signature": f"t={int(time.time())},v1=" + "0" * 64,
     }
-    codes = [
-        app.test_client().post("/stripe", data=body, headers=forged).status_code for _ in range(100)
-    ]
+    client = http_client(app)
+    codes = [client.post("/stripe", content=body, headers=forged).status_code for _ in range(100)]
     assert codes == [401] * 100
     assert fake.reads <= 2  # one re-read after a failed check, then none for 30 s
 
     fake.where = "list"  # Secret Manager goes down; the cache (TTL 0.5 s) goes stale
     time.sleep(0.6)
     before = fake.reads
-    codes = [
-        app.test_client().post("/stripe", data=body, headers=forged).status_code for _ in range(100)
-    ]
+    codes = [client.post("/stripe", content=body, headers=forged).status_code for _ in range(100)]
     assert codes == [401] * 100  # checked against the stale secret, not 503
     good = unique_body()
     assert send(app, good).status_code == 202  # genuine events still go through

@@ -38,11 +38,11 @@ def test_a_request_of_the_largest_body_holds_at_most_the_rules_share(
     gc.collect()
     tracemalloc.start()
     try:
-        resp = client.post("/stripe", data=body, headers=headers)
+        resp = client.post("/stripe", content=body, headers=headers)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert resp.status_code == 202, resp.get_data()
+    assert resp.status_code == 202, resp.content
     per_byte = peak / len(body)
     assert per_byte <= rules.INGRESS_BYTES_PER_BODY_BYTE, f"{per_byte:.2f} bytes held per body byte"
     # and it is a measure, not a bound that anything passes: parsing alone is several times

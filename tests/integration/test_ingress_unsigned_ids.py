@@ -24,7 +24,7 @@ import pytest
 from hookpress.backends import BackendError
 from hookpress.events import body_marker_key, event_key
 from hookpress.ops.replay import Action, Replayer
-from tests.integration.conftest import Backends, signed, unique_body
+from tests.integration.conftest import Backends, http_client, signed, unique_body
 from tests.integration.test_ingress_faults import Flaky, assert_unavailable
 
 UNSIGNED = ["github", "shopify"]
@@ -41,7 +41,7 @@ def send(app: Any, source: str, body: bytes, delivery: str | None, **headers: st
     if delivery is None:
         del sent[ID_HEADER[source]]
     sent.update(headers)
-    return app.test_client().post(f"/{source}", data=body, headers=sent)
+    return http_client(app).post(f"/{source}", content=body, headers=sent)
 
 
 def messages_for(backends: Backends) -> list[str]:
@@ -70,7 +70,7 @@ def test_the_same_signed_body_under_another_id_or_none_is_a_duplicate(
     first_id = fresh_id()
     first = send(app, source, body, first_id, **{TYPE_HEADER[source]: "first.type"})
     assert first.status_code == 202
-    key = first.get_json()["event_id"]
+    key = first.json()["event_id"]
     assert key == event_key(source, first_id)
 
     replays = [
@@ -80,7 +80,7 @@ def test_the_same_signed_body_under_another_id_or_none_is_a_duplicate(
         send(app, source, body, first_id),  # the provider's own retry
     ]
     assert [r.status_code for r in replays] == [200] * 4
-    assert all(r.get_json() == {"status": "duplicate", "event_id": key} for r in replays)
+    assert all(r.json() == {"status": "duplicate", "event_id": key} for r in replays)
 
     assert keys_of(backends, source, body) == {key}
     record = backends.wait_status(key, "published")
@@ -98,13 +98,13 @@ def test_a_signed_id_is_trusted_as_the_providers_word(client, backends: Backends
     body = unique_body("sw")
     first = client.post(
         "/standard-webhooks",
-        data=body,
+        content=body,
         headers=signed("standard-webhooks", body, delivery_id="m1x"),
     )
     other = fresh_id("msg")
     second = client.post(
         "/standard-webhooks",
-        data=body,
+        content=body,
         headers=signed("standard-webhooks", body, delivery_id=other),
     )
     assert (first.status_code, second.status_code) == (202, 202)
@@ -125,7 +125,7 @@ def test_copies_under_many_ids_at_once_are_one_event(app, ingestor, backends: Ba
         ingress.install(None)
     codes = sorted(a.status_code for a in answers)
     assert codes == [200] * 7 + [202]
-    (key,) = {a.get_json()["event_id"] for a in answers}
+    (key,) = {a.json()["event_id"] for a in answers}
     assert keys_of(backends, source, body) == {key}
     assert key == event_key(source, marker(backends, source, body)["provider_event_id"])
     assert messages_for(backends) == [key]
@@ -175,7 +175,7 @@ def test_a_marker_without_its_record_is_completed_by_any_retry(
     # nothing was accepted before: this is the event's first 202, under the first id
     assert resp.status_code == 202
     key = event_key(source, first_id)
-    assert resp.get_json()["event_id"] == key
+    assert resp.json()["event_id"] == key
     assert keys_of(backends, source, body) == {key}
     assert backends.wait_status(key, "published")["provider_event_id"] == first_id
     assert messages_for(backends) == [key]
@@ -222,7 +222,7 @@ def test_a_record_without_a_marker_is_a_duplicate_and_gets_its_marker(app, use, 
 
     again = send(app, source, body, first)
     assert again.status_code == 200
-    assert again.get_json() == {"status": "duplicate", "event_id": key}
+    assert again.json() == {"status": "duplicate", "event_id": key}
     assert marker(backends, source, body)["provider_event_id"] == first
     assert backends.messages(settle_s=0.5) == []
 
@@ -246,7 +246,7 @@ def test_a_failed_commit_leaves_only_bytes_and_replay_makes_no_second_event(
     resp = send(app, source, body, second)
     assert resp.status_code == 202
     key = event_key(source, second)
-    assert resp.get_json()["event_id"] == key
+    assert resp.json()["event_id"] == key
     assert messages_for(backends) == [key]
 
     actions = replayed(ingestor, backends, source, [event_key(source, first), key])
@@ -267,7 +267,7 @@ def test_replay_rebuilds_a_lost_record_with_its_marker(app, ingestor, use, backe
     assert replayed(ingestor, backends, source, [key]) == {key: Action.REBUILT}
     assert marker(backends, source, body)["provider_event_id"] == first
     again = send(app, source, body, fresh_id("copy"))
-    assert again.get_json() == {"status": "duplicate", "event_id": key}
+    assert again.json() == {"status": "duplicate", "event_id": key}
 
 
 class UploadRefused:
@@ -310,7 +310,7 @@ def test_stored_but_not_published_then_a_retry_under_another_id_publishes_once(
 
     resp = send(app, source, body, fresh_id("retry"))
     assert resp.status_code == 200
-    assert resp.get_json() == {"status": "duplicate", "event_id": key}
+    assert resp.json() == {"status": "duplicate", "event_id": key}
     record = backends.wait_status(key, "published")
     assert backends.object(record["raw_uri"].split("/", 3)[3]) == body
     assert messages_for(backends) == [key]

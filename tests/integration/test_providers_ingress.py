@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 from google.cloud import pubsub_v1
+from starlette.testclient import TestClient
 
 from hookpress import ingress
 from hookpress.backends.pubsub import message_data
@@ -18,7 +19,7 @@ from hookpress.local.emulators import Emulators
 from hookpress.local.stack import generate_keys
 from hookpress.ops.sending import example_payload, sign_request
 from hookpress.providers import PROVIDERS
-from tests.integration.conftest import TOPIC
+from tests.integration.conftest import TOPIC, http_client
 
 PUBLIC = "https://hooks.example.com/hookpress"
 SOURCES: dict[str, dict[str, Any]] = {
@@ -49,9 +50,10 @@ def provider_ingestor(emulators: Emulators, tmp_path_factory, ingress_env) -> in
 
 
 @pytest.fixture
-def provider_client(app: Any, provider_ingestor: ingress.Ingestor) -> Iterator[Any]:
+def provider_client(app: Any, provider_ingestor: ingress.Ingestor) -> Iterator[TestClient]:
     ingress.install(provider_ingestor)
-    yield app.test_client()
+    with http_client(app) as client:
+        yield client
     ingress.install(None)
 
 
@@ -89,9 +91,9 @@ def test_each_provider_is_accepted_stored_and_published_with_its_attributes(
         now=time.time(),
         url=f"{PUBLIC}/{source}",
     )
-    response = provider_client.post(f"/{source}", data=body, headers=request.headers)
-    assert response.status_code == 202, response.get_json()
-    key = response.get_json()["event_id"]
+    response = provider_client.post(f"/{source}", content=body, headers=request.headers)
+    assert response.status_code == 202, response.json()
+    key = response.json()["event_id"]
     stored = backends.db.collection("events").document(key).get().to_dict()
     assert key == request.event_key, (stored["provider_event_id"], request.provider_id)
     record = backends.db.collection("events").document(key).get().to_dict()
@@ -108,7 +110,7 @@ def test_each_provider_is_accepted_stored_and_published_with_its_attributes(
     data = json.loads(message.data)
     assert data["event_key"] == key
     assert isinstance(data["payload"], dict), "the warehouse asked for the payload"
-    again = provider_client.post(f"/{source}", data=body, headers=request.headers)
+    again = provider_client.post(f"/{source}", content=body, headers=request.headers)
     assert again.status_code == 200
 
 
@@ -122,7 +124,7 @@ def test_a_twilio_form_with_a_duplicate_field_is_a_400_not_a_401(provider_client
         now=time.time(),
         url=f"{PUBLIC}/p-twilio",
     )
-    response = provider_client.post("/p-twilio", data=body, headers=request.headers)
+    response = provider_client.post("/p-twilio", content=body, headers=request.headers)
     assert response.status_code == 400
 
 
@@ -137,9 +139,9 @@ def test_twilio_signs_the_public_url_with_the_request_query(provider_client):
         now=time.time(),
         url=f"{PUBLIC}/p-twilio?{query}",
     )
-    ok = provider_client.post(f"/p-twilio?{query}", data=body, headers=request.headers)
-    assert ok.status_code == 202, ok.get_json()
-    moved = provider_client.post("/p-twilio?tenant=other", data=body, headers=request.headers)
+    ok = provider_client.post(f"/p-twilio?{query}", content=body, headers=request.headers)
+    assert ok.status_code == 202, ok.json()
+    moved = provider_client.post("/p-twilio?tenant=other", content=body, headers=request.headers)
     assert moved.status_code == 401
 
 

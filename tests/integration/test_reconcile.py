@@ -15,7 +15,7 @@ from hookpress.publication import Publication
 from hookpress.reconcile import Reconciler
 from hookpress.settings import ReconcileSettings
 from tests.conftest import FUNCTIONS
-from tests.integration.conftest import Backends, signed, unique_body, variant
+from tests.integration.conftest import Backends, http_client, signed, unique_body, variant
 from tests.integration.test_ingress_faults import Flaky
 
 
@@ -52,7 +52,7 @@ def stuck_event(app: Any, ingestor) -> str:
     ingress.install(variant(ingestor, publisher=Flaky(ingestor.publisher, "publish", "pubsub")))
     try:
         body = unique_body()
-        resp = app.test_client().post("/stripe", data=body, headers=signed("stripe", body))
+        resp = http_client(app).post("/stripe", content=body, headers=signed("stripe", body))
         assert resp.status_code == 503
     finally:
         ingress.install(None)
@@ -108,7 +108,7 @@ def test_stale_published_records_are_reported(
     client, ingestor, reconciler, clock, capsys, backends
 ):
     body = unique_body()
-    key = client.post("/stripe", data=body, headers=signed("stripe", body)).get_json()["event_id"]
+    key = client.post("/stripe", content=body, headers=signed("stripe", body)).json()["event_id"]
     backends.wait_status(key, "published")
     capsys.readouterr()
     clock.offset = 3601
@@ -177,7 +177,7 @@ def test_replay_republishes_a_published_record_only_when_stale(
     client, ingestor, reconciler, backends: Backends
 ):
     body = unique_body()
-    key = client.post("/stripe", data=body, headers=signed("stripe", body)).get_json()["event_id"]
+    key = client.post("/stripe", content=body, headers=signed("stripe", body)).json()["event_id"]
     assert len(backends.messages()) == 1
     backends.wait_status(key, "published")
     publication = reconciler.publication

@@ -9,6 +9,7 @@ import pytest
 PUBLIC = {
     "hookpress.ingress": [
         "Ingestor", "Outcome", "Result", "build_ingestor", "handle_request", "install",
+        "pool_size",
     ],
     "hookpress.deliver": [
         "AuthenticationFailed", "Breaker", "CONTROL_DOCUMENT", "CertsCache", "Deliverer",

@@ -1,11 +1,15 @@
 """The ingress function's core: build the runtime once per instance, answer requests.
 
-``functions/ingress/main.py`` is a thin shim over :func:`handle_request`.
+``functions/ingress/main.py`` is a thin shim over :func:`handle_request`, served in
+functions-framework's ASGI mode: each request is read on the event loop and its
+pipeline runs in a pool of ``THREADS`` threads (:mod:`hookpress.ingress._http`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from hookpress.backends.firestore import EventRecords
@@ -14,14 +18,15 @@ from hookpress.backends.pubsub import EventPublisher
 from hookpress.backends.secrets import CachedSecrets, build_secret_values
 from hookpress.ingress._http import handle, respond
 from hookpress.ingress._pipeline import Ingestor, Outcome, Result
-from hookpress.instance import Instance
+from hookpress.instance import Instance, Lazy
 from hookpress.logs import Logger
 from hookpress.settings import IngressSettings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from flask import Request, Response
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 __all__ = [
     "Ingestor",
@@ -30,6 +35,7 @@ __all__ = [
     "build_ingestor",
     "handle_request",
     "install",
+    "pool_size",
 ]
 
 _log = Logger("ingress")
@@ -69,11 +75,33 @@ def _build() -> Ingestor:
 _instance: Instance[Ingestor] = Instance(_build, _log)
 install = _instance.install
 
+#: Threads that run requests' pipelines at once: ``THREADS``, which the Pulumi program sets
+#: to the instance's request concurrency (infra/env.py), as gunicorn's threads were in
+#: functions-framework's default mode. Default 8, as the ASGI candidates measured it.
+DEFAULT_THREADS = 8
 
-def handle_request(request: Request) -> Response:
+
+def pool_size(env: Mapping[str, str]) -> int:
+    """``THREADS`` if it is a positive whole number, else :data:`DEFAULT_THREADS`."""
+    value = env.get("THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_THREADS
+
+
+_pool: Lazy[ThreadPoolExecutor] = Lazy(
+    lambda: ThreadPoolExecutor(pool_size(os.environ), thread_name_prefix="ingest")
+)
+
+
+async def handle_request(request: Request) -> Response:
     """The functions-framework entry point's whole body."""
-    ingestor = _instance.ready()
+    pool = _pool()
+    # The first request builds the runtime off the loop: it may call Secret Manager.
+    ingestor = (
+        _instance.ready()
+        if _instance.built
+        else await asyncio.get_running_loop().run_in_executor(pool, _instance.ready)
+    )
     if ingestor is None:
         # Misconfigured (the log said which variable): let providers retry once it is fixed.
         return respond(Result(Outcome.UNAVAILABLE, reason="settings"), 60, body_consumed=False)
-    return handle(ingestor, request, _log)
+    return await handle(ingestor, request, _log, pool)

@@ -1,5 +1,10 @@
 """HTTP for the ingress: the status table of DESIGN.md, and nothing else.
 
+The ingress is served in functions-framework's ASGI mode (Starlette under
+uvicorn's gunicorn worker; README, "Decisions and departures"): a request is
+read on the event loop and its pipeline (``Ingestor.ingest``, blocking calls to
+GCS, Firestore and Pub/Sub) runs in a pool thread.
+
 Every answer is a small JSON body. Nothing a client sends can produce a 500:
 a signature problem is one generic 401 (the reason goes to the log), a body
 problem a 400, a backend problem a 503 with ``Retry-After``.
@@ -7,31 +12,32 @@ problem a 400, a backend problem a 503 with ``Retry-After``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from flask import Response
-from werkzeug.exceptions import ClientDisconnected
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from hookpress.ingress._pipeline import Ingestor, Outcome, Result
 from hookpress.logs import Logger, trace_field
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
+    from concurrent.futures import Executor
 
-    from flask import Request
+    from starlette.requests import Request
 
 __all__ = [
     "STATUS",
     "answer",
-    "environ_headers",
     "handle",
     "log_result",
-    "lower_headers",
     "read_bounded",
     "refusal",
     "respond",
+    "scope_headers",
 ]
 
 STATUS: dict[Outcome, int] = {
@@ -57,63 +63,40 @@ _ERROR_BODY: dict[Outcome, str] = {
     Outcome.UNAVAILABLE: "temporarily unavailable",
 }
 
-_CHUNK = 64 * 1024
 _JSON = json.JSONEncoder(separators=(",", ":"))  # built once (json.dumps builds one a call)
 
 
-def lower_headers(request: Request) -> dict[str, str]:
-    """Headers with lower-case names; a repeated header's values joined by ", ".
-
-    For any request whose ``headers`` iterate as name-value pairs (the benchmark's ASGI
-    candidate); the functions-framework entry point reads the WSGI environ instead
-    (:func:`environ_headers`, held to this by a property test)."""
+def scope_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """An ASGI request's headers (``scope["headers"]``) with lower-case names, a repeated
+    header's values joined by ", " (RFC 9110, 5.3), as Starlette's ``request.headers`` reads
+    them (held to it by a property test), without building that object first."""
     headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
     return headers
 
 
-_NOT_HEADERS = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})  # as werkzeug: CGI's own
-_CGI_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
-
-
-def environ_headers(environ: Mapping[str, Any]) -> dict[str, str]:
-    """:func:`lower_headers` of a WSGI request, read from its environ (PEP 3333) as
-    werkzeug's ``EnvironHeaders`` reads it, without building each name title-cased first
-    (12 µs a request at c = 1 by perf's reading). A WSGI server has already joined a
-    repeated header's values into one environ entry."""
-    headers: dict[str, str] = {}
-    for key, value in environ.items():
-        if key[:5] == "HTTP_":
-            if key not in _NOT_HEADERS:
-                headers[key[5:].replace("_", "-").lower()] = value
-        elif key in _CGI_HEADERS and value:
-            headers[key.replace("_", "-").lower()] = value
-    return headers
-
-
-def read_bounded(request: Request, limit: int) -> bytes | None:
+async def read_bounded(request: Request, headers: Mapping[str, str], limit: int) -> bytes | None:
     """The body, or None as soon as it is known to exceed ``limit`` bytes.
 
-    The declared Content-Length is only a hint for refusing early: the stream
-    is read at most ``limit + 1`` bytes whatever it claims, so a lying or absent
-    length (chunked transfer) cannot make us buffer more.
+    The declared Content-Length is only a hint for refusing early: the stream is
+    read a chunk at a time and given up once past ``limit``, so a lying or absent
+    length (chunked transfer) cannot make us hold more than the limit and one chunk
+    (uvicorn hands over what one read of the socket gave it, up to 256 KiB on uvloop,
+    and stops reading past 64 KiB buffered until the app asks for more).
     """
-    declared = request.content_length
-    if declared is not None and declared > limit:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
         return None
-    stream = request.stream
     chunks: list[bytes] = []
     total = 0
-    while total <= limit:
-        chunk = stream.read(min(_CHUNK, limit + 1 - total))
-        if not chunk:
-            break
-        chunks.append(chunk)
+    async for chunk in request.stream():
         total += len(chunk)
-    if total > limit:
-        return None
+        if total > limit:
+            return None
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -141,17 +124,16 @@ def answer(result: Result, retry_after_s: int) -> tuple[int, str, dict[str, str]
 def respond(result: Result, retry_after_s: int, *, body_consumed: bool = True) -> Response:
     """The HTTP answer for ``result``.
 
-    When the request body was not (fully) read, the answer is a streamed
-    response with ``Connection: close``: functions-framework reads the whole
-    remaining body into memory after every non-streamed response, which for a
-    refused multi-gigabyte chunked upload is exactly what we must not do, and
-    closing the connection spares the server from draining it.
+    When the request body was not (fully) read, the answer carries
+    ``Connection: close``: uvicorn then closes the connection once the answer is
+    sent, without reading the rest of a refused upload (a multi-gigabyte chunked
+    body is exactly what we must not read), where keeping it open would make it
+    read the rest to find the next request.
     """
     status, payload, headers = answer(result, retry_after_s)
-    if body_consumed:
-        return Response(payload, status=status, mimetype="application/json", headers=headers)
-    headers["Connection"] = "close"
-    return Response(iter([payload]), status=status, mimetype="application/json", headers=headers)
+    if not body_consumed:
+        headers["Connection"] = "close"
+    return Response(payload, status, headers, "application/json")
 
 
 def refusal(
@@ -169,23 +151,28 @@ def refusal(
     return None
 
 
-def _route(
-    ingestor: Ingestor, request: Request, headers: dict[str, str]
+async def _route(
+    ingestor: Ingestor, request: Request, headers: dict[str, str], pool: Executor
 ) -> tuple[Result, str, bool]:
     """The result, the source name as requested, and whether the body was read whole."""
     settings = ingestor.settings
-    name = request.path.strip("/")
-    refused = refusal(ingestor, request.method, name, headers)
+    scope = request.scope
+    name = scope["path"].strip("/")
+    refused = refusal(ingestor, scope["method"], name, headers)
     if refused is not None:
         return refused, name, False
     try:
-        body = read_bounded(request, settings.max_body_bytes)
-    except ClientDisconnected:
+        body = await read_bounded(request, headers, settings.max_body_bytes)
+    except ClientDisconnect:
         return Result(Outcome.MALFORMED, reason="truncated_body"), name, False
     if body is None:
         return Result(Outcome.TOO_LARGE, reason="body_over_limit"), name, False
-    query = request.query_string.decode("latin-1")
-    return ingestor.ingest(settings.sources[name], headers, body, query), name, True
+    query = scope["query_string"].decode("latin-1")
+    # The pipeline blocks on its backends: a pool thread runs it while the loop serves others.
+    result = await asyncio.get_running_loop().run_in_executor(
+        pool, ingestor.ingest, settings.sources[name], headers, body, query
+    )
+    return result, name, True
 
 
 def log_result(
@@ -212,10 +199,10 @@ def log_result(
     )
 
 
-def handle(ingestor: Ingestor, request: Request, log: Logger) -> Response:
-    """Answer one request and write its one log line."""
+async def handle(ingestor: Ingestor, request: Request, log: Logger, pool: Executor) -> Response:
+    """Answer one request (its pipeline run in ``pool``) and write its one log line."""
     started = time.perf_counter()
-    headers = environ_headers(request.environ)
-    result, name, consumed = _route(ingestor, request, headers)
+    headers = scope_headers(request.scope["headers"])
+    result, name, consumed = await _route(ingestor, request, headers, pool)
     log_result(ingestor, log, result, name, headers, started)
     return respond(result, ingestor.settings.retry_after_s, body_consumed=consumed)

@@ -1,7 +1,7 @@
 """The ingress use case: verify, parse, store durably, dedupe, publish.
 
 ``Ingestor.ingest`` is everything between "these bytes arrived for this
-source" and "this is what to answer". It never sees Flask; the HTTP mapping
+source" and "this is what to answer". It never sees HTTP; the HTTP mapping
 lives in ``_http.py``.
 
 Durability order (DESIGN.md): the raw bytes go to GCS (create-only) while the

@@ -30,15 +30,17 @@ import random
 import threading
 from typing import TYPE_CHECKING
 
-import functions_framework
+import functions_framework.aio
 
 from hookpress import ingress
 from hookpress.backends import BackendError
 from hookpress.backends.pubsub import EventPublisher, Message
+from hookpress.ingress._server import bound_the_head
 from hookpress.local.wrapped_ingress import WrappedIngress
 
 if TYPE_CHECKING:
-    from flask import Request, Response
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 __all__ = ["FailingPublisher", "ingress_with_faults"]
 
@@ -87,10 +89,11 @@ def _failing(base: ingress.Ingestor) -> EventPublisher:
     return publisher
 
 
+bound_the_head()  # served as the ingress is
 _ingress = WrappedIngress(_failing)
 
 
-@functions_framework.http
-def ingress_with_faults(request: Request) -> Response:
+@functions_framework.aio.http
+async def ingress_with_faults(request: Request) -> Response:
     """The real ingress, after wrapping its publisher."""
-    return _ingress(request)
+    return await _ingress(request)

@@ -30,15 +30,17 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import functions_framework
+import functions_framework.aio
 
 from hookpress import ingress
 from hookpress.backends.pubsub import EventPublisher, Message
+from hookpress.ingress._server import bound_the_head
 from hookpress.local.lanerouter import LaneRouter
 from hookpress.local.wrapped_ingress import WrappedIngress
 
 if TYPE_CHECKING:
-    from flask import Request, Response
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 __all__ = ["RoutingPublisher", "ingress_routed"]
 
@@ -72,10 +74,11 @@ def _routed(base: ingress.Ingestor) -> EventPublisher:
 
 
 # A lane variable missing or not JSON is a misconfiguration too.
+bound_the_head()  # served as the ingress is
 _ingress = WrappedIngress(_routed, (KeyError, ValueError))
 
 
-@functions_framework.http
-def ingress_routed(request: Request) -> Response:
+@functions_framework.aio.http
+async def ingress_routed(request: Request) -> Response:
     """The real ingress, after routing its publisher by the lane filters."""
-    return _ingress(request)
+    return await _ingress(request)

@@ -13,6 +13,7 @@ which no deployed archive contains.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
@@ -23,7 +24,8 @@ from hookpress import ingress
 from hookpress.settings import SettingsError
 
 if TYPE_CHECKING:
-    from flask import Request, Response
+    from starlette.requests import Request
+    from starlette.responses import Response
 
     from hookpress.backends.pubsub import EventPublisher
 
@@ -61,9 +63,13 @@ class WrappedIngress:
             )
             self._installed = True
 
-    def __call__(self, request: Request) -> Response:
-        """Install on the first request, then serve it through the real entry point."""
+    def _install_quietly(self) -> None:
+        with contextlib.suppress(*self._misconfigured):
+            self._install()
+
+    async def __call__(self, request: Request) -> Response:
+        """Install on the first request (off the event loop: it reads the secrets), then
+        serve it through the real entry point."""
         if not self._installed:
-            with contextlib.suppress(*self._misconfigured):
-                self._install()
-        return ingress.handle_request(request)
+            await asyncio.to_thread(self._install_quietly)
+        return await ingress.handle_request(request)

@@ -1,0 +1,98 @@
+"""The ingress's server: uvicorn's worker as functions-framework starts it, with a bounded head.
+
+functions-framework serves an ``aio`` function under gunicorn with uvicorn's worker
+(``uvicorn_worker.UvicornWorker``), which takes httptools (a C HTTP parser) and
+uvloop when they are installed, as the ingress's requirements install them. In the
+default mode gunicorn bounded each header field (8,190 bytes) and their number
+(100); httptools bounds neither, and functions-framework sets no limit on the
+request line in either mode. Left so, a request's head could hold as much as
+Cloud Run lets through (32 MiB an HTTP/1 request:
+https://cloud.google.com/run/quotas), outside the memory rule the Pulumi program
+keeps (``hookpress.config_rules``), once per concurrent request.
+
+:func:`bound_the_head` makes the worker use :class:`BoundedHead`: uvicorn's own
+httptools protocol that counts the bytes of each request's head as they arrive
+and answers 431 and closes the connection once they pass :data:`MAX_HEAD_BYTES`,
+before the head is whole. functions-framework chooses the worker class itself;
+the class attribute the worker reads its settings from is the one way in
+(uvicorn documents subclassing the worker to change them). Without httptools,
+uvicorn parses with h11, which bounds the head itself (16 KiB).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hookpress.logs import Logger
+
+__all__ = ["MAX_HEAD_BYTES", "bound_the_head"]
+
+#: A request line and headers larger than this are refused with 431. Webhook heads are a
+#: few KiB (a signature, a timestamp, an id, the platform's forwarding headers).
+MAX_HEAD_BYTES = 64 * 1024
+
+_log = Logger("ingress")
+
+
+def bound_the_head() -> bool:
+    """Make functions-framework's uvicorn worker parse with :class:`BoundedHead`.
+
+    False, changing nothing, when httptools is not installed (uvicorn then takes h11,
+    which bounds the head itself)."""
+    try:
+        import uvicorn_worker  # type: ignore[import-untyped]
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return False
+
+    class BoundedHead(HttpToolsProtocol):
+        """uvicorn's httptools protocol, refusing a head over :data:`MAX_HEAD_BYTES`."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._head_bytes = 0  # bytes received since this request's head began
+            self._in_head = True  # its headers are not complete yet
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head, self._head_bytes = True, 0  # the next request on the connection
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_head:
+                self._head_bytes += len(data)
+            super().data_received(data)
+            # Checked after the parser has taken the bytes: a chunk that completes the head
+            # and carries body bytes too is not counted against it. The parser holds at most
+            # the limit plus one read.
+            if self._in_head and self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse()
+
+        def _refuse(self) -> None:
+            if self.transport.is_closing():
+                return
+            body = json.dumps({"status": "rejected", "error": "headers too large"}).encode()
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-type: application/json\r\n"
+                b"cache-control: no-store\r\n"
+                b"content-length: " + str(len(body)).encode() + b"\r\n"
+                b"connection: close\r\n\r\n" + body
+            )
+            self.transport.close()
+            _log.warning(
+                "ingress refused a request head",
+                outcome="head_too_large",
+                http_status=431,
+                reason=f"over {MAX_HEAD_BYTES} bytes",
+            )
+
+    uvicorn_worker.UvicornWorker.CONFIG_KWARGS = {
+        **uvicorn_worker.UvicornWorker.CONFIG_KWARGS,
+        "http": BoundedHead,
+    }
+    return True

@@ -1,0 +1,239 @@
+"""The ingress through a real server: functions-framework serving ``functions/ingress/main.py``
+in its ASGI mode (uvicorn's gunicorn worker), on 127.0.0.1, as Cloud Run runs it.
+
+What only a server shows: that a refused upload is not read to its end (the answer says
+``Connection: close`` and uvicorn closes the connection with the rest unread), that a
+consumed body leaves the connection open for the next request, and that uvicorn runs on
+the C parser and event loop the function's requirements pin.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import select
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hookpress.ingress import Ingestor
+from hookpress.local.framework import FunctionProcess
+from tests.integration.conftest import Backends, signed, unique_body
+from tests.integration.test_ingress import assert_nothing_landed, snapshot
+
+HOST = "127.0.0.1"
+CHUNK = 64 * 1024
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(
+    ingress_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FunctionProcess]:
+    """The ingress under functions-framework, configured as the integration tier's."""
+    log = tmp_path_factory.mktemp("ingress-server") / "ingress.log"
+    process = FunctionProcess("ingress", "ingress", dict(ingress_env), log)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]  # names lower-case
+    body: bytes
+
+
+def parse(data: bytes) -> Answer:
+    """One HTTP/1.1 answer with a Content-Length (every ingress answer has one)."""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers["content-length"])
+    assert len(rest) >= length, data
+    return Answer(int(status_line.split()[1]), headers, rest[:length])
+
+
+def request_head(method: str, path: str, headers: dict[str, str]) -> bytes:
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {HOST}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def read_to_the_end(sock: socket.socket, timeout_s: float = 10.0) -> tuple[bytes, bool]:
+    """Everything the server sends, and whether it then closed the connection (EOF or a
+    reset) within ``timeout_s``: False if it was still open, waiting for a next request."""
+    sock.settimeout(timeout_s)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        return data, False
+    except ConnectionResetError:
+        pass
+    return data, True
+
+
+def test_a_refused_chunked_upload_is_answered_and_cut_off_long_before_its_end(
+    server: FunctionProcess, ingestor: Ingestor, backends: Backends
+):
+    """A chunked upload with no end in sight: 413 once the body passed the limit, with
+    ``Connection: close``, and the connection closed with the rest unread.
+
+    What the client can have sent when the answer comes, and when the connection closes:
+    the limit (1 MiB, read by the app), what uvicorn takes off the socket before it stops
+    reading (its 64 KiB high-water mark, plus one socket read of up to 256 KiB), and then
+    what the two kernel buffers between the sockets take once nobody reads: the client's
+    send buffer, fixed here (SO_SNDBUF 256 KiB, which the kernel doubles), and the server
+    socket's receive buffer, which Linux's autotuning grows only as the server reads from it
+    (from tcp_rmem's default, 128 KiB), so to a few MiB at most once the server has read a
+    little over 1 MiB, however high tcp_rmem's maximum. Measured on loopback: about 1.6 MiB
+    sent when the answer came, 2 MiB when the connection closed. 16 MiB leaves room for a
+    loaded machine and is a quarter of the 64 MiB the client would send: had the server
+    gone on reading, it would be far past it.
+    """
+    limit = ingestor.settings.max_body_bytes
+    total, bound = 64 * MiB, 16 * MiB
+    assert limit + 320 * 1024 + 512 * 1024 < bound
+    before = snapshot(backends)
+    headers = {
+        "Content-Type": "application/json",
+        "Stripe-Signature": f"t={int(time.time())},v1=" + "a" * 64,
+        "Transfer-Encoding": "chunked",
+    }
+    frame = b"%x\r\n" % CHUNK + b"x" * CHUNK + b"\r\n"
+    with socket.create_connection((HOST, server.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
+        sock.sendall(request_head("POST", "/stripe", headers))
+        sock.setblocking(False)
+        sent = 0  # body bytes on the wire (chunk framing included)
+        pending = memoryview(b"")
+        received = b""
+        sent_at_answer: int | None = None
+        sent_at_close: int | None = None
+        writable = True
+        deadline = time.monotonic() + 60
+        while sent_at_close is None and time.monotonic() < deadline:
+            want = [sock] if writable and sent < total else []
+            readable, can_write, _ = select.select([sock], want, [], 1.0)
+            if readable:
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    sent_at_close = sent
+                    break
+                received += data
+                if sent_at_answer is None and b"\r\n\r\n" in received:
+                    sent_at_answer = sent
+            if can_write:
+                if not pending:
+                    pending = memoryview(frame)
+                try:
+                    n = sock.send(pending)
+                except (BrokenPipeError, ConnectionResetError):
+                    writable = False  # the server is gone: read what it said, then the EOF
+                    continue
+                pending = pending[n:]
+                sent += n
+    log = Path(server.log_path).read_text(errors="replace")[-4000:]
+    assert sent_at_answer is not None, (sent, received, log)
+    assert sent_at_close is not None, f"still open after {sent} bytes sent"
+    answer = parse(received)
+    assert answer.status == 413
+    assert json.loads(answer.body) == {"status": "rejected", "error": "body too large"}
+    assert answer.headers["connection"] == "close"
+    assert sent_at_answer < bound, (sent_at_answer, bound)
+    assert sent_at_close < bound, (sent_at_close, bound)
+    assert_nothing_landed(backends, before)
+
+
+def test_a_compressed_body_is_415_and_the_connection_closed(
+    server: FunctionProcess, backends: Backends
+):
+    before = snapshot(backends)
+    body = gzip.compress(unique_body())
+    headers = {
+        **signed("stripe", body),
+        "Content-Encoding": "gzip",
+        "Content-Length": str(len(body)),
+    }
+    with socket.create_connection((HOST, server.port)) as sock:
+        sock.sendall(request_head("POST", "/stripe", headers) + body)
+        data, closed = read_to_the_end(sock)
+    answer = parse(data)
+    assert answer.status == 415
+    assert json.loads(answer.body) == {
+        "status": "rejected",
+        "error": "unsupported content encoding",
+    }
+    assert answer.headers["connection"] == "close"
+    assert closed, "the connection was left open"
+    assert_nothing_landed(backends, before)
+
+
+def test_an_accepted_event_keeps_the_connection_for_the_next_request(
+    server: FunctionProcess, backends: Backends
+):
+    """Both bodies read whole: no ``Connection: close``, and the second request goes over
+    the same connection. ``server: uvicorn``: the ASGI mode's server answered, not gunicorn's
+    threads (functions-framework's default mode)."""
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=30)
+    try:
+        keys = []
+        sock = None
+        for _ in range(2):
+            body = unique_body()
+            conn.request("POST", "/stripe", body=body, headers=signed("stripe", body))
+            resp = conn.getresponse()
+            answer = json.loads(resp.read())
+            assert resp.status == 202, answer
+            assert answer["status"] == "accepted"
+            assert resp.getheader("connection") is None
+            assert resp.getheader("server") == "uvicorn"
+            assert not resp.will_close
+            assert conn.sock is not None
+            assert sock is None or conn.sock is sock, "a new connection for the second request"
+            sock = conn.sock
+            keys.append(answer["event_id"])
+    finally:
+        conn.close()
+    for key in keys:
+        assert backends.wait_status(key, "published")["source"] == "stripe"
+
+
+def test_uvicorn_runs_on_httptools_and_uvloop(server: FunctionProcess, backends: Backends):
+    """functions/ingress/requirements.txt pins both; uvicorn's "auto" choice (the worker's)
+    imports each only to use it, so each one's C extension is mapped in the worker."""
+    import psutil
+
+    body = unique_body()
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=30)
+    try:
+        conn.request("POST", "/stripe", body=body, headers=signed("stripe", body))
+        assert conn.getresponse().status == 202
+    finally:
+        conn.close()
+    assert server.pid is not None
+    workers = psutil.Process(server.pid).children(recursive=True)
+    assert workers, "no gunicorn worker"
+    for worker in workers:
+        maps = Path(f"/proc/{worker.pid}/maps").read_text()
+        assert "/httptools/parser/parser." in maps, worker
+        assert "/uvloop/loop." in maps, worker
