@@ -8,19 +8,31 @@ into a real WordPress.
 **The ingress half.**
 
 Hypothesis builds requests for the real entry point (``functions/ingress/main.py``
-under ``functions_framework.create_app(...).test_client()``) with healthy
-emulator backends: genuinely signed events for every scheme, the same with one
-thing broken (a truncated, flipped, re-cased, duplicated or dropped signature
-header, a timestamp outside the window or not a number, a body changed after
-signing, the wrong secret, another scheme's headers), random header soup,
-strict-JSON traps under a valid signature, bodies at and over the size limit,
-lying Content-Lengths, chunked bodies, content encodings, methods and paths.
+as deployed: functions-framework's ASGI app, called directly with the scope,
+``receive`` and ``send`` uvicorn would give it; :mod:`~bench.fuzz.target` says
+how) with healthy emulator backends: genuinely signed events for every scheme,
+the same with one thing broken (a truncated, flipped, re-cased, duplicated or
+dropped signature header, a timestamp outside the window or not a number, a
+body changed after signing, the wrong secret, another scheme's headers), random
+header soup, strict-JSON traps under a valid signature, bodies at and over the
+size limit, lying Content-Lengths, chunked bodies, content encodings, methods
+and request targets.
 
 Invariants checked on every case:
 
 - never a 5xx (the backends are healthy), never a status outside the table;
 - the status the table prescribes for the method, the path, the encoding and
-  the size;
+  the size; before the function, what functions-framework's routes answer
+  (Starlette's 405 for a method no route serves, its 404 for /robots.txt,
+  /favicon.ico and a path no route matches, its 307 where toggling the
+  trailing slashes makes one match), and uvicorn's 400 for a request head its
+  parser refuses (the app is then never called);
+- who answered: an answer of the ingress's own comes with exactly one log line
+  of that status, one of the framework's with none; the ingress's answer says
+  ``Connection: close`` whenever it did not take the body whole, and it never
+  reads more than one piece past the size limit;
+- the ASGI conversation keeps uvicorn's rules (the start first, header values
+  it would write, the declared length, nothing after the end);
 - an accepted answer (202, or 200 duplicate) only for a request whose
   signature an independent oracle verifies, and then the stored GCS object is
   the exact bytes sent and the record's ``body_sha256`` matches;
@@ -65,20 +77,22 @@ repository changes the cases a seed produces.
 from __future__ import annotations
 
 from bench.fuzz.deliver import DeliverFuzzer, DeliverReport
-from bench.fuzz.oracle import SOURCES, Case, InvariantBroken, genuine, prescribed
+from bench.fuzz.oracle import SOURCES, Case, Expected, InvariantBroken, genuine, prescribed
 from bench.fuzz.payloads import DELIVER_SOURCES, DeliverCase, DeliverStrategies
 from bench.fuzz.runner import main, run, run_deliver
 from bench.fuzz.strategies import Strategies
-from bench.fuzz.target import FuzzReport, IngressFuzzer, hypothesis_run
+from bench.fuzz.target import AsgiClient, FuzzReport, IngressFuzzer, hypothesis_run
 
 __all__ = [
     "DELIVER_SOURCES",
     "SOURCES",
+    "AsgiClient",
     "Case",
     "DeliverCase",
     "DeliverFuzzer",
     "DeliverReport",
     "DeliverStrategies",
+    "Expected",
     "FuzzReport",
     "IngressFuzzer",
     "InvariantBroken",

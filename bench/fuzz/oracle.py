@@ -1,11 +1,13 @@
 """What the ingress must answer: the status table and an independent signature check.
 
-The fuzzer's judge. :func:`prescribed` is the status table of DESIGN.md for
-what the edge decides before it reads a signature (method, source, encoding,
-size); :func:`genuine` answers whether a request was signed by a holder of the
-secret, written from the providers' documentation and not from
-``hookpress.signatures``. :class:`Case` is one request and what the fuzzer
-knows about it; the strategies build them, the target sends them.
+The fuzzer's judge. :func:`prescribed` is what the stack decides before it
+reads a signature: functions-framework's routes (Starlette, in its ASGI mode)
+for the path and the method, then the status table of DESIGN.md for the
+method, the source, the encoding and the size. :func:`genuine` answers whether
+a request was signed by a holder of the secret, written from the providers'
+documentation and not from ``hookpress.signatures``. :class:`Case` is one
+request and what the fuzzer knows about it; the strategies build them, the
+target sends them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import urllib.parse
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ SOURCES: tuple[str, ...] = (
 )
 MAX_BODY = 1024 * 1024
 TOLERANCE = 300
+#: the ingress's own statuses (DESIGN.md's table but 503: the backends are healthy)
 KNOWN_STATUSES = frozenset({200, 202, 400, 401, 404, 405, 413, 415})
 SIGNATURE_HEADERS: Mapping[str, tuple[str, ...]] = {
     "hmac-timestamp": ("x-provider-signature", "x-provider-timestamp"),
@@ -39,6 +43,25 @@ SIGNATURE_HEADERS: Mapping[str, tuple[str, ...]] = {
     "shopify": ("x-shopify-hmac-sha256", "x-shopify-webhook-id", "x-shopify-topic"),
 }
 ALL_SIGNATURE_HEADERS = sorted({h for names in SIGNATURE_HEADERS.values() for h in names})
+
+#: Who answered a request. ``INGRESS``: our code (``hookpress.ingress``), one JSON answer
+#: and one log line. ``FRAMEWORK``: functions-framework's Starlette app before the function
+#: is called (its routes, below). ``SERVER``: uvicorn, whose parser (httptools) refuses the
+#: request head with its own 400 and never calls the app.
+INGRESS, FRAMEWORK, SERVER = "ingress", "framework", "server"
+
+#: functions-framework's routes in ASGI mode (``functions_framework/aio``), in order: the
+#: function at "/" and "/{path:path}" for these methods, a 404 of its own for GET (and so
+#: HEAD, which Starlette adds to a GET route) of /robots.txt and /favicon.ico. Starlette
+#: compiles a route to ``^<literal>$`` (``{path:path}`` to ``.*``) and matches it with
+#: ``re.match`` on the percent-decoded path: ``$`` also matches before a final newline.
+FUNCTION_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"})
+_ROUTES: tuple[tuple[re.Pattern[str], frozenset[str], bool], ...] = (
+    (re.compile(r"^/$"), FUNCTION_METHODS, True),
+    (re.compile(r"^/robots\.txt$"), frozenset({"GET", "HEAD"}), False),
+    (re.compile(r"^/favicon\.ico$"), frozenset({"GET", "HEAD"}), False),
+    (re.compile(r"^/.*$"), FUNCTION_METHODS, True),
+)
 
 
 class InvariantBroken(AssertionError):
@@ -51,52 +74,124 @@ class Case:
 
     kind: str
     method: str
-    path: str
+    path: str  # the request target as sent: the path as is (no client normalises it), ?query
     headers: list[tuple[str, str]]
     body: bytes
     declared_length: int | None = None  # a Content-Length that differs from the body
-    chunked: bool = False  # no Content-Length at all: the server reads to the end
+    chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
     pristine: bool = False  # genuinely signed JSON object, nothing broken: must be accepted
+    #: the size of the pieces the server hands the app (``receive``) and, chunked, of the
+    #: chunks; None: uvicorn's 64 KiB (it stops reading the socket past that much buffered)
+    piece: int | None = None
 
     def describe(self) -> str:
         """A short, secret-free description for failure messages."""
         names = [n for n, _ in self.headers]
         return (
-            f"{self.kind} {self.method} {self.path[:80]!r} headers={names} "
+            f"{self.kind} {self.method!r} {self.path[:80]!r} headers={names} "
             f"body={len(self.body)}B declared={self.declared_length} chunked={self.chunked}"
+            + (f" piece={self.piece}" if self.piece else "")
         )
+
+    @property
+    def cut_short(self) -> bool:
+        """The client declared more than it sends, then gives up: the server sees it go."""
+        return self.declared_length is not None and self.declared_length > len(self.body)
+
+
+def header_bytes(value: str) -> bytes:
+    """A header value as a client writes it: one byte a character where it can (HTTP's
+    obs-text is bytes 0x80-0xFF), else UTF-8 (a hostile client writes any bytes it likes;
+    the server hands them over as they came, and they are read one byte a character)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def field_value(value: str) -> str:
+    """A header's value as the server hands it over: without the optional whitespace
+    around it (RFC 9110, 5.5; llhttp drops the leading, uvicorn strips the trailing)."""
+    return value.strip(" \t")
 
 
 def seen_headers(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """Headers as the ingress sees them: lower-case names, repeats joined by ", "."""
+    """Headers as the ingress sees them: lower-case names, values without the whitespace
+    around them, repeats joined by ", "."""
     seen: dict[str, str] = {}
-    for name, value in headers:
-        key = name.lower()
+    for name, raw in headers:
+        key, value = name.lower(), field_value(header_bytes(raw).decode("latin-1"))
         seen[key] = f"{seen[key]}, {value}" if key in seen else value
     return seen
 
 
-def source_name(path: str) -> str:
-    """The source a path names, as the ingress reads it."""
-    return urllib.parse.unquote(path).strip("/")
+def split_target(target: str) -> tuple[str, str]:
+    """A request target's path as sent and its query (a fragment, which no client sends
+    but a parser skips, dropped)."""
+    path, _, query = target.partition("#")[0].partition("?")
+    return path, query
 
 
-def prescribed(
-    case: Case, seen: Mapping[str, str], sources: Collection[str]
-) -> tuple[int, str] | None:
-    """The status the table prescribes before any signature is read, and the failure if not.
+def decoded_path(target: str) -> str:
+    """``scope["path"]``: the target's path, percent-decoded (as uvicorn decodes it)."""
+    return urllib.parse.unquote(split_target(target)[0])
 
-    ``None``: the request passed these rules; its signature and its body decide.
+
+def source_name(target: str) -> str:
+    """The source a request target names, as the ingress reads it."""
+    return decoded_path(target).strip("/")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What must answer a case, with what status, and what to say if it does not."""
+
+    status: int
+    by: str  # INGRESS or FRAMEWORK
+    why: str
+
+
+def routed(method: str, path: str) -> Expected | None:
+    """What functions-framework's Starlette app answers before the function, or None when it
+    calls the function: Starlette's router over :data:`_ROUTES` (a route that matches the
+    path but not the method is a 405 unless a later one matches both; none: the path with
+    its trailing slashes toggled is tried, and a match there is a 307 redirect to it, else
+    a 404)."""
+    partial = False
+    for pattern, methods, function in _ROUTES:
+        if pattern.match(path):
+            if method in methods:
+                return None if function else Expected(404, FRAMEWORK, "robots/favicon not 404")
+            partial = True
+    if partial:
+        return Expected(405, FRAMEWORK, "a method no route serves but not Starlette's 405")
+    if path != "/":
+        other = path.rstrip("/") if path.endswith("/") else path + "/"
+        if any(pattern.match(other) for pattern, _, _ in _ROUTES):
+            return Expected(307, FRAMEWORK, "an unroutable path but not Starlette's redirect")
+    return Expected(404, FRAMEWORK, "an unroutable path but not Starlette's 404")
+
+
+def prescribed(case: Case, seen: Mapping[str, str], sources: Collection[str]) -> Expected | None:
+    """What must answer before any signature is read, or ``None``: the signature and the
+    body decide (an ingress status of the table).
+
+    For a request the server's parser accepts (the target checks that first).
     """
+    framework = routed(case.method, decoded_path(case.path))
+    if framework is not None:
+        return framework
     if case.method != "POST":
-        return 405, "not POST but not 405"
+        return Expected(405, INGRESS, "not POST but not 405")
     if source_name(case.path) not in sources:
-        return 404, "unknown source but not 404"
+        return Expected(404, INGRESS, "unknown source but not 404")
     if seen.get("content-encoding", "").strip().lower() not in {"", "identity"}:
-        return 415, "a content encoding but not 415"
+        return Expected(415, INGRESS, "a content encoding but not 415")
     size = len(case.body) if case.declared_length is None else case.declared_length
     if size > MAX_BODY or (case.chunked and len(case.body) > MAX_BODY):
-        return 413, "over the limit but not 413"
+        return Expected(413, INGRESS, "over the limit but not 413")
+    if case.cut_short:
+        return Expected(400, INGRESS, "a body cut short by the client's leaving but not 400")
     return None
 
 

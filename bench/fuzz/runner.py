@@ -118,6 +118,13 @@ def markdown(report: FuzzReport, command: str) -> str:
         "",
         "Statuses: " + ", ".join(f"{k}: {v:,}" for k, v in data["statuses"].items()),
         "",
+        "Answered by: "
+        + ", ".join(f"{k}: {v:,}" for k, v in data["answered_by"].items())
+        + " (ingress: our code; framework: functions-framework's Starlette routes, "
+        "before the function; server: uvicorn's parser refused the request head). "
+        f"Framework answers that left a body unread and the connection open: "
+        f"{data['framework_unread_kept_open']:,}.",
+        "",
         "Case kinds: " + ", ".join(f"{k}: {v:,}" for k, v in data["kinds"].items()),
         "",
         "Backend audit: every object, record and message belongs to an accepted, "

@@ -2,8 +2,10 @@
 
 Genuinely signed events for every scheme, the same with one thing broken,
 random header soup, strict-JSON traps under a valid signature, bodies at and
-over the size limit, lying lengths, chunked bodies, content encodings, methods
-and paths; :meth:`Strategies.cases` mixes them.
+over the size limit, lying lengths, chunked bodies (in chunks of any size),
+content encodings, methods (some the server's parser refuses) and request
+targets as a hostile client writes them (repeated slashes, encoded slashes
+and newlines, queries, ``*``); :meth:`Strategies.cases` mixes them.
 """
 
 from __future__ import annotations
@@ -107,7 +109,57 @@ _ENCODINGS = (
     "gzip, identity",
     "identity;q=0",
 )
-_METHODS = ("GET", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE", "FOO")
+#: The function's other methods (the ingress's 405), methods llhttp knows but no route
+#: serves (Starlette's 405), and methods llhttp refuses (uvicorn's 400: it knows methods
+#: by their upper-case names only).
+_METHODS = (
+    "GET",
+    "PUT",
+    "PATCH",
+    "DELETE",
+    "OPTIONS",
+    "HEAD",
+    "TRACE",
+    "PROPFIND",
+    "PURGE",
+    "FOO",
+    "post",
+    "Post",
+)
+#: Request targets ({s}: the case's source) for what the server and the framework do
+#: before the function: repeated and encoded slashes, an encoded newline (the route's
+#: ``$`` matches before a final one; one elsewhere routes nowhere, and with a trailing
+#: slash is redirected), a query, a fragment, functions-framework's own 404 paths, ``*``.
+_TARGETS = (
+    "//{s}",
+    "/{s}//",
+    "//{s}//",
+    "/%2F{s}",
+    "/{s}%2F",
+    "/{s}%2f",
+    "/%73%74%72%69%70%65",
+    "/{s}?",
+    "/{s}?x=1&y",
+    "/{s}/?{s}",
+    "/?{s}",
+    "/{s}#top",
+    "/{s}%0a",
+    "/{s}%0A/",
+    "/{s}%0a%0a",
+    "/a%0ab/",
+    "/%0a/",
+    "/%0a",
+    "/{s}%00",
+    "/{s}%ff",
+    "/%20{s}",
+    "/x/%2e%2e/{s}",
+    "/robots.txt",
+    "/favicon.ico",
+    "/robots.txt%0a",
+    "/robots.txt/",
+    "/",
+    "*",
+)
 
 
 class Strategies:
@@ -327,20 +379,35 @@ class Strategies:
         def build(draw: st.DrawFn) -> Case:
             variant = draw(
                 st.sampled_from(
-                    ["at_limit", "over_limit", "far_over", "lie_long", "lie_short", "chunked"]
+                    [
+                        "at_limit",
+                        "over_limit",
+                        "far_over",
+                        "lie_long",
+                        "lie_short",
+                        "chunked",
+                        "chunked_at_limit",
+                        "chunked_over",
+                    ]
                 )
             )
-            if variant in {"at_limit", "over_limit", "far_over"}:
+            if variant in {"at_limit", "over_limit", "far_over"} or variant.startswith("chunked_"):
                 size = {
                     "at_limit": MAX_BODY - draw(st.integers(0, 2)),
                     "over_limit": MAX_BODY + draw(st.integers(1, 3)),
                     "far_over": MAX_BODY * draw(st.integers(2, 4)),
+                    "chunked_at_limit": MAX_BODY - draw(st.integers(0, 2)),
+                    "chunked_over": MAX_BODY + draw(st.integers(1, MAX_BODY)),
                 }[variant]
                 nonce = next_nonce().encode()
                 pad = size - len(b'{"id":"big","p":""}') - len(nonce)
                 body = b'{"id":"big' + nonce + b'","p":"' + b"a" * max(0, pad) + b'"}'
                 case = draw(self.signed(st.just(body), kind=f"size:{variant}"))
                 case.pristine = False
+                if variant.startswith("chunked_"):
+                    # no length to refuse early by: the ingress must stop reading past the limit
+                    case.chunked = True
+                    case.piece = draw(st.sampled_from([4096, 16384, 65536]))
                 return case
             case = draw(self.signed(kind=f"size:{variant}"))
             case.pristine = False
@@ -350,6 +417,7 @@ class Strategies:
                 case.declared_length = draw(st.integers(0, max(0, len(case.body) - 1)))
             else:
                 case.chunked = True
+                case.piece = draw(st.integers(1, max(1, len(case.body))))
                 case.pristine = True  # a chunked, genuinely signed event is still an event
             return case
 
@@ -369,16 +437,18 @@ class Strategies:
         return build()
 
     def routes(self) -> st.SearchStrategy[Case]:
-        """Other methods, unknown and odd paths (signed or not)."""
+        """Other methods, unknown and odd request targets, or both (signed or not)."""
 
         @st.composite
         def build(draw: st.DrawFn) -> Case:
             case = draw(self.signed(kind="route"))
             case.pristine = False
-            if draw(st.booleans()):
+            what = draw(st.sampled_from(["method", "path", "both"]))
+            case.kind = f"route:{what}"
+            if what != "path":
                 case.method = draw(st.sampled_from(_METHODS))
-                case.kind = "route:method"
-            else:
+            if what != "method":
+                source = case.path.strip("/")
                 segment = draw(
                     st.text(
                         st.characters(
@@ -399,9 +469,11 @@ class Strategies:
                         ]
                     )
                 )
-                # A leading "//" would make the test client read a host name out of the path.
-                case.path = "/" + segment.lstrip("/")
-                case.kind = "route:path"
+                # the target as is: the fuzzer writes the request line itself
+                case.path = draw(
+                    st.just("/" + segment)
+                    | st.sampled_from(_TARGETS).map(lambda t: t.format(s=source))
+                )
             return case
 
         return build()
