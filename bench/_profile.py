@@ -36,7 +36,6 @@ RATE_HZ = 200
 AREAS: tuple[tuple[str, str], ...] = (
     ("hookpress", r"\(hookpress/"),
     ("hookpress", r"\(main\.py:"),
-    ("hookpress", r"\(asgi_pipeline\.py:"),  # the ASGI candidate's entry point (bench/)
     # py-spy names files from their package: api_core/…, firestore_v1/…, storage/…, auth/…
     (
         "google client libraries (api_core, grpc, proto, auth)",
@@ -57,7 +56,7 @@ AREAS: tuple[tuple[str, str], ...] = (
 
 def ours(frame: str) -> bool:
     """Whether a stack passes through our code: a request's own work (``keep`` of summarize)."""
-    return "(hookpress/" in frame or "(main.py" in frame or "asgi_pipeline.py:" in frame
+    return "(hookpress/" in frame or "(main.py" in frame
 
 
 def area_of(frame: str) -> str:

@@ -5,8 +5,10 @@ machine (emulators on loopback, a 2-core machine shared with other work: the
 absolute numbers mean little, the ratios are the result):
 
 1. ingress throughput, p50/p99 and CPU per accepted event at concurrency 1,
-   16, 64 (gunicorn under functions-framework, THREADS = max(8, concurrency))
-   against (a) a bare functions-framework handler answering 202, (b) the
+   16, 64 (functions-framework's ASGI mode, as deployed: uvicorn's worker under
+   gunicorn, the pipeline in a pool of THREADS = max(8, concurrency) threads)
+   against (a) a bare functions-framework handler answering 202 (in the default
+   mode, the issue's yardstick; and in ASGI mode, beside it), (b) the
    seed's own design, ``../shared/anchors/seed-django`` (bench/_seed.py),
    loaded with the same events at the same concurrency, and (c) the same
    backend calls (GCS write ∥ Firestore create, then publish) made directly
@@ -26,8 +28,7 @@ absolute numbers mean little, the ratios are the result):
 
 Writes ``bench/results/bench.{json,md,png}``. ``-- --profile`` instead
 records where the ingress's time goes: a py-spy flame graph per concurrency
-and a table of self time (``bench/results/profile/``; with ``--asgi-pipeline``, of the
-ingress's pipeline in ASGI mode, in ``profile/asgi-pipeline/``).
+and a table of self time (``bench/results/profile/``).
 """
 
 # ruff: noqa: E501 - the Markdown table rows read better on one line each
@@ -41,7 +42,6 @@ import io
 import json
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -86,18 +86,15 @@ from hookpress.signatures import SCHEMES
 BARE = REPO / "bench" / "bare_function.py"
 INGRESS = FUNCTIONS / "ingress" / "main.py"
 ASGI_INGRESS = REPO / "bench" / "asgi_ingress.py"  # a candidate: see its docstring
-ASGI_PIPELINE = REPO / "bench" / "asgi_pipeline.py"  # another: see its docstring
 SERVED = REPO / "bench" / "served_calls.py"  # the floor's calls over HTTP: see its docstring
 WAKE_ROUND_TRIPS = 1_000  # per row of the wake probe, before the run: about 12 s in all
-#: ``--yardsticks``: the served calls in functions-framework's ASGI mode (DESIGN's order),
-#: and in Flask mode with the publish sent alongside the writes (not DESIGN's order): what
-#: a handler making the three calls could reach on either server mode, and what the order
-#: costs; and the bare 202 in ASGI mode, the floor an ingress in that mode would be held
-#: to. Front name: (source, target, ASGI mode). See bench/served_calls.py.
+#: ``--yardsticks``: the served calls on an asyncio wire with no thread pool (DESIGN's
+#: order), and in Flask mode with the publish sent alongside the writes (not DESIGN's
+#: order): what a handler making the three calls could reach, and what the order costs.
+#: Front name: (source, target, ASGI mode). See bench/served_calls.py.
 YARDSTICKS: dict[str, tuple[Path, str, bool]] = {
     "served_calls_asgi": (ASGI_INGRESS, "served_calls", True),
     "served_calls_overlapped": (SERVED, "served_overlapped", False),
-    "bare_202_asgi": (BARE_ASGI, "accepted", True),
 }
 DELIVER = FUNCTIONS / "deliver" / "main.py"
 CONCURRENCY = (1, 16, 64)
@@ -400,7 +397,6 @@ def figure_ingress(
     *,
     asgi: bool = False,
     yardsticks: bool = False,
-    pipeline: bool = False,
 ) -> dict[str, Any]:
     """Ingress, bare 202, the seed's design and direct calls at each concurrency, same events.
 
@@ -409,12 +405,11 @@ def figure_ingress(
     goes to each front in turn (the order rotating per round) with all the
     servers up. A front's figures are its rounds pooled; a drift in the
     machine's load falls on every front alike instead of on whichever ran last.
-    With ``asgi``, one more front: the candidate ``bench/asgi_ingress.py``; with
-    ``pipeline``, two: the candidate ``bench/asgi_pipeline.py`` on uvicorn's pure-Python
-    parser and loop (h11, asyncio) and on its C pair (httptools, uvloop; the other ASGI
-    fronts run on whichever the env has, the C pair in the bench env). With ``yardsticks``, three
-    more: the served calls in ASGI mode and with the publish overlapped, and the bare 202
-    in ASGI mode (:data:`YARDSTICKS`).
+    The bare 202 is served twice: in functions-framework's default mode (Flask under
+    gunicorn's threads: issue 12's yardstick) and in the ASGI mode the ingress runs in.
+    With ``asgi``, one more front: the candidate ``bench/asgi_ingress.py``. With
+    ``yardsticks``, two more: the served calls on an asyncio wire and with the publish
+    overlapped (:data:`YARDSTICKS`).
     """
     out: dict[str, Any] = {
         "levels": [],
@@ -432,11 +427,7 @@ def figure_ingress(
         # each candidate's own events (the same sizes and sources): the ingress stores these
         candidates = {
             name: (source, event_bodies(n, secrets.token_hex(3)), server)
-            for name, source, server, wanted in (
-                ("ingress_asgi", ASGI_INGRESS, "", asgi),
-                ("ingress_asgi_pipeline", ASGI_PIPELINE, "h11", pipeline),
-                ("ingress_asgi_pipeline_httptools", ASGI_PIPELINE, "", pipeline),
-            )
+            for name, source, server, wanted in (("ingress_asgi", ASGI_INGRESS, "", asgi),)
             if wanted
         }
         totals: dict[str, LoadResult] = {}
@@ -449,12 +440,16 @@ def figure_ingress(
             bare_server = stack.enter_context(
                 Server(BARE, "accepted", bench.env, workers=1, threads=threads)
             )
+            bare_asgi_server = stack.enter_context(
+                Server(BARE_ASGI, "accepted", bench.env, workers=1, threads=threads, cwd=REPO)
+            )
             served_server = stack.enter_context(
                 Server(SERVED, "served", bench.env, workers=1, threads=threads)
             )
             fronts: dict[str, tuple[Server | SeedAnchor | None, bool]] = {
                 "ingress": (ingress_server, False),
                 "bare_202": (bare_server, False),
+                "bare_202_asgi": (bare_asgi_server, False),
                 "served_calls": (served_server, False),
                 "direct_calls": (None, False),
                 "direct_same": (None, False),
@@ -465,12 +460,9 @@ def figure_ingress(
                     source, target, asgi_env if in_asgi else bench.env, threads=threads, cwd=REPO
                 )
                 fronts[name] = (stack.enter_context(server), False)
-            for name, (source, _, server_kind) in candidates.items():
-                env = {**asgi_env, "HOOKPRESS_BENCH_ASGI_SERVER": server_kind}
-                fronts[name] = (
-                    stack.enter_context(Server(source, "ingress", env, threads=threads, cwd=REPO)),
-                    False,
-                )
+            for name, (source, _, _) in candidates.items():
+                server = Server(source, "ingress", asgi_env, threads=threads, cwd=REPO)
+                fronts[name] = (stack.enter_context(server), False)
             for front, _ in fronts.values():
                 if isinstance(front, Server):
                     run_load(front.port, bench.requests(max(8, 4)), min(c, 8))  # warm up
@@ -520,9 +512,15 @@ def figure_ingress(
             "p99_vs_direct_same": _vs(i, ds, "p99_ms"),
             "throughput_vs_bare": _ratio(ingress.throughput, bare.throughput),
             "cpu_per_event_vs_bare": _vs(i, b, "cpu_ms_per_request"),
+            # the bare 202 of the ingress's own server mode (not the issue's yardstick)
+            "bare_202_asgi": totals["bare_202_asgi"].figures(),
+            "cpu_per_event_vs_bare_asgi": _vs(
+                i, totals["bare_202_asgi"].figures(), "cpu_ms_per_request"
+            ),
             "_latencies": {
                 "ingress": ingress.latencies_s,
                 "bare_202": bare.latencies_s,
+                "bare_202_asgi": totals["bare_202_asgi"].latencies_s,
                 "direct_calls": direct.latencies_s,
                 "direct_same": same.latencies_s,
                 "seed": seed_result.latencies_s if seed_result else [],
@@ -555,11 +553,7 @@ def figure_ingress(
                 level[f"{name}_vs"]["cpu_vs_seed"] = _vs(
                     y, seed_result.figures(), "cpu_ms_per_request"
                 )
-        for name, vs in (
-            ("ingress_asgi", "asgi_vs"),
-            ("ingress_asgi_pipeline", "pipeline_vs"),
-            ("ingress_asgi_pipeline_httptools", "pipeline_httptools_vs"),
-        ):
+        for name, vs in (("ingress_asgi", "asgi_vs"),):
             if name not in totals:
                 continue
             a = totals[name].figures()
@@ -574,14 +568,7 @@ def figure_ingress(
             }
             if seed_result is not None:
                 level[vs]["cpu_vs_seed"] = _vs(a, seed_result.figures(), "cpu_ms_per_request")
-            if "bare_202_asgi" in level:  # against the bare 202 of its own server mode
-                level[vs]["cpu_vs_bare_asgi"] = _vs(a, level["bare_202_asgi"], "cpu_ms_per_request")
-        if "pipeline_httptools_vs" in level:  # the same pipeline: the C pair ÷ the pure-Python
-            level["pipeline_httptools_vs"]["cpu_vs_h11"] = _vs(
-                level["ingress_asgi_pipeline_httptools"],
-                level["ingress_asgi_pipeline"],
-                "cpu_ms_per_request",
-            )
+            level[vs]["cpu_vs_bare_asgi"] = _vs(a, level["bare_202_asgi"], "cpu_ms_per_request")
         # What each front's events cost the emulators (and the load generator) on this machine:
         # not the front's own CPU, but on two shared cores it decides a closed loop's rate,
         # and so its latency at c = 16 and 64. The seed's backends are not the emulators.
@@ -883,18 +870,13 @@ def _deployed_configuration(
     return wrapper, cloud
 
 
-def figure_cold_start(
-    bench: Bench, plan: Plan, out_dir: Path, *, pipeline: bool = False
-) -> dict[str, Any]:
+def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
     """Process start to first answer, each function from its deployed archive and venv.
 
     ingress: a signed event (202); deliver: a push of a stored event, delivered to a
     stand-in WordPress (201); hello: functions-framework's bare hello, same Python.
     Then once more each with ``-X importtime``: every module imported before the
-    first answer, kept in ``importtime/<name>.txt`` and summed per package. With
-    ``pipeline``, three more cases: the candidate ``bench/asgi_pipeline.py`` dropped into
-    the ingress's archive, served in ASGI mode from it: from the ingress's venv (h11,
-    asyncio), and from one with httptools and uvloop added (both; httptools alone).
+    first answer, kept in ``importtime/<name>.txt`` and summed per package.
     """
     wordpress = _WordPressStandIn()
     ingress_dir, ingress_python = deployed("ingress", bench.workdir)
@@ -951,32 +933,6 @@ def figure_cold_start(
             ),
         ),
     }
-    if pipeline:
-        from tests.infra.venvs import compile_source, venv_for
-
-        shutil.copy(ASGI_PIPELINE, ingress_dir / "asgi_pipeline.py")
-        compile_source(ingress_dir, ingress_python)  # its .pyc too, as the buildpack's build
-        # the ingress's requirements plus the C pair uvicorn's "auto" takes (pinned as the
-        # bench env pins them): a venv as the buildpack would build it with these two added
-        with_c = bench.workdir / "asgi-c-requirements.txt"
-        with_c.write_text(
-            (ingress_dir / "requirements.txt").read_text() + "\n".join(_asgi_c_pins()) + "\n"
-        )
-        say("[3] the virtualenv of the ingress's requirements with httptools and uvloop")
-        c_python = str(venv_for(with_c) / "bin" / "python")
-        for name, python, server in (
-            ("ingress_asgi_pipeline", ingress_python, ""),  # h11, asyncio: nothing else there
-            ("ingress_asgi_pipeline_httptools", c_python, ""),  # httptools, uvloop
-            ("ingress_asgi_pipeline_httptools_asyncio", c_python, "httptools"),
-        ):
-            cases[name] = (
-                ingress_dir / "asgi_pipeline.py",
-                "ingress",
-                python,
-                ingress_dir,
-                {**bench.env, "HOOKPRESS_BENCH_ASGI_SERVER": server},
-                lambda: bench.requests(1)[0],
-            )
     out: dict[str, Any] = {}
     imports = out_dir / "importtime"
     imports.mkdir(parents=True, exist_ok=True)
@@ -1047,18 +1003,6 @@ def figure_cold_start(
     )
     out["python"] = f"Python {version.stdout.strip()}"
     return out
-
-
-def _asgi_c_pins() -> list[str]:
-    """httptools and uvloop as the bench extra of pyproject.toml pins them."""
-    import tomllib
-
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return [
-        pin
-        for pin in extras["optional-dependencies"]["bench"]
-        if pin.startswith(("httptools", "uvloop"))
-    ]
 
 
 def import_summary(log: Path, top: int = 12) -> dict[str, Any]:
@@ -1312,19 +1256,9 @@ def _push_outcomes(log: Path) -> dict[str, int]:
 # -- where the time goes ----------------------------------------------------------------------
 
 
-def profile_ingress(
-    bench: Bench, plan: Plan, out_dir: Path, *, pipeline: bool = False
-) -> dict[str, Any]:
-    """A py-spy flame graph of the ingress per concurrency, and its self time by area.
-
-    With ``pipeline``, of the candidate ``bench/asgi_pipeline.py`` instead, in ASGI mode on
-    uvicorn's C parser and loop (the cheapest front of figure 1), in ``out_dir``'s
-    ``asgi-pipeline`` folder.
-    """
+def profile_ingress(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
+    """A py-spy flame graph of the ingress per concurrency, and its self time by area."""
     name, source, env = "ingress", INGRESS, bench.env
-    if pipeline:
-        name, source, out_dir = "pipeline", ASGI_PIPELINE, out_dir / "asgi-pipeline"
-        env = {**bench.env, "FUNCTION_USE_ASGI": "1", "HOOKPRESS_BENCH_ASGI_SERVER": ""}
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
     for c in CONCURRENCY:
@@ -1342,7 +1276,7 @@ def profile_ingress(
             "all_threads": _profile.summarize(folded)["self_by_area"],
         }
     write_json(out_dir / "profile.json", summary)
-    write_markdown(out_dir / "profile.md", profile_markdown(summary, name, pipeline=pipeline))
+    write_markdown(out_dir / "profile.md", profile_markdown(summary, name))
     return summary
 
 
@@ -1378,15 +1312,9 @@ def perf_c1(bench: Bench, out_dir: Path, n: int = 3000) -> dict[str, Any]:
         )
 
 
-def profile_markdown(
-    summary: dict[str, Any], name: str = "ingress", *, pipeline: bool = False
-) -> str:
+def profile_markdown(summary: dict[str, Any], name: str = "ingress") -> str:
     """The self-time tables, one section per concurrency."""
     title, what, flags = "Where the ingress's time goes", "the ingress", "--profile"
-    if pipeline:
-        title = "Where the time goes: the ingress's pipeline in ASGI mode"
-        what = "the ingress's pipeline in ASGI mode (bench/asgi_pipeline.py, httptools, uvloop)"
-        flags = "--profile --asgi-pipeline"
     lines = [
         f"# {title}",
         "",
@@ -1838,17 +1766,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(bench/asgi_ingress.py)",
     )
     parser.add_argument(
-        "--asgi-pipeline",
-        action="store_true",
-        help="with --only ingress or cold: more fronts or cases, the ingress's own pipeline "
-        "behind the ASGI server (bench/asgi_pipeline.py), on h11 and on httptools; with "
-        "--profile: profile it (on httptools and uvloop) instead of the ingress",
-    )
-    parser.add_argument(
         "--yardsticks",
         action="store_true",
-        help="with --only ingress: three more fronts, the three calls served in ASGI mode and "
-        "with the publish overlapped, and the bare 202 in ASGI mode (YARDSTICKS)",
+        help="with --only ingress: two more fronts, the three calls served on an asyncio wire "
+        "and with the publish overlapped (YARDSTICKS)",
     )
     parser.add_argument(
         "--deliver-profile", type=Path, help="with --only drain: py-spy on deliver, to this folder"
@@ -1871,7 +1792,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_environment(Path(tmp)) as bench,
     ):
         if args.profile:
-            profile_ingress(bench, plan, args.out / "profile", pipeline=args.asgi_pipeline)
+            profile_ingress(bench, plan, args.out / "profile")
             return 0
         if args.perf:
             perf_c1(bench, args.out / "profile")
@@ -1892,9 +1813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures = set(args.only.split(","))
             only: dict[str, Any] = {"machine": results["machine"]}
             if "cold" in figures:
-                only["cold_start"] = figure_cold_start(
-                    bench, plan, args.out, pipeline=args.asgi_pipeline
-                )
+                only["cold_start"] = figure_cold_start(bench, plan, args.out)
             if "drain" in figures:
                 only["drain"] = figure_drain(bench, plan, args.deliver_profile)
             if "ingress" in figures:
@@ -1908,7 +1827,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         levels,
                         asgi=args.asgi_candidate,
                         yardsticks=args.yardsticks,
-                        pipeline=args.asgi_pipeline,
                     )
                 for level in only["ingress"]["levels"]:
                     level.pop("_latencies")

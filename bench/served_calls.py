@@ -1,10 +1,11 @@
 """The direct-calls floor served over HTTP: one more front of figure 1 (a yardstick).
 
-A functions-framework handler, served by the same gunicorn threads as the
-ingress, that makes exactly the floor's three calls for the request's body
-(:meth:`Floor.event`: the GCS upload ∥ the record's create, then the
-publish, with the objects the ingress would store) and answers 202. No
-verification, parsing, body marker, claim, mark or log line.
+A functions-framework handler, served as the ingress is (ASGI mode: the body read
+on the event loop, the calls made in a pool of ``THREADS`` threads), that makes
+exactly the floor's three calls for the request's body (:meth:`Floor.event`: the
+GCS upload ∥ the record's create, then the publish, with the objects the ingress
+would store) and answers 202. No verification, parsing, body marker, claim, mark
+or log line.
 
 What it costs over the bare 202 is what three backend round trips cost inside a
 server on this machine (CPU that a waiting request spends on waking, besides
@@ -17,27 +18,34 @@ Neither is a target of issue 12: they say where its c = 1 figures go.
 calls with the publish sent alongside the two writes instead of after them.
 That is *not* DESIGN.md's order (a message would be out before the event is
 durable; the ingress never does it): it measures what that order costs in
-latency, which no handler keeping it can win back. ``bench/asgi_ingress.py``'s
-``served_calls`` is the third: DESIGN's order in functions-framework's ASGI mode.
+latency, which no handler keeping it can win back (served in the default mode, Flask
+under gunicorn's threads). ``bench/asgi_ingress.py``'s ``served_calls`` is the third:
+DESIGN's order on an asyncio wire, no thread pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import functions_framework
+import functions_framework.aio
+import starlette.requests
+import starlette.responses
 from flask import Request, Response
 
 from hookpress.backends.firestore import EventRecords
 from hookpress.backends.gcs import RawStore
 from hookpress.backends.pubsub import EventPublisher, event_message
 from hookpress.events import event_key, message_attributes
+from hookpress.ingress import pool_size
 from hookpress.ingress._pipeline import stored_forms
 from hookpress.settings import IngressSettings
 
@@ -128,12 +136,21 @@ def _accepted(key: str) -> Response:
     )
 
 
-@functions_framework.http
-def served(request: Request) -> Response:
-    """The floor's three calls for this body, in DESIGN's order, then 202."""
-    floor = _floor_now()
-    source = floor.settings.sources[request.path.strip("/")]
-    return _accepted(floor.event(source, f"served-{_tag}-{next(_ids)}", request.get_data()))
+_pool = ThreadPoolExecutor(pool_size(os.environ), thread_name_prefix="served")
+
+
+@functions_framework.aio.http  # type: ignore[misc]
+async def served(request: starlette.requests.Request) -> starlette.responses.Response:
+    """The floor's three calls for this body, in DESIGN's order, in a pool thread, then 202."""
+    loop = asyncio.get_running_loop()
+    floor = _floor if _floor is not None else await loop.run_in_executor(_pool, _floor_now)
+    source = floor.settings.sources[request.url.path.strip("/")]
+    body = await request.body()
+    pid = f"served-{_tag}-{next(_ids)}"
+    key = await loop.run_in_executor(_pool, floor.event, source, pid, body)
+    return starlette.responses.Response(
+        f'{{"status":"accepted","event_id":"{key}"}}', 202, media_type="application/json"
+    )
 
 
 @functions_framework.http
