@@ -6,7 +6,8 @@ or built at import time; the first request builds the runtime.
 ``functions_framework.aio.http`` makes functions-framework serve this function
 in its ASGI mode (Starlette under uvicorn's gunicorn worker, on uvloop and
 httptools, both in requirements.txt): README, "Decisions and departures".
-``bound_the_head`` has that server refuse a request head over 64 KiB
+``harden_the_server`` has that server refuse a request head over 64 KiB and close
+a connection whose body is still arriving once it is answered
 (``hookpress/ingress/_server.py``), set before functions-framework starts it.
 """
 
@@ -17,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hookpress.ingress import handle_request
-from hookpress.ingress._server import bound_the_head
+from hookpress.ingress._server import harden_the_server
 
-bound_the_head()
+harden_the_server()
 
 
 @functions_framework.aio.http

@@ -1,4 +1,6 @@
-"""The ingress's server: uvicorn's worker as functions-framework starts it, with a bounded head.
+"""The ingress's server: uvicorn's worker as functions-framework starts it, made to keep
+two rules the default mode's server kept: a bounded request head, and no reading of a
+body nobody will use.
 
 functions-framework serves an ``aio`` function under gunicorn with uvicorn's worker
 (``uvicorn_worker.UvicornWorker``), which takes httptools (a C HTTP parser) and
@@ -10,13 +12,20 @@ Cloud Run lets through (32 MiB an HTTP/1 request:
 https://cloud.google.com/run/quotas), outside the memory rule the Pulumi program
 keeps (``hookpress.config_rules``), once per concurrent request.
 
-:func:`bound_the_head` makes the worker use :class:`BoundedHead`: uvicorn's own
+:func:`harden_the_server` makes the worker use :class:`EdgeProtocol`: uvicorn's own
 httptools protocol that counts the bytes of each request's head as they arrive
 and answers 431 and closes the connection once they pass :data:`MAX_HEAD_BYTES`,
-before the head is whole. functions-framework chooses the worker class itself;
-the class attribute the worker reads its settings from is the one way in
-(uvicorn documents subclassing the worker to change them). Without httptools,
-uvicorn parses with h11, which bounds the head itself (16 KiB).
+before the head is whole. It also closes a connection whose answer is complete
+while its request's body is still arriving. The ingress's own refusals say
+``Connection: close`` (``hookpress.ingress._http.respond``); what
+functions-framework's routes answer before the function runs (a 405 for a method
+they do not list, a 404, Starlette's 307) says nothing, and uvicorn would read and
+drop the rest of such an upload to find the next request.
+
+functions-framework chooses the worker class itself; the class attribute the
+worker reads its settings from is the one way in (uvicorn documents subclassing
+the worker to change them). Without httptools, uvicorn parses with h11, which
+bounds the head itself (16 KiB) but keeps reading an unused body.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from typing import Any
 
 from hookpress.logs import Logger
 
-__all__ = ["MAX_HEAD_BYTES", "bound_the_head"]
+__all__ = ["MAX_HEAD_BYTES", "harden_the_server"]
 
 #: A request line and headers larger than this are refused with 431. Webhook heads are a
 #: few KiB (a signature, a timestamp, an id, the platform's forwarding headers).
@@ -35,8 +44,8 @@ MAX_HEAD_BYTES = 64 * 1024
 _log = Logger("ingress")
 
 
-def bound_the_head() -> bool:
-    """Make functions-framework's uvicorn worker parse with :class:`BoundedHead`.
+def harden_the_server() -> bool:
+    """Make functions-framework's uvicorn worker parse with :class:`EdgeProtocol`.
 
     False, changing nothing, when httptools is not installed (uvicorn then takes h11,
     which bounds the head itself)."""
@@ -46,8 +55,9 @@ def bound_the_head() -> bool:
     except ImportError:
         return False
 
-    class BoundedHead(HttpToolsProtocol):
-        """uvicorn's httptools protocol, refusing a head over :data:`MAX_HEAD_BYTES`."""
+    class EdgeProtocol(HttpToolsProtocol):
+        """uvicorn's httptools protocol, refusing a head over :data:`MAX_HEAD_BYTES` and
+        closing a connection whose request body is still arriving when its answer is out."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -72,6 +82,14 @@ def bound_the_head() -> bool:
             if self._in_head and self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse()
 
+        def on_response_complete(self) -> None:
+            # The body's end has not been parsed (uvicorn clears more_body then): close
+            # instead of reading the rest of an upload no one will use.
+            cycle = self.cycle
+            if cycle is not None and cycle.more_body and not self.transport.is_closing():
+                self.transport.close()
+            super().on_response_complete()
+
         def _refuse(self) -> None:
             if self.transport.is_closing():
                 return
@@ -93,6 +111,6 @@ def bound_the_head() -> bool:
 
     uvicorn_worker.UvicornWorker.CONFIG_KWARGS = {
         **uvicorn_worker.UvicornWorker.CONFIG_KWARGS,
-        "http": BoundedHead,
+        "http": EdgeProtocol,
     }
     return True

@@ -35,7 +35,7 @@ import functions_framework.aio
 from hookpress import ingress
 from hookpress.backends import BackendError
 from hookpress.backends.pubsub import EventPublisher, Message
-from hookpress.ingress._server import bound_the_head
+from hookpress.ingress._server import harden_the_server
 from hookpress.local.wrapped_ingress import WrappedIngress
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def _failing(base: ingress.Ingestor) -> EventPublisher:
     return publisher
 
 
-bound_the_head()  # served as the ingress is
+harden_the_server()  # served as the ingress is
 _ingress = WrappedIngress(_failing)
 
 

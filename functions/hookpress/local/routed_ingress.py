@@ -34,7 +34,7 @@ import functions_framework.aio
 
 from hookpress import ingress
 from hookpress.backends.pubsub import EventPublisher, Message
-from hookpress.ingress._server import bound_the_head
+from hookpress.ingress._server import harden_the_server
 from hookpress.local.lanerouter import LaneRouter
 from hookpress.local.wrapped_ingress import WrappedIngress
 
@@ -74,7 +74,7 @@ def _routed(base: ingress.Ingestor) -> EventPublisher:
 
 
 # A lane variable missing or not JSON is a misconfiguration too.
-bound_the_head()  # served as the ingress is
+harden_the_server()  # served as the ingress is
 _ingress = WrappedIngress(_routed, (KeyError, ValueError))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,4 +133,60 @@ def test_the_bound_is_set_where_functions_framework_reads_it() -> None:
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
     http = uvicorn_worker.UvicornWorker.CONFIG_KWARGS["http"]
     assert isinstance(http, type)
-    assert http.__name__ == "BoundedHead"
+    assert http.__name__ == "EdgeProtocol"
+
+
+def upload_to_a_refusal(
+    port: int, head: bytes, limit: int = 64 * 1024 * 1024
+) -> tuple[bytes, int, bool]:
+    """Send ``head``, then a chunked body of up to ``limit`` bytes while reading the answer:
+    the answer, how many body bytes had gone out, and whether the server closed (within
+    30 s)."""
+    chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+    sent = 0
+    answer = b""
+    deadline = time.monotonic() + 30
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
+        sock.sendall(head)
+        sock.setblocking(False)
+        while time.monotonic() < deadline:
+            if sent < limit:
+                with contextlib.suppress(BlockingIOError):
+                    offset = sent % len(chunk)
+                    try:
+                        sent += sock.send(chunk[offset:])
+                    except (BrokenPipeError, ConnectionResetError):
+                        return answer, sent, True
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                if sent >= limit:
+                    time.sleep(0.001)
+                continue
+            except ConnectionResetError:
+                return answer, sent, True
+            if not data:
+                return answer, sent, True
+            answer += data
+    return answer, sent, False
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status"),
+    [
+        pytest.param(b"TRACE /stripe HTTP/1.1", b"405", id="a method functions-framework omits"),
+        pytest.param(b"GET /robots.txt HTTP/1.1", b"404", id="functions-framework's own 404"),
+    ],
+)
+def test_a_framework_answer_before_the_body_closes_the_connection(
+    port: int, request_line: bytes, status: bytes
+) -> None:
+    """functions-framework's routes answer these before the function runs, and say nothing
+    of the connection; the server closes it rather than read a 64 MiB upload to its end."""
+    head = request_line + b"\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer, sent, closed = upload_to_a_refusal(port, head)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer[:60]
+    assert closed
+    # closed long before the upload's end: what was in flight (socket buffers, one read)
+    assert sent < 16 * 1024 * 1024, sent
