@@ -50,6 +50,7 @@ STATUS: dict[Outcome, int] = {
     Outcome.METHOD_NOT_ALLOWED: 405,
     Outcome.TOO_LARGE: 413,
     Outcome.UNSUPPORTED_ENCODING: 415,
+    Outcome.HEADERS_TOO_LARGE: 431,
     Outcome.UNAVAILABLE: 503,
 }
 
@@ -60,6 +61,7 @@ _ERROR_BODY: dict[Outcome, str] = {
     Outcome.METHOD_NOT_ALLOWED: "method not allowed",
     Outcome.TOO_LARGE: "body too large",
     Outcome.UNSUPPORTED_ENCODING: "unsupported content encoding",
+    Outcome.HEADERS_TOO_LARGE: "headers too large",
     Outcome.UNAVAILABLE: "temporarily unavailable",
 }
 

@@ -62,6 +62,7 @@ class Outcome(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     TOO_LARGE = "too_large"
     UNSUPPORTED_ENCODING = "unsupported_encoding"
+    HEADERS_TOO_LARGE = "headers_too_large"  # the server's refusal (_server.py), never ingest's
     UNAVAILABLE = "unavailable"
 
 

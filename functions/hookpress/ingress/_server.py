@@ -30,9 +30,11 @@ bounds the head itself (16 KiB) but keeps reading an unused body.
 
 from __future__ import annotations
 
-import json
+from http import HTTPStatus
 from typing import Any
 
+from hookpress.ingress._http import answer
+from hookpress.ingress._pipeline import Outcome, Result
 from hookpress.logs import Logger
 
 __all__ = ["MAX_HEAD_BYTES", "harden_the_server"]
@@ -93,20 +95,24 @@ def harden_the_server() -> bool:
         def _refuse(self) -> None:
             if self.transport.is_closing():
                 return
-            body = json.dumps({"status": "rejected", "error": "headers too large"}).encode()
-            self.transport.write(
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                b"content-type: application/json\r\n"
-                b"cache-control: no-store\r\n"
-                b"content-length: " + str(len(body)).encode() + b"\r\n"
-                b"connection: close\r\n\r\n" + body
-            )
+            # The status table's answer (hookpress.ingress._http), written by hand: the
+            # request never became an ASGI request for Starlette to answer.
+            result = Result(Outcome.HEADERS_TOO_LARGE, reason=f"over {MAX_HEAD_BYTES} bytes")
+            status, payload, headers = answer(result, 0)
+            body = payload.encode()
+            lines = [
+                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+                "content-type: application/json",
+            ]
+            lines += [f"{name.lower()}: {value}" for name, value in headers.items()]
+            lines += [f"content-length: {len(body)}", "connection: close", "", ""]
+            self.transport.write("\r\n".join(lines).encode("latin-1") + body)
             self.transport.close()
             _log.warning(
                 "ingress refused a request head",
-                outcome="head_too_large",
-                http_status=431,
-                reason=f"over {MAX_HEAD_BYTES} bytes",
+                outcome=result.outcome.value,
+                http_status=status,
+                reason=result.reason,
             )
 
     uvicorn_worker.UvicornWorker.CONFIG_KWARGS = {
