@@ -56,7 +56,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import _perf, _profile, wake_probe
+from bench import _perf, _profile, timeline, wake_probe
 from bench._common import (
     FUNCTIONS,
     REPO,
@@ -1005,6 +1005,12 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
     return out
 
 
+def figure_timeline(bench: Bench) -> dict[str, Any]:
+    """Where a c = 1 request's time and a cold start's go, by stage (bench/timeline.py)."""
+    function_dir, python = deployed("ingress", bench.workdir)
+    return timeline.measure(function_dir, python, bench.env, bench.requests, bench.workdir)
+
+
 def import_summary(log: Path, top: int = 12) -> dict[str, Any]:
     """Total import time and the packages that took most (self time, summed per package)."""
     by_package: dict[str, int] = {}
@@ -1662,6 +1668,8 @@ def markdown(results: dict[str, Any], command: str) -> str:
             if name in cold
         ),
     ]
+    if "timeline" in results:
+        lines += timeline.markdown(results["timeline"])
     if "sweep" in results:
         peak_sweep = max(r["peak_rss_mib"] for r in results["sweep"])
         lines += [
@@ -1751,7 +1759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        help="only these figures, comma-separated (cold, drain, ingress): to <out>/only.json, "
+        help="only these figures, comma-separated (cold, timeline, drain, ingress): to <out>/only.json, "
         "not bench.*",
     )
     parser.add_argument(
@@ -1814,6 +1822,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             only: dict[str, Any] = {"machine": results["machine"]}
             if "cold" in figures:
                 only["cold_start"] = figure_cold_start(bench, plan, args.out)
+            if "timeline" in figures:
+                only["timeline"] = figure_timeline(bench)
             if "drain" in figures:
                 only["drain"] = figure_drain(bench, plan, args.deliver_profile)
             if "ingress" in figures:
@@ -1837,6 +1847,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["verification"] = figure_verification(plan)
         say("[3] cold starts")
         results["cold_start"] = figure_cold_start(bench, plan, args.out)
+        say("[3] where a request's and a cold start's time go")
+        results["timeline"] = figure_timeline(bench)
         with contextlib.ExitStack() as anchors:
             if not args.no_seed:
                 say("[1] starting the seed's design (../shared/anchors/seed-django)")
