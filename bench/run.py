@@ -848,12 +848,34 @@ def _deployed_configuration(
     wrapper = bench.workdir / f"deployed-{name}" / "deployed_main.py"
     wrapper.parent.mkdir(parents=True, exist_ok=True)
     wrapper.write_text(
-        "from hookpress.backends import _rest\n"
-        f"_rest._HOSTS['secretmanager'] = ({stand_ins.secret_manager.url!r}, None)\n"
+        _stand_in_hosts(stand_ins, name)
+        + f"from main import {name}  # noqa: E402,F401 - the deployed archive's entry point\n"
+    )
+    return wrapper, _deployed_env(stand_ins, name, function_dir, env)
+
+
+def _stand_in_hosts(stand_ins: _CloudStandIns, name: str) -> str:
+    """The deployed configuration's wrapper's first lines: Secret Manager's host, and for
+    deliver Google's certificates' URL, pointed at the stand-ins."""
+    # Only deliver checks push tokens: the ingress's wrapper does not import pushauth, which
+    # the ingress itself never imports (its import would count in the ingress's cold start).
+    certs = (
         "from hookpress import pushauth  # noqa: E402\n"
         f"pushauth.GOOGLE_CERTS_URL = {stand_ins.certs.url!r}\n"
-        f"from main import {name}  # noqa: E402,F401 - the deployed archive's entry point\n"
+        if name == "deliver"
+        else ""
     )
+    return (
+        "from hookpress.backends import _rest\n"
+        f"_rest._HOSTS['secretmanager'] = ({stand_ins.secret_manager.url!r}, None)\n"
+        f"{certs}"
+    )
+
+
+def _deployed_env(
+    stand_ins: _CloudStandIns, name: str, function_dir: Path, env: dict[str, str]
+) -> dict[str, str]:
+    """The deployed configuration's environment (see :func:`_deployed_configuration`)."""
     # the secrets backend left to its default, Secret Manager, as the program leaves it;
     # push authentication left to its default, OIDC
     local = {"HOOKPRESS_SECRETS_BACKEND", "HOOKPRESS_SECRETS_FILE", "HOOKPRESS_PUSH_AUTH"}
@@ -867,7 +889,7 @@ def _deployed_configuration(
             "HOOKPRESS_PUSH_AUDIENCE": _PUSH_AUDIENCE,
             "HOOKPRESS_PUSH_SERVICE_ACCOUNT": _PUSH_IDENTITY,
         }
-    return wrapper, cloud
+    return cloud
 
 
 def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
@@ -1006,9 +1028,23 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
 
 
 def figure_timeline(bench: Bench) -> dict[str, Any]:
-    """Where a c = 1 request's time and a cold start's go, by stage (bench/timeline.py)."""
+    """Where a c = 1 request's time and a cold start's go, by stage (bench/timeline.py):
+    the cold start in both of figure 3's configurations."""
     function_dir, python = deployed("ingress", bench.workdir)
-    return timeline.measure(function_dir, python, bench.env, bench.requests, bench.workdir)
+    out = timeline.measure(function_dir, python, bench.env, bench.requests, bench.workdir)
+    stand_ins = _cloud_stand_ins(bench)
+    try:
+        out["cold_start_deployed"] = timeline.cold_start(
+            function_dir,
+            python,
+            _deployed_env(stand_ins, "ingress", function_dir, bench.env),
+            bench.requests,
+            bench.workdir,
+            prelude=_stand_in_hosts(stand_ins, "ingress"),
+        )
+    finally:
+        stand_ins.stop()
+    return out
 
 
 def import_summary(log: Path, top: int = 12) -> dict[str, Any]:

@@ -17,7 +17,7 @@ duration, so the stages need not add up to the p50 exactly:
 - *to the function*: the client's send to the function's first line (uvicorn wakes
   and parses; Starlette's and functions-framework's middleware and routes);
 - *into the pool*: reading the body, then the pool thread's first line;
-- *verify, parse, build*: up to the GCS upload's start;
+- *verify, parse, build*: up to the GCS upload's start, the signature's check given too;
 - *the three calls*: the upload ∥ the record's create (with any ``published`` mark
   waiting to ride along: ``hookpress.backends._batch``), the wait for the upload's
   answer, then the publish, each given too; figure 1's direct-calls floor makes
@@ -37,8 +37,14 @@ to the first answer (a 202), as figure 3 times it:
   request's way to the function;
 - *the runtime*: settings and secrets, read by the first request;
 - *the first event*: its pipeline, with what it imports on first use and the first
-  connection to each backend;
+  connection to each backend; its signature's check given too, which reads the
+  source's secret for the first time;
 - *the answer out*.
+
+The cold start is timed in both of figure 3's configurations: the local one, and the
+deployed one (Secret Manager over its REST API and the token from the metadata server,
+both local stand-ins; ``bench.run._deployed_env``), whose wrapper first points Secret
+Manager's host at its stand-in.
 
 ``nox -s bench`` runs it after the cold starts (bench.json's ``timeline``);
 ``-- --only timeline`` runs it alone.
@@ -56,7 +62,16 @@ from typing import Any
 
 from bench._load import Server
 
-__all__ = ["BOOTS", "REQUESTS", "SKIP", "WRAPPER", "cold_stages", "measure", "request_stages"]
+__all__ = [
+    "BOOTS",
+    "REQUESTS",
+    "SKIP",
+    "WRAPPER",
+    "cold_stages",
+    "cold_start",
+    "measure",
+    "request_stages",
+]
 
 REQUESTS = 600
 SKIP = 100
@@ -95,6 +110,7 @@ def _timed(owner, name, before, after):
     setattr(owner, name, timed)
 _timed(hookpress.ingress, "build_ingestor", "build>", "build<")
 _timed(Ingestor, "ingest", "ingest>", "ingest<")
+_timed(Ingestor, "_verify", "verify>", "verify<")
 _start_put = RawStore.start_put
 def _start_put_timed(*args, **kwargs):
     _marks.append(("put>", _clock()))
@@ -131,6 +147,7 @@ REQUEST_STAGES: tuple[tuple[str, str, str], ...] = (
     ("to the function", "sent", "function>"),
     ("into the pool", "function>", "ingest>"),
     ("verify, parse, build", "ingest>", "put>"),
+    ("— the signature's check", "verify>", "verify<"),
     ("the three calls", "put>", "publish<"),
     ("— the record's create (the upload alongside)", "create>", "create<"),
     ("— then the upload's answer", "put-wait>", "put-wait<"),
@@ -149,6 +166,7 @@ COLD_STAGES: tuple[tuple[str, str, str], ...] = (
     ("the worker's start", "listening", "function>"),
     ("the runtime (settings, secrets)", "build>", "build<"),
     ("the first event", "ingest>", "ingest<"),
+    ("— its signature's check, with the first read of its secret", "verify>", "verify<"),
     ("the answer out", "ingest<", "received"),
 )
 
@@ -213,31 +231,33 @@ def _exchange(sock: socket.socket, request: bytes) -> tuple[float, float, bytes]
     return sent, time.perf_counter(), lines[0]
 
 
-def _server(function_dir: Path, python: str, env: Mapping[str, str], stderr: Path) -> Server:
+def _server(
+    function_dir: Path, python: str, env: Mapping[str, str], stderr: Path, prelude: str = ""
+) -> Server:
     wrapper = function_dir / "timeline_main.py"
-    wrapper.write_text(WRAPPER)
+    wrapper.write_text(prelude + WRAPPER)
     return Server(wrapper, "ingress", env, python=python, cwd=function_dir, stderr=stderr)
 
 
-def measure(
+def cold_start(
     function_dir: Path,
     python: str,
     env: Mapping[str, str],
     requests: Callable[[int], list[bytes]],
     workdir: Path,
     *,
-    n: int = REQUESTS,
     boots: int = BOOTS,
+    prelude: str = "",
 ) -> dict[str, Any]:
-    """Both timelines of the deployed ingress in ``function_dir`` (see the module's docstring).
+    """The cold start's stages over ``boots`` starts (see the module's docstring).
 
-    ``requests(k)``: k fresh signed events as raw HTTP/1.1 requests.
+    ``prelude``: lines the wrapper runs first (the deployed configuration's stand-in hosts).
     """
-    cold: list[dict[str, float]] = []
+    runs: list[dict[str, float]] = []
     for i in range(boots):
-        log = workdir / f"timeline-boot-{i}.log"
+        log = workdir / f"timeline-boot-{time.time_ns()}-{i}.log"  # a start's own
         first = requests(1)[0]
-        server = _server(function_dir, python, env, log)
+        server = _server(function_dir, python, env, log, prelude)
         spawned = time.perf_counter()
         listening = spawned + server.start()
         try:
@@ -252,10 +272,28 @@ def measure(
             for line in log.read_text(errors="replace").splitlines()
             if line.startswith("TIMELINE-BOOT ")
         )
-        cold.append(
+        runs.append(
             {"spawned": spawned, "listening": listening, "received": received} | dict(marks)
         )
+    return cold_stages(runs)
 
+
+def measure(
+    function_dir: Path,
+    python: str,
+    env: Mapping[str, str],
+    requests: Callable[[int], list[bytes]],
+    workdir: Path,
+    *,
+    n: int = REQUESTS,
+    boots: int = BOOTS,
+) -> dict[str, Any]:
+    """Both timelines of the deployed ingress in ``function_dir`` (see the module's docstring),
+    and what the mark costs a create.
+
+    ``requests(k)``: k fresh signed events as raw HTTP/1.1 requests.
+    """
+    cold = cold_start(function_dir, python, env, requests, workdir, boots=boots)
     out = workdir / "timeline-requests.json"
     events = requests(n)
     server = _server(
@@ -287,7 +325,7 @@ def measure(
     return {
         "request": request_stages(runs),
         "mark": mark_cost(env["HOOKPRESS_PROJECT"]),
-        "cold_start": cold_stages(cold),
+        "cold_start": cold,
     }
 
 
@@ -363,4 +401,16 @@ def markdown(timeline: Mapping[str, Any]) -> list[str]:
         "|---|---|",
         *(f"| {stage} | {ms} |" for stage, ms in cold["stages_ms"].items()),
     ]
+    deployed = timeline.get("cold_start_deployed")
+    if deployed:
+        lines += [
+            "",
+            f"The same in the deployed configuration (figure 3's: Secret Manager and the "
+            f"metadata server, stand-ins), {deployed['boots']} starts, median "
+            f"{deployed['median_ms']} ms:",
+            "",
+            "| stage | ms |",
+            "|---|---|",
+            *(f"| {stage} | {ms} |" for stage, ms in deployed["stages_ms"].items()),
+        ]
     return lines

@@ -16,6 +16,8 @@ def _request(offset: float, create_ms: float) -> dict[str, float]:
         "sent": 0.0,
         "function>": 0.2,
         "ingest>": 0.3,
+        "verify>": 0.31,
+        "verify<": 0.35,
         "put>": 0.5,
         "create>": 0.6,
         "create<": 0.6 + create_ms,
@@ -37,6 +39,7 @@ def test_each_stage_is_the_median_of_its_own_durations() -> None:
     assert out["p50_ms"] == pytest.approx(6.4)
     stages = out["stages_ms"]
     assert stages["to the function"] == pytest.approx(0.2)
+    assert stages["— the signature's check"] == pytest.approx(0.04)
     assert stages["the three calls"] == pytest.approx(5.4)
     assert stages["— the record's create (the upload alongside)"] == pytest.approx(3.0)
     assert stages["— the publish"] == pytest.approx(2.0)
