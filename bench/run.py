@@ -16,9 +16,10 @@ absolute numbers mean little, the ratios are the result):
 2. signature verification per scheme against raw ``hmac`` over the same bytes;
 3. cold start (process start to first answer) of each function against the
    bare hello, with every module's import time (``-X importtime``) kept in
-   ``bench/results/importtime/``; peak RSS of the ingress under load; a sweep
-   of WORKERS × THREADS at concurrency 64, from which the deployed
-   concurrency is chosen;
+   ``bench/results/importtime/``; where a request's time goes at concurrency 1
+   and a cold start's, stage by stage (bench/timeline.py); peak RSS of the
+   ingress under load; a sweep of WORKERS × THREADS at concurrency 64, from
+   which the deployed concurrency is chosen;
 4. drain: events per second into WordPress through the pipeline against
    posting the same records straight to the plugin with the same
    concurrency, and deliver's own CPU per delivered event against a bare
