@@ -89,13 +89,15 @@ WRAPPER = '''\
 import json, os, sys, time
 _clock = time.perf_counter
 _boot = [("main>", _clock())]
-import functions_framework.aio
-import starlette.requests, starlette.responses
-_boot.append(("asgi<", _clock()))
-import hookpress.ingress
-_boot.append(("hookpress<", _clock()))
-import main
-_boot.append(("main<", _clock()))
+from hookpress.startup import collector_held
+with collector_held():  # as main.py loads them; main's own hold nests in this one
+    import functions_framework.aio
+    import starlette.requests, starlette.responses
+    _boot.append(("asgi<", _clock()))
+    import hookpress.ingress
+    _boot.append(("hookpress<", _clock()))
+    import main
+    _boot.append(("main<", _clock()))
 from hookpress.backends.firestore import EventRecords
 from hookpress.backends.gcs import RawStore
 from hookpress.ingress import _http

@@ -167,3 +167,70 @@ def test_every_registered_id_makes_the_scheme_of_that_name() -> None:
     with pytest.raises(KeyError):
         SCHEMES["md5"]
     assert "md5" not in SCHEMES
+
+
+#: loads functions/<argv[1]>/main.py as functions-framework does, counting the collector's runs
+COLLECTIONS = """
+import gc, importlib.util, json, sys
+runs = []
+def count(phase, info):
+    if phase == "start":
+        runs.append(info["generation"])
+gc.callbacks.append(count)
+frozen_before = gc.get_freeze_count()
+spec = importlib.util.spec_from_file_location("main", f"{sys.argv[2]}/{sys.argv[1]}/main.py")
+main = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(main)
+print(json.dumps({
+    "runs": len(runs),
+    "enabled": gc.isenabled(),
+    "frozen": gc.get_freeze_count() - frozen_before,
+}))
+"""
+
+
+def collections_while_loading(function: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTIONS, function, str(FUNCTIONS)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_the_ingress_loads_with_the_collector_held_then_frozen_and_running() -> None:
+    held = collections_while_loading("ingress")
+    assert held["runs"] == 0  # not one collection while Starlette, uvicorn and hookpress load
+    assert held["enabled"] is True  # and it runs again for the requests
+    assert isinstance(held["frozen"], int)
+    assert held["frozen"] > 10_000  # what the import made, out of every later scan
+    # deliver loads without it (hookpress/startup.py says why): the count is not vacuous
+    assert collections_while_loading("deliver")["runs"] > 0
+
+
+def test_collector_held_restores_what_it_found_and_nests() -> None:
+    import gc
+
+    from hookpress.startup import collector_held
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with collector_held():
+            assert not gc.isenabled()
+            with collector_held():
+                assert not gc.isenabled()
+            assert not gc.isenabled()  # the inner block leaves it as it found it: off
+        assert gc.isenabled()
+        gc.disable()
+        with collector_held():
+            pass
+        assert not gc.isenabled()  # entered off, left off
+    finally:
+        gc.unfreeze()  # this test's process keeps collecting what it froze
+        (gc.enable if was else gc.disable)()
