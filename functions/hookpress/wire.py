@@ -35,7 +35,8 @@ Rules of this transport:
   :meth:`Pending.result` reads the answer. Two calls to two hosts overlap in
   one thread, with no thread pool in between.
 - **TLS** through :mod:`ssl`, certificates and host name verified, with the
-  context ``tls`` builds (the system's CA set unless the caller says otherwise).
+  context ``tls`` builds: unless the caller says otherwise, :func:`system_tls`,
+  the system's CA set, one context for every endpoint of the process.
 
 Every failure goes through :meth:`Endpoint.failure`, which by default raises
 :class:`TransportError` (what failed: ``connect``, ``write`` or ``read``, and
@@ -57,7 +58,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-__all__ = ["Answer", "Endpoint", "Pending", "Phase", "TransportError", "WireError"]
+from hookpress.instance import Lazy
+
+__all__ = [
+    "Answer",
+    "Endpoint",
+    "Pending",
+    "Phase",
+    "TransportError",
+    "WireError",
+    "system_tls",
+]
 
 _MAX_IDLE_S = 30.0  # drop connections idle longer than this instead of racing a server close
 _POOL_SIZE = 64
@@ -68,6 +79,23 @@ _RECV = 64 * 1024
 
 #: what failed: opening the connection (TCP or TLS), sending the request, reading the answer
 Phase = Literal["connect", "write", "read"]
+
+# One TLS context for the process, made on its first https connection and never changed
+# after. Making one parses the whole system CA bundle: 20 ms of CPU with OpenSSL 3.0 and
+# Debian's 144 CAs (bench/RESULTS.md, "One TLS context"), several times OpenSSL 1.1's
+# time (python/cpython#95031, openssl/openssl#16878); python312 on Cloud Run runs on the
+# google-22 stack, Ubuntu 22.04 with OpenSSL 3.0
+# (https://cloud.google.com/run/docs/runtimes/python). With a context per endpoint, the
+# ingress's first event in the cloud parsed it four times (Secret Manager, Cloud Storage,
+# Firestore, Pub/Sub) before its first answer. One SSLContext wraps the sockets of any
+# number of connections, in any thread.
+_SYSTEM_TLS: Lazy[ssl.SSLContext] = Lazy(ssl.create_default_context)
+
+
+def system_tls() -> ssl.SSLContext:
+    """The process's one context trusting the system's CA set (``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR`` as OpenSSL reads them when it is made): every endpoint's default."""
+    return _SYSTEM_TLS()
 
 
 @dataclass(slots=True)  # not frozen: see hookpress.ingress._pipeline.Result
@@ -257,7 +285,8 @@ class Endpoint:
 
     ``authorization`` returns the ``Authorization`` header value (or None); it
     is asked for every request, so a refreshed token is used at once. ``tls``
-    builds the TLS context, once, when the first ``https`` connection opens.
+    gives the TLS context when the first ``https`` connection opens (by default the
+    process's one, :func:`system_tls`).
     ``body_limit`` cuts every answer's body at that many bytes (the rest is not
     read, the connection not reused); without it an answer over 32 MiB fails.
     """
@@ -274,7 +303,7 @@ class Endpoint:
         user_agent: str = "hookpress",
         *,
         connect_timeout_s: float | None = None,
-        tls: Callable[[], ssl.SSLContext] = ssl.create_default_context,
+        tls: Callable[[], ssl.SSLContext] = system_tls,
         pool_size: int = _POOL_SIZE,
         body_limit: int | None = None,
     ) -> None:

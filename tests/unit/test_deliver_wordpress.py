@@ -12,17 +12,12 @@ wire's rule: a request that may have reached WordPress is never sent again.
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import ipaddress
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from hookpress.deliver import (
     AuthenticationFailed,
@@ -30,7 +25,17 @@ from hookpress.deliver import (
     RetryableDeliveryError,
     WordPressClient,
 )
-from tests.local_http import DROP, Hang, Reply, ScriptedServer, Seen, closed_port, json_reply
+from tests.local_http import (
+    DROP,
+    LOOPBACK,
+    Authority,
+    Hang,
+    Reply,
+    ScriptedServer,
+    Seen,
+    closed_port,
+    json_reply,
+)
 
 RECORD = {"source": "stripe", "external_id": "evt_1", "payload": {"note": "ünïcode"}}
 
@@ -157,85 +162,6 @@ def test_nothing_listening_is_a_connect_error():
 
 
 # -- HTTPS ------------------------------------------------------------------------------------
-
-
-class Authority:
-    """A certificate authority made for one test, and server certificates it signs."""
-
-    def __init__(self, name: str) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = dt.datetime.now(dt.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-
-    def pem(self, path: Path) -> str:
-        path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        return str(path)
-
-    def server_context(self, tmp_path: Path, names: list[x509.GeneralName]) -> ssl.SSLContext:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wordpress")]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        chain = tmp_path / "server.pem"
-        chain.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            + cert.public_bytes(serialization.Encoding.PEM)
-        )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(chain)
-        return context
-
-
-LOOPBACK = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
 
 
 @pytest.fixture

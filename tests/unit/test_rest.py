@@ -1,17 +1,23 @@
-"""The JSON API transport: keep-alive, stale connections, retries only where safe, overlap."""
+"""The JSON API transport: keep-alive, stale connections, retries only where safe, overlap,
+and one TLS context for every endpoint of the process."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from cryptography import x509
 
+from hookpress import wire
 from hookpress.backends import BackendError
 from hookpress.backends._rest import Endpoint, endpoint_url
+from hookpress.instance import Lazy
+from tests.local_http import LOOPBACK, Authority, ScriptedServer, json_reply
 
 
 class Backend:
@@ -299,3 +305,73 @@ def test_a_header_value_cannot_smuggle_a_second_line():
     endpoint = Endpoint("gcs", "http://127.0.0.1:9", 1)
     with pytest.raises(ValueError, match="CR or LF"):
         endpoint.send("GET", "/x", None, {"X-Evil": "a\r\nHost: elsewhere"})
+
+
+# -- TLS: one context for the process ----------------------------------------------------------
+
+
+@pytest.fixture
+def system_tls(monkeypatch, tmp_path):
+    """The process's shared context made afresh for this test, trusting only ``authority``
+    (OpenSSL reads ``SSL_CERT_FILE`` when the context is made); counts how often it is made."""
+    authority = Authority("hookpress test CA")
+    monkeypatch.setenv("SSL_CERT_FILE", authority.pem(tmp_path / "ca.pem"))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    made: list[ssl.SSLContext] = []
+
+    def make() -> ssl.SSLContext:
+        made.append(ssl.create_default_context())
+        return made[-1]
+
+    monkeypatch.setattr(wire, "_SYSTEM_TLS", Lazy(make))
+    return authority, made
+
+
+def _tls_server(authority: Authority, tmp_path, names=LOOPBACK) -> ScriptedServer:
+    return ScriptedServer(
+        lambda _seen, status: json_reply(status, {}), authority.server_context(tmp_path, names)
+    )
+
+
+def test_every_endpoint_of_the_process_shares_one_tls_context(system_tls, tmp_path):
+    # Each context parses the whole CA bundle (~20 ms on OpenSSL 3.0): the ingress's first
+    # event in the cloud opens TLS to four APIs, and made four.
+    authority, made = system_tls
+    servers = [_tls_server(authority, tmp_path) for _ in range(3)]
+    try:
+        endpoints = [
+            Endpoint(service, server.url("127.0.0.1", "https"), 5)
+            for service, server in zip(("gcs", "firestore", "pubsub"), servers, strict=True)
+        ]
+        threads = [
+            threading.Thread(target=endpoint.request, args=("GET", "/x")) for endpoint in endpoints
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for endpoint in endpoints:  # and again, each on its kept-alive connection
+            assert endpoint.request("GET", "/y").status == 200
+    finally:
+        for server in servers:
+            server.close()
+    assert len(made) == 1
+    assert all(endpoint._tls is made[0] for endpoint in endpoints)
+    assert [len(server.requests) for server in servers] == [2, 2, 2]
+    assert [server.connections for server in servers] == [1, 1, 1]
+
+
+def test_the_shared_context_still_refuses_another_ca_and_another_name(system_tls, tmp_path):
+    authority, made = system_tls
+    stranger = _tls_server(Authority("someone else's CA"), tmp_path)
+    elsewhere = _tls_server(authority, tmp_path, [x509.DNSName("storage.example")])
+    try:
+        for server in (stranger, elsewhere):
+            with pytest.raises(BackendError) as err:
+                Endpoint("gcs", server.url("127.0.0.1", "https"), 5).request("GET", "/x")
+            assert err.value.backend == "gcs"
+            assert not server.requests  # refused in the handshake: nothing was sent
+    finally:
+        stranger.close()
+        elsewhere.close()
+    assert len(made) == 1

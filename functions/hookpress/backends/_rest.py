@@ -17,7 +17,8 @@ only where nothing can have been applied, split phase):
   Google API that answers them refused the request, it did not do it.
 - **Auth**: ``Authorization: Bearer`` with the instance's access token
   (:mod:`hookpress.backends._auth`); against an emulator, its own fixed value.
-- **TLS** against the system's CA set (:func:`ssl.create_default_context`).
+- **TLS** against the system's CA set, one context for the process
+  (:func:`hookpress.wire.system_tls`).
 
 Every failure is a :class:`BackendError` naming the service.
 """
