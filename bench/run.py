@@ -783,12 +783,20 @@ _PUSH_IDENTITY = "hookpress-push@bench.iam.gserviceaccount.com"
 
 @dataclass
 class _CloudStandIns:
-    """What a cloud instance talks to beyond the emulators, each a local stand-in."""
+    """What a cloud instance talks to beyond the emulators, each a local stand-in, and the
+    HTTPS in front of everything the cloud serves over TLS (``tests/tls_front.py``): the
+    stand-ins but the metadata server (plain HTTP in the cloud too), the emulators, and
+    WordPress. ``https`` maps each to its front's URL; ``cafile`` trusts the fronts and
+    holds the system's CAs as well, so a context made from it costs what the cloud's does.
+    """
 
     secret_manager: Any
     metadata: Any
     certs: Any
     signer: Any
+    fronts: list[Any]
+    https: dict[str, str]
+    cafile: str
 
     def all(self) -> list[Any]:
         return [self.secret_manager, self.metadata, self.certs]
@@ -796,6 +804,8 @@ class _CloudStandIns:
     def stop(self) -> None:
         for stand_in in self.all():
             stand_in.stop()
+        for front in self.fronts:
+            front.close()
 
 
 class _GoogleCertsStandIn:
@@ -820,18 +830,52 @@ class _GoogleCertsStandIn:
         self.server.close()
 
 
-def _cloud_stand_ins(bench: Bench) -> _CloudStandIns:
+#: the emulator variables of the three APIs whose emulators the deployed configuration
+#: reaches over HTTPS (hookpress.backends._rest.endpoint_url takes a scheme in each)
+_EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
+
+
+def _cloud_stand_ins(bench: Bench, wordpress_port: int | None = None) -> _CloudStandIns:
+    from urllib.parse import urlsplit
+
     from hookpress.local.oidc import LocalSigner
+    from tests.local_http import Authority
     from tests.metadata_server import MetadataStandIn
     from tests.secretmanager_rest import SecretManagerStandIn
+    from tests.tls_front import TLSFront, trust_bundle
 
     secret_manager = SecretManagerStandIn(project=bench.emulators.project, page_size_cap=250)
     for secret, values in json.loads(Path(bench.env["HOOKPRESS_SECRETS_FILE"]).read_text()).items():
         for value in reversed(values):  # the file lists the newest first
             secret_manager.add(secret, value)
     signer = LocalSigner()
+    certs = _GoogleCertsStandIn(signer.jwk)
+    authority = Authority("hookpress bench CA")
+    tls_dir = bench.workdir / "tls"
+    upstreams = {
+        "secretmanager": secret_manager.server.port,
+        "certs": certs.server.port,
+        **{
+            variable: urlsplit(
+                value if "://" in (value := bench.env[variable]) else f"http://{value}"
+            ).port
+            for variable in _EMULATOR_VARIABLES
+        },
+    }
+    if wordpress_port is not None:
+        upstreams["wordpress"] = wordpress_port
+    fronts = {
+        name: TLSFront(("127.0.0.1", int(port)), authority, tls_dir / name)
+        for name, port in upstreams.items()
+    }
     return _CloudStandIns(
-        secret_manager, MetadataStandIn(), _GoogleCertsStandIn(signer.jwk), signer
+        secret_manager,
+        MetadataStandIn(),
+        certs,
+        signer,
+        list(fronts.values()),
+        {name: front.url() for name, front in fronts.items()},
+        trust_bundle(authority, tls_dir / "bundle.pem"),
     )
 
 
@@ -844,7 +888,10 @@ def _deployed_configuration(
     stand-in metadata server. deliver checks each push's OIDC token against Google's
     certificates (a stand-in serving the bench signer's). A wrapper module points the
     Secret Manager host and the certificates' URL at the stand-ins (no setting of the
-    functions does: the cloud has one of each) and then loads ``main``. The stand-ins
+    functions does: the cloud has one of each) and then loads ``main``. Every API, the
+    emulators included, and WordPress are reached over TLS through the stand-ins' HTTPS
+    fronts, trusting the system's CA set and the fronts' authority (``SSL_CERT_FILE``):
+    a first request makes its TLS contexts and handshakes as in the cloud. The stand-ins
     answer in about a millisecond; the real services' round trips are not in this
     figure, the imports and the work of the deployed code path are.
     """
@@ -864,13 +911,13 @@ def _stand_in_hosts(stand_ins: _CloudStandIns, name: str) -> str:
     # the ingress itself never imports (its import would count in the ingress's cold start).
     certs = (
         "from hookpress import pushauth  # noqa: E402\n"
-        f"pushauth.GOOGLE_CERTS_URL = {stand_ins.certs.url!r}\n"
+        f"pushauth.GOOGLE_CERTS_URL = {stand_ins.https['certs'] + '/oauth2/v3/certs'!r}\n"
         if name == "deliver"
         else ""
     )
     return (
         "from hookpress.backends import _rest\n"
-        f"_rest._HOSTS['secretmanager'] = ({stand_ins.secret_manager.url!r}, None)\n"
+        f"_rest._HOSTS['secretmanager'] = ({stand_ins.https['secretmanager']!r}, None)\n"
         f"{certs}"
     )
 
@@ -886,12 +933,18 @@ def _deployed_env(
         "K_SERVICE": f"hookpress-{name}",
         "GCE_METADATA_HOST": stand_ins.metadata.host,
         "PYTHONPATH": str(function_dir),
+        # every API over TLS, as in the cloud: the emulators behind their HTTPS fronts, and
+        # the system's CAs with the fronts' authority trusted (tests/tls_front.py)
+        **{variable: stand_ins.https[variable] for variable in _EMULATOR_VARIABLES},
+        "SSL_CERT_FILE": stand_ins.cafile,
     }
     if name == "deliver":
         cloud |= {
             "HOOKPRESS_PUSH_AUDIENCE": _PUSH_AUDIENCE,
             "HOOKPRESS_PUSH_SERVICE_ACCOUNT": _PUSH_IDENTITY,
         }
+        if "wordpress" in stand_ins.https:
+            cloud["HOOKPRESS_WP_BASE_URL"] = stand_ins.https["wordpress"] + "/wp-json"
     return cloud
 
 
@@ -913,7 +966,7 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
         "HOOKPRESS_WP_APP_PASSWORD_SECRET": "bench-github",
         "HOOKPRESS_PUSH_AUTH": "none",
     }
-    stand_ins = _cloud_stand_ins(bench)
+    stand_ins = _cloud_stand_ins(bench, wordpress.server.server_address[1])
     cloud_source, cloud_env = _deployed_configuration(
         bench, stand_ins, "ingress", ingress_dir, bench.env
     )
@@ -1666,8 +1719,10 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "hello: functions-framework's bare hello in the ingress's virtualenv. As deployed:",
         "secrets read from Secret Manager with a token from the metadata server, and deliver",
         "checking the push's OIDC token against Google's certificates (fetched on the first",
-        "push), every one of them a local stand-in answering in ~1 ms. Medians of "
-        f"{len(cold['hello']['runs_s'])} starts each, the cases taking turns.",
+        "push), every one of them a local stand-in answering in ~1 ms; and, since run 27, every",
+        "API and WordPress reached over TLS as in the cloud (an HTTPS front before each stand-in",
+        "and emulator, the system's CA set trusted with the fronts' authority: tests/tls_front.py).",
+        f"Medians of {len(cold['hello']['runs_s'])} starts each, the cases taking turns.",
         "",
         "| figure | value | floor | ratio | target |",
         "|---|---|---|---|---|",
@@ -1675,9 +1730,10 @@ def markdown(results: dict[str, Any], command: str) -> str:
     labels = {
         "ingress": "ingress",
         "deliver": "deliver",
-        "ingress_cloud": "ingress, deployed configuration (Secret Manager, token: stand-ins)",
+        "ingress_cloud": "ingress, deployed configuration (Secret Manager, token: stand-ins; "
+        "every API over TLS)",
         "deliver_cloud": "deliver, deployed configuration (the above, and the push's OIDC "
-        "token checked; certificates: a stand-in)",
+        "token checked; certificates: a stand-in; WordPress over TLS too)",
     }
     for name, label in labels.items():
         if name not in cold:

@@ -43,10 +43,11 @@ to the first answer (a 202), as figure 3 times it:
 
 The cold start is timed in both of figure 3's configurations: the local one, and the
 deployed one (Secret Manager over its REST API and the token from the metadata server,
-both local stand-ins; ``bench.run._deployed_env``), whose wrapper first points Secret
-Manager's host at its stand-in. Those first lines import ``hookpress.backends._rest``
-(and ``hookpress.wire``) before the first mark, so there that import counts in the
-first stage, not in ``hookpress.ingress``'s.
+both local stand-ins, and every API over TLS as in the cloud; ``bench.run._deployed_env``),
+whose wrapper first points Secret Manager's host at its stand-in. Those first lines
+import ``hookpress.backends._rest`` (and ``hookpress.wire``, ``hookpress.instance``)
+before the first mark, so there that import counts in the first stage, not in
+``hookpress.ingress``'s.
 
 ``nox -s bench`` runs it after the cold starts (bench.json's ``timeline``);
 ``-- --only timeline`` runs it alone.
@@ -410,7 +411,7 @@ def markdown(timeline: Mapping[str, Any]) -> list[str]:
         lines += [
             "",
             f"The same in the deployed configuration (figure 3's: Secret Manager and the "
-            f"metadata server, stand-ins), {deployed['boots']} starts, median "
+            f"metadata server, stand-ins; every API over TLS), {deployed['boots']} starts, median "
             f"{deployed['median_ms']} ms:",
             "",
             "| stage | ms |",

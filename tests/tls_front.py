@@ -1,0 +1,115 @@
+"""HTTPS in front of a local plain-HTTP server, as the cloud's endpoints speak it.
+
+In the cloud every Google API the functions call (Secret Manager, Cloud Storage,
+Firestore, Pub/Sub, Google's token-signing keys) and a WordPress site worth the
+name answer over TLS; locally the emulators and stand-ins answer plain HTTP. A
+client that never makes a TLS context or does a handshake skips what its first
+request costs in the cloud, so the benchmark's deployed configuration puts one
+of these in front of each (bench/run.py, ``_cloud_stand_ins``).
+
+:class:`TLSFront` accepts TLS on 127.0.0.1 with a certificate from a test
+:class:`~tests.local_http.Authority` and relays each connection's bytes to the
+server behind it, one thread per connection. :func:`trust_bundle` writes the
+system's CA bundle with that authority's certificate appended: a client told to
+trust it (``SSL_CERT_FILE``) parses as many certificates as it would in the
+cloud, and trusts the fronts too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+from tests.local_http import LOOPBACK, Authority
+
+__all__ = ["TLSFront", "trust_bundle"]
+
+_IDLE_S = 60.0  # a relayed connection with no bytes either way for this long is closed
+
+
+class TLSFront:
+    """TLS on ``127.0.0.1:<port>``, relayed as plain bytes to ``upstream`` (host, port)."""
+
+    def __init__(self, upstream: tuple[str, int], authority: Authority, workdir: Path) -> None:
+        self._upstream = upstream
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._context = authority.server_context(workdir, LOOPBACK)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def url(self, path: str = "") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                raw, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            client = self._context.wrap_socket(raw, server_side=True)  # the handshake
+        except OSError:  # ssl.SSLError is an OSError: a client that refused our certificate
+            raw.close()
+            return
+        try:
+            upstream = socket.create_connection(self._upstream, timeout=10)
+        except OSError:
+            client.close()
+            return
+        self.connections += 1
+        for sock in (client, upstream):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            _relay(client, upstream)
+        finally:
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def _relay(client: ssl.SSLSocket, upstream: socket.socket) -> None:
+    """Bytes both ways until either side closes; one thread, so the TLS socket is only ever
+    used from it (an SSL object must not be read and written from two threads at once)."""
+    upstream.settimeout(None)
+    while True:
+        # bytes OpenSSL has decrypted already are not on the socket for select to see
+        ready = [client] if client.pending() else []
+        if not ready:
+            ready, _, _ = select.select([client, upstream], [], [], _IDLE_S)
+            if not ready:
+                return
+        for sock in ready:
+            try:
+                data = sock.recv(65536)
+            except ssl.SSLWantReadError:
+                continue  # a TLS record not yet whole
+            except OSError:
+                return
+            if not data:
+                return
+            (upstream if sock is client else client).sendall(data)
+
+
+def trust_bundle(authority: Authority, path: Path) -> str:
+    """The system's CA bundle and ``authority``'s certificate, in one file at ``path``."""
+    system = ssl.get_default_verify_paths().cafile
+    bundle = Path(system).read_bytes() if system else b""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bundle + b"\n" + Path(authority.pem(path.with_suffix(".ca.pem"))).read_bytes())
+    return str(path)

@@ -1,0 +1,48 @@
+"""The benchmark's HTTPS fronts (tests/tls_front.py): our wire through one, verified."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from hookpress.backends import BackendError
+from hookpress.backends._rest import Endpoint
+from tests.local_http import Authority, ScriptedServer, json_reply
+from tests.tls_front import TLSFront, trust_bundle
+
+
+@pytest.fixture
+def behind():
+    server = ScriptedServer(lambda seen, status: json_reply(status, {"path": seen.path}))
+    yield server
+    server.close()
+
+
+def test_requests_through_the_front_reach_the_plain_server_on_one_connection(behind, tmp_path):
+    authority = Authority("bench CA")
+    front = TLSFront(("127.0.0.1", behind.port), authority, tmp_path / "front")
+    bundle = trust_bundle(authority, tmp_path / "bundle.pem")
+    try:
+        endpoint = Endpoint(
+            "gcs", front.url("/base"), 5, tls=lambda: ssl.create_default_context(cafile=bundle)
+        )
+        answers = [endpoint.request("POST", f"/o/{i}", b"x" * 70_000) for i in range(3)]
+    finally:
+        front.close()
+    assert [a.json() for a in answers] == [{"path": f"/base/o/{i}"} for i in range(3)]
+    assert [len(seen.content) for seen in behind.requests] == [70_000] * 3
+    assert (front.connections, behind.connections) == (1, 1)
+    # the bundle is the system's CAs and the authority's: as many to parse as in the cloud
+    system = ssl.create_default_context().cert_store_stats()["x509_ca"]
+    assert ssl.create_default_context(cafile=bundle).cert_store_stats()["x509_ca"] == system + 1
+
+
+def test_a_client_that_does_not_trust_the_front_is_refused(behind, tmp_path):
+    front = TLSFront(("127.0.0.1", behind.port), Authority("bench CA"), tmp_path / "front")
+    try:
+        with pytest.raises(BackendError):
+            Endpoint("gcs", front.url(), 5, tls=ssl.create_default_context).request("GET", "/")
+    finally:
+        front.close()
+    assert not behind.requests
