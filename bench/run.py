@@ -830,14 +830,16 @@ class _GoogleCertsStandIn:
         self.server.close()
 
 
-#: the emulator variables of the three APIs whose emulators the deployed configuration
-#: reaches over HTTPS (hookpress.backends._rest.endpoint_url takes a scheme in each)
-_EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
+def _emulated() -> dict[str, str]:
+    """Each emulated API and the variable that points its client at the emulator (the
+    deployed configuration reaches them over HTTPS: ``endpoint_url`` takes a scheme)."""
+    from hookpress.backends._rest import _HOSTS
+
+    return {service: variable for service, (_, variable) in _HOSTS.items() if variable}
 
 
-def _cloud_stand_ins(bench: Bench, wordpress_port: int | None = None) -> _CloudStandIns:
-    from urllib.parse import urlsplit
-
+def _cloud_stand_ins(bench: Bench, wordpress_url: str | None = None) -> _CloudStandIns:
+    from hookpress.backends._rest import endpoint_url
     from hookpress.local.oidc import LocalSigner
     from tests.local_http import Authority
     from tests.metadata_server import MetadataStandIn
@@ -853,21 +855,16 @@ def _cloud_stand_ins(bench: Bench, wordpress_port: int | None = None) -> _CloudS
     authority = Authority("hookpress bench CA")
     tls_dir = bench.workdir / "tls"
     upstreams = {
-        "secretmanager": secret_manager.server.port,
-        "certs": certs.server.port,
+        "secretmanager": secret_manager.url,
+        "certs": certs.url,
         **{
-            variable: urlsplit(
-                value if "://" in (value := bench.env[variable]) else f"http://{value}"
-            ).port
-            for variable in _EMULATOR_VARIABLES
+            variable: endpoint_url(service, bench.env)[0]
+            for service, variable in _emulated().items()
         },
     }
-    if wordpress_port is not None:
-        upstreams["wordpress"] = wordpress_port
-    fronts = {
-        name: TLSFront(("127.0.0.1", int(port)), authority, tls_dir / name)
-        for name, port in upstreams.items()
-    }
+    if wordpress_url is not None:
+        upstreams["wordpress"] = wordpress_url
+    fronts = {name: TLSFront(url, authority, tls_dir / name) for name, url in upstreams.items()}
     return _CloudStandIns(
         secret_manager,
         MetadataStandIn(),
@@ -935,7 +932,7 @@ def _deployed_env(
         "PYTHONPATH": str(function_dir),
         # every API over TLS, as in the cloud: the emulators behind their HTTPS fronts, and
         # the system's CAs with the fronts' authority trusted (tests/tls_front.py)
-        **{variable: stand_ins.https[variable] for variable in _EMULATOR_VARIABLES},
+        **{variable: stand_ins.https[variable] for variable in _emulated().values()},
         "SSL_CERT_FILE": stand_ins.cafile,
     }
     if name == "deliver":
@@ -966,7 +963,7 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
         "HOOKPRESS_WP_APP_PASSWORD_SECRET": "bench-github",
         "HOOKPRESS_PUSH_AUTH": "none",
     }
-    stand_ins = _cloud_stand_ins(bench, wordpress.server.server_address[1])
+    stand_ins = _cloud_stand_ins(bench, wordpress.url)
     cloud_source, cloud_env = _deployed_configuration(
         bench, stand_ins, "ingress", ingress_dir, bench.env
     )

@@ -23,6 +23,7 @@ import socket
 import ssl
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tests.local_http import LOOPBACK, Authority
 
@@ -32,10 +33,14 @@ _IDLE_S = 60.0  # a relayed connection with no bytes either way for this long is
 
 
 class TLSFront:
-    """TLS on ``127.0.0.1:<port>``, relayed as plain bytes to ``upstream`` (host, port)."""
+    """TLS on ``127.0.0.1:<port>``, relayed as plain bytes to the server at ``upstream``
+    (an ``http://host:port`` URL; a path in it is not used)."""
 
-    def __init__(self, upstream: tuple[str, int], authority: Authority, workdir: Path) -> None:
-        self._upstream = upstream
+    def __init__(self, upstream: str, authority: Authority, workdir: Path) -> None:
+        parts = urlsplit(upstream)
+        if parts.scheme != "http" or parts.hostname is None or parts.port is None:
+            raise ValueError(f"not an http://host:port URL: {upstream!r}")
+        self._upstream = (parts.hostname, parts.port)
         workdir.mkdir(parents=True, exist_ok=True)
         self._context = authority.server_context(workdir, LOOPBACK)
         self._listener = socket.create_server(("127.0.0.1", 0))

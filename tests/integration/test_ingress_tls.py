@@ -19,19 +19,15 @@ from urllib.parse import urlsplit
 import pytest
 
 from hookpress import ingress, wire
+from hookpress.backends._rest import _HOSTS, endpoint_url
 from hookpress.instance import Lazy
 from hookpress.local.emulators import Emulators
 from tests.integration.conftest import Backends, http_client, signed, unique_body
 from tests.local_http import Authority
 from tests.tls_front import TLSFront, trust_bundle
 
-VARIABLES = ("STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
-
-
-def _port(value: str) -> int:
-    port = urlsplit(value if "://" in value else f"http://{value}").port
-    assert port is not None
-    return port
+#: each emulated API and the variable that points its client at the emulator
+EMULATED = {service: variable for service, (_, variable) in _HOSTS.items() if variable}
 
 
 @pytest.fixture
@@ -41,11 +37,11 @@ def over_tls(emulators: Emulators, ingress_env, backends: Backends, monkeypatch,
     variables when they are made, and keep the plain addresses."""
     authority = Authority("hookpress test CA")
     fronts = {
-        name: TLSFront(("127.0.0.1", _port(emulators.env[name])), authority, tmp_path / name)
-        for name in VARIABLES
+        variable: TLSFront(endpoint_url(service, emulators.env)[0], authority, tmp_path / service)
+        for service, variable in EMULATED.items()
     }
-    for name, front in fronts.items():
-        monkeypatch.setenv(name, front.url())
+    for variable, front in fronts.items():
+        monkeypatch.setenv(variable, front.url())
     monkeypatch.setenv("SSL_CERT_FILE", trust_bundle(authority, tmp_path / "bundle.pem"))
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     made: list[ssl.SSLContext] = []

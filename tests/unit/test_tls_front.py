@@ -21,7 +21,7 @@ def behind():
 
 def test_requests_through_the_front_reach_the_plain_server_on_one_connection(behind, tmp_path):
     authority = Authority("bench CA")
-    front = TLSFront(("127.0.0.1", behind.port), authority, tmp_path / "front")
+    front = TLSFront(behind.url(), authority, tmp_path / "front")
     bundle = trust_bundle(authority, tmp_path / "bundle.pem")
     try:
         endpoint = Endpoint(
@@ -39,7 +39,7 @@ def test_requests_through_the_front_reach_the_plain_server_on_one_connection(beh
 
 
 def test_a_client_that_does_not_trust_the_front_is_refused(behind, tmp_path):
-    front = TLSFront(("127.0.0.1", behind.port), Authority("bench CA"), tmp_path / "front")
+    front = TLSFront(behind.url(), Authority("bench CA"), tmp_path / "front")
     try:
         with pytest.raises(BackendError):
             Endpoint("gcs", front.url(), 5, tls=ssl.create_default_context).request("GET", "/")
