@@ -23,11 +23,14 @@ import socket
 import ssl
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from hookpress import wire
+from hookpress.instance import Lazy
 from tests.local_http import LOOPBACK, Authority
 
-__all__ = ["TLSFront", "trust_bundle"]
+__all__ = ["TLSFront", "fresh_system_tls", "trust_bundle"]
 
 _IDLE_S = 60.0  # a relayed connection with no bytes either way for this long is closed
 
@@ -118,3 +121,16 @@ def trust_bundle(authority: Authority, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bundle + b"\n" + Path(authority.pem(path.with_suffix(".ca.pem"))).read_bytes())
     return str(path)
+
+
+def fresh_system_tls(monkeypatch: Any) -> list[ssl.SSLContext]:
+    """The process's shared context (``hookpress.wire.system_tls``) made afresh on its next
+    use, so it reads the ``SSL_CERT_FILE`` the test set; the contexts made, to count."""
+    made: list[ssl.SSLContext] = []
+
+    def make() -> ssl.SSLContext:
+        made.append(ssl.create_default_context())
+        return made[-1]
+
+    monkeypatch.setattr(wire, "_SYSTEM_TLS", Lazy(make))
+    return made

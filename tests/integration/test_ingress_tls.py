@@ -12,19 +12,17 @@ threads at once: the process makes one TLS context between them
 from __future__ import annotations
 
 import json
-import ssl
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
 
-from hookpress import ingress, wire
+from hookpress import ingress
 from hookpress.backends._rest import _HOSTS, endpoint_url
-from hookpress.instance import Lazy
 from hookpress.local.emulators import Emulators
 from tests.integration.conftest import Backends, http_client, signed, unique_body
 from tests.local_http import Authority
-from tests.tls_front import TLSFront, trust_bundle
+from tests.tls_front import TLSFront, fresh_system_tls, trust_bundle
 
 #: each emulated API and the variable that points its client at the emulator
 EMULATED = {service: variable for service, (_, variable) in _HOSTS.items() if variable}
@@ -44,13 +42,7 @@ def over_tls(emulators: Emulators, ingress_env, backends: Backends, monkeypatch,
         monkeypatch.setenv(variable, front.url())
     monkeypatch.setenv("SSL_CERT_FILE", trust_bundle(authority, tmp_path / "bundle.pem"))
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    made: list[ssl.SSLContext] = []
-
-    def make() -> ssl.SSLContext:
-        made.append(ssl.create_default_context())
-        return made[-1]
-
-    monkeypatch.setattr(wire, "_SYSTEM_TLS", Lazy(make))
+    made = fresh_system_tls(monkeypatch)
     ingress.install(ingress.build_ingestor(ingress_env))  # endpoints made on first use
     try:
         yield fronts, made

@@ -4,7 +4,6 @@ and one TLS context for every endpoint of the process."""
 from __future__ import annotations
 
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,11 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from cryptography import x509
 
-from hookpress import wire
 from hookpress.backends import BackendError
 from hookpress.backends._rest import Endpoint, endpoint_url
-from hookpress.instance import Lazy
 from tests.local_http import LOOPBACK, Authority, ScriptedServer, json_reply
+from tests.tls_front import fresh_system_tls
 
 
 class Backend:
@@ -317,14 +315,7 @@ def system_tls(monkeypatch, tmp_path):
     authority = Authority("hookpress test CA")
     monkeypatch.setenv("SSL_CERT_FILE", authority.pem(tmp_path / "ca.pem"))
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    made: list[ssl.SSLContext] = []
-
-    def make() -> ssl.SSLContext:
-        made.append(ssl.create_default_context())
-        return made[-1]
-
-    monkeypatch.setattr(wire, "_SYSTEM_TLS", Lazy(make))
-    return authority, made
+    return authority, fresh_system_tls(monkeypatch)
 
 
 def _tls_server(authority: Authority, tmp_path, names=LOOPBACK) -> ScriptedServer:
