@@ -786,17 +786,21 @@ class _CloudStandIns:
     """What a cloud instance talks to beyond the emulators, each a local stand-in, and the
     HTTPS in front of everything the cloud serves over TLS (``tests/tls_front.py``): the
     stand-ins but the metadata server (plain HTTP in the cloud too), the emulators, and
-    WordPress. ``https`` maps each to its front's URL; ``cafile`` trusts the fronts and
-    holds the system's CAs as well, so a context made from it costs what the cloud's does.
+    WordPress, by name. ``cafile`` trusts the fronts and holds the system's CAs as well,
+    so a context made from it costs what the cloud's does.
     """
 
     secret_manager: Any
     metadata: Any
     certs: Any
     signer: Any
-    fronts: list[Any]
-    https: dict[str, str]
+    fronts: dict[str, Any]
     cafile: str
+
+    @property
+    def https(self) -> dict[str, str]:
+        """Each front's URL, by the name of what it stands before."""
+        return {name: front.url() for name, front in self.fronts.items()}
 
     def all(self) -> list[Any]:
         return [self.secret_manager, self.metadata, self.certs]
@@ -804,7 +808,7 @@ class _CloudStandIns:
     def stop(self) -> None:
         for stand_in in self.all():
             stand_in.stop()
-        for front in self.fronts:
+        for front in self.fronts.values():
             front.close()
 
 
@@ -870,8 +874,7 @@ def _cloud_stand_ins(bench: Bench, wordpress_url: str | None = None) -> _CloudSt
         MetadataStandIn(),
         certs,
         signer,
-        list(fronts.values()),
-        {name: front.url() for name, front in fronts.items()},
+        fronts,
         trust_bundle(authority, tls_dir / "bundle.pem"),
     )
 

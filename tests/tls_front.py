@@ -104,9 +104,7 @@ def _relay(client: ssl.SSLSocket, upstream: socket.socket) -> None:
                 return
         for sock in ready:
             try:
-                data = sock.recv(65536)
-            except ssl.SSLWantReadError:
-                continue  # a TLS record not yet whole
+                data = sock.recv(65536)  # blocking: a TLS record not yet whole is waited for
             except OSError:
                 return
             if not data:
