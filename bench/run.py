@@ -786,8 +786,9 @@ class _CloudStandIns:
     """What a cloud instance talks to beyond the emulators, each a local stand-in, and the
     HTTPS in front of everything the cloud serves over TLS (``tests/tls_front.py``): the
     stand-ins but the metadata server (plain HTTP in the cloud too), the emulators, and
-    WordPress, by name. ``cafile`` trusts the fronts and holds the system's CAs as well,
-    so a context made from it costs what the cloud's does.
+    WordPress, by name. ``cafile`` and ``capath`` (the bundle file and the hashed CA
+    directory) each trust the fronts and hold the system's CAs as well, so a context made
+    from either costs what the cloud's does.
     """
 
     secret_manager: Any
@@ -796,6 +797,7 @@ class _CloudStandIns:
     signer: Any
     fronts: dict[str, Any]
     cafile: str
+    capath: str
 
     @property
     def https(self) -> dict[str, str]:
@@ -848,7 +850,7 @@ def _cloud_stand_ins(bench: Bench, wordpress_url: str | None = None) -> _CloudSt
     from tests.local_http import Authority
     from tests.metadata_server import MetadataStandIn
     from tests.secretmanager_rest import SecretManagerStandIn
-    from tests.tls_front import TLSFront, trust_bundle
+    from tests.tls_front import TLSFront, trust_bundle, trust_directory
 
     secret_manager = SecretManagerStandIn(project=bench.emulators.project, page_size_cap=250)
     for secret, values in json.loads(Path(bench.env["HOOKPRESS_SECRETS_FILE"]).read_text()).items():
@@ -876,6 +878,7 @@ def _cloud_stand_ins(bench: Bench, wordpress_url: str | None = None) -> _CloudSt
         signer,
         fronts,
         trust_bundle(authority, tls_dir / "bundle.pem"),
+        trust_directory(authority, tls_dir / "cas"),
     )
 
 
@@ -890,10 +893,10 @@ def _deployed_configuration(
     Secret Manager host and the certificates' URL at the stand-ins (no setting of the
     functions does: the cloud has one of each) and then loads ``main``. Every API, the
     emulators included, and WordPress are reached over TLS through the stand-ins' HTTPS
-    fronts, trusting the system's CA set and the fronts' authority (``SSL_CERT_FILE``):
-    a first request makes its TLS contexts and handshakes as in the cloud. The stand-ins
-    answer in about a millisecond; the real services' round trips are not in this
-    figure, the imports and the work of the deployed code path are.
+    fronts, trusting the system's CA set and the fronts' authority (``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR``): a first request makes its TLS contexts and handshakes as in the
+    cloud. The stand-ins answer in about a millisecond; the real services' round trips
+    are not in this figure, the imports and the work of the deployed code path are.
     """
     wrapper = bench.workdir / f"deployed-{name}" / "deployed_main.py"
     wrapper.parent.mkdir(parents=True, exist_ok=True)
@@ -937,6 +940,7 @@ def _deployed_env(
         # the system's CAs with the fronts' authority trusted (tests/tls_front.py)
         **{variable: stand_ins.https[variable] for variable in _emulated().values()},
         "SSL_CERT_FILE": stand_ins.cafile,
+        "SSL_CERT_DIR": stand_ins.capath,
     }
     if name == "deliver":
         cloud |= {

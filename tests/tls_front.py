@@ -12,25 +12,29 @@ of these in front of each (bench/run.py, ``_cloud_stand_ins``).
 server behind it, one thread per connection. :func:`trust_bundle` writes the
 system's CA bundle with that authority's certificate appended: a client told to
 trust it (``SSL_CERT_FILE``) parses as many certificates as it would in the
-cloud, and trusts the fronts too.
+cloud, and trusts the fronts too. :func:`trust_directory` does the same for
+OpenSSL's hashed CA directory (``SSL_CERT_DIR``), which the functions' own
+context reads (``hookpress.wire.system_tls``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import select
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from hookpress import wire
-from hookpress.instance import Lazy
 from tests.local_http import LOOPBACK, Authority
 
-__all__ = ["TLSFront", "fresh_system_tls", "trust_bundle"]
+__all__ = ["TLSFront", "fresh_system_tls", "trust_bundle", "trust_directory"]
 
 _IDLE_S = 60.0  # a relayed connection with no bytes either way for this long is closed
 
@@ -121,14 +125,47 @@ def trust_bundle(authority: Authority, path: Path) -> str:
     return str(path)
 
 
-def fresh_system_tls(monkeypatch: Any) -> list[ssl.SSLContext]:
-    """The process's shared context (``hookpress.wire.system_tls``) made afresh on its next
-    use, so it reads the ``SSL_CERT_FILE`` the test set; the contexts made, to count."""
-    made: list[ssl.SSLContext] = []
+def trust_directory(authority: Authority | None, path: Path, *, system: bool = True) -> str:
+    """A hashed CA directory at ``path``, as OpenSSL looks CAs up in one (``<subject
+    hash>.<n>``, c_rehash(1)): the system directory's entries unless ``system`` is false,
+    and ``authority``'s certificate if one is given (a directory already there is replaced)."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    taken: set[str] = set()
+    capath = ssl.get_default_verify_paths().openssl_capath
+    if system and Path(capath).is_dir():
+        for entry in Path(capath).iterdir():
+            if _HASHED.match(entry.name):
+                (path / entry.name).symlink_to(entry.resolve())
+                taken.add(entry.name)
+    if authority is not None:
+        pem = authority.pem(path / "authority.pem")
+        subject_hash = subprocess.run(
+            ["openssl", "x509", "-noout", "-subject_hash", "-in", pem],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        n = 0
+        while f"{subject_hash}.{n}" in taken:
+            n += 1
+        (path / f"{subject_hash}.{n}").symlink_to("authority.pem")
+    return str(path)
 
-    def make() -> ssl.SSLContext:
-        made.append(ssl.create_default_context())
-        return made[-1]
 
-    monkeypatch.setattr(wire, "_SYSTEM_TLS", Lazy(make))
+_HASHED = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+
+
+def fresh_system_tls(monkeypatch: Any) -> list[tuple[str, ssl.SSLContext]]:
+    """The process's shared contexts (``hookpress.wire.system_tls``) made afresh on their
+    next use, so they read the ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` the test set; each
+    context made, to count: ``("directory", context)`` for the CA directory alone,
+    ``("whole", context)`` for the whole set (the bundle file parsed)."""
+    made: list[tuple[str, ssl.SSLContext]] = []
+
+    def make(**where: Any) -> ssl.SSLContext:
+        made.append(("directory" if where else "whole", ssl.create_default_context(**where)))
+        return made[-1][1]
+
+    monkeypatch.setattr(wire, "_SYSTEM", wire._SystemTrust(make))
     return made

@@ -46,6 +46,10 @@ class Lazy(Generic[T]):
                 value = self._value
         return value
 
+    def peek(self) -> T | None:
+        """The value if it has been made, else None (nothing is made)."""
+        return self._value
+
 
 class Instance(Lazy[T]):
     """A function instance's runtime: built on first use, replaceable, its failure logged."""
@@ -57,7 +61,7 @@ class Instance(Lazy[T]):
     @property
     def built(self) -> bool:
         """Whether the value exists yet."""
-        return self._value is not None
+        return self.peek() is not None
 
     def ready(self) -> T | None:
         """The value; None, after logging why, when the settings refuse to build it."""

@@ -36,7 +36,8 @@ Rules of this transport:
   one thread, with no thread pool in between.
 - **TLS** through :mod:`ssl`, certificates and host name verified, with the
   context ``tls`` builds: unless the caller says otherwise, :func:`system_tls`,
-  the system's CA set, one context for every endpoint of the process.
+  the system's CA set, shared by every endpoint of the process (its CA directory
+  read lazily, its bundle file only if the directory refuses a certificate).
 
 Every failure goes through :meth:`Endpoint.failure`, which by default raises
 :class:`TransportError` (what failed: ``connect``, ``write`` or ``read``, and
@@ -80,22 +81,66 @@ _RECV = 64 * 1024
 #: what failed: opening the connection (TCP or TLS), sending the request, reading the answer
 Phase = Literal["connect", "write", "read"]
 
-# One TLS context for the process, made on its first https connection and never changed
-# after. Making one parses the whole system CA bundle: 20 ms of CPU with OpenSSL 3.0 and
-# Debian's 144 CAs (bench/RESULTS.md, "One TLS context"), several times OpenSSL 1.1's
-# time (python/cpython#95031, openssl/openssl#16878); python312 on Cloud Run runs on the
-# google-22 stack, Ubuntu 22.04 with OpenSSL 3.0
-# (https://cloud.google.com/run/docs/runtimes/python). With a context per endpoint, the
-# ingress's first event in the cloud parsed it four times (Secret Manager, Cloud Storage,
-# Firestore, Pub/Sub) before its first answer. One SSLContext wraps the sockets of any
-# number of connections, in any thread.
-_SYSTEM_TLS: Lazy[ssl.SSLContext] = Lazy(ssl.create_default_context)
+# The system's CA set, read as cheaply as OpenSSL allows and never trusting less.
+#
+# Making a context that loads the CA bundle file parses every certificate in it: 20 ms of
+# CPU with OpenSSL 3.0 and Debian's 144 CAs (bench/RESULTS.md, "One TLS context"), several
+# times OpenSSL 1.1's time (python/cpython#95031, openssl/openssl#16878); python312 on
+# Cloud Run runs on the google-22 stack, Ubuntu 22.04 with OpenSSL 3.0
+# (https://cloud.google.com/run/docs/runtimes/python). ``ssl.create_default_context()``
+# trusts that file *and* OpenSSL's hashed CA directory, which it reads lazily: a chain's
+# issuer is looked up by its subject's hash when a handshake needs it (SSL_CTX_load_verify_
+# locations(3), "CApath"; https://docs.openssl.org/3.0/man3/SSL_CTX_load_verify_locations/).
+# On Debian and Ubuntu both are written from the same certificates by
+# update-ca-certificates(8). So the process first trusts the directory alone (well under a
+# millisecond to make), and a certificate that context refuses is checked once more, on a
+# new connection, against the whole set, which the process then uses for every connection
+# after: whatever the directory lacks, what is accepted is what create_default_context()
+# accepts, at the price of one extra handshake. The contexts are made on the first https
+# connection and shared by every endpoint that does not name its own trust; one SSLContext
+# wraps the sockets of any number of connections, in any thread.
+
+
+class _SystemTrust:
+    """The process's contexts on the system's CA set: the directory alone, then if ever
+    needed the whole set (``make`` is ``ssl.create_default_context``; tests count it)."""
+
+    def __init__(self, make: Callable[..., ssl.SSLContext] = ssl.create_default_context) -> None:
+        self._make = make
+        self._directory = Lazy(self._make_directory)
+        self._whole = Lazy(make)
+        self._widened = False
+
+    def _make_directory(self) -> ssl.SSLContext:
+        # SSL_CERT_DIR, else OpenSSL's own; None when that is not a directory (typeshed
+        # says str, but ssl.get_default_verify_paths() gives None then)
+        capath: str | None = ssl.get_default_verify_paths().capath
+        if capath is None:
+            return self._whole()  # nothing to look up lazily: the whole set from the start
+        return self._make(capath=capath)
+
+    def context(self) -> ssl.SSLContext:
+        return self._whole() if self._widened else self._directory()
+
+    def widen(self, refused: ssl.SSLContext) -> ssl.SSLContext | None:
+        """The context to check a certificate ``refused`` refused against once more: the
+        whole set, from now on the process's, if ``refused`` was the directory alone;
+        otherwise None (it was already the whole set, or not the system's)."""
+        directory = self._directory.peek()
+        if directory is None or refused is not directory or refused is self._whole.peek():
+            return None
+        self._widened = True
+        return self._whole()
+
+
+_SYSTEM = _SystemTrust()
 
 
 def system_tls() -> ssl.SSLContext:
-    """The process's one context trusting the system's CA set (``SSL_CERT_FILE`` and
-    ``SSL_CERT_DIR`` as OpenSSL reads them when it is made): every endpoint's default."""
-    return _SYSTEM_TLS()
+    """The process's context on the system's CA set (``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
+    as OpenSSL reads them when it is made): every endpoint's default. The CA directory
+    alone until it refuses a certificate, the whole set after (see above)."""
+    return _SYSTEM.context()
 
 
 @dataclass(slots=True)  # not frozen: see hookpress.ingress._pipeline.Result
@@ -345,14 +390,32 @@ class Endpoint:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._https:
-                if self._tls is None:
-                    self._tls = self._make_tls()
-                sock = self._tls.wrap_socket(sock, server_hostname=self._name)
+                sock = self._handshake(sock, address)
             sock.settimeout(self._timeout)
         except BaseException:
             sock.close()
             raise
         return _Wire(sock)
+
+    def _handshake(self, sock: socket.socket, address: Any) -> ssl.SSLSocket:
+        """TLS over ``sock``; a certificate the system's CA directory alone refused is
+        checked once more against the whole set, on a new connection (``_SystemTrust``)."""
+        if self._tls is None:
+            self._tls = self._make_tls()
+        try:
+            return self._tls.wrap_socket(sock, server_hostname=self._name)
+        except ssl.SSLCertVerificationError:
+            whole = _SYSTEM.widen(self._tls)
+            if whole is None:
+                raise
+        self._tls = whole
+        sock = socket.create_connection(address, timeout=self._connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return whole.wrap_socket(sock, server_hostname=self._name)
+        except BaseException:
+            sock.close()
+            raise
 
     def _take(self) -> _Wire:
         now = time.monotonic()

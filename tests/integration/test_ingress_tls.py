@@ -4,9 +4,11 @@ Locally the emulators speak plain HTTP, so every other test here leaves out what
 the cloud's first requests do: make a TLS context, shake hands, verify the
 server's certificate. Here each emulator sits behind an HTTPS front
 (tests/tls_front.py), the process trusts the system's CA set with the fronts'
-authority appended, and events arrive through the real entry point from many
-threads at once: the process makes one TLS context between them
-(``hookpress.wire.system_tls``), and every event is stored and published once.
+authority added (to the hashed CA directory and the bundle file alike), and
+events arrive through the real entry point from many threads at once: the
+process makes one TLS context between them, on the CA directory alone, and
+reads no bundle (``hookpress.wire.system_tls``), and every event is stored and
+published once.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from hookpress.backends._rest import _HOSTS, endpoint_url
 from hookpress.local.emulators import Emulators
 from tests.integration.conftest import Backends, http_client, signed, unique_body
 from tests.local_http import Authority
-from tests.tls_front import TLSFront, fresh_system_tls, trust_bundle
+from tests.tls_front import TLSFront, fresh_system_tls, trust_bundle, trust_directory
 
 #: each emulated API and the variable that points its client at the emulator
 EMULATED = {service: variable for service, (_, variable) in _HOSTS.items() if variable}
@@ -41,7 +43,7 @@ def over_tls(emulators: Emulators, ingress_env, backends: Backends, monkeypatch,
     for variable, front in fronts.items():
         monkeypatch.setenv(variable, front.url())
     monkeypatch.setenv("SSL_CERT_FILE", trust_bundle(authority, tmp_path / "bundle.pem"))
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", trust_directory(authority, tmp_path / "cas"))
     made = fresh_system_tls(monkeypatch)
     ingress.install(ingress.build_ingestor(ingress_env))  # endpoints made on first use
     try:
@@ -78,6 +80,7 @@ def test_concurrent_events_over_tls_are_stored_and_published_once_with_one_conte
         assert backends.object(urlsplit(record["raw_uri"]).path.lstrip("/")) is not None
     published = [json.loads(m.data)["event_key"] for m in backends.messages()]
     assert sorted(published) == sorted(keys)
-    # one context for the process; every backend reached over TLS, through its front
-    assert len(made) == 1
+    # one context for the process, on the CA directory alone; every backend reached over
+    # TLS, through its front
+    assert [kind for kind, _ in made] == ["directory"]
     assert all(front.connections >= 1 for front in fronts.values())

@@ -4,6 +4,7 @@ and one TLS context for every endpoint of the process."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from cryptography import x509
 from hookpress.backends import BackendError
 from hookpress.backends._rest import Endpoint, endpoint_url
 from tests.local_http import LOOPBACK, Authority, ScriptedServer, json_reply
-from tests.tls_front import fresh_system_tls
+from tests.tls_front import fresh_system_tls, trust_directory
 
 
 class Backend:
@@ -305,16 +306,17 @@ def test_a_header_value_cannot_smuggle_a_second_line():
         endpoint.send("GET", "/x", None, {"X-Evil": "a\r\nHost: elsewhere"})
 
 
-# -- TLS: one context for the process ----------------------------------------------------------
+# -- TLS: the system's CA set, shared by the process -------------------------------------------
 
 
 @pytest.fixture
 def system_tls(monkeypatch, tmp_path):
-    """The process's shared context made afresh for this test, trusting only ``authority``
-    (OpenSSL reads ``SSL_CERT_FILE`` when the context is made); counts how often it is made."""
+    """The process's shared contexts made afresh for this test; a test CA, ``authority``,
+    trusted through the CA directory (``SSL_CERT_DIR``, read lazily) and nothing in the
+    bundle file (``SSL_CERT_FILE``); each context made, to count."""
     authority = Authority("hookpress test CA")
-    monkeypatch.setenv("SSL_CERT_FILE", authority.pem(tmp_path / "ca.pem"))
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", trust_directory(authority, tmp_path / "cas", system=False))
+    monkeypatch.setenv("SSL_CERT_FILE", Authority("not trusted here").pem(tmp_path / "other.pem"))
     return authority, fresh_system_tls(monkeypatch)
 
 
@@ -325,8 +327,8 @@ def _tls_server(authority: Authority, tmp_path, names=LOOPBACK) -> ScriptedServe
 
 
 def test_every_endpoint_of_the_process_shares_one_tls_context(system_tls, tmp_path):
-    # Each context parses the whole CA bundle (~20 ms on OpenSSL 3.0): the ingress's first
-    # event in the cloud opens TLS to four APIs, and made four.
+    # A context that loads the CA bundle parses all of it (~20 ms on OpenSSL 3.0): the
+    # ingress's first event in the cloud opens TLS to four APIs, and once made four.
     authority, made = system_tls
     servers = [_tls_server(authority, tmp_path) for _ in range(3)]
     try:
@@ -346,14 +348,74 @@ def test_every_endpoint_of_the_process_shares_one_tls_context(system_tls, tmp_pa
     finally:
         for server in servers:
             server.close()
-    assert len(made) == 1
-    assert all(endpoint._tls is made[0] for endpoint in endpoints)
+    # the CA directory alone: the authority looked up when a chain needed it, no bundle read
+    assert [kind for kind, _ in made] == ["directory"]
+    assert all(endpoint._tls is made[0][1] for endpoint in endpoints)
     assert [len(server.requests) for server in servers] == [2, 2, 2]
     assert [server.connections for server in servers] == [1, 1, 1]
 
 
-def test_the_shared_context_still_refuses_another_ca_and_another_name(system_tls, tmp_path):
-    authority, made = system_tls
+def test_a_ca_only_the_bundle_file_holds_is_trusted_after_one_more_handshake(monkeypatch, tmp_path):
+    # The CA directory and the bundle file are two copies of the system's set; where the
+    # directory lacks a CA the bundle has, the whole set decides, as create_default_context's
+    # does, and the process keeps the whole set from then on.
+    authority = Authority("hookpress test CA")
+    monkeypatch.setenv("SSL_CERT_DIR", trust_directory(None, tmp_path / "cas"))  # the system's
+    monkeypatch.setenv("SSL_CERT_FILE", authority.pem(tmp_path / "ca.pem"))
+    made = fresh_system_tls(monkeypatch)
+    first, second = _tls_server(authority, tmp_path), _tls_server(authority, tmp_path)
+    try:
+        endpoint = Endpoint("gcs", first.url("127.0.0.1", "https"), 5)
+        assert endpoint.request("GET", "/x").status == 200
+        assert endpoint.request("GET", "/y").status == 200  # kept alive
+        later = Endpoint("pubsub", second.url("127.0.0.1", "https"), 5)
+        assert later.request("GET", "/x").status == 200
+    finally:
+        first.close()
+        second.close()
+    assert [kind for kind, _ in made] == ["directory", "whole"]
+    assert endpoint._tls is later._tls is made[1][1]
+    # the refused handshake never became a connection; the endpoint made after it went
+    # straight to the whole set
+    assert (first.connections, len(first.requests)) == (1, 2)
+    assert (second.connections, len(second.requests)) == (1, 1)
+
+
+def test_without_a_ca_directory_the_bundle_is_read_once(monkeypatch, tmp_path):
+    authority = Authority("hookpress test CA")
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no such directory"))
+    monkeypatch.setenv("SSL_CERT_FILE", authority.pem(tmp_path / "ca.pem"))
+    made = fresh_system_tls(monkeypatch)
+    server = _tls_server(authority, tmp_path)
+    stranger = _tls_server(Authority("someone else's CA"), tmp_path)
+    try:
+        assert (
+            Endpoint("gcs", server.url("127.0.0.1", "https"), 5).request("GET", "/x").status == 200
+        )
+        with pytest.raises(BackendError):
+            Endpoint("gcs", stranger.url("127.0.0.1", "https"), 5).request("GET", "/x")
+    finally:
+        server.close()
+        stranger.close()
+    assert [kind for kind, _ in made] == ["whole"]
+    assert not stranger.requests
+
+
+@pytest.mark.parametrize("trusted_by", ["directory", "bundle"])
+def test_the_system_set_still_refuses_another_ca_and_another_name(
+    trusted_by, monkeypatch, tmp_path
+):
+    # Refused by the CA directory, then by the whole set: one handshake more, same answer.
+    authority = Authority("hookpress test CA")
+    if trusted_by == "directory":
+        cas = trust_directory(authority, tmp_path / "cas", system=False)
+        bundle = Authority("not trusted here").pem(tmp_path / "other.pem")
+    else:
+        cas = trust_directory(None, tmp_path / "cas")
+        bundle = authority.pem(tmp_path / "ca.pem")
+    monkeypatch.setenv("SSL_CERT_DIR", cas)
+    monkeypatch.setenv("SSL_CERT_FILE", bundle)
+    made = fresh_system_tls(monkeypatch)
     stranger = _tls_server(Authority("someone else's CA"), tmp_path)
     elsewhere = _tls_server(authority, tmp_path, [x509.DNSName("storage.example")])
     try:
@@ -361,8 +423,31 @@ def test_the_shared_context_still_refuses_another_ca_and_another_name(system_tls
             with pytest.raises(BackendError) as err:
                 Endpoint("gcs", server.url("127.0.0.1", "https"), 5).request("GET", "/x")
             assert err.value.backend == "gcs"
+            assert "SSLCertVerificationError" in str(err.value)
             assert not server.requests  # refused in the handshake: nothing was sent
+            assert server.connections == 0
     finally:
         stranger.close()
         elsewhere.close()
-    assert len(made) == 1
+    assert [kind for kind, _ in made] == ["directory", "whole"]
+
+
+def test_a_callers_own_context_is_never_widened(system_tls, tmp_path):
+    # deliver's WordPress client names its own trust: a refusal there is final, and the
+    # system's contexts are not even made
+    authority, made = system_tls
+    stranger = _tls_server(Authority("someone else's CA"), tmp_path)
+    cafile = authority.pem(tmp_path / "ca.pem")
+    try:
+        endpoint = Endpoint(
+            "gcs",
+            stranger.url("127.0.0.1", "https"),
+            5,
+            tls=lambda: ssl.create_default_context(cafile=cafile),
+        )
+        with pytest.raises(BackendError):
+            endpoint.request("GET", "/x")
+    finally:
+        stranger.close()
+    assert made == []
+    assert not stranger.requests

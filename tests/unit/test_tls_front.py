@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import ssl
+from pathlib import Path
 
 import pytest
 
 from hookpress.backends import BackendError
 from hookpress.backends._rest import Endpoint
 from tests.local_http import Authority, ScriptedServer, json_reply
-from tests.tls_front import TLSFront, trust_bundle
+from tests.tls_front import TLSFront, trust_bundle, trust_directory
 
 
 @pytest.fixture
@@ -46,3 +48,24 @@ def test_a_client_that_does_not_trust_the_front_is_refused(behind, tmp_path):
     finally:
         front.close()
     assert not behind.requests
+
+
+def test_the_ca_directory_holds_the_systems_cas_and_the_authority(behind, tmp_path):
+    authority = Authority("bench CA")
+    front = TLSFront(behind.url(), authority, tmp_path / "front")
+    cas = trust_directory(authority, tmp_path / "cas")
+    try:
+        endpoint = Endpoint(
+            "gcs", front.url(), 5, tls=lambda: ssl.create_default_context(capath=cas)
+        )
+        assert endpoint.request("GET", "/").status == 200
+    finally:
+        front.close()
+    # every hashed entry of the system's directory is there too, as in the cloud
+    system = ssl.get_default_verify_paths().openssl_capath
+    hashed = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+    in_system = {p.name for p in Path(system).iterdir() if hashed.match(p.name)}
+    in_ours = {p.name for p in Path(cas).iterdir() if hashed.match(p.name)}
+    assert len(in_system) > 100
+    assert len(in_ours - in_system) == 1  # the authority's
+    assert in_system <= in_ours
