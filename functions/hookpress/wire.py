@@ -371,12 +371,13 @@ class Endpoint:
         self._connect_timeout = timeout_s if connect_timeout_s is None else connect_timeout_s
         self._authorization = authorization
         self._user_agent = user_agent
-        self._make_tls = tls
+        # the system's context is asked for on every new connection (it changes once if the
+        # CA directory refuses a certificate: _SystemTrust); a caller's own is made once
+        self._make_tls = tls if tls is system_tls else Lazy(tls)
         self._pool_size = pool_size
         self._body_limit = body_limit
         self._idle: list[_Wire] = []
         self._lock = threading.Lock()
-        self._tls: ssl.SSLContext | None = None
 
     def failure(self, phase: Phase, exc: BaseException) -> Exception:
         """The exception a failed request raises (a subclass names its own)."""
@@ -397,18 +398,28 @@ class Endpoint:
             raise
         return _Wire(sock)
 
+    def prepare_tls(self) -> None:
+        """Make the TLS context now, in a thread of its own, so the first connection finds
+        it made. Parsing a CA bundle (20 ms on OpenSSL 3.0) lets go of Python's lock, so it
+        runs while the caller's other requests wait on the network. Does nothing for an
+        ``http`` endpoint; a failure here is left for the first connection to meet again."""
+        if self._https:
+            threading.Thread(target=self._prepare_tls, name="tls-context", daemon=True).start()
+
+    def _prepare_tls(self) -> None:
+        with contextlib.suppress(Exception):
+            self._make_tls()
+
     def _handshake(self, sock: socket.socket, address: Any) -> ssl.SSLSocket:
         """TLS over ``sock``; a certificate the system's CA directory alone refused is
         checked once more against the whole set, on a new connection (``_SystemTrust``)."""
-        if self._tls is None:
-            self._tls = self._make_tls()
+        tls = self._make_tls()
         try:
-            return self._tls.wrap_socket(sock, server_hostname=self._name)
+            return tls.wrap_socket(sock, server_hostname=self._name)
         except ssl.SSLCertVerificationError:
-            whole = _SYSTEM.widen(self._tls)
+            whole = _SYSTEM.widen(tls)
             if whole is None:
                 raise
-        self._tls = whole
         sock = socket.create_connection(address, timeout=self._connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

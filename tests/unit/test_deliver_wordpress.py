@@ -257,3 +257,24 @@ def test_the_first_request_does_not_import_the_idna_codec(tls_wp, authority, tmp
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert len(tls_wp.requests) == 1  # the TLS post arrived (the plain one was refused)
+
+
+def test_the_instance_starts_making_wordpress_tls_context_when_it_is_built(monkeypatch):
+    # the first push then reads its record, body and password while certifi is parsed
+    from hookpress import deliver
+
+    prepared: list[str] = []
+    monkeypatch.setattr(WordPressClient, "prepare", lambda self: prepared.append(self.url))
+    env = {
+        "HOOKPRESS_PROJECT": "p", "HOOKPRESS_RAW_BUCKET": "b",
+        "HOOKPRESS_WP_BASE_URL": "https://wp.example.com/wp-json", "HOOKPRESS_WP_USER": "u",
+        "HOOKPRESS_WP_APP_PASSWORD_SECRET": "s", "HOOKPRESS_PUSH_AUTH": "none",
+    }  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    deliver.install(None)
+    try:
+        assert deliver._instance.ready() is not None
+    finally:
+        deliver.install(None)
+    assert prepared == ["https://wp.example.com/wp-json/ai-guy/v1/ingest"]

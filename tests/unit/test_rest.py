@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -350,7 +351,6 @@ def test_every_endpoint_of_the_process_shares_one_tls_context(system_tls, tmp_pa
             server.close()
     # the CA directory alone: the authority looked up when a chain needed it, no bundle read
     assert [kind for kind, _ in made] == ["directory"]
-    assert all(endpoint._tls is made[0][1] for endpoint in endpoints)
     assert [len(server.requests) for server in servers] == [2, 2, 2]
     assert [server.connections for server in servers] == [1, 1, 1]
 
@@ -374,7 +374,6 @@ def test_a_ca_only_the_bundle_file_holds_is_trusted_after_one_more_handshake(mon
         first.close()
         second.close()
     assert [kind for kind, _ in made] == ["directory", "whole"]
-    assert endpoint._tls is later._tls is made[1][1]
     # the refused handshake never became a connection; the endpoint made after it went
     # straight to the whole set
     assert (first.connections, len(first.requests)) == (1, 2)
@@ -451,3 +450,48 @@ def test_a_callers_own_context_is_never_widened(system_tls, tmp_path):
         stranger.close()
     assert made == []
     assert not stranger.requests
+
+
+def test_prepare_tls_makes_the_context_in_a_thread_before_the_first_connection(tmp_path):
+    authority = Authority("hookpress test CA")
+    server = _tls_server(authority, tmp_path)
+    cafile = authority.pem(tmp_path / "ca.pem")
+    made: list[str] = []
+    ready = threading.Event()
+
+    def context() -> ssl.SSLContext:
+        made.append(threading.current_thread().name)
+        ready.set()
+        return ssl.create_default_context(cafile=cafile)
+
+    try:
+        endpoint = Endpoint("gcs", server.url("127.0.0.1", "https"), 5, tls=context)
+        endpoint.prepare_tls()
+        assert ready.wait(5)
+        assert endpoint.request("GET", "/x").status == 200
+        assert endpoint.request("GET", "/y").status == 200
+    finally:
+        server.close()
+    assert made == ["tls-context"]  # made once, in its own thread, and used by the request
+
+
+def test_prepare_tls_does_nothing_for_http_and_leaves_a_failure_to_the_connection(tmp_path):
+    calls: list[int] = []
+
+    def broken() -> ssl.SSLContext:
+        calls.append(1)
+        raise ssl.SSLError("no CA bundle")
+
+    Endpoint("gcs", "http://127.0.0.1:9", 1, tls=broken).prepare_tls()
+    endpoint = Endpoint("gcs", "https://127.0.0.1:9", 1, tls=broken)
+    failed: list[Any] = []
+    threading.excepthook, old_hook = failed.append, threading.excepthook
+    try:
+        endpoint.prepare_tls()
+        for thread in threading.enumerate():
+            if thread.name == "tls-context":
+                thread.join(5)
+    finally:
+        threading.excepthook = old_hook
+    assert calls == [1]  # only the https endpoint tried, and nothing escaped its thread
+    assert failed == []

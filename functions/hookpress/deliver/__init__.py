@@ -107,6 +107,7 @@ def build_runtime(
 
 def _build() -> Runtime:
     runtime = build_runtime(os.environ)
+    runtime.deliverer.wordpress.prepare()  # its TLS context made while the first push reads
     _log.info("deliver ready", wordpress=runtime.deliverer.wordpress.url)
     return runtime
 
