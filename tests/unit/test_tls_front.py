@@ -21,17 +21,27 @@ def behind():
     server.close()
 
 
-def test_requests_through_the_front_reach_the_plain_server_on_one_connection(behind, tmp_path):
-    authority = Authority("bench CA")
+def _through_front(behind, authority, tmp_path, tls, bodies):
+    """POST each of ``bodies`` through a front before ``behind``, trusting it with ``tls``."""
     front = TLSFront(behind.url(), authority, tmp_path / "front")
-    bundle = trust_bundle(authority, tmp_path / "bundle.pem")
     try:
-        endpoint = Endpoint(
-            "gcs", front.url("/base"), 5, tls=lambda: ssl.create_default_context(cafile=bundle)
-        )
-        answers = [endpoint.request("POST", f"/o/{i}", b"x" * 70_000) for i in range(3)]
+        endpoint = Endpoint("gcs", front.url("/base"), 5, tls=tls)
+        answers = [endpoint.request("POST", f"/o/{i}", body) for i, body in enumerate(bodies)]
     finally:
         front.close()
+    return front, answers
+
+
+def test_requests_through_the_front_reach_the_plain_server_on_one_connection(behind, tmp_path):
+    authority = Authority("bench CA")
+    bundle = trust_bundle(authority, tmp_path / "bundle.pem")
+    front, answers = _through_front(
+        behind,
+        authority,
+        tmp_path,
+        lambda: ssl.create_default_context(cafile=bundle),
+        [b"x" * 70_000] * 3,
+    )
     assert [a.json() for a in answers] == [{"path": f"/base/o/{i}"} for i in range(3)]
     assert [len(seen.content) for seen in behind.requests] == [70_000] * 3
     assert (front.connections, behind.connections) == (1, 1)
@@ -52,15 +62,11 @@ def test_a_client_that_does_not_trust_the_front_is_refused(behind, tmp_path):
 
 def test_the_ca_directory_holds_the_systems_cas_and_the_authority(behind, tmp_path):
     authority = Authority("bench CA")
-    front = TLSFront(behind.url(), authority, tmp_path / "front")
     cas = trust_directory(authority, tmp_path / "cas")
-    try:
-        endpoint = Endpoint(
-            "gcs", front.url(), 5, tls=lambda: ssl.create_default_context(capath=cas)
-        )
-        assert endpoint.request("GET", "/").status == 200
-    finally:
-        front.close()
+    _, answers = _through_front(
+        behind, authority, tmp_path, lambda: ssl.create_default_context(capath=cas), [b"{}"]
+    )
+    assert [a.status for a in answers] == [200]
     # every hashed entry of the system's directory is there too, as in the cloud
     system = ssl.get_default_verify_paths().openssl_capath
     hashed = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
