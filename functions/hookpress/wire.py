@@ -386,17 +386,27 @@ class Endpoint:
     # -- the pool -------------------------------------------------------------------
 
     def _new(self) -> _Wire:
+        """A new connection: TCP, then TLS for https. A certificate the system's CA
+        directory alone refused is checked once more against the whole set, on a new
+        connection (``_SystemTrust``)."""
         address = (self._name, self._port)  # bytes, as getaddrinfo takes them (typeshed: str)
-        sock = socket.create_connection(address, timeout=self._connect_timeout)  # type: ignore[arg-type]
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._https:
-                sock = self._handshake(sock, address)
-            sock.settimeout(self._timeout)
-        except BaseException:
-            sock.close()
-            raise
-        return _Wire(sock)
+        tls = self._make_tls() if self._https else None
+        while True:
+            sock = socket.create_connection(address, timeout=self._connect_timeout)  # type: ignore[arg-type]
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if tls is not None:
+                    sock = tls.wrap_socket(sock, server_hostname=self._name)
+                sock.settimeout(self._timeout)
+                return _Wire(sock)
+            except ssl.SSLCertVerificationError:
+                sock.close()
+                tls = _SYSTEM.widen(tls) if tls is not None else None
+                if tls is None:
+                    raise
+            except BaseException:
+                sock.close()
+                raise
 
     def prepare_tls(self) -> None:
         """Make the TLS context now, in a thread of its own, so the first connection finds
@@ -409,24 +419,6 @@ class Endpoint:
     def _prepare_tls(self) -> None:
         with contextlib.suppress(Exception):
             self._make_tls()
-
-    def _handshake(self, sock: socket.socket, address: Any) -> ssl.SSLSocket:
-        """TLS over ``sock``; a certificate the system's CA directory alone refused is
-        checked once more against the whole set, on a new connection (``_SystemTrust``)."""
-        tls = self._make_tls()
-        try:
-            return tls.wrap_socket(sock, server_hostname=self._name)
-        except ssl.SSLCertVerificationError:
-            whole = _SYSTEM.widen(tls)
-            if whole is None:
-                raise
-        sock = socket.create_connection(address, timeout=self._connect_timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return whole.wrap_socket(sock, server_hostname=self._name)
-        except BaseException:
-            sock.close()
-            raise
 
     def _take(self) -> _Wire:
         now = time.monotonic()
