@@ -109,7 +109,6 @@ class _SystemTrust:
         self._make = make
         self._directory = Lazy(self._make_directory)
         self._whole = Lazy(make)
-        self._widened = False
 
     def _make_directory(self) -> ssl.SSLContext:
         # SSL_CERT_DIR, else OpenSSL's own; None when that is not a directory (typeshed
@@ -120,16 +119,15 @@ class _SystemTrust:
         return self._make(capath=capath)
 
     def context(self) -> ssl.SSLContext:
-        return self._whole() if self._widened else self._directory()
+        # the whole set once it is made: widened, or there was no directory to read
+        return self._whole.peek() or self._directory()
 
     def widen(self, refused: ssl.SSLContext) -> ssl.SSLContext | None:
         """The context to check a certificate ``refused`` refused against once more: the
         whole set, from now on the process's, if ``refused`` was the directory alone;
         otherwise None (it was already the whole set, or not the system's)."""
-        directory = self._directory.peek()
-        if directory is None or refused is not directory or refused is self._whole.peek():
+        if refused is not self._directory.peek() or refused is self._whole.peek():
             return None
-        self._widened = True
         return self._whole()
 
 
