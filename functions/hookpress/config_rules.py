@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
+
+import msgspec
 
 from hookpress.lanes import LANES
 
@@ -123,8 +124,7 @@ def parse_bool(raw: str | None, name: str, default: bool) -> bool:
 _V = TypeVar("_V", int, float, bool)
 
 
-@dataclass(frozen=True, slots=True)
-class Knob(Generic[_V]):
+class Knob(msgspec.Struct, Generic[_V], frozen=True):
     """A variable the functions read: its name in their environment and its default."""
 
     variable: str
@@ -139,8 +139,7 @@ class Knob(Generic[_V]):
         return self.read(env.get(self.variable))
 
 
-@dataclass(frozen=True, slots=True)
-class WholeNumber(Knob[int]):
+class WholeNumber(Knob[int], frozen=True):
     """A whole-number variable and its bounds."""
 
     lo: int
@@ -150,8 +149,7 @@ class WholeNumber(Knob[int]):
         return parse_int(raw, name or self.variable, self.default, self.lo, self.hi)
 
 
-@dataclass(frozen=True, slots=True)
-class Number(Knob[float]):
+class Number(Knob[float], frozen=True):
     """A numeric variable (seconds, mostly) and its bounds."""
 
     lo: float
@@ -161,8 +159,7 @@ class Number(Knob[float]):
         return parse_float(raw, name or self.variable, self.default, self.lo, self.hi)
 
 
-@dataclass(frozen=True, slots=True)
-class Switch(Knob[bool]):
+class Switch(Knob[bool], frozen=True):
     """A boolean variable."""
 
     def read(self, raw: str | None, name: str | None = None) -> bool:
@@ -211,8 +208,7 @@ RECONCILE_STALE_AFTER_S = WholeNumber("HOOKPRESS_RECONCILE_STALE_AFTER_S", 3_600
 RECONCILE_BATCH = WholeNumber("HOOKPRESS_RECONCILE_BATCH", 500, 1, 10_000)
 
 
-@dataclass(frozen=True, slots=True)
-class SourceConfig:
+class SourceConfig(msgspec.Struct, frozen=True):
     """One webhook source: its URL path segment, provider (and so scheme), secret and lane."""
 
     name: str
@@ -225,7 +221,7 @@ class SourceConfig:
 
     def __post_init__(self) -> None:
         if not self.provider:
-            object.__setattr__(self, "provider", self.scheme)
+            msgspec.structs.force_setattr(self, "provider", self.scheme)
 
 
 _SOURCE_KEYS = frozenset({"scheme", "provider", "secret", "lane", "tolerance", "url"})

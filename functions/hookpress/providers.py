@@ -26,10 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
+
+import msgspec
 
 from hookpress.events import InvalidPayloadId
 from hookpress.signatures import SCHEMES, Scheme, valid_id
@@ -47,8 +48,7 @@ def _iso(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-@dataclass(frozen=True, slots=True)
-class Provider:
+class Provider(msgspec.Struct, frozen=True):
     """One provider: its scheme and where its event's id, type and time are found."""
 
     name: str

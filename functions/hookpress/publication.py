@@ -19,9 +19,10 @@ left ``received``), the reconciler (records stuck in ``received``), and replay
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from hookpress.backends import BackendError
 from hookpress.backends.firestore import EventRecords, Snapshot
@@ -45,8 +46,7 @@ def _stamp(now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC)
 
 
-@dataclass(slots=True)  # not frozen: see hookpress.ingress._pipeline.Result
-class Prepared:
+class Prepared(msgspec.Struct, frozen=True):
     """A new event's message labels and ``published`` mark, built before its record is created.
 
     The ingress builds them while the request's own work is under way: after
@@ -62,14 +62,16 @@ class Prepared:
     mark: dict[str, Any]  # the mark's write, without its precondition (the claim)
 
 
-@dataclass
 class Publication:
     """Publishes keys and moves records to ``published``; thread-safe."""
 
-    records: EventRecords
-    publisher: EventPublisher
-    lease_s: float
-    log: Logger
+    def __init__(
+        self, records: EventRecords, publisher: EventPublisher, lease_s: float, log: Logger
+    ) -> None:
+        self.records = records
+        self.publisher = publisher
+        self.lease_s = lease_s
+        self.log = log
 
     def publish_claimed(
         self,

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+import msgspec
 
 from hookpress import config_rules as rules
 from hookpress.config_rules import SettingsError, SourceConfig, parse_source, text
@@ -41,8 +42,7 @@ __all__ = [
 SecretsBackend = Literal["secretmanager", "env", "file"]
 
 
-@dataclass(frozen=True, slots=True)
-class SecretsConfig:
+class SecretsConfig(msgspec.Struct, frozen=True):
     """Where secret values come from.
 
     ``secretmanager`` is the default and the only backend for the cloud.
@@ -113,8 +113,7 @@ def _sources(env: Mapping[str, str]) -> dict[str, SourceConfig]:
     return rules.parse_sources(data, "HOOKPRESS_SOURCES", "hookpress")
 
 
-@dataclass(frozen=True, slots=True)
-class IngressSettings:
+class IngressSettings(msgspec.Struct, frozen=True):
     """Everything the public ingress function reads from its environment."""
 
     project: str
@@ -128,7 +127,7 @@ class IngressSettings:
     event_ttl_days: int = rules.EVENT_TTL_DAYS.default
     backend_timeout_s: float = rules.BACKEND_TIMEOUT_S.default
     retry_after_s: int = rules.RETRY_AFTER_S.default
-    secrets: SecretsConfig = field(default_factory=SecretsConfig)
+    secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
     # The warehouse wants the payload on the first publish.
     message_payload: bool = rules.MESSAGE_PAYLOAD.default
 
@@ -200,8 +199,7 @@ def _push_auth(env: Mapping[str, str]) -> tuple[PushAuth, str | None, str | None
     return "oidc", audience, account
 
 
-@dataclass(frozen=True, slots=True)
-class DeliverSettings:
+class DeliverSettings(msgspec.Struct, frozen=True):
     """Everything the private deliver function reads from its environment."""
 
     project: str
@@ -222,7 +220,7 @@ class DeliverSettings:
     breaker_cooldown_s: float = rules.BREAKER_COOLDOWN_S.default
     control_ttl_s: float = rules.CONTROL_TTL_S.default
     event_ttl_days: int = rules.EVENT_TTL_DAYS.default
-    secrets: SecretsConfig = field(default_factory=SecretsConfig)
+    secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DeliverSettings:
@@ -253,8 +251,7 @@ class DeliverSettings:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class ReconcileSettings:
+class ReconcileSettings(msgspec.Struct, frozen=True):
     """The reconciler: which records count as stuck, where to re-publish them, who may call it."""
 
     project: str
@@ -291,8 +288,7 @@ class ReconcileSettings:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RotateSettings:
+class RotateSettings(msgspec.Struct, frozen=True):
     """The rotator: the WordPress it rotates the application password on, and the secret."""
 
     project: str
@@ -303,7 +299,7 @@ class RotateSettings:
     push_audience: str | None = None
     push_service_account: str | None = None
     wp_timeout_s: float = rules.WP_READ_TIMEOUT_S.default
-    secrets: SecretsConfig = field(default_factory=SecretsConfig)
+    secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RotateSettings:

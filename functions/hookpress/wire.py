@@ -55,9 +55,10 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
+
+import msgspec
 
 from hookpress.instance import Lazy
 
@@ -141,14 +142,13 @@ def system_tls() -> ssl.SSLContext:
     return _SYSTEM.context()
 
 
-@dataclass(slots=True)  # not frozen: see hookpress.ingress._pipeline.Result
-class Answer:
+class Answer(msgspec.Struct, frozen=True):
     """A response: status, body, and its headers (lower-case names)."""
 
     status: int
     body: bytes
     content_type: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)
     #: the body stopped at the endpoint's ``body_limit``: the rest was not read
     truncated: bool = False
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import pulumi
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
@@ -431,7 +432,7 @@ def _check_sources(sources: Any) -> str:
         url = source.url
         if url is None and source.scheme == "twilio":
             url = f"{s.function_url('ingress')}/{name}"
-        assert deployed[name] == replace(source, url=url), name
+        assert deployed[name] == msgspec.structs.replace(source, url=url), name
     return "accepted"
 
 

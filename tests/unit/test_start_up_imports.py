@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -234,3 +235,61 @@ def test_collector_held_restores_what_it_found_and_nests() -> None:
     finally:
         gc.unfreeze()  # this test's process keeps collecting what it froze
         (gc.enable if was else gc.disable)()
+
+
+#: loads functions/<argv[1]>/main.py, then the modules argv[3:] name and every signature
+#: scheme (what any first request may load); prints the classes hookpress made dataclasses
+DATACLASSES = """
+import dataclasses, importlib, importlib.util, json, sys
+made = []
+process = dataclasses._process_class
+def noted(cls, *args, **kwargs):
+    made.append(f"{cls.__module__}.{cls.__qualname__}")
+    return process(cls, *args, **kwargs)
+dataclasses._process_class = noted
+spec = importlib.util.spec_from_file_location("main", f"{sys.argv[2]}/{sys.argv[1]}/main.py")
+main = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(main)
+for name in sys.argv[3:]:
+    importlib.import_module(name)
+from hookpress.signatures import SCHEMES
+schemes = [SCHEMES[name] for name in SCHEMES]
+print(json.dumps({"made": [m for m in made if m.startswith("hookpress")], "schemes": len(schemes)}))
+"""
+
+#: what a first request loads beyond main.py: the wire and the REST backends, and for
+#: deliver the push's token check
+FIRST_REQUEST = ["hookpress.wire", "hookpress.backends._rest", "hookpress.backends._auth"]
+
+
+@pytest.mark.parametrize(
+    ("function", "later"),
+    [("ingress", FIRST_REQUEST), ("deliver", [*FIRST_REQUEST, "hookpress.pushauth"])],
+)
+def test_a_cold_start_generates_no_dataclass(function: str, later: list[str]) -> None:
+    """Each dataclass writes and compiles its methods at import, 0.6-1 ms a class on
+    Python 3.12 (bench/RESULTS.md, run 29): the value classes a function loads to serve
+    are msgspec Structs, made in C."""
+    result = dataclasses_made(function, later)
+    assert result["schemes"] == 11  # every scheme module was loaded
+    assert result["made"] == []
+
+
+def test_the_dataclass_probe_sees_one() -> None:
+    # The reconciler runs on a schedule, where a start's milliseconds cost nothing: its
+    # report is still a dataclass, and the probe names it.
+    assert "hookpress.reconcile.Report" in dataclasses_made("reconcile", [])["made"]
+
+
+def dataclasses_made(function: str, later: list[str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", DATACLASSES, function, str(FUNCTIONS), *later],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

@@ -16,9 +16,10 @@ use the client library, built on first use.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._batch import GroupCall
@@ -84,8 +85,7 @@ def _field_path(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(msgspec.Struct, frozen=True):
     """A record as read, with the update time a transition must match."""
 
     key: str

@@ -14,10 +14,11 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+import msgspec
 
 from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._errors import BackendError
@@ -40,8 +41,7 @@ def _library_errors() -> tuple[type[BaseException], ...]:
     return (gexc.GoogleAPIError, requests.RequestException, auth_exc.GoogleAuthError, OSError)
 
 
-@dataclass(frozen=True, slots=True)
-class RawObject:
+class RawObject(msgspec.Struct, frozen=True):
     """A stored raw payload with what GCS keeps beside it."""
 
     data: bytes

@@ -22,11 +22,12 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
+
+import msgspec
 
 from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._errors import BackendError, error_status
@@ -299,8 +300,7 @@ def build_secret_values(
     return EnvValues(env)
 
 
-@dataclass(slots=True)
-class _Entry:
+class _Entry(msgspec.Struct):
     """What the cache knows about one secret."""
 
     values: tuple[str, ...] | None = None  # None until a read succeeds

@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import msgspec
 from flask import Response
 
 from hookpress.backends.firestore import EventRecords
@@ -58,8 +58,7 @@ __all__ = [
 _log = Logger("deliver")
 
 
-@dataclass(frozen=True, slots=True)
-class Runtime:
+class Runtime(msgspec.Struct, frozen=True):
     """What one instance holds: the use case and the push verifier (None when off)."""
 
     deliverer: Deliverer

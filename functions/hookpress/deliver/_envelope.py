@@ -6,8 +6,9 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 __all__ = ["MalformedEnvelope", "PushMessage", "parse_envelope"]
 
@@ -18,15 +19,14 @@ class MalformedEnvelope(Exception):
     """Not a push envelope carrying an event key; answered 400."""
 
 
-@dataclass(frozen=True, slots=True)
-class PushMessage:
+class PushMessage(msgspec.Struct, frozen=True):
     """The parts of a push we use."""
 
     event_key: str
     message_id: str | None
     subscription: str | None
     delivery_attempt: int | None  # absent on the emulator and without a dead-letter policy
-    attributes: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 def parse_envelope(body: bytes) -> PushMessage:

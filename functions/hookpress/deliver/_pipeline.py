@@ -12,10 +12,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
+
+import msgspec
 
 from hookpress.backends import BackendError
 from hookpress.backends.firestore import EventRecords, Snapshot
@@ -67,8 +68,7 @@ class Outcome(StrEnum):
         return self not in {Outcome.RETRY, Outcome.BREAKER_OPEN, Outcome.UNAVAILABLE}
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(msgspec.Struct, frozen=True):
     """The outcome and what the log line needs."""
 
     outcome: Outcome
@@ -107,29 +107,38 @@ class _OnWire(Generic[T]):
             self.result()
 
 
-@dataclass(frozen=True, slots=True)
-class _RawRead:
+class _RawRead(msgspec.Struct, frozen=True):
     """The raw object's read, sent with the record's: for the object the message names."""
 
     name: str
     read: _OnWire[bytes | None]
 
 
-@dataclass(eq=False)
 class Deliverer:
     """One per function instance; safe to call from many threads."""
 
-    settings: DeliverSettings
-    _: KW_ONLY
-    records: EventRecords
-    raw: RawStore
-    secrets: CachedSecrets
-    wordpress: WordPressClient
-    breaker: Breaker
-    log: Logger
-    clock: Callable[[], float] = time.time
-    _control: tuple[float, bool] | None = field(default=None, init=False, repr=False)
-    _control_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    def __init__(
+        self,
+        settings: DeliverSettings,
+        *,
+        records: EventRecords,
+        raw: RawStore,
+        secrets: CachedSecrets,
+        wordpress: WordPressClient,
+        breaker: Breaker,
+        log: Logger,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.records = records
+        self.raw = raw
+        self.secrets = secrets
+        self.wordpress = wordpress
+        self.breaker = breaker
+        self.log = log
+        self.clock = clock
+        self._control: tuple[float, bool] | None = None
+        self._control_lock = threading.Lock()
 
     # -- the pause switch -------------------------------------------------------
 

@@ -22,8 +22,9 @@ import json
 import os
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from hookpress import wire
 from hookpress.deliver._errors import (
@@ -42,8 +43,7 @@ KEEP_CHARS = 4_000
 _READ_LIMIT = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Delivered:
+class Delivered(msgspec.Struct, frozen=True):
     """WordPress accepted the event."""
 
     status: int

@@ -33,9 +33,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 __all__ = [
     "Event",
@@ -65,8 +66,7 @@ class UnusablePayload(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """What a transform sees: the record's facts and the parsed payload."""
 
     source: str
@@ -299,8 +299,7 @@ def fal(event: Event) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class TypedEvent:
+class TypedEvent(msgspec.Struct, frozen=True):
     """A payload that names its kind in one field and what it is about in ``data``.
 
     ElevenLabs, Clerk, Resend and Paddle differ only in these field names: the

@@ -16,8 +16,9 @@ import hmac
 import re
 import secrets as _random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from hookpress.signatures._ids import valid_id
 
@@ -55,16 +56,14 @@ class SignatureError(Exception):
         self.reason = reason
 
 
-@dataclass(slots=True)  # not frozen: see hookpress.ingress._pipeline.Result
-class Verified:
+class Verified(msgspec.Struct, frozen=True):
     """What a successful verification tells the caller."""
 
     delivery_id: str | None  # the scheme's delivery-id header, if it has one
     body_format: str = "json"  # how to read the body: "json" or "form" (payloads.py)
 
 
-@dataclass(frozen=True, slots=True)
-class KeyPair:
+class KeyPair(msgspec.Struct, frozen=True):
     """A new key: what the ingress holds (``verify``) and what a sender signs with (``sign``).
 
     For HMAC schemes both are the same secret.
@@ -191,8 +190,7 @@ def body_id(body: bytes, length: int = 32) -> str:
     return hashlib.sha256(body).hexdigest()[:length]
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
+class Incoming(msgspec.Struct, frozen=True):
     """A request to verify: the exact body, lower-case headers, the source's active secrets."""
 
     body: bytes
@@ -203,8 +201,7 @@ class Incoming:
     url: str | None  # the public URL the provider called, for URL-signing schemes
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(msgspec.Struct, frozen=True):
     """What a provider would sign: the body, its key, the time, an optional delivery id and URL."""
 
     body: bytes
@@ -272,8 +269,7 @@ class Scheme:
         raise NotImplementedError
 
 
-@dataclass(frozen=True, slots=True)
-class Signed:
+class Signed(msgspec.Struct, frozen=True):
     """What a scheme's signature headers say: the candidate MACs and the timestamp."""
 
     candidates: Sequence[bytes]

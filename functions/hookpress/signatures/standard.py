@@ -8,8 +8,9 @@ import functools
 import hashlib
 import secrets as _random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from hookpress.signatures import _ed25519
 from hookpress.signatures._common import (
@@ -33,8 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["StandardWebhooks"]
 
 
-@dataclass(frozen=True, slots=True)
-class _SwKeys:
+class _SwKeys(msgspec.Struct, frozen=True):
     hmac: tuple[bytes, ...]
     ed25519: tuple[Ed25519PublicKey, ...]
 
