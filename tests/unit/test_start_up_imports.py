@@ -49,18 +49,25 @@ BASE = {
 }
 
 
-def probe(function: str, then: str, env: dict[str, str]) -> dict[str, object]:
+def fresh_interpreter(
+    script: str, args: list[str], env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run ``script`` in a new interpreter; the JSON object its last line prints."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, function, then, str(FUNCTIONS)],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", **env},
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def probe(function: str, then: str, env: dict[str, str]) -> dict[str, object]:
+    return fresh_interpreter(PROBE, [function, then, str(FUNCTIONS)], env)
 
 
 def scheme_modules(modules: object) -> set[str]:
@@ -191,17 +198,7 @@ print(json.dumps({
 
 
 def collections_while_loading(function: str) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-c", COLLECTIONS, function, str(FUNCTIONS)],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return fresh_interpreter(COLLECTIONS, [function, str(FUNCTIONS)])
 
 
 def test_the_ingress_loads_with_the_collector_held_then_frozen_and_running() -> None:
@@ -282,14 +279,4 @@ def test_the_dataclass_probe_sees_one() -> None:
 
 
 def dataclasses_made(function: str, later: list[str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", DATACLASSES, function, str(FUNCTIONS), *later],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return fresh_interpreter(DATACLASSES, [function, str(FUNCTIONS), *later])
