@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import re
@@ -233,6 +234,21 @@ def _time_claim(claims: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
+class _RS256:
+    """cryptography's RSA with PKCS#1 v1.5 and SHA-256, imported when first needed: only an
+    instance that verifies tokens needs cryptography (bench/results/bench.md, cold start)."""
+
+    def __init__(self) -> None:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+        self.rsa = rsa
+        self.padding = padding.PKCS1v15()
+        self.sha256 = hashes.SHA256()
+        self.invalid_signature = InvalidSignature
+
+
 class OidcVerifier:
     """Verifies ``Authorization: Bearer <Google ID token>`` on push requests.
 
@@ -252,24 +268,29 @@ class OidcVerifier:
         clock_skew_s: int = 10,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        # Imported here, not with the module: only an instance that verifies tokens needs
-        # cryptography (bench/results/bench.md, cold start).
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
         self.audience = audience
         self.service_account = service_account
         self._certs = certs
         self._skew = clock_skew_s
         self._clock = clock
-        self._rsa = rsa
-        self._padding = padding.PKCS1v15()
-        self._sha256 = hashes.SHA256()
-        self._invalid_signature = InvalidSignature
+        self._crypto: Lazy[_RS256] = Lazy(_RS256)
         self._keys: dict[tuple[str, str], Any] = {}  # (kid, material) → the public key
 
-    def _public_key(self, kid: str, material: KeyMaterial) -> Any:
+    def warm(self) -> threading.Thread:
+        """Fetch the signing keys now, in a daemon thread: the first push imports
+        cryptography meanwhile, and :meth:`verify` waits for this fetch instead of making
+        its own. A failure is kept, and backed off, as any failed fetch is. Returns the
+        started thread."""
+
+        def fetch() -> None:
+            with contextlib.suppress(PushAuthError):
+                self._certs.get()
+
+        thread = threading.Thread(target=fetch, name="warm-google-certs", daemon=True)
+        thread.start()
+        return thread
+
+    def _public_key(self, kid: str, material: KeyMaterial, crypto: _RS256) -> Any:
         """The RSA public key of a JWK (or of a test certificate), built once per key."""
         cache_key = (kid, material if isinstance(material, str) else json.dumps(material))
         key = self._keys.get(cache_key)
@@ -278,12 +299,12 @@ class OidcVerifier:
                 from cryptography import x509
 
                 key = x509.load_pem_x509_certificate(material.encode()).public_key()
-                if not isinstance(key, self._rsa.RSAPublicKey):
+                if not isinstance(key, crypto.rsa.RSAPublicKey):
                     raise ValueError("not an RSA key")
             else:
                 n = int.from_bytes(_b64url(material["n"]), "big")
                 e = int.from_bytes(_b64url(material["e"]), "big")
-                key = self._rsa.RSAPublicNumbers(e, n).public_key()
+                key = crypto.rsa.RSAPublicNumbers(e, n).public_key()
             if len(self._keys) >= 64:  # Google rotates a few keys a month: never grows
                 self._keys.clear()
             self._keys[cache_key] = key
@@ -309,6 +330,7 @@ class OidcVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise PushAuthError(401, "invalid_token:no_key_id")
+        crypto = self._crypto()  # imported while a warmed fetch of the keys is on the network
         certs = self._certs.get()
         if kid not in certs:
             certs = self._certs.get(force=True)  # Google rotated its keys
@@ -316,11 +338,11 @@ class OidcVerifier:
         if material is None:
             raise PushAuthError(401, "invalid_token:unknown_key")
         try:
-            key = self._public_key(kid, material)
+            key = self._public_key(kid, material, crypto)
             key.verify(
-                signature, f"{parts[0]}.{parts[1]}".encode("ascii"), self._padding, self._sha256
+                signature, f"{parts[0]}.{parts[1]}".encode("ascii"), crypto.padding, crypto.sha256
             )
-        except (self._invalid_signature, ValueError, KeyError, TypeError):
+        except (crypto.invalid_signature, ValueError, KeyError, TypeError):
             # Bad signature, or a key that is not one: not a valid token.
             raise PushAuthError(401, "invalid_token:signature") from None
         now = self._clock()

@@ -31,6 +31,9 @@ Rules of this transport:
   the endpoint's read timeout.
 - **Timeouts**: ``connect_timeout_s`` for the TCP connect and the TLS
   handshake, ``timeout_s`` for each send and receive after it.
+- **Warming**: :meth:`Endpoint.warm` opens connections (and asks for the
+  ``Authorization`` value) ahead of an instance's first request, in threads
+  of their own; nothing is sent on a warmed connection until a request is.
 - **Split phase**: :meth:`Endpoint.send` writes a request and returns at once;
   :meth:`Pending.result` reads the answer. Two calls to two hosts overlap in
   one thread, with no thread pool in between.
@@ -191,13 +194,35 @@ class _Wire:
         """Whether the peer closed (or wrote to) this idle connection."""
         if self._buf:
             return True  # bytes nobody asked for
+        sock = self._sock
         try:
-            if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
+            if isinstance(sock, ssl.SSLSocket) and sock.pending():
                 return True
-            readable, _, _ = select.select([self._sock], [], [], 0)
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable and isinstance(sock, ssl.SSLSocket):
+                return self._tls_readable(sock)
         except (OSError, ValueError):
             return True
         return bool(readable)
+
+    @staticmethod
+    def _tls_readable(sock: ssl.SSLSocket) -> bool:
+        """Whether what made an idle TLS connection readable is data or a close.
+
+        A TLS 1.3 server sends its session tickets after the handshake (RFC 8446, 4.6.1):
+        records with no application data, which OpenSSL reads with the next answer. A
+        connection opened ahead of its first request (:meth:`Endpoint.warm`) is readable
+        with them alone; reading without waiting takes them in and finds nothing more.
+        """
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            sock.recv(1)  # data nobody asked for (stale) or b"" (closed): either way, stale
+        except ssl.SSLWantReadError:
+            return False  # protocol records only: the connection is as good as new
+        finally:
+            sock.settimeout(timeout)
+        return True
 
     def write(self, data: bytes) -> None:
         self._sock.sendall(data)
@@ -326,10 +351,10 @@ _FAILURES = (OSError, WireError)  # socket.timeout and ssl.SSLError are OSErrors
 class Endpoint:
     """Requests to one host over a pool of kept-alive connections; thread-safe.
 
-    ``authorization`` returns the ``Authorization`` header value (or None); it
-    is asked for every request, so a refreshed token is used at once. ``tls``
-    gives the TLS context when the first ``https`` connection opens (by default the
-    process's one, :func:`system_tls`).
+    ``authorization`` is the ``Authorization`` header value (None: no header) or
+    returns it; a callable is asked for every request, so a refreshed token is used
+    at once. ``tls`` gives the TLS context when the first ``https`` connection opens
+    (by default the process's one, :func:`system_tls`).
     ``body_limit`` cuts every answer's body at that many bytes (the rest is not
     read, the connection not reused); without it an answer over 32 MiB fails.
     """
@@ -342,7 +367,7 @@ class Endpoint:
         service: str,
         base_url: str,
         timeout_s: float,
-        authorization: Callable[[], str | None] = lambda: None,
+        authorization: Callable[[], str | None] | str | None = None,
         user_agent: str = "hookpress",
         *,
         connect_timeout_s: float | None = None,
@@ -367,7 +392,11 @@ class Endpoint:
         self._prefix = parts.path.rstrip("/")
         self._timeout = timeout_s
         self._connect_timeout = timeout_s if connect_timeout_s is None else connect_timeout_s
-        self._authorization = authorization
+        # a callable is asked on every request (a token it may refresh); a value is fixed
+        self._asks = callable(authorization)
+        self._authorization: Callable[[], str | None] = (
+            authorization if callable(authorization) else lambda: authorization
+        )
         self._user_agent = user_agent
         # the system's context is asked for on every new connection (it changes once if the
         # CA directory refuses a certificate: _SystemTrust); a caller's own is made once
@@ -376,6 +405,8 @@ class Endpoint:
         self._body_limit = body_limit
         self._idle: list[_Wire] = []
         self._lock = threading.Lock()
+        self._warming = 0  # connections :meth:`warm` is opening
+        self._warmed = threading.Condition(self._lock)
 
     def failure(self, phase: Phase, exc: BaseException) -> Exception:
         """The exception a failed request raises (a subclass names its own)."""
@@ -406,22 +437,55 @@ class Endpoint:
                 sock.close()
                 raise
 
-    def prepare_tls(self) -> None:
-        """Make the TLS context now, in a thread of its own, so the first connection finds
-        it made. Parsing a CA bundle (20 ms on OpenSSL 3.0) lets go of Python's lock, so it
-        runs while the caller's other requests wait on the network. Does nothing for an
-        ``http`` endpoint; a failure here is left for the first connection to meet again."""
-        if self._https:
-            threading.Thread(target=self._prepare_tls, name="tls-context", daemon=True).start()
+    def warm(self, connections: int = 1) -> list[threading.Thread]:
+        """Start making what this endpoint's first request would otherwise wait for, each
+        in a daemon thread of its own: its ``Authorization`` value (for a Google API, the
+        instance's access token) and ``connections`` pooled connections (TCP and, for
+        ``https``, the TLS context and handshake). Connecting, handshaking and a CA
+        bundle's parse let go of Python's lock, so they run while the caller's first
+        request does its own work or waits on another host. A failure here is dropped
+        and met again by the request that needs the thing. Returns the started threads.
+        """
+        targets = [self._warm_connection] * connections
+        if self._asks:
+            targets.append(self._warm_authorization)
+        threads = [
+            threading.Thread(target=target, name=f"warm-{self.service}", daemon=True)
+            for target in targets
+        ]
+        with self._lock:
+            self._warming += connections
+        for thread in threads:
+            thread.start()
+        return threads
 
-    def _prepare_tls(self) -> None:
+    def _warm_connection(self) -> None:
+        wire: _Wire | None = None
+        try:
+            with contextlib.suppress(Exception):  # met again by the request that connects
+                wire = self._new()
+        finally:
+            with self._lock:
+                self._warming -= 1
+                if wire is not None and len(self._idle) < self._pool_size:
+                    wire.idle_since = time.monotonic()
+                    self._idle.append(wire)
+                    wire = None
+                self._warmed.notify_all()
+            if wire is not None:
+                wire.close()
+
+    def _warm_authorization(self) -> None:
         with contextlib.suppress(Exception):
-            self._make_tls()
+            self._authorization()
 
     def _take(self) -> _Wire:
         now = time.monotonic()
         while True:
             with self._lock:
+                while not self._idle and self._warming:
+                    # a connection warm() is opening: take it when made, not open another
+                    self._warmed.wait()
                 if not self._idle:
                     break
                 wire = self._idle.pop()

@@ -879,3 +879,45 @@ def test_the_half_open_breakers_probe_is_never_lost(
     assert push(deliver_app, key) == 204  # the probe still happens, and closes the breaker
     assert backends.record(key)["status"] == "delivered"
     assert rt.deliverer.breaker.state == "closed"
+
+
+def _joined(threads: list[Any]) -> list[str]:
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    return sorted(thread.name for thread in threads)
+
+
+def test_a_warmed_instance_posts_its_first_push_on_what_it_opened_and_read_ahead(
+    deliver_app, runtime, wp, event, backends, deliver_env
+):
+    """An instance's first push starts, in threads, what it would otherwise wait for in
+    turn: Firestore's and Cloud Storage's connections, WordPress's, and the password."""
+    rt = runtime()  # a fresh instance
+    key = event()
+    assert _joined(rt.deliverer.warm()) == [
+        "prefetch-secret",
+        "warm-firestore",
+        "warm-firestore",
+        "warm-gcs",
+        "warm-wordpress",
+    ]
+    deadline = time.monotonic() + 5  # connected; WordPress's thread takes it a moment later
+    while wp.connections == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (wp.connections, wp.requests) == (1, [])  # connected, nothing sent
+    # the password was read ahead: replace it now, and the push posts the one read then
+    Path(deliver_env["HOOKPRESS_SECRETS_FILE"]).write_text(
+        json.dumps({"wp-app-password": ["pw-2"]})
+    )
+    assert push(deliver_app, key, attributes=published_labels(backends, key)) == 204
+    assert backends.record(key)["status"] == "delivered"
+    assert wp.connections == 1  # the post went out on the warmed connection
+    basic = wp.requests[0].headers["Authorization"].split()[1]
+    assert base64.b64decode(basic).decode() == "hookpress-ingest:pw-1"
+
+
+def test_a_paused_instance_warms_no_wordpress_connection_and_reads_no_password(runtime, wp):
+    rt = runtime(PAUSE_WP_DELIVERY="1")
+    assert _joined(rt.deliverer.warm()) == ["warm-firestore", "warm-firestore", "warm-gcs"]
+    assert wp.connections == 0

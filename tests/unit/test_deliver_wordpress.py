@@ -259,16 +259,22 @@ def test_the_first_request_does_not_import_the_idna_codec(tls_wp, authority, tmp
     assert len(tls_wp.requests) == 1  # the TLS post arrived (the plain one was refused)
 
 
-def test_the_instance_starts_making_wordpress_tls_context_when_it_is_built(monkeypatch):
-    # the first push then reads its record, body and password while certifi is parsed
+@pytest.mark.parametrize("auth", ["none", "oidc"])
+def test_the_instance_starts_warming_its_first_push_when_it_is_built(monkeypatch, auth):
+    # the first push then reads its record, body and password while connections open, the
+    # password is read, certifi is parsed and (checking tokens) Google's keys are fetched
     from hookpress import deliver
+    from hookpress.deliver import Deliverer, OidcVerifier
 
-    prepared: list[str] = []
-    monkeypatch.setattr(WordPressClient, "prepare", lambda self: prepared.append(self.url))
+    warmed: list[str] = []
+    monkeypatch.setattr(Deliverer, "warm", lambda self: warmed.append(self.wordpress.url))
+    monkeypatch.setattr(OidcVerifier, "warm", lambda self: warmed.append(self.audience))
     env = {
         "HOOKPRESS_PROJECT": "p", "HOOKPRESS_RAW_BUCKET": "b",
         "HOOKPRESS_WP_BASE_URL": "https://wp.example.com/wp-json", "HOOKPRESS_WP_USER": "u",
-        "HOOKPRESS_WP_APP_PASSWORD_SECRET": "s", "HOOKPRESS_PUSH_AUTH": "none",
+        "HOOKPRESS_WP_APP_PASSWORD_SECRET": "s", "HOOKPRESS_PUSH_AUTH": auth,
+        "HOOKPRESS_PUSH_AUDIENCE": "https://deliver.example.run.app",
+        "HOOKPRESS_PUSH_SERVICE_ACCOUNT": "push@p.iam.gserviceaccount.com",
     }  # fmt: skip
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -277,4 +283,5 @@ def test_the_instance_starts_making_wordpress_tls_context_when_it_is_built(monke
         assert deliver._instance.ready() is not None
     finally:
         deliver.install(None)
-    assert prepared == ["https://wp.example.com/wp-json/ai-guy/v1/ingest"]
+    verifier = ["https://deliver.example.run.app"] if auth == "oidc" else []
+    assert warmed == [*verifier, "https://wp.example.com/wp-json/ai-guy/v1/ingest"]

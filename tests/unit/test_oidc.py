@@ -481,3 +481,42 @@ def test_the_push_path_does_not_import_httpx():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_warm_fetches_the_keys_in_its_own_thread_and_the_first_push_waits_for_them(keys):
+    """deliver's first push imports cryptography while Google's keys are fetched: the push
+    then waits for that fetch rather than making a second."""
+    import threading
+
+    release, fetched_in = threading.Event(), []
+
+    def fetch():
+        fetched_in.append(threading.current_thread().name)
+        assert release.wait(10)
+        return {keys.kid: keys.material("jwk")}, 3600.0
+
+    verifier = OidcVerifier(AUDIENCE, PUSH_SA, CertsCache(fetch))
+    warming = verifier.warm()
+    claims: list[object] = []
+    push = threading.Thread(target=lambda: claims.append(verifier.verify(f"Bearer {keys.token()}")))
+    push.start()
+    push.join(0.2)
+    assert push.is_alive()  # waiting for the warm fetch
+    release.set()
+    push.join(10)
+    warming.join(10)
+    assert len(claims) == 1
+    assert fetched_in == ["warm-google-certs"]
+
+
+def test_a_failed_warm_fetch_is_backed_off_and_answered_503(keys):
+    clock, calls = Clock(), []
+
+    def fetch():
+        calls.append(1)
+        raise ValueError("not a JSON Web Key Set")
+
+    verifier = OidcVerifier(AUDIENCE, PUSH_SA, CertsCache(fetch, clock))
+    verifier.warm().join(10)  # nothing escapes the thread
+    assert refused(verifier, f"Bearer {keys.token()}") == (503, "certs_unavailable:ValueError")
+    assert calls == [1]  # within the back-off: the push did not fetch again

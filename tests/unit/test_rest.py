@@ -3,6 +3,7 @@ and one TLS context for every endpoint of the process."""
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import threading
@@ -452,46 +453,156 @@ def test_a_callers_own_context_is_never_widened(system_tls, tmp_path):
     assert not stranger.requests
 
 
-def test_prepare_tls_makes_the_context_in_a_thread_before_the_first_connection(tmp_path):
+def _join(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def _until_readable(sock: socket.socket, seconds: float = 2.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if select.select([sock], [], [], 0.01)[0]:
+            return True
+    return False
+
+
+def test_warm_opens_a_connection_in_its_own_thread_that_the_first_request_uses(tmp_path):
     authority = Authority("hookpress test CA")
     server = _tls_server(authority, tmp_path)
     cafile = authority.pem(tmp_path / "ca.pem")
     made: list[str] = []
-    ready = threading.Event()
 
     def context() -> ssl.SSLContext:
         made.append(threading.current_thread().name)
-        ready.set()
         return ssl.create_default_context(cafile=cafile)
 
     try:
         endpoint = Endpoint("gcs", server.url("127.0.0.1", "https"), 5, tls=context)
-        endpoint.prepare_tls()
-        assert ready.wait(5)
+        threads = endpoint.warm()
+        assert len(threads) == 1  # no authorization to ask for: one connection
+        _join(threads)
+        (warmed,) = endpoint._idle
+        # TLS 1.3: the server's session tickets arrive after the handshake, so the idle,
+        # never-read connection is readable with no answer pending; it is not stale for that
+        assert warmed._sock.version() == "TLSv1.3"
+        assert _until_readable(warmed._sock)
         assert endpoint.request("GET", "/x").status == 200
         assert endpoint.request("GET", "/y").status == 200
     finally:
         server.close()
-    assert made == ["tls-context"]  # made once, in its own thread, and used by the request
+    assert made == ["warm-gcs"]  # the context made once, in the warming thread
+    assert server.connections == 1  # both requests on the warmed connection
 
 
-def test_prepare_tls_does_nothing_for_http_and_leaves_a_failure_to_the_connection(tmp_path):
-    calls: list[int] = []
+def test_a_request_made_while_warm_connects_waits_for_that_connection(tmp_path):
+    authority = Authority("hookpress test CA")
+    server = _tls_server(authority, tmp_path)
+    cafile = authority.pem(tmp_path / "ca.pem")
+    release = threading.Event()
+    made: list[str] = []
 
-    def broken() -> ssl.SSLContext:
-        calls.append(1)
-        raise ssl.SSLError("no CA bundle")
+    def slow_context() -> ssl.SSLContext:
+        made.append(threading.current_thread().name)
+        assert release.wait(10)
+        return ssl.create_default_context(cafile=cafile)
 
-    Endpoint("gcs", "http://127.0.0.1:9", 1, tls=broken).prepare_tls()
-    endpoint = Endpoint("gcs", "https://127.0.0.1:9", 1, tls=broken)
+    answers: list[int] = []
+    try:
+        endpoint = Endpoint("gcs", server.url("127.0.0.1", "https"), 5, tls=slow_context)
+        threads = endpoint.warm()
+        request = threading.Thread(
+            target=lambda: answers.append(endpoint.request("GET", "/x").status)
+        )
+        request.start()
+        time.sleep(0.2)
+        assert request.is_alive()  # waiting for the warming connection, not making its own
+        assert server.connections == 0
+        release.set()
+        request.join(10)
+        _join(threads)
+    finally:
+        release.set()
+        server.close()
+    assert answers == [200]
+    assert made == ["warm-gcs"]
+    assert server.connections == 1
+
+
+def test_a_failed_warm_is_met_again_by_the_request_and_escapes_no_thread():
     failed: list[Any] = []
     threading.excepthook, old_hook = failed.append, threading.excepthook
     try:
-        endpoint.prepare_tls()
-        for thread in threading.enumerate():
-            if thread.name == "tls-context":
-                thread.join(5)
+        with socket.socket() as unused:  # a port nobody listens on
+            unused.bind(("127.0.0.1", 0))
+            port = unused.getsockname()[1]
+        endpoint = Endpoint("gcs", f"https://127.0.0.1:{port}", 1)
+        started = time.monotonic()
+        _join(endpoint.warm(connections=2))
+        with pytest.raises(BackendError):  # the request meets the refusal itself, at once
+            endpoint.request("GET", "/x")
+        assert time.monotonic() - started < 5
     finally:
         threading.excepthook = old_hook
-    assert calls == [1]  # only the https endpoint tried, and nothing escaped its thread
     assert failed == []
+    assert endpoint._idle == []
+
+
+def test_warm_asks_for_the_authorization_in_its_own_thread(tmp_path):
+    asked: list[str] = []
+
+    def authorization() -> str:
+        asked.append(threading.current_thread().name)
+        return "Bearer token"
+
+    server = ScriptedServer(lambda _seen, status: json_reply(status, {}))
+    try:
+        endpoint = Endpoint("pubsub", server.url("127.0.0.1", "http"), 5, authorization)
+        threads = endpoint.warm()
+        assert len(threads) == 2  # a connection, and the authorization
+        _join(threads)
+        assert asked == ["warm-pubsub"]
+        assert endpoint.request("GET", "/x").status == 200
+    finally:
+        server.close()
+    assert server.connections == 1
+    assert server.requests[0].headers["Authorization"] == "Bearer token"
+
+
+def test_an_idle_tls_connection_the_server_closed_is_stale(tmp_path):
+    # Reading an idle TLS connection's session tickets must not hide a close that follows.
+    authority = Authority("hookpress test CA")
+    server_context = authority.server_context(tmp_path, LOOPBACK)
+    cafile = authority.pem(tmp_path / "ca.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[ssl.SSLSocket] = []
+    close = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        tls = server_context.wrap_socket(conn, server_side=True)
+        accepted.append(tls)
+        close.wait(10)
+        tls.close()
+
+    serving = threading.Thread(target=serve, daemon=True)
+    serving.start()
+    try:
+        port = listener.getsockname()[1]
+        endpoint = Endpoint(
+            "gcs",
+            f"https://127.0.0.1:{port}",
+            5,
+            tls=lambda: ssl.create_default_context(cafile=cafile),
+        )
+        _join(endpoint.warm())
+        (warmed,) = endpoint._idle
+        assert _until_readable(warmed._sock)  # the tickets
+        assert not warmed.stale()
+        close.set()
+        serving.join(10)
+        assert _until_readable(warmed._sock)  # the close
+        assert warmed.stale()
+    finally:
+        close.set()
+        listener.close()

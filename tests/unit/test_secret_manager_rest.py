@@ -268,3 +268,22 @@ print(json.dumps({{"values": values, "loaded": loaded}}))
     assert {r.headers.get("Authorization") for r in stand_in.requests} == {
         f"Bearer {metadata.token}"
     }
+
+
+def test_a_warmed_cache_reads_on_the_connection_opened_ahead(stand_in):
+    # The ingress warms Secret Manager while its first event is read: a connection (and the
+    # token, asked of an endpoint that has one) made before the first read needs them.
+    stand_in.add("s", "one")
+    values = SecretManagerValues("p", 5.0, client=_ours(stand_in))
+    secrets = CachedSecrets(values, ttl_s=300, min_refresh_interval_s=30)
+    threads = secrets.warm()
+    assert [t.name for t in threads] == ["warm-secretmanager"]
+    for thread in threads:
+        thread.join(10)
+    deadline = time.monotonic() + 5  # connected; the server's thread takes it a moment later
+    while stand_in.server.connections == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stand_in.server.connections == 1
+    assert stand_in.requests == []  # nothing sent ahead: only connected
+    assert secrets.get("s") == ("one",)
+    assert stand_in.server.connections == 1  # the list and the access on that connection

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -294,3 +295,58 @@ def test_a_cold_instance_backs_off_while_the_store_is_down():
     values.values = ("a",)
     clock.t += 30
     assert secrets.get("s") == ("a",)  # back within one interval
+
+
+class SlowValues(Values):
+    """A store whose read waits until released: a prefetch still on the network."""
+
+    def __init__(self, *values: str) -> None:
+        super().__init__(*values)
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def fetch(self, name: str) -> tuple[str, ...]:
+        self.reading.set()
+        assert self.release.wait(10)
+        return super().fetch(name)
+
+
+def test_a_get_during_a_prefetch_waits_for_it_instead_of_reading_again():
+    values, clock = SlowValues("a"), Clock()
+    secrets = cache(values, clock)
+    prefetch = secrets.prefetch("s")
+    assert values.reading.wait(10)
+    got: list[tuple[str, ...]] = []
+    getter = threading.Thread(target=lambda: got.append(secrets.get("s")))
+    getter.start()
+    getter.join(0.2)
+    assert getter.is_alive()  # waiting on the prefetch's read
+    values.release.set()
+    getter.join(10)
+    prefetch.join(10)
+    assert got == [("a",)]
+    assert values.calls == 1
+
+
+def test_a_failed_prefetch_is_kept_and_backed_off_like_any_failed_read():
+    values, clock = Values(), Clock()
+    values.fail = True
+    secrets = cache(values, clock)
+    secrets.prefetch("s").join(10)  # nothing escapes the thread
+    with pytest.raises(BackendError):
+        secrets.get("s")  # within the back-off: the prefetch's failure, no second read
+    assert values.calls == 1
+    values.fail, values.values = False, ("a",)
+    clock.t += 1
+    assert secrets.get("s") == ("a",)
+    assert values.calls == 2
+
+
+def test_warm_readies_secret_manager_and_nothing_else(tmp_path):
+    # the file and the environment have nothing to warm; Secret Manager's client does
+    assert cache(Values("a"), Clock()).warm() == []
+    file_values = CachedSecrets(
+        FileValues(tmp_path / "secrets.json"), ttl_s=300, min_refresh_interval_s=30
+    )
+    assert file_values.warm() == []
+    assert CachedSecrets(EnvValues({}), ttl_s=300, min_refresh_interval_s=30).warm() == []

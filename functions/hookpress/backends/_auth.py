@@ -216,8 +216,9 @@ def service_endpoint(
     url, emulated = endpoint_url(service, env)
     if not emulated:
         return Endpoint(service, url, timeout_s, default_tokens())
-    header = EMULATOR_AUTHORIZATION if service == "firestore" else None
-    return Endpoint(service, url, timeout_s, lambda: header)
+    return Endpoint(
+        service, url, timeout_s, EMULATOR_AUTHORIZATION if service == "firestore" else None
+    )
 
 
 class LazyEndpoint(Lazy["Endpoint"]):

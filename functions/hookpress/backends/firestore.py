@@ -35,6 +35,7 @@ from hookpress.backends._values import (
 from hookpress.instance import Lazy
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Sequence
 
     from google.cloud.firestore import Client, CollectionReference
@@ -132,6 +133,11 @@ class EventRecords:
             wait_s=3 * timeout_s,
             keys=lambda writes: tuple(w["update"]["name"] for w in writes),
         )
+
+    def warm(self, connections: int = 1) -> list[threading.Thread]:
+        """Open ``connections`` connections (and ask for the token) ahead of the first
+        call, in threads (:meth:`hookpress.wire.Endpoint.warm`)."""
+        return self._rest().warm(connections)
 
     # -- transports --------------------------------------------------------------------
 

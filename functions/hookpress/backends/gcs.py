@@ -26,6 +26,8 @@ from hookpress.backends._json import json_body
 from hookpress.instance import Lazy
 
 if TYPE_CHECKING:
+    import threading
+
     from google.cloud.storage import Client
 
     from hookpress.backends._rest import Answer, Endpoint
@@ -126,6 +128,11 @@ class RawStore:
             lambda: (client if client is not None else _client(project)).bucket(bucket)
         )
         self._rest = LazyEndpoint("gcs", timeout_s, endpoint)
+
+    def warm(self) -> list[threading.Thread]:
+        """Open a connection (and ask for the token) ahead of the first call, in threads
+        (:meth:`hookpress.wire.Endpoint.warm`)."""
+        return self._rest().warm()
 
     def uri(self, name: str) -> str:
         """``gs://bucket/name``."""

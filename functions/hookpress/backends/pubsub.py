@@ -22,6 +22,7 @@ from hookpress.backends._errors import BackendError
 from hookpress.backends._json import json_body
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Mapping, Sequence
 
     from hookpress.backends._rest import Endpoint
@@ -99,6 +100,11 @@ class EventPublisher:
             size=_message_size,
             max_size=_BATCH_BYTES,
         )
+
+    def warm(self) -> list[threading.Thread]:
+        """Open a connection (and ask for the token) ahead of the first publish, in threads
+        (:meth:`hookpress.wire.Endpoint.warm`)."""
+        return self._rest().warm()
 
     @property
     def topic_path(self) -> str:

@@ -162,6 +162,11 @@ class SecretManagerREST:
     def __init__(self, endpoint: Endpoint | None = None, timeout_s: float = 10.0) -> None:
         self._endpoint = LazyEndpoint("secretmanager", timeout_s, endpoint)
 
+    def warm(self) -> list[threading.Thread]:
+        """Open a connection (and ask for the token) ahead of the first call, in threads
+        (:meth:`hookpress.wire.Endpoint.warm`)."""
+        return self._endpoint().warm()
+
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = None if body is None else json_body(body, ascii_only=True)
         headers = None if body is None else {"Content-Type": "application/json"}
@@ -234,6 +239,11 @@ class SecretManagerValues:
         names = [v.name for v in versions]  # a pager may call the API again while iterating
         names.sort(key=lambda n: int(n.rsplit("/", 1)[1]), reverse=True)
         return names
+
+    def warm(self) -> list[threading.Thread]:
+        """Secret Manager's connection and token made ahead of the first read, in threads."""
+        client = self._client()
+        return client.warm() if isinstance(client, SecretManagerREST) else []
 
     def fetch(self, name: str) -> tuple[str, ...]:
         with _secret_manager_errors():
@@ -376,6 +386,26 @@ class CachedSecrets:
             return entry.values
         error = entry.error or BackendError("secrets", "never read")
         raise BackendError(error.backend, error.detail)
+
+    def warm(self) -> list[threading.Thread]:
+        """Have the store ready its first read, if it reads over the network (Secret
+        Manager: a connection and the token, in threads); the file and the environment
+        need nothing. Returns the started threads."""
+        warm = getattr(self._values, "warm", None)
+        return list(warm()) if warm is not None else []
+
+    def prefetch(self, name: str) -> threading.Thread:
+        """Read ``name`` now, in a daemon thread, as :meth:`get` would: a ``get`` meanwhile
+        waits for this read instead of making its own, and a failure is kept (and backed
+        off) as any failed read is. Returns the started thread."""
+
+        def read() -> None:
+            with contextlib.suppress(BackendError):
+                self.get(name)
+
+        thread = threading.Thread(target=read, name="prefetch-secret", daemon=True)
+        thread.start()
+        return thread
 
     def get(self, name: str) -> tuple[str, ...]:
         """The enabled values of ``name``, newest first."""

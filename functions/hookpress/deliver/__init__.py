@@ -106,7 +106,11 @@ def build_runtime(
 
 def _build() -> Runtime:
     runtime = build_runtime(os.environ)
-    runtime.deliverer.wordpress.prepare()  # its TLS context made while the first push reads
+    # What the first push would wait for in turn, started now in threads: Google's keys
+    # (fetched while cryptography imports), the connections, the token and the password.
+    if runtime.verifier is not None:
+        runtime.verifier.warm()
+    runtime.deliverer.warm()
     _log.info("deliver ready", wordpress=runtime.deliverer.wordpress.url)
     return runtime
 

@@ -140,6 +140,18 @@ class Deliverer:
         self._control: tuple[float, bool] | None = None
         self._control_lock = threading.Lock()
 
+    def warm(self) -> list[threading.Thread]:
+        """Start, in threads, what an instance's first push would otherwise wait for one
+        after another: connections to Firestore (two: the record's read and the control
+        document's go out together) and to Cloud Storage, with the access token; unless
+        deliveries are paused by the environment, WordPress's connection, its TLS context
+        made first, and the application password's read. Returns the started threads."""
+        threads = self.records.warm(connections=2) + self.raw.warm()
+        if not self.settings.paused:
+            threads += self.wordpress.warm()
+            threads.append(self.secrets.prefetch(self.settings.wp_app_password_secret))
+        return threads
+
     # -- the pause switch -------------------------------------------------------
 
     def paused(self, read: _OnWire[Snapshot | None] | None = None) -> bool:

@@ -22,7 +22,7 @@ import json
 import os
 import ssl
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -33,6 +33,9 @@ from hookpress.deliver._errors import (
     RetryableDeliveryError,
 )
 from hookpress.deliver.transforms import encode_record
+
+if TYPE_CHECKING:
+    import threading
 
 __all__ = ["INGEST_ROUTE", "Delivered", "WordPressClient", "classify"]
 
@@ -131,12 +134,12 @@ class WordPressClient:
             body_limit=_READ_LIMIT,
         )
 
-    def prepare(self) -> None:
-        """Start making the TLS context for an ``https`` site now, in a thread: the first
-        push's reads of its record, body and password wait on the network meanwhile, and
-        its post finds the context made (a parse of certifi's ~140 CAs, 20 ms on OpenSSL 3.0;
-        ``wire.Endpoint.prepare_tls``)."""
-        self._endpoint.prepare_tls()
+    def warm(self) -> list[threading.Thread]:
+        """Open a connection now, in a thread, its TLS context made first for an ``https``
+        site (a parse of certifi's ~140 CAs, 20 ms on OpenSSL 3.0): the first push's reads
+        of its record, body and password wait on the network meanwhile, and its post finds
+        the handshake done (:meth:`hookpress.wire.Endpoint.warm`)."""
+        return self._endpoint.warm()
 
     def post(self, record: dict[str, Any], idempotency_key: str, password: str) -> Delivered:
         """Deliver one record; raise a DeliveryError subclass when it did not land."""

@@ -64,6 +64,7 @@ def build_ingestor(env: Mapping[str, str], log: Logger = _log) -> Ingestor:
 
 def _build() -> Ingestor:
     ingestor = build_ingestor(os.environ)
+    ingestor.warm()  # the first event's connections and token, opened while it is read
     _log.info(
         "ingress ready",
         sources=len(ingestor.settings.sources),

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -45,6 +45,9 @@ from hookpress.providers import PROVIDERS
 from hookpress.publication import Publication
 from hookpress.settings import IngressSettings, SourceConfig
 from hookpress.signatures import SCHEMES, SignatureError, Verified
+
+if TYPE_CHECKING:
+    import threading
 
 __all__ = ["Ingestor", "Outcome", "Result", "stored_forms"]
 
@@ -176,6 +179,13 @@ class Ingestor:
         self.publication = Publication(
             records, publisher, lease_s=2 * settings.backend_timeout_s + 1, log=log
         )
+
+    def warm(self) -> list[threading.Thread]:
+        """Start, in threads, what an instance's first event would otherwise wait for one
+        after another: Secret Manager's connection and the access token (its secret is
+        read first), then connections to Cloud Storage, Firestore and Pub/Sub, each opened
+        while the secret is read."""
+        return self.secrets.warm() + self.raw.warm() + self.records.warm() + self.publisher.warm()
 
     # -- verification -------------------------------------------------------
 
