@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import io
@@ -52,7 +53,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ from bench._load import (
 )
 from bench._seed import SEED_SECRET, SEED_SOURCE, SeedAnchor
 from bench.candidates import BARE_ASGI  # the bare 202 in ASGI mode
+from hookpress.backends.pubsub import Message
 from hookpress.lanes import DELIVER_CONCURRENCY
 from hookpress.local.emulators import Emulators, emulators_in_env, ensure_bucket, ensure_topic
 from hookpress.local.stack import SCHEME_SOURCES, generate_secret
@@ -748,11 +750,13 @@ class _WordPressStandIn:
         self.server.server_close()
 
 
-def _stored_event(bench: Bench) -> str:
-    """A published event in the bench's bucket and collection; its key (for a push)."""
+def _stored_event(bench: Bench) -> Message:
+    """A published event in the bench's bucket and collection; the message the ingress
+    published for it (its labels name the raw object, which deliver reads meanwhile)."""
     from hookpress.backends.firestore import EventRecords
     from hookpress.backends.gcs import RawStore
-    from hookpress.events import new_record, raw_object_name
+    from hookpress.backends.pubsub import event_message
+    from hookpress.events import message_attributes, new_record, raw_object_name
 
     project = bench.emulators.project
     ident = f"cold-{secrets.token_hex(6)}"
@@ -773,7 +777,7 @@ def _stored_event(bench: Bench) -> str:
     )
     record["status"] = "published"
     EventRecords(project, "(default)", "events", 10).create(key, record)
-    return key
+    return event_message(key, "stripe", message_attributes(record))
 
 
 #: what the deployed deliver checks every push's token against (the program sets both)
@@ -798,11 +802,38 @@ class _CloudStandIns:
     fronts: dict[str, Any]
     cafile: str
     capath: str
+    #: with :meth:`far`: each front's and the metadata server's address through a proxy
+    routes: dict[str, str] = field(default_factory=dict)
+    proxies: list[Any] = field(default_factory=list)
 
     @property
     def https(self) -> dict[str, str]:
         """Each front's URL, by the name of what it stands before."""
-        return {name: front.url() for name, front in self.fronts.items()}
+        return {
+            name: f"https://{self.routes[name]}" if name in self.routes else front.url()
+            for name, front in self.fronts.items()
+        }
+
+    @property
+    def metadata_host(self) -> str:
+        """The metadata server's ``host:port``."""
+        return self.routes.get("metadata", self.metadata.host)
+
+    def far(self, delay_s: float) -> _CloudStandIns:
+        """The same stand-ins with each of them ``delay_s`` away: what a function sends
+        reaches them that much later (tests/latency_proxy.py), as over a network, so a
+        round trip (a TLS handshake's, a request's) costs ``delay_s``. Closed with these."""
+        from tests.latency_proxy import LatencyProxy
+
+        targets = {name: front.url().split("://")[1] for name, front in self.fronts.items()}
+        targets["metadata"] = self.metadata.host
+        proxies = {
+            name: LatencyProxy(address, delay_s).start() for name, address in targets.items()
+        }
+        self.proxies += proxies.values()
+        return dataclasses.replace(
+            self, routes={name: proxy.address for name, proxy in proxies.items()}, proxies=[]
+        )
 
     def all(self) -> list[Any]:
         return [self.secret_manager, self.metadata, self.certs]
@@ -812,6 +843,8 @@ class _CloudStandIns:
             stand_in.stop()
         for front in self.fronts.values():
             front.close()
+        for proxy in self.proxies:
+            proxy.close()
 
 
 class _GoogleCertsStandIn:
@@ -883,7 +916,12 @@ def _cloud_stand_ins(bench: Bench, wordpress_url: str | None = None) -> _CloudSt
 
 
 def _deployed_configuration(
-    bench: Bench, stand_ins: _CloudStandIns, name: str, function_dir: Path, env: dict[str, str]
+    bench: Bench,
+    stand_ins: _CloudStandIns,
+    name: str,
+    function_dir: Path,
+    env: dict[str, str],
+    tag: str = "",
 ) -> tuple[Path, dict[str, str]]:
     """Function ``name`` as the program deploys it, secrets, token and push check included:
     the secrets backend is Secret Manager (a stand-in over its REST API, holding the
@@ -898,7 +936,7 @@ def _deployed_configuration(
     cloud. The stand-ins answer in about a millisecond; the real services' round trips
     are not in this figure, the imports and the work of the deployed code path are.
     """
-    wrapper = bench.workdir / f"deployed-{name}" / "deployed_main.py"
+    wrapper = bench.workdir / f"deployed-{name}{tag}" / "deployed_main.py"
     wrapper.parent.mkdir(parents=True, exist_ok=True)
     wrapper.write_text(
         _stand_in_hosts(stand_ins, name)
@@ -934,7 +972,7 @@ def _deployed_env(
     local = {"HOOKPRESS_SECRETS_BACKEND", "HOOKPRESS_SECRETS_FILE", "HOOKPRESS_PUSH_AUTH"}
     cloud = {k: v for k, v in env.items() if k not in local} | {
         "K_SERVICE": f"hookpress-{name}",
-        "GCE_METADATA_HOST": stand_ins.metadata.host,
+        "GCE_METADATA_HOST": stand_ins.metadata_host,
         "PYTHONPATH": str(function_dir),
         # every API over TLS, as in the cloud: the emulators behind their HTTPS fronts, and
         # the system's CAs with the fronts' authority trusted (tests/tls_front.py)
@@ -1087,6 +1125,90 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
     return out
 
 
+#: ``--only network``: how far each service is from the functions (one way, what they send)
+NETWORK_DELAY_MS = 10.0
+
+
+def figure_network(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
+    """The first request of each function in the deployed configuration, with every
+    service it calls (the emulators, Secret Manager, the metadata server, Google's keys,
+    WordPress) as near as in figure 3 and ``delay_s`` away (:meth:`_CloudStandIns.far`).
+
+    Figure 3's stand-ins answer in about a millisecond, so a first request that waits on
+    the network one thing after another costs little more there than one that overlaps
+    the waits. In the cloud every new connection's handshake and every call is a network
+    round trip. Here each costs ``delay_s``, and the first request shows how many it waits
+    for in turn. Process start to first answer, and the part after the server listened
+    (the first request), ``plan.cold_starts`` starts a case, taking turns.
+    """
+    wordpress = _WordPressStandIn()
+    ingress_dir, ingress_python = deployed("ingress", bench.workdir)
+    deliver_dir, deliver_python = deployed("deliver", bench.workdir)
+    deliver_env = {
+        **bench.env,
+        "HOOKPRESS_WP_BASE_URL": wordpress.url,
+        "HOOKPRESS_WP_USER": "bench",
+        "HOOKPRESS_WP_APP_PASSWORD_SECRET": "bench-github",
+    }
+    stand_ins = _cloud_stand_ins(bench, wordpress.url)
+    cases: dict[str, tuple[Path, str, str, Path, dict[str, str], Callable[[], bytes]]] = {}
+    try:
+        for distance, view in (("near", stand_ins), ("far", stand_ins.far(delay_s))):
+            for name, function_dir, python, env in (
+                ("ingress", ingress_dir, ingress_python, bench.env),
+                ("deliver", deliver_dir, deliver_python, deliver_env),
+            ):
+                source, cloud_env = _deployed_configuration(
+                    bench, view, name, function_dir, env, tag=f"-{distance}"
+                )
+                first: Callable[[], bytes] = (
+                    (lambda: bench.requests(1)[0])
+                    if name == "ingress"
+                    else (
+                        lambda: _push_request(
+                            _stored_event(bench),
+                            token=stand_ins.signer.token(_PUSH_AUDIENCE, _PUSH_IDENTITY),
+                        )
+                    )
+                )
+                cases[f"{name}_{distance}"] = (source, name, python, function_dir, cloud_env, first)
+        names = list(cases)
+        runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in names}
+        for r in range(plan.cold_starts):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                source, target, python, cwd, env, request = cases[name]
+                first_request = request()  # built before the clock starts
+                server = Server(source, target, env, python=python, cwd=cwd)
+                started = time.perf_counter()
+                listening = server.start()
+                try:
+                    status = _first_answer(server.port, first_request)
+                    runs[name].append((time.perf_counter() - started, listening, status))
+                finally:
+                    server.stop()
+    finally:
+        wordpress.stop()
+        stand_ins.stop()
+    out: dict[str, Any] = {"delay_ms": round(delay_s * 1000, 1)}
+    for name in names:
+        out[name] = {
+            "seconds": round(statistics.median(t for t, _, _ in runs[name]), 3),
+            "first_request_ms": round(
+                statistics.median((t - listening) * 1000 for t, listening, _ in runs[name]), 1
+            ),
+            "runs_s": [round(t, 3) for t, _, _ in runs[name]],
+            "listening_s": [round(listening, 3) for _, listening, _ in runs[name]],
+            "statuses": [status for _, _, status in runs[name]],
+        }
+    for name in ("ingress", "deliver"):
+        near, far = out[f"{name}_near"], out[f"{name}_far"]
+        # how many of delay_s the first request waited for, one after another
+        out[f"{name}_round_trips_in_turn"] = round(
+            (far["first_request_ms"] - near["first_request_ms"]) / (delay_s * 1000), 1
+        )
+    return out
+
+
 def figure_timeline(bench: Bench) -> dict[str, Any]:
     """Where a c = 1 request's time and a cold start's go, by stage (bench/timeline.py):
     the cold start in both of figure 3's configurations."""
@@ -1131,20 +1253,13 @@ def import_summary(log: Path, top: int = 12) -> dict[str, Any]:
     }
 
 
-def _push_request(key: str, token: str | None = None) -> bytes:
-    """A Pub/Sub push of ``key``: as the emulator sends it (no token, no deliveryAttempt), or
-    with ``token`` as Pub/Sub sends it in the cloud to a subscription with push
-    authentication and a dead-letter policy (``Authorization: Bearer``, ``deliveryAttempt``:
-    https://cloud.google.com/pubsub/docs/push#receive_push)."""
-    import base64
-
-    data = json.dumps({"event_key": key}).encode()
+def _push_request(message: Message, token: str | None = None) -> bytes:
+    """A Pub/Sub push of ``message``: as the emulator sends it (no token, no
+    deliveryAttempt), or with ``token`` as Pub/Sub sends it in the cloud to a subscription
+    with push authentication and a dead-letter policy (``Authorization: Bearer``,
+    ``deliveryAttempt``: https://cloud.google.com/pubsub/docs/push#receive_push)."""
     push: dict[str, Any] = {
-        "message": {
-            "data": base64.b64encode(data).decode(),
-            "attributes": {"event_key": key, "source": "stripe"},
-            "messageId": "1",
-        },
+        "message": {**message, "messageId": "1"},
         "subscription": "projects/p/subscriptions/s",
     }
     auth = ""
@@ -1859,7 +1974,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        help="only these figures, comma-separated (cold, timeline, drain, ingress): to <out>/only.json, "
+        help="only these figures, comma-separated (cold, timeline, drain, ingress, network): to "
+        "<out>/only.json, "
         "not bench.*",
     )
     parser.add_argument(
@@ -1878,6 +1994,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="with --only ingress: two more fronts, the three calls served on an asyncio wire "
         "and with the publish overlapped (YARDSTICKS)",
+    )
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=NETWORK_DELAY_MS,
+        help="with --only network: how far every service is, one way (default 10)",
     )
     parser.add_argument(
         "--deliver-profile", type=Path, help="with --only drain: py-spy on deliver, to this folder"
@@ -1926,6 +2048,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 only["timeline"] = figure_timeline(bench)
             if "drain" in figures:
                 only["drain"] = figure_drain(bench, plan, args.deliver_profile)
+            if "network" in figures:
+                only["network"] = figure_network(bench, plan, args.delay_ms / 1000)
             if "ingress" in figures:
                 with contextlib.ExitStack() as anchors:
                     if not args.no_seed:
