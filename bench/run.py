@@ -990,6 +990,34 @@ def _deployed_env(
     return cloud
 
 
+#: a cold-start case: the function's source, target, Python, folder, environment, and what
+#: builds its first request
+ColdCase = tuple[Path, str, str, Path, dict[str, str], Callable[[], bytes | None]]
+
+
+def _cold_starts(
+    cases: Mapping[str, ColdCase], rounds: int
+) -> dict[str, list[tuple[float, float, int]]]:
+    """Each case started ``rounds`` times, the cases taking turns (round-robin, like figure
+    1: a drift in the machine's load falls on every case alike): for each start, the
+    seconds to the first answer, to listening, and the answer's status."""
+    names = list(cases)
+    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            source, target, python, cwd, env, request = cases[name]
+            first = request()  # built before the clock starts
+            server = Server(source, target, env, python=python, cwd=cwd)
+            started = time.perf_counter()
+            listening = server.start()
+            try:
+                status = _first_answer(server.port, first)
+                runs[name].append((time.perf_counter() - started, listening, status))
+            finally:
+                server.stop()
+    return runs
+
+
 def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
     """Process start to first answer, each function from its deployed archive and venv.
 
@@ -1015,7 +1043,7 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
     deliver_source, deliver_cloud_env = _deployed_configuration(
         bench, stand_ins, "deliver", deliver_dir, deliver_env
     )
-    cases: dict[str, tuple[Path, str, str, Path, dict[str, str], Callable[[], bytes | None]]] = {
+    cases: dict[str, ColdCase] = {
         "hello": (BARE, "hello", ingress_python, ingress_dir, bench.env, lambda: None),
         "ingress": (
             ingress_dir / "main.py",
@@ -1057,22 +1085,9 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
     imports = out_dir / "importtime"
     imports.mkdir(parents=True, exist_ok=True)
     names = list(cases)
-    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in names}
     logged: dict[str, list[tuple[float, dict[str, Any], str]]] = {name: [] for name in names}
     try:
-        # Round-robin, like figure 1: a drift in the machine's load falls on every case alike.
-        for r in range(plan.cold_starts):
-            for name in names[r % len(names) :] + names[: r % len(names)]:
-                source, target, python, cwd, env, request = cases[name]
-                first = request()  # built before the clock starts
-                server = Server(source, target, env, python=python, cwd=cwd)
-                started = time.perf_counter()
-                listening = server.start()
-                try:
-                    status = _first_answer(server.port, first)
-                    runs[name].append((time.perf_counter() - started, listening, status))
-                finally:
-                    server.stop()
+        runs = _cold_starts(cases, plan.cold_starts)
         # -X importtime three times each; the run with the median total is kept
         for attempt in range(3):
             for name in names:
@@ -1151,7 +1166,7 @@ def figure_network(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
         "HOOKPRESS_WP_APP_PASSWORD_SECRET": "bench-github",
     }
     stand_ins = _cloud_stand_ins(bench, wordpress.url)
-    cases: dict[str, tuple[Path, str, str, Path, dict[str, str], Callable[[], bytes]]] = {}
+    cases: dict[str, ColdCase] = {}
     try:
         for distance, view in (("near", stand_ins), ("far", stand_ins.far(delay_s))):
             for name, function_dir, python, env in (
@@ -1172,25 +1187,12 @@ def figure_network(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
                     )
                 )
                 cases[f"{name}_{distance}"] = (source, name, python, function_dir, cloud_env, first)
-        names = list(cases)
-        runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in names}
-        for r in range(plan.cold_starts):
-            for name in names[r % len(names) :] + names[: r % len(names)]:
-                source, target, python, cwd, env, request = cases[name]
-                first_request = request()  # built before the clock starts
-                server = Server(source, target, env, python=python, cwd=cwd)
-                started = time.perf_counter()
-                listening = server.start()
-                try:
-                    status = _first_answer(server.port, first_request)
-                    runs[name].append((time.perf_counter() - started, listening, status))
-                finally:
-                    server.stop()
+        runs = _cold_starts(cases, plan.cold_starts)
     finally:
         wordpress.stop()
         stand_ins.stop()
     out: dict[str, Any] = {"delay_ms": round(delay_s * 1000, 1)}
-    for name in names:
+    for name in cases:
         out[name] = {
             "seconds": round(statistics.median(t for t, _, _ in runs[name]), 3),
             "first_request_ms": round(
