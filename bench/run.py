@@ -750,6 +750,19 @@ class _WordPressStandIn:
         self.server.server_close()
 
 
+def _deliver_env(bench: Bench, wordpress: _WordPressStandIn) -> dict[str, str]:
+    """deliver's environment in the cold-start figures: posting to ``wordpress`` with one
+    of the bench's secrets as its password, push tokens unchecked (the deployed
+    configuration, :func:`_deployed_env`, checks them)."""
+    return {
+        **bench.env,
+        "HOOKPRESS_WP_BASE_URL": wordpress.url,
+        "HOOKPRESS_WP_USER": "bench",
+        "HOOKPRESS_WP_APP_PASSWORD_SECRET": "bench-github",
+        "HOOKPRESS_PUSH_AUTH": "none",
+    }
+
+
 def _stored_event(bench: Bench) -> Message:
     """A published event in the bench's bucket and collection; the message the ingress
     published for it (its labels name the raw object, which deliver reads meanwhile)."""
@@ -1029,13 +1042,7 @@ def figure_cold_start(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]
     wordpress = _WordPressStandIn()
     ingress_dir, ingress_python = deployed("ingress", bench.workdir)
     deliver_dir, deliver_python = deployed("deliver", bench.workdir)
-    deliver_env = {
-        **bench.env,
-        "HOOKPRESS_WP_BASE_URL": wordpress.url,
-        "HOOKPRESS_WP_USER": "bench",
-        "HOOKPRESS_WP_APP_PASSWORD_SECRET": "bench-github",
-        "HOOKPRESS_PUSH_AUTH": "none",
-    }
+    deliver_env = _deliver_env(bench, wordpress)
     stand_ins = _cloud_stand_ins(bench, wordpress.url)
     cloud_source, cloud_env = _deployed_configuration(
         bench, stand_ins, "ingress", ingress_dir, bench.env
@@ -1159,12 +1166,7 @@ def figure_network(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
     wordpress = _WordPressStandIn()
     ingress_dir, ingress_python = deployed("ingress", bench.workdir)
     deliver_dir, deliver_python = deployed("deliver", bench.workdir)
-    deliver_env = {
-        **bench.env,
-        "HOOKPRESS_WP_BASE_URL": wordpress.url,
-        "HOOKPRESS_WP_USER": "bench",
-        "HOOKPRESS_WP_APP_PASSWORD_SECRET": "bench-github",
-    }
+    deliver_env = _deliver_env(bench, wordpress)
     stand_ins = _cloud_stand_ins(bench, wordpress.url)
     cases: dict[str, ColdCase] = {}
     try:
