@@ -446,18 +446,25 @@ class Endpoint:
         request does its own work or waits on another host. A failure here is dropped
         and met again by the request that needs the thing. Returns the started threads.
         """
-        targets = [self._warm_connection] * connections
+        targets = [(self._warm_connection, True)] * connections
         if self._asks:
-            targets.append(self._warm_authorization)
-        threads = [
-            threading.Thread(target=target, name=f"warm-{self.service}", daemon=True)
-            for target in targets
-        ]
-        with self._lock:
-            self._warming += connections
-        for thread in threads:
-            thread.start()
-        return threads
+            targets.append((self._warm_authorization, False))
+        started: list[threading.Thread] = []
+        for target, opens in targets:
+            thread = threading.Thread(target=target, name=f"warm-{self.service}", daemon=True)
+            if opens:
+                with self._lock:
+                    self._warming += 1  # counted before it starts: a request may wait for it
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had: each request connects for itself
+                if opens:
+                    with self._lock:
+                        self._warming -= 1
+                        self._warmed.notify_all()
+                break
+            started.append(thread)
+        return started
 
     def _warm_connection(self) -> None:
         wire: _Wire | None = None

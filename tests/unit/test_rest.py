@@ -548,6 +548,28 @@ def test_a_failed_warm_is_met_again_by_the_request_and_escapes_no_thread():
     assert endpoint._idle == []
 
 
+def test_a_warm_thread_that_cannot_start_leaves_no_request_waiting(monkeypatch):
+    server = ScriptedServer(lambda _seen, status: json_reply(status, {}))
+    start = threading.Thread.start
+
+    def refuse(thread: threading.Thread) -> None:
+        if thread.name.startswith("warm-"):
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    try:
+        endpoint = Endpoint("gcs", server.url("127.0.0.1", "http"), 5)
+        assert endpoint.warm(connections=2) == []
+        done: list[int] = []
+        request = threading.Thread(target=lambda: done.append(endpoint.request("GET", "/x").status))
+        start(request)
+        request.join(5)
+    finally:
+        server.close()
+    assert done == [200]  # connected for itself, not waiting on a warming that never began
+
+
 def test_warm_asks_for_the_authorization_in_its_own_thread(tmp_path):
     asked: list[str] = []
 
