@@ -7,7 +7,9 @@ it. Tests put their own runtime in place with ``install``. A runtime the
 settings refuse is logged on each request that finds it missing, the same
 way by every function (:meth:`Instance.ready`), and answered 503 by its entry
 point. The adapters hold their clients and endpoints the same way
-(:class:`Lazy`): nothing is made until a call needs it.
+(:class:`Lazy`): nothing is made until a call needs it. Having built its runtime,
+an instance starts what its first request will wait for (connections, tokens, keys)
+in threads of their own (:func:`background`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from hookpress.config_rules import SettingsError
 if TYPE_CHECKING:
     from hookpress.logs import Logger
 
-__all__ = ["Instance", "Lazy"]
+__all__ = ["Instance", "Lazy", "background"]
 
 T = TypeVar("T")
 
@@ -79,3 +81,15 @@ class Instance(Lazy[T]):
         """Use ``value`` from now on (None: build again on next use)."""
         with self._lock:
             self._value = value
+
+
+def background(target: Callable[[], object], name: str) -> threading.Thread | None:
+    """Run ``target`` in a daemon thread of its own: work an instance starts ahead of the
+    request that will need it (``wire.Endpoint.warm``). None if no thread can be had; the
+    request then does the work itself, as it would have without."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # can't start new thread
+        return None
+    return thread

@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from hookpress import wire
-from hookpress.instance import Lazy
+from hookpress.instance import Lazy, background
 from hookpress.logs import Logger
 from hookpress.settings import SettingsError
 
@@ -276,19 +276,17 @@ class OidcVerifier:
         self._crypto: Lazy[_RS256] = Lazy(_RS256)
         self._keys: dict[tuple[str, str], Any] = {}  # (kid, material) → the public key
 
-    def warm(self) -> threading.Thread:
+    def warm(self) -> threading.Thread | None:
         """Fetch the signing keys now, in a daemon thread: the first push imports
         cryptography meanwhile, and :meth:`verify` waits for this fetch instead of making
         its own. A failure is kept, and backed off, as any failed fetch is. Returns the
-        started thread."""
+        started thread (None: none to be had)."""
 
         def fetch() -> None:
             with contextlib.suppress(PushAuthError):
                 self._certs.get()
 
-        thread = threading.Thread(target=fetch, name="warm-google-certs", daemon=True)
-        thread.start()
-        return thread
+        return background(fetch, "warm-google-certs")
 
     def _public_key(self, kid: str, material: KeyMaterial, crypto: _RS256) -> Any:
         """The RSA public key of a JWK (or of a test certificate), built once per key."""

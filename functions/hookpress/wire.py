@@ -63,7 +63,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from hookpress.instance import Lazy
+from hookpress.instance import Lazy, background
 
 __all__ = [
     "Answer",
@@ -451,13 +451,11 @@ class Endpoint:
             targets.append((self._warm_authorization, False))
         started: list[threading.Thread] = []
         for target, opens in targets:
-            thread = threading.Thread(target=target, name=f"warm-{self.service}", daemon=True)
             if opens:
                 with self._lock:
                     self._warming += 1  # counted before it starts: a request may wait for it
-            try:
-                thread.start()
-            except RuntimeError:  # no thread to be had: each request connects for itself
+            thread = background(target, f"warm-{self.service}")
+            if thread is None:  # no thread to be had: each request connects for itself
                 if opens:
                     with self._lock:
                         self._warming -= 1

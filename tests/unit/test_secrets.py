@@ -350,3 +350,17 @@ def test_warm_readies_secret_manager_and_nothing_else(tmp_path):
     )
     assert file_values.warm() == []
     assert CachedSecrets(EnvValues({}), ttl_s=300, min_refresh_interval_s=30).warm() == []
+
+
+def test_with_no_thread_to_be_had_the_prefetch_is_left_to_the_first_get(monkeypatch):
+    def refuse(thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    values, clock = Values("a"), Clock()
+    secrets = cache(values, clock)
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert secrets.prefetch("s") is None  # nothing raised into the instance's build
+    monkeypatch.undo()
+    assert values.calls == 0
+    assert secrets.get("s") == ("a",)
+    assert values.calls == 1

@@ -32,7 +32,7 @@ import msgspec
 from hookpress.backends._auth import LazyEndpoint
 from hookpress.backends._errors import BackendError, error_status
 from hookpress.backends._json import json_body
-from hookpress.instance import Lazy
+from hookpress.instance import Lazy, background
 from hookpress.settings import SecretsConfig, SettingsError
 
 if TYPE_CHECKING:
@@ -394,18 +394,16 @@ class CachedSecrets:
         warm = getattr(self._values, "warm", None)
         return list(warm()) if warm is not None else []
 
-    def prefetch(self, name: str) -> threading.Thread:
+    def prefetch(self, name: str) -> threading.Thread | None:
         """Read ``name`` now, in a daemon thread, as :meth:`get` would: a ``get`` meanwhile
         waits for this read instead of making its own, and a failure is kept (and backed
-        off) as any failed read is. Returns the started thread."""
+        off) as any failed read is. Returns the started thread (None: none to be had)."""
 
         def read() -> None:
             with contextlib.suppress(BackendError):
                 self.get(name)
 
-        thread = threading.Thread(target=read, name="prefetch-secret", daemon=True)
-        thread.start()
-        return thread
+        return background(read, "prefetch-secret")
 
     def get(self, name: str) -> tuple[str, ...]:
         """The enabled values of ``name``, newest first."""

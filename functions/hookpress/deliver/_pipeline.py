@@ -149,7 +149,8 @@ class Deliverer:
         threads = self.records.warm(connections=2) + self.raw.warm()
         if not self.settings.paused:
             threads += self.wordpress.warm()
-            threads.append(self.secrets.prefetch(self.settings.wp_app_password_secret))
+            password = self.secrets.prefetch(self.settings.wp_app_password_secret)
+            threads += [password] if password is not None else []
         return threads
 
     # -- the pause switch -------------------------------------------------------
