@@ -286,7 +286,12 @@ def direct_calls(bench: Bench, n: int, c: int) -> LoadResult:
     return LoadResult(c, latencies, {202: n}, wall)
 
 
-def direct_same_calls(bench: Bench, events: Sequence[tuple[str, bytes]], c: int) -> LoadResult:
+def direct_same_calls(
+    bench: Bench,
+    events: Sequence[tuple[str, bytes]],
+    c: int,
+    env: Mapping[str, str] | None = None,
+) -> LoadResult:
     """:func:`direct_calls` making literally the ingress's three calls for these events.
 
     ``bench.served_calls.Floor.event``: the object, record and message built as
@@ -296,12 +301,12 @@ def direct_same_calls(bench: Bench, events: Sequence[tuple[str, bytes]], c: int)
     marker, nor the ``published`` mark riding with the next write: neither is
     one of the three calls. Keys of their own (the ingress has stored these
     events already). Building them is inside the timing, as it is inside the
-    ingress's.
+    ingress's. ``env``: where the emulators are, if not ``bench.env``'s (figure_network).
     """
     from bench.served_calls import Floor
     from hookpress.settings import IngressSettings
 
-    floor = Floor(IngressSettings.from_env(bench.env))
+    floor = Floor(IngressSettings.from_env(env or bench.env), env=env)
     names = sorted(bench.secrets)
     tag = secrets.token_hex(3)
     latencies: list[float] = []
@@ -1213,6 +1218,97 @@ def figure_network(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
     return out
 
 
+def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
+    """Figure 1's p50 at c = 1 with the emulators as near as there and ``delay_s`` away.
+
+    Figure 1's emulators answer from this machine in about a millisecond: the three calls
+    take 4-6 ms, so the milliseconds a server adds weigh there as they never do where the
+    services are a network away. Here the ingress (figure 1's configuration), the three
+    calls served alone (bench/served_calls.py) and the same calls made in-process
+    (:func:`direct_same_calls`) run twice over: with the emulators near, and with each
+    behind tests/latency_proxy.py (in a process of its own), ``delay_s`` a round trip, as
+    a Google API is from an instance. The six fronts take turns in ``ROUNDS`` parts (figure 1's way), one request
+    at a time. What the ingress adds over the direct calls, in milliseconds, is its own
+    and the server's; whether it is the same near and far says whether it is a share of
+    the calls or a fixed cost.
+    """
+    n = plan.requests[1]
+    variables = list(_emulated().values())
+    emulators = [bench.env[variable].rpartition("://") for variable in variables]
+    # The proxies in a process of their own: in this one their threads would hold the
+    # interpreter's lock that the direct calls, timed here, need.
+    proxies = subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "tests.latency_proxy", str(delay_s)]
+        + [address for _, _, address in emulators],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        text=True,
+    )
+    out, into = proxies.stdout, proxies.stdin
+    if out is None or into is None:  # both PIPE: never
+        raise RuntimeError("the proxies' process has no pipes")
+    far_env = dict(bench.env)
+    for variable, (scheme, _, _) in zip(variables, emulators, strict=True):
+        address = out.readline().strip()
+        far_env[variable] = f"{scheme}://{address}" if scheme else address
+    envs = {"near": bench.env, "far": far_env}
+    events = {
+        f"{front}_{distance}": event_bodies(n, secrets.token_hex(3))
+        for front in ("ingress", "direct")
+        for distance in envs
+    }  # each its own events: an ingress given another's would answer 200, a duplicate
+    totals: dict[str, LoadResult] = {}
+    try:
+        with contextlib.ExitStack() as stack:
+            servers = {
+                f"{front}_{distance}": stack.enter_context(
+                    Server(source, target, env, workers=1, threads=8)
+                )
+                for distance, env in envs.items()
+                for front, source, target in (
+                    ("ingress", INGRESS, "ingress"),
+                    ("served_calls", SERVED, "served"),
+                )
+            }
+            for server in servers.values():
+                run_load(server.port, bench.requests(8), 1)  # its connections and first calls
+            names = [*servers, "direct_near", "direct_far"]
+            for r in range(ROUNDS):
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    say(f"[network] c = 1, {delay_s * 1000:g} ms, round {r + 1}/{ROUNDS}: {name}")
+                    front, distance = name.rsplit("_", 1)
+                    part = events.get(name, events[f"ingress_{distance}"])[r::ROUNDS]
+                    if front == "direct":
+                        result = direct_same_calls(bench, part, 1, envs[distance])
+                    else:
+                        result = run_load(servers[name].port, bench.signed(part), 1)
+                    totals[name] = totals[name] + result if name in totals else result
+    finally:
+        into.close()  # the proxies' process ends
+        proxies.wait(10)
+    for name, result in totals.items():
+        if set(result.statuses) != {202}:  # a 200 is a duplicate: not the three calls
+            raise RuntimeError(f"{name}: not every request was accepted: {result.statuses}")
+    out: dict[str, Any] = {"delay_ms": round(delay_s * 1000, 1), "requests": n}
+    for distance in envs:
+        figures = {
+            front: totals[f"{front}_{distance}"].figures()
+            for front in ("ingress", "served_calls", "direct")
+        }
+        direct = figures["direct"]
+        out[distance] = {
+            **figures,
+            "p50_vs_direct": _vs(figures["ingress"], direct, "p50_ms"),
+            "served_p50_vs_direct": _vs(figures["served_calls"], direct, "p50_ms"),
+            "p50_over_direct_ms": round(figures["ingress"]["p50_ms"] - direct["p50_ms"], 2),
+            "served_p50_over_direct_ms": round(
+                figures["served_calls"]["p50_ms"] - direct["p50_ms"], 2
+            ),
+        }
+    return out
+
+
 def figure_timeline(bench: Bench) -> dict[str, Any]:
     """Where a c = 1 request's time and a cold start's go, by stage (bench/timeline.py):
     the cold start in both of figure 3's configurations."""
@@ -1978,7 +2074,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        help="only these figures, comma-separated (cold, timeline, drain, ingress, network): to "
+        help="only these figures, comma-separated (cold, timeline, drain, ingress, network, "
+        "distance): to "
         "<out>/only.json, "
         "not bench.*",
     )
@@ -2003,7 +2100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--delay-ms",
         type=float,
         default=NETWORK_DELAY_MS,
-        help="with --only network: how far every service is, one way (default 10)",
+        help="with --only network or distance: how far every service is (default 10 ms a round trip)",
     )
     parser.add_argument(
         "--deliver-profile", type=Path, help="with --only drain: py-spy on deliver, to this folder"
@@ -2054,6 +2151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 only["drain"] = figure_drain(bench, plan, args.deliver_profile)
             if "network" in figures:
                 only["network"] = figure_network(bench, plan, args.delay_ms / 1000)
+            if "distance" in figures:
+                only["distance"] = figure_distance(bench, plan, args.delay_ms / 1000)
             if "ingress" in figures:
                 with contextlib.ExitStack() as anchors:
                     if not args.no_seed:

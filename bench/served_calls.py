@@ -41,6 +41,7 @@ import starlette.requests
 import starlette.responses
 from flask import Request, Response
 
+from hookpress.backends._auth import service_endpoint
 from hookpress.backends.firestore import EventRecords
 from hookpress.backends.gcs import RawStore
 from hookpress.backends.pubsub import EventPublisher, event_message
@@ -50,6 +51,9 @@ from hookpress.ingress._pipeline import stored_forms
 from hookpress.settings import IngressSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from hookpress.backends._rest import Endpoint
     from hookpress.settings import SourceConfig
 
 __all__ = ["Floor", "served", "served_overlapped"]
@@ -58,14 +62,30 @@ __all__ = ["Floor", "served", "served_overlapped"]
 class Floor:
     """The three calls of one new event, as the ingress makes them (same clients, same bytes)."""
 
-    def __init__(self, settings: IngressSettings, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: IngressSettings,
+        timeout_s: float = 10.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``env``: where the emulators are, if not this process's environment."""
         project = settings.project
+
+        def endpoint(service: str) -> Endpoint | None:
+            return None if env is None else service_endpoint(service, timeout_s, env)
+
         self.settings = settings
-        self.raw = RawStore(project, settings.raw_bucket, timeout_s)
+        self.raw = RawStore(project, settings.raw_bucket, timeout_s, endpoint=endpoint("gcs"))
         self.records = EventRecords(
-            project, settings.firestore_database, settings.events_collection, timeout_s
+            project,
+            settings.firestore_database,
+            settings.events_collection,
+            timeout_s,
+            endpoint=endpoint("firestore"),
         )
-        self.publisher = EventPublisher(project, settings.events_topic, timeout_s)
+        self.publisher = EventPublisher(
+            project, settings.events_topic, timeout_s, endpoint=endpoint("pubsub")
+        )
 
     def forms(
         self, source: SourceConfig, pid: str, body: bytes

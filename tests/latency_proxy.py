@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import socket
+import sys
 import threading
 import time
 from typing import Self
@@ -120,3 +121,23 @@ class LatencyProxy:
                 sink.sendall(chunk)
             except OSError:
                 return
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.latency_proxy DELAY_S UPSTREAM...``: a proxy before each upstream
+    (``host:port``) in a process of its own, so that its threads share no interpreter lock
+    with a caller being timed. Prints each proxy's address on a line, in order, and
+    serves until its standard input closes."""
+    args = sys.argv[1:] if argv is None else argv
+    delay_s, upstreams = float(args[0]), args[1:]
+    proxies = [LatencyProxy(upstream, delay_s).start() for upstream in upstreams]
+    for proxy in proxies:
+        print(proxy.address, flush=True)
+    sys.stdin.read()
+    for proxy in proxies:
+        proxy.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
