@@ -441,6 +441,7 @@ def figure_ingress(
             if wanted
         }
         totals: dict[str, LoadResult] = {}
+        by_round: dict[str, list[float]] = {}  # each front's p50 in each round, in order
         side: dict[str, dict[str, float]] = {}
         trees = _emulator_trees(bench)
         with contextlib.ExitStack() as stack:
@@ -497,6 +498,7 @@ def figure_ingress(
                             split[0].extend(marked)
                             split[1].extend(plain)
                     totals[name] = totals[name] + result if name in totals else result
+                    by_round.setdefault(name, []).append(result.figures()["p50_ms"])
                     after = _side_cpu(trees)
                     spent = side.setdefault(name, dict.fromkeys(after, 0.0))
                     for k, v in after.items():
@@ -536,6 +538,12 @@ def figure_ingress(
                 "seed": seed_result.latencies_s if seed_result else [],
             },
         }
+        # The machine's drift within the run: each front's p50 round by round, and the
+        # ingress's over the direct calls' in each round (neighbours in time, not at once).
+        level["p50_ms_by_round"] = by_round
+        level["p50_vs_direct_by_round"] = [
+            _ratio(x, y) for x, y in zip(by_round["ingress"], by_round["direct_calls"], strict=True)
+        ]
         sc = totals["served_calls"].figures()
         level["served_calls"] = sc
         level["_latencies"]["served_calls"] = totals["served_calls"].latencies_s
