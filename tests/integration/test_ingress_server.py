@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,84 @@ def test_uvicorn_runs_on_httptools_and_uvloop(server: FunctionProcess, backends:
         maps = Path(f"/proc/{worker.pid}/maps").read_text()
         assert "/httptools/parser/parser." in maps, worker
         assert "/uvloop/loop." in maps, worker
+
+
+# -- an instance without CPU between requests ------------------------------------------------
+#
+# Under request-based billing (what the program deploys: it sets no instance-based billing)
+# Cloud Run takes an instance's CPU away once it has answered: "when the Cloud Run service
+# finishes handling a request, the instance's access to CPU will be disabled or severely
+# limited", and "any subsequent request to the same container instance resumes any suspended
+# background activity" (https://cloud.google.com/run/docs/tips/general, "Background
+# activity"). functions-framework on this machine never does. The one write the ingress
+# leaves after its 202 is the record's `published` mark, queued to ride with the next batch
+# of Firestore writes or go alone 0.1 s later (README, "`published` is marked off the ingress
+# request path"). Here the server's process group is stopped (SIGSTOP) right after its answer
+# and continued (SIGCONT) before its next request: the mark's thread gets no CPU in between.
+
+
+def _accept(server: FunctionProcess) -> str:
+    """POST one new Stripe event; its key, once answered 202."""
+    body = unique_body("paused")
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=30)
+    try:
+        conn.request("POST", "/stripe", body=body, headers=signed("stripe", body))
+        resp = conn.getresponse()
+        answer = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 202, answer
+    key: str = answer["event_id"]
+    return key
+
+
+def _lines_about(server: FunctionProcess, key: str) -> list[dict[str, object]]:
+    """The server's JSON log lines that name ``key``."""
+    lines = []
+    for line in server.log_path.read_text().splitlines():
+        if key in line and line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def test_with_no_cpu_after_its_answer_the_mark_goes_when_the_cpu_comes_back(
+    server: FunctionProcess, backends: Backends
+):
+    """Nobody moved the record while the instance had no CPU: the mark lands once it has."""
+    key = _accept(server)
+    server.pause()
+    try:
+        time.sleep(0.5)  # five times the mark's 0.1 s: it would have gone out by now
+        while_paused = backends.record(key)
+    finally:
+        server.resume()
+    assert while_paused is not None
+    assert while_paused["status"] in {"received", "published"}  # "published": it beat SIGSTOP
+    following = _accept(server)  # the next request, which the platform gives CPU to
+    assert backends.wait_status(key, "published")["status"] == "published"
+    assert backends.wait_status(following, "published")["source"] == "stripe"
+
+
+def test_a_mark_late_for_lack_of_cpu_leaves_a_record_deliver_moved_on(
+    server: FunctionProcess, backends: Backends
+):
+    """deliver took the event while the instance had no CPU: once the CPU is back, the mark
+    (conditional on the record being as the ingress created it) is refused and dropped
+    without a word, and the record stays `delivered`: no warning for the on-call engineer,
+    no status going backwards."""
+    key = _accept(server)
+    server.pause()
+    try:
+        # deliver's write for a delivered event (hookpress.deliver: Deliverer.deliver)
+        now = datetime.now(UTC)
+        backends.db.collection("events").document(key).update(
+            {"status": "delivered", "delivered_at": now, "updated_at": now}
+        )
+    finally:
+        server.resume()
+    following = _accept(server)
+    assert backends.wait_status(following, "published")["source"] == "stripe"
+    time.sleep(0.3)  # past the mark's own 0.1 s, had the next batch not carried it
+    assert backends.record(key)["status"] == "delivered"  # type: ignore[index]
+    about = _lines_about(server, key)
+    assert [line["severity"] for line in about] == ["INFO"], about  # its 202's line alone

@@ -77,6 +77,20 @@ class FunctionProcess:
         """SIGKILL the whole group: an instance dying mid-request."""
         self._signal(signal.SIGKILL)
 
+    def pause(self) -> None:
+        """SIGSTOP the whole group: an instance with no CPU between requests, as Cloud Run
+        leaves one under request-based billing (:meth:`resume` gives it back)."""
+        self._group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the whole group: the CPU back, as the instance's next request brings it."""
+        self._group(signal.SIGCONT)
+
+    def _group(self, sig: signal.Signals) -> None:
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} is not running")
+        os.killpg(self._proc.pid, sig)  # spawn() made it its group's leader
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period."""
         self._signal(signal.SIGTERM)

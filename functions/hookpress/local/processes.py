@@ -117,6 +117,7 @@ def stop(
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, sig)
+            os.killpg(group, signal.SIGCONT)  # a paused group acts on ``sig`` only once resumed
         try:
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
