@@ -136,6 +136,17 @@ def test_the_bound_is_set_where_functions_framework_reads_it() -> None:
     assert http.__name__ == "EdgeProtocol"
 
 
+def the_rest(sock: socket.socket) -> bytes:
+    """What is still to be read on ``sock``, up to its end or reset (within 10 s)."""
+    sock.setblocking(True)
+    sock.settimeout(10)
+    data = b""
+    with contextlib.suppress(ConnectionResetError, TimeoutError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
 def upload_to_a_refusal(
     port: int, head: bytes, limit: int = 64 * 1024 * 1024
 ) -> tuple[bytes, int, bool]:
@@ -157,7 +168,9 @@ def upload_to_a_refusal(
                     try:
                         sent += sock.send(chunk[offset:])
                     except (BrokenPipeError, ConnectionResetError):
-                        return answer, sent, True
+                        # The server closed with our bytes unread, so it reset the connection;
+                        # what it sent before is still ours to read (see answer_read_late).
+                        return answer + the_rest(sock), sent, True
             try:
                 data = sock.recv(65536)
             except BlockingIOError:
@@ -190,3 +203,65 @@ def test_a_framework_answer_before_the_body_closes_the_connection(
     assert closed
     # closed long before the upload's end: what was in flight (socket buffers, one read)
     assert sent < 16 * 1024 * 1024, sent
+
+
+def answer_read_late(port: int, head: bytes, pause_s: float = 0.5) -> bytes:
+    """Send ``head`` and then body bytes until the server takes no more, read nothing for
+    ``pause_s``, then read: the whole answer.
+
+    A client busy sending, or slower than the server (a loaded machine, a proxy in
+    between), reads its answer after the server has finished with the connection. The
+    server closes such a connection with the client's bytes unread, and Linux then resets
+    it (tcp_close sends RST when data was unread). A reset does not take back what the
+    client's kernel has already received: the answer stays readable before the reset is
+    reported. This is what the refusals here rely on instead of reading the rest of an
+    upload (hookpress/ingress/_server.py), and what an unloaded test never waits for.
+    """
+    chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head)
+            sock.setblocking(False)
+            stalled = None
+            while stalled is None or time.monotonic() - stalled < 0.2:
+                try:
+                    sock.send(chunk)
+                    stalled = None
+                except BlockingIOError:
+                    stalled = stalled or time.monotonic()
+                    time.sleep(0.01)
+        time.sleep(pause_s)
+        return the_rest(sock)
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        pytest.param(
+            b"TRACE /stripe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"405",
+            id="functions-framework's 405",
+        ),
+        pytest.param(
+            b"POST /stripe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"503",
+            id="the ingress's own refusal",
+        ),
+        pytest.param(
+            b"POST /stripe HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (1024 * 1024),
+            b"431",
+            id="a head over the bound",
+        ),
+    ],
+)
+def test_a_refusal_read_after_the_server_closed_still_arrives_whole(
+    port: int, head: bytes, status: bytes
+) -> None:
+    """The answer to a request whose bytes are still arriving reaches a client that reads
+    it only after the server has closed the connection (see :func:`answer_read_late`)."""
+    answer = answer_read_late(port, head)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer[:60]
+    text, _, body = answer.partition(b"\r\n\r\n")
+    length = int(text.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    assert len(body) == length, answer
