@@ -301,7 +301,7 @@ def direct_same_calls(
     marker, nor the ``published`` mark riding with the next write: neither is
     one of the three calls. Keys of their own (the ingress has stored these
     events already). Building them is inside the timing, as it is inside the
-    ingress's. ``env``: where the emulators are, if not ``bench.env``'s (figure_network).
+    ingress's. ``env``: where the emulators are, if not ``bench.env``'s (figure_distance).
     """
     from bench.served_calls import Floor
     from hookpress.settings import IngressSettings
@@ -1230,15 +1230,15 @@ def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
     """Figure 1's p50 at c = 1 with the emulators as near as there and ``delay_s`` away.
 
     Figure 1's emulators answer from this machine in about a millisecond: the three calls
-    take 4-6 ms, so the milliseconds a server adds weigh there as they never do where the
+    take 3-7 ms, so the milliseconds a server adds weigh there as they never do where the
     services are a network away. Here the ingress (figure 1's configuration), the three
     calls served alone (bench/served_calls.py) and the same calls made in-process
     (:func:`direct_same_calls`) run twice over: with the emulators near, and with each
     behind tests/latency_proxy.py (in a process of its own), ``delay_s`` a round trip, as
-    a Google API is from an instance. The six fronts take turns in ``ROUNDS`` parts (figure 1's way), one request
-    at a time. What the ingress adds over the direct calls, in milliseconds, is its own
-    and the server's; whether it is the same near and far says whether it is a share of
-    the calls or a fixed cost.
+    a Google API is a network away from an instance. The six fronts take turns in
+    ``ROUNDS`` parts (figure 1's way), one request at a time. What the ingress adds over
+    the direct calls, in milliseconds, is its own and the server's; whether it is the same
+    near and far says whether it is a share of the calls or a fixed cost.
     """
     n = plan.requests[1]
     variables = list(_emulated().values())
@@ -1256,18 +1256,20 @@ def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
     out, into = proxies.stdout, proxies.stdin
     if out is None or into is None:  # both PIPE: never
         raise RuntimeError("the proxies' process has no pipes")
-    far_env = dict(bench.env)
-    for variable, (scheme, _, _) in zip(variables, emulators, strict=True):
-        address = out.readline().strip()
-        far_env[variable] = f"{scheme}://{address}" if scheme else address
-    envs = {"near": bench.env, "far": far_env}
-    events = {
-        f"{front}_{distance}": event_bodies(n, secrets.token_hex(3))
-        for front in ("ingress", "direct")
-        for distance in envs
-    }  # each its own events: an ingress given another's would answer 200, a duplicate
     totals: dict[str, LoadResult] = {}
     try:
+        far_env = dict(bench.env)
+        for variable, (scheme, _, _) in zip(variables, emulators, strict=True):
+            address = out.readline().strip()
+            if not address:
+                raise RuntimeError("the latency proxies did not start")
+            far_env[variable] = f"{scheme}://{address}" if scheme else address
+        envs = {"near": bench.env, "far": far_env}
+        events = {
+            f"{front}_{distance}": event_bodies(n, secrets.token_hex(3))
+            for front in ("ingress", "direct")
+            for distance in envs
+        }  # each its own events: an ingress given another's would answer 200, a duplicate
         with contextlib.ExitStack() as stack:
             servers = {
                 f"{front}_{distance}": stack.enter_context(
@@ -1284,7 +1286,7 @@ def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
             names = [*servers, "direct_near", "direct_far"]
             for r in range(ROUNDS):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
-                    say(f"[network] c = 1, {delay_s * 1000:g} ms, round {r + 1}/{ROUNDS}: {name}")
+                    say(f"[distance] c = 1, {delay_s * 1000:g} ms, round {r + 1}/{ROUNDS}: {name}")
                     front, distance = name.rsplit("_", 1)
                     part = events.get(name, events[f"ingress_{distance}"])[r::ROUNDS]
                     if front == "direct":
@@ -1294,7 +1296,10 @@ def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
                     totals[name] = totals[name] + result if name in totals else result
     finally:
         into.close()  # the proxies' process ends
-        proxies.wait(10)
+        try:
+            proxies.wait(10)
+        except subprocess.TimeoutExpired:
+            proxies.kill()
     for name, result in totals.items():
         if set(result.statuses) != {202}:  # a 200 is a duplicate: not the three calls
             raise RuntimeError(f"{name}: not every request was accepted: {result.statuses}")
