@@ -24,6 +24,7 @@ import pytest
 
 from hookpress.ingress import Ingestor
 from hookpress.local.framework import FunctionProcess
+from hookpress.logs import read_records
 from tests.integration.conftest import Backends, signed, unique_body
 from tests.integration.test_ingress import assert_nothing_landed, snapshot
 
@@ -270,12 +271,9 @@ def _accept(server: FunctionProcess) -> str:
 
 
 def _lines_about(server: FunctionProcess, key: str) -> list[dict[str, object]]:
-    """The server's JSON log lines that name ``key``."""
-    lines = []
-    for line in server.log_path.read_text().splitlines():
-        if key in line and line.startswith("{"):
-            lines.append(json.loads(line))
-    return lines
+    """The server's log records about event ``key``."""
+    lines = server.log_path.read_text().splitlines()
+    return [record for record in read_records(lines) if record.get("event_key") == key]
 
 
 def test_with_no_cpu_after_its_answer_the_mark_goes_when_the_cpu_comes_back(
