@@ -9,7 +9,10 @@ of these in front of each (bench/run.py, ``_cloud_stand_ins``).
 
 :class:`TLSFront` accepts TLS on 127.0.0.1 with a certificate from a test
 :class:`~tests.local_http.Authority` and relays each connection's bytes to the
-server behind it, one thread per connection. :func:`trust_bundle` writes the
+server behind it, one thread per connection. :meth:`TLSFront.hold` leaves new
+connections' handshakes waiting, as a server slow to answer, until
+:meth:`TLSFront.release` lets them go ahead or drops them, as a server that gave
+up on a client gone quiet. :func:`trust_bundle` writes the
 system's CA bundle with that authority's certificate appended: a client told to
 trust it (``SSL_CERT_FILE``) parses as many certificates as it would in the
 cloud, and trusts the fronts too. :func:`trust_directory` does the same for
@@ -51,7 +54,11 @@ class TLSFront:
         workdir.mkdir(parents=True, exist_ok=True)
         self._context = authority.server_context(workdir, LOOPBACK)
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.connections = 0
+        self.accepted = 0  # TCP connections taken from the listener
+        self.connections = 0  # of those, handshaken and relayed
+        self._gate = threading.Condition()
+        self._holding = False
+        self._held: list[socket.socket] = []  # accepted, their handshakes waiting
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -64,6 +71,30 @@ class TLSFront:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._listener.close()
+        self.release(drop=True)
+
+    def hold(self) -> None:
+        """From now on, accept connections but leave their handshakes waiting (the client
+        has sent its hello; no answer comes) until :meth:`release`."""
+        with self._gate:
+            self._holding = True
+
+    def wait_held(self, count: int, timeout_s: float) -> int:
+        """Wait until ``count`` connections are held, for at most ``timeout_s``; how many are."""
+        with self._gate:
+            self._gate.wait_for(lambda: len(self._held) >= count, timeout_s)
+            return len(self._held)
+
+    def release(self, *, drop: bool = False) -> None:
+        """Stop holding. The connections held so far shake hands now, or, with ``drop``,
+        are closed with their hellos unread (the client reads a reset)."""
+        with self._gate:
+            held, self._held = self._held, []
+            self._holding = False
+            if drop:
+                for raw in held:
+                    raw.close()
+            self._gate.notify_all()
 
     def _accept(self) -> None:
         while True:
@@ -71,9 +102,17 @@ class TLSFront:
                 raw, _ = self._listener.accept()
             except OSError:
                 return  # closed
+            self.accepted += 1
             threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
 
     def _serve(self, raw: socket.socket) -> None:
+        with self._gate:
+            if self._holding:
+                self._held.append(raw)
+                self._gate.notify_all()
+                self._gate.wait_for(lambda: raw not in self._held)
+                if raw.fileno() == -1:
+                    return  # dropped by release()
         try:
             client = self._context.wrap_socket(raw, server_side=True)  # the handshake
         except OSError:  # ssl.SSLError is an OSError: a client that refused our certificate

@@ -4,7 +4,9 @@ in its ASGI mode (uvicorn's gunicorn worker), on 127.0.0.1, as Cloud Run runs it
 What only a server shows: that a refused upload is not read to its end (the answer says
 ``Connection: close`` and uvicorn closes the connection with the rest unread), that a
 consumed body leaves the connection open for the next request, and that uvicorn runs on
-the C parser and event loop the function's requirements pin.
+the C parser and event loop the function's requirements pin. And what an instance does
+with no CPU between requests, as Cloud Run leaves it: the `published` mark after a 202,
+and the connections a first request started warming.
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from hookpress.backends._rest import endpoint_url
 from hookpress.ingress import Ingestor
 from hookpress.local.framework import FunctionProcess
 from hookpress.logs import read_records
 from tests.integration.conftest import Backends, signed, unique_body
 from tests.integration.test_ingress import assert_nothing_landed, snapshot
+from tests.integration.test_ingress_tls import EMULATED
+from tests.local_http import Authority
+from tests.tls_front import TLSFront, trust_bundle, trust_directory
 
 HOST = "127.0.0.1"
 CHUNK = 64 * 1024
@@ -317,3 +324,115 @@ def test_a_mark_late_for_lack_of_cpu_leaves_a_record_deliver_moved_on(
     assert backends.record(key)["status"] == "delivered"  # type: ignore[index]
     about = _lines_about(server, key)
     assert [line["severity"] for line in about] == ["INFO"], about  # its 202's line alone
+
+
+# -- warming threads without CPU --------------------------------------------------------------
+#
+# An instance's first request starts, in threads of their own, the connections its pipeline
+# will need (README, "An instance's first request opens its connections ahead"). A first
+# request answered at once, a 401 here, leaves those threads mid-handshake when Cloud Run
+# takes the CPU away (the rule above); by the time the next request brings it back, the
+# server at the other end may have shaken hands or given up on a client gone quiet. Here
+# each backend is behind an HTTPS front (tests/tls_front.py) that holds new handshakes: the
+# warming threads send their hellos and wait, the instance is stopped, the fronts let the
+# handshakes go ahead or drop them, and the instance is continued with the next event.
+
+
+@pytest.fixture
+def held_instance(
+    emulators, ingress_env: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[FunctionProcess, dict[str, TLSFront]]]:
+    """A new ingress instance whose backends are behind holding HTTPS fronts (by service)."""
+    authority = Authority("hookpress test CA")
+    fronts = {
+        service: TLSFront(endpoint_url(service, emulators.env)[0], authority, tmp_path / service)
+        for service in EMULATED
+    }
+    env = {
+        **ingress_env,
+        **{EMULATED[service]: front.url() for service, front in fronts.items()},
+        "SSL_CERT_FILE": trust_bundle(authority, tmp_path / "bundle.pem"),
+        "SSL_CERT_DIR": trust_directory(authority, tmp_path / "cas"),
+    }
+    for front in fronts.values():
+        front.hold()
+    process = FunctionProcess("ingress", "ingress", env, tmp_path / "ingress.log")
+    process.start()
+    try:
+        yield process, fronts
+    finally:
+        process.stop()
+        for front in fronts.values():
+            front.close()
+
+
+def _first_request_refused_with_handshakes_held(
+    server: FunctionProcess, fronts: dict[str, TLSFront]
+) -> None:
+    """The instance's first request, a Stripe event signed over another body: a 401,
+    answered while each warming thread waits on its front's handshake."""
+    body = unique_body("held")
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=30)
+    try:
+        conn.request("POST", "/stripe", body=body, headers=signed("stripe", b"another body"))
+        assert conn.getresponse().status == 401
+    finally:
+        conn.close()
+    held = {service: front.wait_held(1, 10) for service, front in fronts.items()}
+    assert held == dict.fromkeys(fronts, 1)
+
+
+def _accept_within(server: FunctionProcess, timeout_s: float) -> str:
+    """POST one new Stripe event; its key, once answered 202 within ``timeout_s``."""
+    body = unique_body("after-held")
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=timeout_s)
+    try:
+        conn.request("POST", "/stripe", body=body, headers=signed("stripe", body))
+        resp = conn.getresponse()
+        answer = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 202, answer
+    key: str = answer["event_id"]
+    return key
+
+
+def _assert_quiet(server: FunctionProcess, key: str) -> None:
+    """No traceback from any thread, nothing above INFO, and the event's 202 line."""
+    text = server.log_path.read_text()
+    assert "Traceback" not in text, text
+    records = list(read_records(text.splitlines()))
+    assert not [r for r in records if r.get("severity") in {"ERROR", "CRITICAL"}], records
+    assert [r["outcome"] for r in records if r.get("event_key") == key] == ["accepted"], records
+
+
+@pytest.mark.parametrize("drop", [False, True], ids=["handshaken-meanwhile", "dropped-meanwhile"])
+def test_warming_suspended_after_a_fast_first_answer_serves_the_next_event(
+    held_instance: tuple[FunctionProcess, dict[str, TLSFront]],
+    ingress_env: dict[str, str],
+    backends: Backends,
+    drop: bool,
+):
+    """Handshaken meanwhile: the next event goes out on the connections warmed before it
+    (no front accepts another). Dropped meanwhile: each warming thread meets the reset when
+    its CPU is back and lets go; the next event opens its own connections and is accepted
+    well inside the backend timeout a thread left waiting on a dead handshake would take."""
+    server, fronts = held_instance
+    _first_request_refused_with_handshakes_held(server, fronts)
+    server.pause()
+    try:
+        for front in fronts.values():
+            front.release(drop=drop)
+        time.sleep(0.2)  # the fronts' side of the handshakes done while the instance is stopped
+    finally:
+        server.resume()
+    timeout_s = float(ingress_env["HOOKPRESS_BACKEND_TIMEOUT_S"])
+    key = _accept_within(server, timeout_s / 2)
+    record = backends.wait_status(key, "published")
+    assert backends.object(urlsplit(record["raw_uri"]).path.lstrip("/")) is not None
+    assert [json.loads(m.data) for m in backends.messages()] == [{"event_key": key}]
+    # each front: the warming thread's connection, and after a drop the event's own
+    expected = (2, 1) if drop else (1, 1)
+    counts = {service: (front.accepted, front.connections) for service, front in fronts.items()}
+    assert counts == dict.fromkeys(fronts, expected)
+    _assert_quiet(server, key)

@@ -1,9 +1,12 @@
-"""The benchmark's HTTPS fronts (tests/tls_front.py): our wire through one, verified."""
+"""The benchmark's HTTPS fronts (tests/tls_front.py): our wire through one, verified; a
+handshake held, then let go ahead or dropped."""
 
 from __future__ import annotations
 
 import re
 import ssl
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -75,3 +78,46 @@ def test_the_ca_directory_holds_the_systems_cas_and_the_authority(behind, tmp_pa
     assert len(in_system) > 100
     assert len(in_ours - in_system) == 1  # the authority's
     assert in_system <= in_ours
+
+
+def _held_front(behind, tmp_path):
+    """A front before ``behind`` that holds handshakes, and an endpoint that trusts it."""
+    authority = Authority("bench CA")
+    bundle = trust_bundle(authority, tmp_path / "bundle.pem")
+    front = TLSFront(behind.url(), authority, tmp_path / "front")
+    front.hold()
+    endpoint = Endpoint(
+        "gcs", front.url(), 5, tls=partial(ssl.create_default_context, cafile=bundle)
+    )
+    return front, endpoint
+
+
+def test_a_held_handshake_waits_for_release_and_then_carries_the_request(behind, tmp_path):
+    front, endpoint = _held_front(behind, tmp_path)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(endpoint.request, "POST", "/o", b"{}")
+            assert front.wait_held(1, 5) == 1
+            assert not answer.done()
+            assert not behind.requests
+            front.release()
+            assert answer.result(5).json() == {"path": "/o"}
+    finally:
+        front.close()
+    assert (front.accepted, front.connections) == (1, 1)
+
+
+def test_a_dropped_handshake_fails_its_client_and_the_next_connection_is_served(behind, tmp_path):
+    front, endpoint = _held_front(behind, tmp_path)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(endpoint.request, "POST", "/o", b"{}")
+            assert front.wait_held(1, 5) == 1
+            front.release(drop=True)
+            with pytest.raises(BackendError):
+                answer.result(5)
+        assert endpoint.request("POST", "/o", b"{}").json() == {"path": "/o"}
+    finally:
+        front.close()
+    assert (front.accepted, front.connections) == (2, 1)
+    assert len(behind.requests) == 1
