@@ -442,6 +442,7 @@ def figure_ingress(
         }
         totals: dict[str, LoadResult] = {}
         by_round: dict[str, list[float]] = {}  # each front's p50 in each round, in order
+        p99_by_round: dict[str, list[float]] = {}  # and its p99
         side: dict[str, dict[str, float]] = {}
         trees = _emulator_trees(bench)
         with contextlib.ExitStack() as stack:
@@ -498,7 +499,9 @@ def figure_ingress(
                             split[0].extend(marked)
                             split[1].extend(plain)
                     totals[name] = totals[name] + result if name in totals else result
-                    by_round.setdefault(name, []).append(result.figures()["p50_ms"])
+                    figures = result.figures()
+                    by_round.setdefault(name, []).append(figures["p50_ms"])
+                    p99_by_round.setdefault(name, []).append(figures["p99_ms"])
                     after = _side_cpu(trees)
                     spent = side.setdefault(name, dict.fromkeys(after, 0.0))
                     for k, v in after.items():
@@ -543,6 +546,12 @@ def figure_ingress(
         level["p50_ms_by_round"] = by_round
         level["p50_vs_direct_by_round"] = [
             _ratio(x, y) for x, y in zip(by_round["ingress"], by_round["direct_calls"], strict=True)
+        ]
+        # The same for p99: a tail one round's stall made, or one every round shares.
+        level["p99_ms_by_round"] = p99_by_round
+        level["p99_vs_direct_by_round"] = [
+            _ratio(x, y)
+            for x, y in zip(p99_by_round["ingress"], p99_by_round["direct_calls"], strict=True)
         ]
         sc = totals["served_calls"].figures()
         level["served_calls"] = sc
