@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from hookpress.local.processes import free_port, spawn, stop, wait_tcp
 from hookpress.signatures import SCHEMES
 
 __all__ = [
+    "BlockingConnection",
     "LoadResult",
     "ProcessTree",
     "Schedstat",
@@ -356,6 +358,67 @@ async def _connection(
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
     finally:
         writer.close()
+
+
+class BlockingConnection:
+    """One kept-alive connection to 127.0.0.1:``port``, one request at a time, in the
+    calling thread: send, then block in ``recv`` until the answer is whole. No event loop
+    wakes between the answer's arrival and the clock's read (bench.run.figure_paired)."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._sock = self._connect()
+        self._buffer = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self._port), timeout=60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def exchange(self, raw: bytes) -> tuple[int, float]:
+        """Send one request; its answer's status and the seconds from send to the answer's
+        last byte (599: the connection failed)."""
+        started = time.perf_counter()
+        try:
+            self._sock.sendall(raw)
+            status, close = self._answer()
+        except (OSError, ValueError):
+            status, close = 599, True
+        took = time.perf_counter() - started
+        if close:
+            self.close()
+            self._sock, self._buffer = self._connect(), b""
+        return status, took
+
+    def _fill(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ValueError("the server closed the connection mid-answer")
+            self._buffer += chunk
+
+    def _answer(self) -> tuple[int, bool]:
+        self._fill(lambda: b"\r\n\r\n" in self._buffer)
+        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length, close = 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value.strip())
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+            elif name == "transfer-encoding":
+                raise ValueError("a chunked answer: every front here sends a length")
+        self._fill(lambda: len(self._buffer) >= length)
+        self._buffer = self._buffer[length:]
+        return status, close
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
 
 
 def run_load(

@@ -69,6 +69,7 @@ from bench._common import (
     write_markdown,
 )
 from bench._load import (
+    BlockingConnection,
     LoadResult,
     ProcessTree,
     Schedstat,
@@ -1331,6 +1332,95 @@ def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
     return out
 
 
+def figure_paired(bench: Bench, plan: Plan) -> dict[str, Any]:
+    """Figure 1's p50 at c = 1 with the fronts taking turns one request at a time.
+
+    Figure 1 cuts a level's events into ``ROUNDS`` parts and the fronts take turns part by
+    part, each part seconds long; at c = 1 the emulators' speed drifts within that time (run
+    31: a front's p50 moved 3.4-8.3 ms from round to round in one run), so one part's p50
+    is its minutes' as much as its front's. Here the ingress, the three calls served alone
+    (bench/served_calls.py) and the same calls made in-process (:func:`direct_same_calls`'s
+    :class:`~bench.served_calls.Floor`) take turns request by request, the order rotating
+    each turn: each front's n-th request is a few milliseconds from the others' n-th. The
+    servers are asked over one kept-alive connection each by a blocking client
+    (:class:`~bench._load.BlockingConnection`), so no client event loop wakes between an
+    answer and the clock. Besides each front's p50: the median of the turns' differences,
+    ingress less direct (a paired estimate of what the ingress adds), and the p50 ratio in
+    each tenth of the turns (whether it holds through the run).
+    """
+    from bench.served_calls import Floor
+    from hookpress.settings import IngressSettings
+
+    n = 3 * plan.requests[1]
+    floor = Floor(IngressSettings.from_env(bench.env))
+    sources = sorted(bench.secrets)  # the rotation of sign_requests and direct_same_calls
+    tag = secrets.token_hex(3)
+    events = {name: event_bodies(n, secrets.token_hex(3)) for name in ("ingress", "served_calls")}
+    direct_events = event_bodies(n + 16, tag)
+    names = ["ingress", "served_calls", "direct"]
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    statuses: dict[str, dict[int, int]] = {name: {} for name in names[:2]}
+
+    def direct(i: int) -> float:
+        ident, body = direct_events[i]
+        source = floor.settings.sources[sources[i % len(sources)]]
+        started = time.perf_counter()
+        floor.event(source, f"{ident}-{tag}", body)
+        return time.perf_counter() - started
+
+    with contextlib.ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(Server(source, target, bench.env, workers=1, threads=8))
+            for name, source, target in (
+                ("ingress", INGRESS, "ingress"),
+                ("served_calls", SERVED, "served"),
+            )
+        }
+        for server in servers.values():
+            run_load(server.port, bench.requests(8), 1)  # its connections and first calls
+        for i in range(16):
+            direct(n + i)  # the floor's clients and connections
+        connections = {name: BlockingConnection(server.port) for name, server in servers.items()}
+        stack.callback(lambda: [c.close() for c in connections.values()])
+        signed = {name: bench.signed(events[name]) for name in servers}
+        for i in range(n):
+            if i % 100 == 0:
+                say(f"[paired] c = 1, turn {i + 1}/{n}")
+            for name in names[i % 3 :] + names[: i % 3]:
+                if name == "direct":
+                    latencies[name].append(direct(i))
+                    continue
+                status, took = connections[name].exchange(signed[name][i])
+                latencies[name].append(took)
+                statuses[name][status] = statuses[name].get(status, 0) + 1
+    for name, seen in statuses.items():
+        if set(seen) != {202}:  # a 200 is a duplicate: not the three calls
+            raise RuntimeError(f"{name}: not every request was accepted: {seen}")
+    figures = {name: summary(latencies[name]) for name in names}
+    tenth = n // 10
+    return {
+        "turns": n,
+        **figures,
+        "p50_vs_direct": _vs(figures["ingress"], figures["direct"], "p50_ms"),
+        "served_p50_vs_direct": _vs(figures["served_calls"], figures["direct"], "p50_ms"),
+        "p50_over_direct_ms": round(figures["ingress"]["p50_ms"] - figures["direct"]["p50_ms"], 3),
+        "paired_over_direct_ms": round(
+            1000
+            * statistics.median(
+                a - b for a, b in zip(latencies["ingress"], latencies["direct"], strict=True)
+            ),
+            3,
+        ),
+        "p50_vs_direct_by_tenth": [
+            _ratio(
+                statistics.median(latencies["ingress"][k : k + tenth]),
+                statistics.median(latencies["direct"][k : k + tenth]),
+            )
+            for k in range(0, tenth * 10, tenth)
+        ],
+    }
+
+
 def figure_timeline(bench: Bench) -> dict[str, Any]:
     """Where a c = 1 request's time and a cold start's go, by stage (bench/timeline.py):
     the cold start in both of figure 3's configurations."""
@@ -1928,6 +2018,21 @@ def markdown(results: dict[str, Any], command: str) -> str:
                     f"| {'—' if direct else own} | {emulated + spent['load'] + own:.3f} |"
                 )
         lines.append("")
+    if "paired" in results:
+        pr = results["paired"]
+        tenths = pr["p50_vs_direct_by_tenth"]
+        lines += [
+            "",
+            f"p50 at c = 1 with the fronts taking turns request by request (`figure_paired`, "
+            f"{pr['turns']} turns, a blocking client): ingress {pr['ingress']['p50_ms']} ms, the "
+            f"three calls served alone {pr['served_calls']['p50_ms']} ms, the same calls made "
+            f"in-process {pr['direct']['p50_ms']} ms; ingress ÷ direct "
+            f"{_check(pr['p50_vs_direct'], 1.2)} (in each tenth of the turns "
+            f"{min(tenths)}–{max(tenths)}), the served calls ÷ direct "
+            f"{pr['served_p50_vs_direct']}; the ingress adds {pr['paired_over_direct_ms']} ms a "
+            "request (median of the turns' differences).",
+            "",
+        ]
     for lv in levels:
         if "ingress_p50_ms_by_marker" in lv:
             m = lv["ingress_p50_ms_by_marker"]
@@ -2097,7 +2202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help="only these figures, comma-separated (cold, timeline, drain, ingress, network, "
-        "distance): to "
+        "distance, paired): to "
         "<out>/only.json, "
         "not bench.*",
     )
@@ -2175,6 +2280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 only["network"] = figure_network(bench, plan, args.delay_ms / 1000)
             if "distance" in figures:
                 only["distance"] = figure_distance(bench, plan, args.delay_ms / 1000)
+            if "paired" in figures:
+                only["paired"] = figure_paired(bench, plan)
             if "ingress" in figures:
                 with contextlib.ExitStack() as anchors:
                     if not args.no_seed:
@@ -2203,6 +2310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say("[1] starting the seed's design (../shared/anchors/seed-django)")
                 bench.seed = anchors.enter_context(SeedAnchor())
             results["ingress"] = figure_ingress(bench, plan)
+        say("[1] c = 1, the fronts taking turns request by request")
+        results["paired"] = figure_paired(bench, plan)
         if not args.skip_sweep:
             results["sweep"] = figure_sweep(bench, plan)
             results["chosen"] = choose_concurrency(results["sweep"])

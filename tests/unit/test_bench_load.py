@@ -1,11 +1,13 @@
-"""The benchmark's scheduler reading (bench/_load.py): what a front's threads waited for a core."""
+"""The benchmark's load (bench/_load.py): the scheduler reading (what a front's threads waited
+for a core), and the blocking client of figure_paired."""
 
 from __future__ import annotations
 
 import os
 import threading
 
-from bench._load import LoadResult, ProcessTree, Schedstat
+from bench._load import BlockingConnection, LoadResult, ProcessTree, Schedstat
+from tests.local_http import DROP, ScriptedServer, json_reply
 
 
 class _This(ProcessTree):
@@ -68,3 +70,29 @@ def test_rounds_add_their_waits_and_an_unread_round_makes_the_sum_unknown() -> N
     unread = a + LoadResult(1, [0.01], {202: 1}, 0.01, 0.002)
     assert "queued_ms_per_request" not in unread.figures()
     assert "scheduled_per_request" not in unread.figures()
+
+
+def _post(n: int) -> bytes:
+    body = b'{"n": %d}' % n
+    return b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_the_blocking_client_reads_whole_answers_on_one_kept_alive_connection() -> None:
+    server = ScriptedServer(lambda seen, status: json_reply(status, {"padding": "x" * 100_000}))
+    server.script = [
+        202,
+        202,
+        lambda seen: json_reply(202, {"last": True}, Connection="close"),
+        DROP,  # closed without an answer: 599, and a new connection for the next
+        202,
+    ]
+    conn = BlockingConnection(server.port)
+    try:
+        answers = [conn.exchange(_post(i)) for i in range(5)]
+    finally:
+        conn.close()
+        server.close()
+    assert [status for status, _ in answers] == [202, 202, 202, 599, 202]
+    assert all(took > 0 for _, took in answers)
+    assert [seen.content for seen in server.requests] == [b'{"n": %d}' % i for i in range(5)]
+    assert server.connections == 3  # one, a new one after its close, one after the drop
