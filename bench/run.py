@@ -65,6 +65,7 @@ from bench._common import (
     RESULTS,
     machine,
     summary,
+    work_directory,
     write_json,
     write_markdown,
 )
@@ -221,6 +222,8 @@ def warm_backends(project: str) -> None:
 
 #: events sent through an ingress before anything is measured (see warm_emulators)
 WARM_EVENTS = 2000
+#: at each level of figure 1, every front's warm-up: this many requests per connection
+WARM_PER_CONNECTION = 16
 
 
 def warm_emulators(bench: Bench, n: int = WARM_EVENTS) -> None:
@@ -476,10 +479,16 @@ def figure_ingress(
             for name, (source, _, _) in candidates.items():
                 server = Server(source, "ingress", asgi_env, threads=threads, cwd=REPO)
                 fronts[name] = (stack.enter_context(server), False)
+            # Every front warmed at this level's concurrency before any is measured: the
+            # threads, connections and pools the level uses, made before the clock starts.
+            warm = WARM_PER_CONNECTION * c
             for front, _ in fronts.values():
                 if isinstance(front, Server):
-                    run_load(front.port, bench.requests(max(8, 4)), min(c, 8))  # warm up
+                    run_load(front.port, bench.requests(warm), c)
             if bench.seed is not None:
+                run_load(
+                    bench.seed.port, seed_requests(event_bodies(warm, secrets.token_hex(3))), c
+                )
                 fronts["seed"] = (bench.seed, True)
             names = list(fronts)
             for r, part in enumerate(parts):
@@ -2245,8 +2254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # what waking a thread costs here, before anything of ours runs (bench/wake_probe.py)
     results["machine"]["wake_round_trips"] = wake_probe.measure(WAKE_ROUND_TRIPS)
     started = time.perf_counter()
+    where, results["machine"]["work_directory_fs"] = work_directory()
     with (
-        tempfile.TemporaryDirectory(prefix="hookpress-bench-") as tmp,
+        tempfile.TemporaryDirectory(prefix="hookpress-bench-", dir=where) as tmp,
         bench_environment(Path(tmp)) as bench,
     ):
         if args.profile:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 
+from bench._common import work_directory
 from bench._load import BlockingConnection, LoadResult, ProcessTree, Schedstat
 from tests.local_http import DROP, ScriptedServer, json_reply
 
@@ -96,3 +97,14 @@ def test_the_blocking_client_reads_whole_answers_on_one_kept_alive_connection() 
     assert all(took > 0 for _, took in answers)
     assert [seen.content for seen in server.requests] == [b'{"n": %d}' % i for i in range(5)]
     assert server.connections == 3  # one, a new one after its close, one after the drop
+
+
+def test_the_work_directory_goes_in_ram_when_a_tmpfs_has_room(tmp_path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"tmpfs {tmp_path} tmpfs rw 0 0\n/dev/vda / ext4 rw 0 0\n")
+    where = {"ram": tmp_path, "mounts": mounts, "default": "/tmp"}
+    assert work_directory(room=1, **where) == (str(tmp_path), "tmpfs")
+    # no room: the system's temporary directory, and the type of the file system it is on
+    assert work_directory(room=2**62, **where) == (None, "ext4")
+    mounts.write_text("/dev/vda / ext4 rw 0 0\n")  # not a tmpfs
+    assert work_directory(room=1, **where) == (None, "ext4")
