@@ -311,8 +311,9 @@ def build_requests(
     return sign_requests(event_bodies(n, tag, size), secrets, schemes)
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
+def _parse_head(head: bytes) -> tuple[int, int, bool, bool]:
+    """An answer's status line and headers: its status, ``Content-Length`` (0 if none),
+    whether it says ``Connection: close``, and whether it is chunked."""
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
     length = 0
@@ -327,6 +328,12 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
             close = True
         elif name == "transfer-encoding" and "chunked" in value.lower():
             chunked = True
+    return status, length, close, chunked
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status, length, close, chunked = _parse_head(head)
     if chunked:
         while True:
             size = int((await reader.readline()).strip() or b"0", 16)
@@ -400,18 +407,9 @@ class BlockingConnection:
     def _answer(self) -> tuple[int, bool]:
         self._fill(lambda: b"\r\n\r\n" in self._buffer)
         head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        length, close = 0, False
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value.strip())
-            elif name == "connection" and value.strip().lower() == "close":
-                close = True
-            elif name == "transfer-encoding":
-                raise ValueError("a chunked answer: every front here sends a length")
+        status, length, close, chunked = _parse_head(head)
+        if chunked:
+            raise ValueError("a chunked answer: every front here sends a length")
         self._fill(lambda: len(self._buffer) >= length)
         self._buffer = self._buffer[length:]
         return status, close

@@ -262,10 +262,10 @@ def test_uvicorn_runs_on_httptools_and_uvloop(server: FunctionProcess, backends:
 # and continued (SIGCONT) before its next request: the mark's thread gets no CPU in between.
 
 
-def _accept(server: FunctionProcess) -> str:
-    """POST one new Stripe event; its key, once answered 202."""
+def _accept(server: FunctionProcess, timeout_s: float = 30) -> str:
+    """POST one new Stripe event; its key, once answered 202 within ``timeout_s``."""
     body = unique_body("paused")
-    conn = http.client.HTTPConnection(HOST, server.port, timeout=30)
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=timeout_s)
     try:
         conn.request("POST", "/stripe", body=body, headers=signed("stripe", body))
         resp = conn.getresponse()
@@ -382,21 +382,6 @@ def _first_request_refused_with_handshakes_held(
     assert held == dict.fromkeys(fronts, 1)
 
 
-def _accept_within(server: FunctionProcess, timeout_s: float) -> str:
-    """POST one new Stripe event; its key, once answered 202 within ``timeout_s``."""
-    body = unique_body("after-held")
-    conn = http.client.HTTPConnection(HOST, server.port, timeout=timeout_s)
-    try:
-        conn.request("POST", "/stripe", body=body, headers=signed("stripe", body))
-        resp = conn.getresponse()
-        answer = json.loads(resp.read())
-    finally:
-        conn.close()
-    assert resp.status == 202, answer
-    key: str = answer["event_id"]
-    return key
-
-
 def _assert_quiet(server: FunctionProcess, key: str) -> None:
     """No traceback from any thread, nothing above INFO, and the event's 202 line."""
     text = server.log_path.read_text()
@@ -427,7 +412,7 @@ def test_warming_suspended_after_a_fast_first_answer_serves_the_next_event(
     finally:
         server.resume()
     timeout_s = float(ingress_env["HOOKPRESS_BACKEND_TIMEOUT_S"])
-    key = _accept_within(server, timeout_s / 2)
+    key = _accept(server, timeout_s / 2)
     record = backends.wait_status(key, "published")
     assert backends.object(urlsplit(record["raw_uri"]).path.lstrip("/")) is not None
     assert [json.loads(m.data) for m in backends.messages()] == [{"event_key": key}]
