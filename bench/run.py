@@ -1245,8 +1245,9 @@ def figure_network(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
     return out
 
 
-def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
-    """Figure 1's p50 at c = 1 with the emulators as near as there and ``delay_s`` away.
+def figure_distance(bench: Bench, plan: Plan, delay_s: float, c: int = 1) -> dict[str, Any]:
+    """Figure 1's p50 and p99 at concurrency ``c`` with the emulators as near as there and
+    ``delay_s`` away.
 
     Figure 1's emulators answer from this machine in about a millisecond: the three calls
     take 3-7 ms, so the milliseconds a server adds weigh there as they never do where the
@@ -1255,11 +1256,15 @@ def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
     (:func:`direct_same_calls`) run twice over: with the emulators near, and with each
     behind tests/latency_proxy.py (in a process of its own), ``delay_s`` a round trip, as
     a Google API is a network away from an instance. The six fronts take turns in
-    ``ROUNDS`` parts (figure 1's way), one request at a time. What the ingress adds over
-    the direct calls, in milliseconds, is its own and the server's; whether it is the same
-    near and far says whether it is a share of the calls or a fixed cost.
+    ``ROUNDS`` parts (figure 1's way), ``c`` requests at a time, each front warmed at ``c``
+    first as figure 1 warms them. What the ingress adds over the direct calls, in
+    milliseconds, is its own and the server's; whether it is the same near and far says
+    whether it is a share of the calls or a fixed cost. At ``c`` = 16 it also tells whether
+    point 3's p99 bound, missed with the emulators near in some runs, holds where every call
+    is a network round trip.
     """
-    n = plan.requests[1]
+    n = plan.requests[c]
+    threads = max(8, c)  # as figure 1 serves each level
     variables = list(_emulated().values())
     emulators = [bench.env[variable].rpartition("://") for variable in variables]
     # The proxies in a process of their own: in this one their threads would hold the
@@ -1292,7 +1297,7 @@ def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
         with contextlib.ExitStack() as stack:
             servers = {
                 f"{front}_{distance}": stack.enter_context(
-                    Server(source, target, env, workers=1, threads=8)
+                    Server(source, target, env, workers=1, threads=threads)
                 )
                 for distance, env in envs.items()
                 for front, source, target in (
@@ -1300,18 +1305,20 @@ def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
                     ("served_calls", SERVED, "served"),
                 )
             }
-            for server in servers.values():
-                run_load(server.port, bench.requests(8), 1)  # its connections and first calls
+            for server in servers.values():  # its threads, connections and first calls
+                run_load(server.port, bench.requests(WARM_PER_CONNECTION * c), c)
             names = [*servers, "direct_near", "direct_far"]
             for r in range(ROUNDS):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
-                    say(f"[distance] c = 1, {delay_s * 1000:g} ms, round {r + 1}/{ROUNDS}: {name}")
+                    say(
+                        f"[distance] c = {c}, {delay_s * 1000:g} ms, round {r + 1}/{ROUNDS}: {name}"
+                    )
                     front, distance = name.rsplit("_", 1)
                     part = events.get(name, events[f"ingress_{distance}"])[r::ROUNDS]
                     if front == "direct":
-                        result = direct_same_calls(bench, part, 1, envs[distance])
+                        result = direct_same_calls(bench, part, c, envs[distance])
                     else:
-                        result = run_load(servers[name].port, bench.signed(part), 1)
+                        result = run_load(servers[name].port, bench.signed(part), c)
                     totals[name] = totals[name] + result if name in totals else result
     finally:
         into.close()  # the proxies' process ends
@@ -1322,7 +1329,7 @@ def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
     for name, result in totals.items():
         if set(result.statuses) != {202}:  # a 200 is a duplicate: not the three calls
             raise RuntimeError(f"{name}: not every request was accepted: {result.statuses}")
-    out: dict[str, Any] = {"delay_ms": round(delay_s * 1000, 1), "requests": n}
+    out: dict[str, Any] = {"delay_ms": round(delay_s * 1000, 1), "concurrency": c, "requests": n}
     for distance in envs:
         figures = {
             front: totals[f"{front}_{distance}"].figures()
@@ -1332,7 +1339,9 @@ def figure_distance(bench: Bench, plan: Plan, delay_s: float) -> dict[str, Any]:
         out[distance] = {
             **figures,
             "p50_vs_direct": _vs(figures["ingress"], direct, "p50_ms"),
+            "p99_vs_direct": _vs(figures["ingress"], direct, "p99_ms"),
             "served_p50_vs_direct": _vs(figures["served_calls"], direct, "p50_ms"),
+            "served_p99_vs_direct": _vs(figures["served_calls"], direct, "p99_ms"),
             "p50_over_direct_ms": round(figures["ingress"]["p50_ms"] - direct["p50_ms"], 2),
             "served_p50_over_direct_ms": round(
                 figures["served_calls"]["p50_ms"] - direct["p50_ms"], 2
@@ -2239,6 +2248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --only network or distance: how far every service is (default 10 ms a round trip)",
     )
     parser.add_argument(
+        "--distance-levels",
+        default="1",
+        help="with --only distance: these concurrencies (default 1; 16 for point 3's p99)",
+    )
+    parser.add_argument(
         "--deliver-profile", type=Path, help="with --only drain: py-spy on deliver, to this folder"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -2289,7 +2303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "network" in figures:
                 only["network"] = figure_network(bench, plan, args.delay_ms / 1000)
             if "distance" in figures:
-                only["distance"] = figure_distance(bench, plan, args.delay_ms / 1000)
+                only["distance"] = [
+                    figure_distance(bench, plan, args.delay_ms / 1000, c)
+                    for c in (int(c) for c in args.distance_levels.split(","))
+                ]
             if "paired" in figures:
                 only["paired"] = figure_paired(bench, plan)
             if "ingress" in figures:
