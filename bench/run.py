@@ -1459,6 +1459,13 @@ def figure_timeline(bench: Bench) -> dict[str, Any]:
     return out
 
 
+def figure_tail(bench: Bench) -> dict[str, Any]:
+    """Where a request's time goes at c = 16, in the slowest 5 % too (bench/timeline.py
+    ``tail``): point 3's p99 bound, stage by stage."""
+    function_dir, python = deployed("ingress", bench.workdir)
+    return timeline.tail(function_dir, python, bench.env, bench.requests, bench.workdir)
+
+
 def import_summary(log: Path, top: int = 12) -> dict[str, Any]:
     """Total import time and the packages that took most (self time, summed per package)."""
     by_package: dict[str, int] = {}
@@ -2130,6 +2137,8 @@ def markdown(results: dict[str, Any], command: str) -> str:
     ]
     if "timeline" in results:
         lines += timeline.markdown(results["timeline"])
+    if "tail" in results:
+        lines += timeline.tail_markdown(results["tail"])
     if "sweep" in results:
         peak_sweep = max(r["peak_rss_mib"] for r in results["sweep"])
         lines += [
@@ -2219,8 +2228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        help="only these figures, comma-separated (cold, timeline, drain, ingress, network, "
-        "distance, paired): to "
+        help="only these figures, comma-separated (cold, timeline, tail, drain, ingress, "
+        "network, distance, paired): to "
         "<out>/only.json, "
         "not bench.*",
     )
@@ -2298,6 +2307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 only["cold_start"] = figure_cold_start(bench, plan, args.out)
             if "timeline" in figures:
                 only["timeline"] = figure_timeline(bench)
+            if "tail" in figures:
+                only["tail"] = figure_tail(bench)
             if "drain" in figures:
                 only["drain"] = figure_drain(bench, plan, args.deliver_profile)
             if "network" in figures:
@@ -2339,6 +2350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["ingress"] = figure_ingress(bench, plan)
         say("[1] c = 1, the fronts taking turns request by request")
         results["paired"] = figure_paired(bench, plan)
+        say("[1] c = 16, where the slowest requests' time goes")
+        results["tail"] = figure_tail(bench)
         if not args.skip_sweep:
             results["sweep"] = figure_sweep(bench, plan)
             results["chosen"] = choose_concurrency(results["sweep"])

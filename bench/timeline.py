@@ -58,6 +58,7 @@ from __future__ import annotations
 import json
 import socket
 import statistics
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -76,6 +77,9 @@ __all__ = [
     "markdown",
     "measure",
     "request_stages",
+    "tail",
+    "tail_markdown",
+    "tail_stages",
 ]
 
 REQUESTS = 600
@@ -83,11 +87,14 @@ SKIP = 100
 BOOTS = 7
 
 #: The wrapper functions-framework serves (``--source``, target ``ingress``), next to the
-#: deployed ``main.py``. At concurrency 1 one request is in flight, so one list holds its
-#: marks, whichever thread reads the clock.
+#: deployed ``main.py``. A request that carries an ``X-Timeline-Id`` (:func:`tail`) has
+#: its own list of marks: the loop's stages find it by that header, the pool thread's by
+#: a thread-local set when its ``ingest`` begins. Without one (a cold start's first
+#: request, :func:`measure`'s one at a time) one list holds the marks, whichever thread
+#: reads the clock.
 WRAPPER = '''\
 """The deployed ingress, its stages timed (bench/timeline.py). Not deployed."""
-import json, os, sys, time
+import json, os, sys, threading, time
 _clock = time.perf_counter
 _boot = [("main>", _clock())]
 from hookpress.startup import collector_held
@@ -106,40 +113,67 @@ from hookpress.ingress._pipeline import Ingestor
 from hookpress.publication import Publication
 _marks = []
 _done = []
+_by_id = {}  # X-Timeline-Id: that request's marks
+_current = threading.local()
+def _here():
+    return getattr(_current, "marks", _marks)
 def _timed(owner, name, before, after):
     inner = getattr(owner, name)
     def timed(*args, **kwargs):
-        _marks.append((before, _clock()))
+        marks = _here()
+        marks.append((before, _clock()))
         try:
             return inner(*args, **kwargs)
         finally:
-            _marks.append((after, _clock()))
+            marks.append((after, _clock()))
     setattr(owner, name, timed)
 _timed(hookpress.ingress, "build_ingestor", "build>", "build<")
-_timed(Ingestor, "ingest", "ingest>", "ingest<")
+_ingest = Ingestor.ingest
+def _ingest_timed(self, source, headers, *args, **kwargs):
+    _current.marks = _by_id.get(headers.get("x-timeline-id"), _marks)
+    _current.marks.append(("ingest>", _clock()))
+    try:
+        return _ingest(self, source, headers, *args, **kwargs)
+    finally:
+        _current.marks.append(("ingest<", _clock()))
+Ingestor.ingest = _ingest_timed
 _timed(Ingestor, "_verify", "verify>", "verify<")
 _start_put = RawStore.start_put
 def _start_put_timed(*args, **kwargs):
-    _marks.append(("put>", _clock()))
+    marks = _here()
+    marks.append(("put>", _clock()))
     finish = _start_put(*args, **kwargs)
     def finish_timed():
-        _marks.append(("put-wait>", _clock()))
+        marks.append(("put-wait>", _clock()))
         try:
             return finish()
         finally:
-            _marks.append(("put-wait<", _clock()))
+            marks.append(("put-wait<", _clock()))
     return finish_timed
 RawStore.start_put = _start_put_timed
 _timed(EventRecords, "create", "create>", "create<")
 _timed(EventRecords, "create_all", "create>", "create<")
 _timed(Publication, "publish_prepared", "publish>", "publish<")
-_timed(_http, "log_result", "log>", "log<")
+_log_result = _http.log_result
+def _log_timed(ingestor, log, result, name, headers, started):
+    marks = _by_id.get(headers.get("x-timeline-id"), _marks)
+    marks.append(("log>", _clock()))
+    try:
+        return _log_result(ingestor, log, result, name, headers, started)
+    finally:
+        marks.append(("log<", _clock()))
+_http.log_result = _log_timed
 @functions_framework.aio.http
 async def ingress(request):
-    _marks.append(("function>", _clock()))
+    rid = request.headers.get("x-timeline-id")
+    marks = _marks if rid is None else _by_id.setdefault(rid, [])
+    marks.append(("function>", _clock()))
     answer = await main.ingress(request)
-    _done.append(list(_marks))
-    _marks.clear()
+    if rid is None:
+        _done.append(list(_marks))
+        _marks.clear()
+    else:
+        _done.append([("id", int(rid))] + _by_id.pop(rid))
     if len(_done) == 1:
         sys.stderr.write("TIMELINE-BOOT " + json.dumps(_boot + _done[0]) + "\\n")
         sys.stderr.flush()
@@ -179,9 +213,12 @@ COLD_STAGES: tuple[tuple[str, str, str], ...] = (
 
 
 def _durations(
-    runs: Sequence[Mapping[str, float]], stages: Sequence[tuple[str, str, str]]
+    runs: Sequence[Mapping[str, float]],
+    stages: Sequence[tuple[str, str, str]],
+    quantile: float = 0.5,
 ) -> dict[str, float]:
-    """Each stage's median over ``runs`` (ms), from the runs that hold both its marks.
+    """Each stage's median (or ``quantile``) over ``runs`` (ms), from the runs that hold both
+    its marks.
 
     A stage no run holds is an error: a function of the ingress renamed under the
     wrapper would otherwise leave its stage out of the table without a word.
@@ -191,7 +228,10 @@ def _durations(
         values = [(run[end] - run[start]) * 1000 for run in runs if start in run and end in run]
         if not values:
             raise RuntimeError(f"no run timed {stage!r} ({start} to {end})")
-        out[stage] = round(statistics.median(values), 3)
+        if quantile == 0.5:
+            out[stage] = round(statistics.median(values), 3)
+        else:
+            out[stage] = round(sorted(values)[int(quantile * (len(values) - 1))], 3)
     return out
 
 
@@ -239,11 +279,18 @@ def _exchange(sock: socket.socket, request: bytes) -> tuple[float, float, bytes]
 
 
 def _server(
-    function_dir: Path, python: str, env: Mapping[str, str], stderr: Path, prelude: str = ""
+    function_dir: Path,
+    python: str,
+    env: Mapping[str, str],
+    stderr: Path,
+    prelude: str = "",
+    threads: int = 8,
 ) -> Server:
     wrapper = function_dir / "timeline_main.py"
     wrapper.write_text(prelude + WRAPPER)
-    return Server(wrapper, "ingress", env, python=python, cwd=function_dir, stderr=stderr)
+    return Server(
+        wrapper, "ingress", env, python=python, cwd=function_dir, stderr=stderr, threads=threads
+    )
 
 
 def cold_start(
@@ -334,6 +381,107 @@ def measure(
     }
 
 
+#: :func:`tail`'s load: figure 1's c = 16 events, the first of them left out as its warm-up
+TAIL_CONCURRENCY = 16
+TAIL_REQUESTS = 1500
+TAIL_SKIP = 16 * 16
+#: the slowest requests whose stages :func:`tail` sets beside everyone's
+TAIL_SHARE = 0.05
+
+
+def _with_id(request: bytes, rid: int) -> bytes:
+    """``request`` with an ``X-Timeline-Id`` header after its request line (no scheme signs it)."""
+    line, _, rest = request.partition(b"\r\n")
+    return line + b"\r\nX-Timeline-Id: %d\r\n" % rid + rest
+
+
+def tail(
+    function_dir: Path,
+    python: str,
+    env: Mapping[str, str],
+    requests: Callable[[int], list[bytes]],
+    workdir: Path,
+    *,
+    c: int = TAIL_CONCURRENCY,
+    n: int = TAIL_REQUESTS,
+    skip: int = TAIL_SKIP,
+) -> dict[str, Any]:
+    """Where a request's time goes at concurrency ``c``, in the slowest of them too.
+
+    The deployed ingress (as :func:`measure` runs it, with ``c`` threads as figure 1 serves
+    each level) takes ``n`` new events, ``c`` at a time, each of ``c`` client threads
+    sending its share one at a time on its own kept-alive connection. Each request carries
+    its number in an ``X-Timeline-Id`` header, so the wrapper keeps its marks apart from
+    the requests in flight beside it. For every stage: its median over all the requests,
+    its p99, and its median over the slowest :data:`TAIL_SHARE` of them (by the whole
+    request, client to client): where the requests that make the p99 spent what the others
+    did not. The first ``skip`` requests warm the server and are left out.
+    """
+    out = workdir / f"timeline-tail-{time.time_ns()}.json"
+    events = [_with_id(request, i) for i, request in enumerate(requests(n))]
+    server = _server(
+        function_dir,
+        python,
+        {**env, "TIMELINE_REQUESTS": str(n), "TIMELINE_OUT": str(out)},
+        workdir / "timeline-tail.log",
+        threads=max(8, c),
+    )
+    server.start()
+    client: dict[int, tuple[float, float]] = {}
+    failures: list[BaseException] = []
+
+    def connection(share: Sequence[tuple[int, bytes]]) -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for rid, request in share:
+                    sent, received, status = _exchange(sock, request)
+                    if not status.startswith(b"HTTP/1.1 202"):
+                        raise RuntimeError(f"an event was answered {status!r}")
+                    client[rid] = (sent, received)
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the caller's thread
+            failures.append(exc)
+
+    numbered = list(enumerate(events))
+    threads = [
+        threading.Thread(target=connection, args=(numbered[i::c],), daemon=True) for i in range(c)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.stop()
+    if failures:
+        raise failures[0]
+    served = {int(dict(marks)["id"]): dict(marks) for marks in json.loads(out.read_text())}
+    runs = [
+        {"sent": client[rid][0], "received": client[rid][1]} | served[rid]
+        for rid in sorted(client)
+        if rid >= skip
+    ]
+    return {"concurrency": c} | tail_stages(runs)
+
+
+def tail_stages(runs: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """The request stages over all ``runs`` (medians and p99s) and over the slowest
+    :data:`TAIL_SHARE` of them by the whole request (medians), with its p50 and p99 (ms)."""
+    totals = sorted((run["received"] - run["sent"]) * 1000 for run in runs)
+    cut = totals[int(len(totals) * (1 - TAIL_SHARE))]
+    slowest = [run for run in runs if (run["received"] - run["sent"]) * 1000 >= cut]
+    return {
+        "requests": len(runs),
+        "p50_ms": round(statistics.median(totals), 3),
+        "p99_ms": round(totals[int(0.99 * (len(totals) - 1))], 3),
+        "slowest": len(slowest),
+        "slowest_from_ms": round(cut, 3),
+        "stages_ms": _durations(runs, REQUEST_STAGES),
+        "stages_p99_ms": _durations(runs, REQUEST_STAGES, 0.99),
+        "slowest_stages_ms": _durations(slowest, REQUEST_STAGES),
+    }
+
+
 def mark_cost(project: str, n: int = 400) -> dict[str, float]:
     """What the ``published`` mark riding along costs a create, against the emulator.
 
@@ -419,3 +567,24 @@ def markdown(timeline: Mapping[str, Any]) -> list[str]:
             *(f"| {stage} | {ms} |" for stage, ms in deployed["stages_ms"].items()),
         ]
     return lines
+
+
+def tail_markdown(tail: Mapping[str, Any]) -> list[str]:
+    """bench.md's lines for :func:`tail`."""
+    lines = [
+        "",
+        f"### Where the time goes at c = {tail['concurrency']}, in the slowest requests too "
+        "(bench/timeline.py `tail`)",
+        "",
+        f"The deployed ingress, {tail['requests']} new events {tail['concurrency']} at a time: "
+        f"p50 {tail['p50_ms']} ms, p99 {tail['p99_ms']} ms. Each stage's median and p99 over "
+        f"all of them, and its median over the slowest {tail['slowest']} (from "
+        f"{tail['slowest_from_ms']} ms):",
+        "",
+        "| stage | median ms | p99 ms | the slowest: median ms |",
+        "|---|---|---|---|",
+    ]
+    return lines + [
+        f"| {stage} | {ms} | {tail['stages_p99_ms'][stage]} | {tail['slowest_stages_ms'][stage]} |"
+        for stage, ms in tail["stages_ms"].items()
+    ]

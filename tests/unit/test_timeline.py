@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from pathlib import Path
 
@@ -73,8 +74,46 @@ def test_every_function_the_wrapper_times_exists_where_it_looks() -> None:
     }
     ast.parse(timeline.WRAPPER)  # it is Python
     wrapped = re.findall(r'_timed\((\S+), "(\w+)"', timeline.WRAPPER)
-    assert len(wrapped) >= 6
-    for owner, name in [*wrapped, ("RawStore", "start_put")]:
+    assert len(wrapped) >= 5
+    by_hand = [("RawStore", "start_put"), ("Ingestor", "ingest"), ("_http", "log_result")]
+    for owner, name in [*wrapped, *by_hand]:
         assert callable(getattr(owners[owner], name)), (owner, name)
+    # the two it replaces by hand find a request's marks by its headers, taken by position
+    assert list(inspect.signature(Ingestor.ingest).parameters)[:3] == ["self", "source", "headers"]
+    assert list(inspect.signature(_http.log_result).parameters) == [
+        "ingestor",
+        "log",
+        "result",
+        "name",
+        "headers",
+        "started",
+    ]
     # the first request builds the runtime through the module's name, which the wrapper replaces
     assert "build_ingestor(os.environ)" in Path(ingress.__file__).read_text()
+
+
+def test_a_request_carries_its_number_in_a_header_and_nothing_else_changes() -> None:
+    request = b"POST /stripe HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=1,v1=ab\r\n\r\n{}"
+    numbered = timeline._with_id(request, 42)
+    assert numbered == (
+        b"POST /stripe HTTP/1.1\r\nX-Timeline-Id: 42\r\nHost: x\r\n"
+        b"Stripe-Signature: t=1,v1=ab\r\n\r\n{}"
+    )
+
+
+def test_the_tail_sets_the_slowest_requests_stages_beside_everyones() -> None:
+    # 95 requests whose create takes 2 ms, 5 whose create takes 30: the slowest 5 %
+    runs = [_request(10.0 * i, 30.0 if i % 20 == 7 else 2.0) for i in range(100)]
+    out = timeline.tail_stages(runs)
+    create = "— the record's create (the upload alongside)"
+    assert out["requests"] == 100
+    assert out["slowest"] == 5
+    assert out["slowest_from_ms"] == pytest.approx(33.4)
+    assert out["p50_ms"] == pytest.approx(5.4)
+    assert out["p99_ms"] == pytest.approx(33.4)
+    assert out["stages_ms"][create] == pytest.approx(2.0)
+    assert out["stages_p99_ms"][create] == pytest.approx(30.0)
+    assert out["slowest_stages_ms"][create] == pytest.approx(30.0)
+    assert out["slowest_stages_ms"]["— the publish"] == pytest.approx(2.0)
+    lines = timeline.tail_markdown({"concurrency": 16} | out)
+    assert any(line.startswith(f"| {create} | 2.0 | 30.0 | 30.0 |") for line in lines), lines
