@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,8 +18,12 @@ from starlette.testclient import TestClient
 
 from hookpress import ingress
 from hookpress.local.emulators import Emulators, ensure_bucket, ensure_topic
+from hookpress.local.framework import FunctionProcess
+from hookpress.logs import read_records
 from hookpress.signatures import SCHEMES
 from tests.conftest import FUNCTIONS
+from tests.local_http import Authority
+from tests.tls_front import TLSFront, trust_bundle, trust_directory
 
 BUCKET = "hookpress-raw-test"
 TOPIC = "events"
@@ -286,3 +291,55 @@ def unique_body(tag: str = "evt", **fields: Any) -> bytes:
 
 def repo_path(*parts: str) -> Path:
     return FUNCTIONS.parent.joinpath(*parts)
+
+
+@contextlib.contextmanager
+def behind_held_fronts(
+    name: str, env: dict[str, str], fronts: dict[str, TLSFront], authority: Authority, tmp: Path
+) -> Iterator[FunctionProcess]:
+    """Function ``name`` served by functions-framework with ``env`` (which points its services
+    at ``fronts``), trusting ``authority``, every front holding each handshake from now on:
+    an instance whose first request starts warming threads that wait mid-handshake. Stopped,
+    and the fronts closed, on the way out."""
+    env = {
+        **env,
+        "SSL_CERT_FILE": trust_bundle(authority, tmp / "bundle.pem"),
+        "SSL_CERT_DIR": trust_directory(authority, tmp / "cas"),
+    }
+    try:
+        for front in fronts.values():
+            front.hold()
+        process = FunctionProcess(name, name, env, tmp / f"{name}.log")
+        process.start()
+        try:
+            yield process
+        finally:
+            process.stop()
+    finally:
+        for front in fronts.values():
+            front.close()
+
+
+def handshakes_end_while_stopped(
+    server: FunctionProcess, fronts: dict[str, TLSFront], *, drop: bool
+) -> None:
+    """With ``server`` stopped (no CPU, as Cloud Run leaves an instance between requests),
+    each front finishes the handshakes it held or, with ``drop``, drops them; then the CPU
+    comes back."""
+    server.pause()
+    try:
+        for front in fronts.values():
+            front.release(drop=drop)
+        time.sleep(0.2)  # the fronts' side of the handshakes done while the instance is stopped
+    finally:
+        server.resume()
+
+
+def assert_quiet(server: FunctionProcess, key: str, outcome: str) -> None:
+    """No traceback from any thread, nothing above INFO, and one line about event ``key``,
+    with ``outcome``."""
+    text = server.log_path.read_text()
+    assert "Traceback" not in text, text
+    records = list(read_records(text.splitlines()))
+    assert not [r for r in records if r.get("severity") in {"ERROR", "CRITICAL"}], records
+    assert [r.get("outcome") for r in records if r.get("event_key") == key] == [outcome], records

@@ -24,11 +24,15 @@ import pytest
 
 from hookpress.backends._rest import endpoint_url
 from hookpress.local.framework import FunctionProcess
-from hookpress.logs import read_records
-from tests.integration.conftest import Backends
+from tests.integration.conftest import (
+    Backends,
+    assert_quiet,
+    behind_held_fronts,
+    handshakes_end_while_stopped,
+)
 from tests.integration.test_deliver import FakeWordPress, deliver_env, event, wp  # noqa: F401
 from tests.local_http import Authority
-from tests.tls_front import TLSFront, trust_bundle, trust_directory
+from tests.tls_front import TLSFront
 
 HOST = "127.0.0.1"
 #: Every timeout a warming thread could wait out: the backends' and WordPress's connect.
@@ -59,19 +63,9 @@ def held_deliver(
         "HOOKPRESS_WP_BASE_URL": fronts["wordpress"].url("/wp-json"),
         "HOOKPRESS_BACKEND_TIMEOUT_S": str(TIMEOUT_S),
         "HOOKPRESS_WP_CONNECT_TIMEOUT_S": str(TIMEOUT_S),
-        "SSL_CERT_FILE": trust_bundle(authority, tmp_path / "bundle.pem"),
-        "SSL_CERT_DIR": trust_directory(authority, tmp_path / "cas"),
     }
-    for front in fronts.values():
-        front.hold()
-    process = FunctionProcess("deliver", "deliver", env, tmp_path / "deliver.log")
-    process.start()
-    try:
+    with behind_held_fronts("deliver", env, fronts, authority, tmp_path) as process:
         yield process, fronts
-    finally:
-        process.stop()
-        for front in fronts.values():
-            front.close()
 
 
 def _first_request_answered_with_handshakes_held(
@@ -121,13 +115,7 @@ def test_warming_suspended_after_a_fast_first_answer_delivers_the_next_push(
     server, fronts = held_deliver
     key = event()
     _first_request_answered_with_handshakes_held(server, fronts)
-    server.pause()
-    try:
-        for front in fronts.values():
-            front.release(drop=drop)
-        time.sleep(0.2)  # the fronts' side of the handshakes done while the instance is stopped
-    finally:
-        server.resume()
+    handshakes_end_while_stopped(server, fronts, drop=drop)
     started = time.monotonic()
     assert _push(server, key, TIMEOUT_S / 2) == 204
     assert time.monotonic() - started < TIMEOUT_S / 2
@@ -138,8 +126,4 @@ def test_warming_suspended_after_a_fast_first_answer_delivers_the_next_push(
         assert all(accepted[name] > WARMED[name] for name in fronts), accepted
     else:  # the warmed ones, and no other
         assert accepted == WARMED
-    text = server.log_path.read_text()
-    assert "Traceback" not in text, text
-    records = list(read_records(text.splitlines()))
-    assert not [r for r in records if r.get("severity") in {"ERROR", "CRITICAL"}], records
-    assert [r.get("outcome") for r in records if r.get("event_key") == key] == ["delivered"]
+    assert_quiet(server, key, "delivered")

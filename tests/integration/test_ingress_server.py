@@ -29,11 +29,18 @@ from hookpress.backends._rest import endpoint_url
 from hookpress.ingress import Ingestor
 from hookpress.local.framework import FunctionProcess
 from hookpress.logs import read_records
-from tests.integration.conftest import Backends, signed, unique_body
+from tests.integration.conftest import (
+    Backends,
+    assert_quiet,
+    behind_held_fronts,
+    handshakes_end_while_stopped,
+    signed,
+    unique_body,
+)
 from tests.integration.test_ingress import assert_nothing_landed, snapshot
 from tests.integration.test_ingress_tls import EMULATED
 from tests.local_http import Authority
-from tests.tls_front import TLSFront, trust_bundle, trust_directory
+from tests.tls_front import TLSFront
 
 HOST = "127.0.0.1"
 CHUNK = 64 * 1024
@@ -348,22 +355,9 @@ def held_instance(
         service: TLSFront(endpoint_url(service, emulators.env)[0], authority, tmp_path / service)
         for service in EMULATED
     }
-    env = {
-        **ingress_env,
-        **{EMULATED[service]: front.url() for service, front in fronts.items()},
-        "SSL_CERT_FILE": trust_bundle(authority, tmp_path / "bundle.pem"),
-        "SSL_CERT_DIR": trust_directory(authority, tmp_path / "cas"),
-    }
-    for front in fronts.values():
-        front.hold()
-    process = FunctionProcess("ingress", "ingress", env, tmp_path / "ingress.log")
-    process.start()
-    try:
+    env = {**ingress_env, **{EMULATED[service]: front.url() for service, front in fronts.items()}}
+    with behind_held_fronts("ingress", env, fronts, authority, tmp_path) as process:
         yield process, fronts
-    finally:
-        process.stop()
-        for front in fronts.values():
-            front.close()
 
 
 def _first_request_refused_with_handshakes_held(
@@ -382,15 +376,6 @@ def _first_request_refused_with_handshakes_held(
     assert held == dict.fromkeys(fronts, 1)
 
 
-def _assert_quiet(server: FunctionProcess, key: str) -> None:
-    """No traceback from any thread, nothing above INFO, and the event's 202 line."""
-    text = server.log_path.read_text()
-    assert "Traceback" not in text, text
-    records = list(read_records(text.splitlines()))
-    assert not [r for r in records if r.get("severity") in {"ERROR", "CRITICAL"}], records
-    assert [r["outcome"] for r in records if r.get("event_key") == key] == ["accepted"], records
-
-
 @pytest.mark.parametrize("drop", [False, True], ids=["handshaken-meanwhile", "dropped-meanwhile"])
 def test_warming_suspended_after_a_fast_first_answer_serves_the_next_event(
     held_instance: tuple[FunctionProcess, dict[str, TLSFront]],
@@ -404,13 +389,7 @@ def test_warming_suspended_after_a_fast_first_answer_serves_the_next_event(
     well inside the backend timeout a thread left waiting on a dead handshake would take."""
     server, fronts = held_instance
     _first_request_refused_with_handshakes_held(server, fronts)
-    server.pause()
-    try:
-        for front in fronts.values():
-            front.release(drop=drop)
-        time.sleep(0.2)  # the fronts' side of the handshakes done while the instance is stopped
-    finally:
-        server.resume()
+    handshakes_end_while_stopped(server, fronts, drop=drop)
     timeout_s = float(ingress_env["HOOKPRESS_BACKEND_TIMEOUT_S"])
     key = _accept(server, timeout_s / 2)
     record = backends.wait_status(key, "published")
@@ -420,4 +399,4 @@ def test_warming_suspended_after_a_fast_first_answer_serves_the_next_event(
     expected = (2, 1) if drop else (1, 1)
     counts = {service: (front.accepted, front.connections) for service, front in fronts.items()}
     assert counts == dict.fromkeys(fronts, expected)
-    _assert_quiet(server, key)
+    assert_quiet(server, key, "accepted")
