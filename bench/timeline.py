@@ -64,6 +64,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench._common import percentile
 from bench._load import Server
 
 __all__ = [
@@ -215,10 +216,10 @@ COLD_STAGES: tuple[tuple[str, str, str], ...] = (
 def _durations(
     runs: Sequence[Mapping[str, float]],
     stages: Sequence[tuple[str, str, str]],
-    quantile: float = 0.5,
+    percent: float | None = None,
 ) -> dict[str, float]:
-    """Each stage's median (or ``quantile``) over ``runs`` (ms), from the runs that hold both
-    its marks.
+    """Each stage's median (or ``percent``-th percentile) over ``runs`` (ms), from the runs
+    that hold both its marks.
 
     A stage no run holds is an error: a function of the ingress renamed under the
     wrapper would otherwise leave its stage out of the table without a word.
@@ -228,10 +229,8 @@ def _durations(
         values = [(run[end] - run[start]) * 1000 for run in runs if start in run and end in run]
         if not values:
             raise RuntimeError(f"no run timed {stage!r} ({start} to {end})")
-        if quantile == 0.5:
-            out[stage] = round(statistics.median(values), 3)
-        else:
-            out[stage] = round(sorted(values)[int(quantile * (len(values) - 1))], 3)
+        middle = statistics.median(values) if percent is None else percentile(values, percent)
+        out[stage] = round(middle, 3)
     return out
 
 
@@ -467,17 +466,17 @@ def tail(
 def tail_stages(runs: Sequence[Mapping[str, float]]) -> dict[str, Any]:
     """The request stages over all ``runs`` (medians and p99s) and over the slowest
     :data:`TAIL_SHARE` of them by the whole request (medians), with its p50 and p99 (ms)."""
-    totals = sorted((run["received"] - run["sent"]) * 1000 for run in runs)
-    cut = totals[int(len(totals) * (1 - TAIL_SHARE))]
+    totals = [(run["received"] - run["sent"]) * 1000 for run in runs]
+    cut = percentile(totals, 100 * (1 - TAIL_SHARE))
     slowest = [run for run in runs if (run["received"] - run["sent"]) * 1000 >= cut]
     return {
         "requests": len(runs),
         "p50_ms": round(statistics.median(totals), 3),
-        "p99_ms": round(totals[int(0.99 * (len(totals) - 1))], 3),
+        "p99_ms": round(percentile(totals, 99), 3),
         "slowest": len(slowest),
         "slowest_from_ms": round(cut, 3),
         "stages_ms": _durations(runs, REQUEST_STAGES),
-        "stages_p99_ms": _durations(runs, REQUEST_STAGES, 0.99),
+        "stages_p99_ms": _durations(runs, REQUEST_STAGES, 99),
         "slowest_stages_ms": _durations(slowest, REQUEST_STAGES),
     }
 
